@@ -1,0 +1,49 @@
+# Zastava — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps test test-fast lint run bench image clean
+
+## install: create .venv and install zastava with its dev extras (idempotent)
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+## system-deps: Debian packages for the real-component suites (only when root)
+system-deps: install
+	@if [ "$(IS_ROOT)" = 1 ]; then $(BIN)/python -m zastava.devstack install; \
+	 else echo "system-deps: not root; real-component suites will be skipped if their packages are missing"; fi
+
+## lint: ruff and mypy (strict on src/)
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+## test: everything — lint, unit and real-component suites (as root, real components are required)
+test: install system-deps lint
+	ZASTAVA_REQUIRE_REAL=$(IS_ROOT) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-fast: unit tests only
+test-fast: install
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+
+## run: the whole stack on this machine (backend on SQLite, observer on a real engine, webhook)
+run: install system-deps
+	$(BIN)/python -m zastava.devstack run
+
+## bench: all benchmarks, figures and same-run baseline ratios
+bench: install system-deps
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

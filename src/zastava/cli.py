@@ -1,0 +1,195 @@
+"""The ``zastava`` command.
+
+Each plane contributes a sub-command group from its own ``cli`` module, registered in :data:`_GROUPS`; those
+modules import their heavy dependencies inside the commands so that ``zastava --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from . import __version__
+
+app = typer.Typer(
+    name="zastava",
+    help="Runtime inspector and admission guard for containers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+#: (module, attribute, group name) of plane command groups; each attribute is a ``typer.Typer``.
+_GROUPS: list[tuple[str, str, str]] = []
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def read_input(source: str) -> bytes:
+    """Bytes of a file path, or of standard input for ``-``."""
+    if source == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {source}: {exc.strerror or exc}")
+
+
+def write_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"zastava {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Runtime inspector and admission guard for containers."""
+
+
+# ------------------------------------------------------------------------------------------- contracts
+
+contracts_app = typer.Typer(help="Data contracts: JSON Schemas and wire examples.", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("list")
+def contracts_list() -> None:
+    """List the contracts and the schema versions this build speaks."""
+    from .contracts import versions
+    from .contracts.examples import CONTRACTS
+
+    for name, item in CONTRACTS.items():
+        speaks = ", ".join(str(v) for v in versions.supported(name)) if name in versions.schemas else "-"
+        typer.echo(f"{name}\t{speaks}\t{item.description}")
+
+
+@contracts_app.command("schema")
+def contracts_schema(
+    name: Annotated[str, typer.Argument(help="e.g. zastava.runtime.event or runtime-event")],
+) -> None:
+    """Print the JSON Schema of a contract."""
+    from .contracts.examples import contract
+
+    try:
+        write_json(contract(name).json_schema())
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+
+
+@contracts_app.command("example")
+def contracts_example(name: Annotated[str, typer.Argument()]) -> None:
+    """Print a complete example exactly as sent on the wire (envelope included)."""
+    from .contracts.examples import contract
+
+    try:
+        write_json(contract(name).example())
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+
+
+# ----------------------------------------------------------------------------------------------- canon
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON for canonicalisation")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate object key {key!r}")
+        out[key] = value
+    return out
+
+
+@app.command("canon")
+def canon(
+    id_: Annotated[bool, typer.Option("--id", help="Print the multihash id instead of the bytes.")] = False,
+    source: Annotated[str, typer.Argument(help="JSON file, or - for standard input")] = "-",
+) -> None:
+    """Canonical JSON (RFC 8785) of the input, or its id ``sha256-<base64url>``."""
+    from .contracts.canonical import CanonicalizationError, canonical_bytes, multihash_id
+
+    raw = read_input(source)
+    try:
+        value = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(f"input is not valid JSON: {exc}")
+    try:
+        data = canonical_bytes(value)
+    except CanonicalizationError as exc:
+        fail(str(exc))
+    if id_:
+        typer.echo(multihash_id(data))
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+config_app = typer.Typer(help="Configuration (spec §6).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print a complete example configuration."""
+    from .config import example_config_yaml
+
+    sys.stdout.write(example_config_yaml())
+
+
+@config_app.command("validate")
+def config_validate(
+    source: Annotated[str, typer.Argument(help="YAML file, or - for standard input")],
+) -> None:
+    """Exit 0 when the configuration is valid; 2 with each error's key path when not."""
+    from .config import ConfigError, load_config
+
+    try:
+        if source == "-":
+            load_config(text=read_input("-").decode("utf-8", errors="replace"), warn=False)
+        else:
+            load_config(source, warn=False)
+    except ConfigError as exc:
+        for path, message in exc.errors:
+            err.print(f"{path}: {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    typer.echo("valid")
+
+
+def _register_groups() -> None:
+    for module_name, attribute, group in _GROUPS:
+        module = importlib.import_module(module_name, __package__)
+        app.add_typer(getattr(module, attribute), name=group)
+
+
+_register_groups()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

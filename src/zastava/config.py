@@ -1,0 +1,355 @@
+"""Zastava's configuration: the YAML of spec §6 (root key ``zastava``) as typed, validated settings.
+
+Sources, lowest to highest precedence: built-in defaults, the YAML file, environment variables
+``ZASTAVA_<SECTION>__<KEY>…`` (``__`` separates nesting levels; keys are the YAML's camelCase names,
+case-insensitive, e.g. ``ZASTAVA_RUNTIME__COLLECT__MAXLIBS=128``). Unknown keys are refused. Integer
+sizes accept ``64_000_000``, ``64MB`` and ``50MiB``.
+
+This module depends on nothing else of Zastava's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = [
+    "ConfigError",
+    "ZastavaConfig",
+    "authority_guardrail_warnings",
+    "example_config_yaml",
+    "load_config",
+    "parse_size",
+]
+
+log = logging.getLogger("zastava.config")
+
+_SIZE_RE = re.compile(r"^\s*(?P<num>[0-9][0-9_]*)\s*(?P<unit>[kKmMgGtT]i?[bB]?|[bB])?\s*$")
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+
+
+def parse_size(value: Any) -> Any:
+    """``64_000_000`` / ``"64_000_000"`` / ``"64MB"`` / ``"50MiB"`` → int; other values pass through."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        return value
+    match = _SIZE_RE.match(value)
+    if match is None:
+        return value  # let the int validator produce its error
+    number = int(match["num"])
+    unit = (match["unit"] or "").lower()
+    binary = "i" in unit
+    base = unit[:1] if unit[:1] != "b" else ""
+    factor = 1024 ** "_kmgt".index(base) if binary and base else _UNITS[base]
+    return number * factor
+
+
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+PositiveSize = Annotated[int, BeforeValidator(parse_size), Field(ge=1)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------- spec §6
+
+
+class Mode(Section):
+    observer: bool = True
+    webhook: bool = True
+
+
+class Backend(Section):
+    base_address: str = "https://scanner-web.internal"
+    policy_path: str = "/api/v1/scanner/policy/runtime"
+    events_path: str = "/api/v1/scanner/runtime/events"
+    request_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    allow_insecure_http: bool = False
+
+    @model_validator(mode="after")
+    def _scheme(self) -> Backend:
+        address = self.base_address.lower()
+        if not address.startswith(("https://", "http://")):
+            raise ValueError(f"baseAddress must be an http(s) URL, got {self.base_address!r}")
+        if address.startswith("http://") and not self.allow_insecure_http:
+            raise ValueError("baseAddress uses plain http but allowInsecureHttp is false")
+        for name in ("policy_path", "events_path"):
+            if not getattr(self, name).startswith("/"):
+                raise ValueError(f"{to_camel(name)} must start with '/'")
+        return self
+
+
+class Authority(Section):
+    issuer: str = "https://authority.internal"
+    client_id: str = "zastava-observer"
+    client_secret_path: str | None = None
+    private_key_jwt_path: str | None = None
+    audience: list[str] = Field(default_factory=lambda: ["scanner", "zastava"])
+    scopes: list[str] = Field(default_factory=lambda: ["api:scanner.runtime.write"])
+    refresh_skew_seconds: int = Field(120, ge=0, le=3600)
+    require_dpop: bool = True
+    require_mutual_tls: bool = True
+    allow_static_token_fallback: bool = False
+    static_token_path: str | None = None
+    client_cert_path: str | None = None
+    client_key_path: str | None = None
+    ca_bundle_path: str | None = None
+
+    @model_validator(mode="after")
+    def _static(self) -> Authority:
+        if self.allow_static_token_fallback and not self.static_token_path:
+            raise ValueError("allowStaticTokenFallback is true but staticTokenPath is not set")
+        return self
+
+
+class Logging(Section):
+    include_scopes: bool = True
+    include_activity_tracking: bool = True
+    static_scope: dict[str, str] = Field(default_factory=lambda: {"plane": "runtime"})
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class Metrics(Section):
+    meter_name: str = "StellaOps.Zastava"
+    meter_version: str = "1.0.0"
+    common_tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _tags(self) -> Metrics:
+        for key in self.common_tags:
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key):
+                raise ValueError(f"commonTags key {key!r} is not a valid metric label name")
+        return self
+
+
+class Collect(Section):
+    entry_trace: bool = True
+    loaded_libs: bool = True
+    max_libs: PositiveSize = Field(256, le=65536)
+    max_hash_bytes_per_container: Size = 64_000_000
+    max_depth: PositiveSize = Field(48, le=1024)
+
+
+class Runtime(Section):
+    authority: Authority = Field(default_factory=Authority)
+    tenant: str = Field("tenant-01", min_length=1, max_length=253)
+    environment: str = "prod"
+    deployment: str = "cluster-a"
+    logging: Logging = Field(default_factory=Logging)
+    metrics: Metrics = Field(default_factory=Metrics)
+    engine: Literal["containerd", "cri-o", "docker", "auto"] = "auto"
+    procfs: str = "/host/proc"
+    collect: Collect = Field(default_factory=Collect)
+
+
+class AdmissionVerify(Section):
+    image_signature: bool = True
+    sbom_referrer: bool = True
+    scanner_policy_pass: bool = True
+
+
+class Admission(Section):
+    enforce: bool = True
+    fail_open_namespaces: list[str] = Field(default_factory=lambda: ["dev", "test"])
+    verify: AdmissionVerify = Field(default_factory=AdmissionVerify)
+    cache_ttl_seconds: int = Field(300, ge=0, le=86400)
+    resolve_tags: bool = True
+
+
+class Limits(Section):
+    events_per_second: float = Field(50, gt=0)
+    burst: PositiveSize = 200
+    per_node_queue: PositiveSize = 10_000
+
+
+class Mounts(Section):
+    containerd_sock: str = "/run/containerd/containerd.sock:ro"
+    proc: str = "/proc:/host/proc:ro"
+    runtime_state: str = "/var/lib/containerd:ro"
+
+    @model_validator(mode="after")
+    def _read_only(self) -> Mounts:
+        for name in ("containerd_sock", "proc", "runtime_state"):
+            value: str = getattr(self, name)
+            if not value.endswith(":ro"):
+                raise ValueError(f"security.mounts.{to_camel(name)} must be read-only (end with ':ro')")
+        return self
+
+
+class Security(Section):
+    mounts: Mounts = Field(default_factory=Mounts)
+
+
+# ------------------------------------------------------------------------------ extensions of the spec
+
+
+class Publisher(Section):
+    """Event batching and the disk ring buffer (spec §3.3)."""
+
+    batch_max_events: PositiveSize = Field(500, le=100_000)
+    flush_interval_seconds: float = Field(2.0, gt=0, le=60)
+    gzip: bool = True
+    buffer_dir: str = "/var/lib/zastava/buffer"
+    buffer_max_bytes: PositiveSize = 50_000_000
+
+
+class ZastavaConfig(BaseSettings):
+    """The ``zastava:`` section of the YAML, with environment overrides."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ZASTAVA_",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+    )
+
+    mode: Mode = Field(default_factory=Mode)
+    backend: Backend = Field(default_factory=Backend)
+    runtime: Runtime = Field(default_factory=Runtime)
+    admission: Admission = Field(default_factory=Admission)
+    limits: Limits = Field(default_factory=Limits)
+    security: Security = Field(default_factory=Security)
+    publisher: Publisher = Field(default_factory=Publisher)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: environment over the YAML (passed as init kwargs by load_config) over defaults.
+        return (env_settings, init_settings)
+
+
+class ConfigError(ValueError):
+    """Invalid configuration. ``errors`` holds ``(key path, message)`` pairs, key paths from ``zastava``."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(f"{path}: {message}" for path, message in errors))
+
+
+def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Aliases of the model at ``loc`` (to suggest the right spelling of a misspelt key)."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = next(
+            (f for n, f in current.model_fields.items() if part in (n, f.alias)),
+            None,
+        )
+        if field is None:
+            return []
+        current = field.annotation
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return []
+
+
+def _errors(exc: ValidationError) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path = ".".join(["zastava", *(str(p) for p in loc)])
+        message = err["msg"]
+        if err["type"] == "extra_forbidden" and loc:
+            candidates = difflib.get_close_matches(str(loc[-1]), _known_keys(ZastavaConfig, loc[:-1]), n=1)
+            message = "unknown key" + (f" (did you mean {candidates[0]!r}?)" if candidates else "")
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        out.append((path, message))
+    return out
+
+
+def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([(origin, f"not valid YAML: {exc}")]) from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict) or set(document) - {"zastava"}:
+        keys = sorted(map(str, document)) if isinstance(document, dict) else []
+        extra = [k for k in keys if k != "zastava"]
+        raise ConfigError(
+            [(k, "unknown top-level key; the configuration lives under 'zastava:'") for k in extra]
+            or [(origin, "the document must be a mapping with the root key 'zastava'")]
+        )
+    section = document.get("zastava")
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError([("zastava", "must be a mapping")])
+    return section
+
+
+def load_config(
+    source: str | Path | None = None,
+    *,
+    text: str | None = None,
+    warn: bool = True,
+) -> ZastavaConfig:
+    """Load and validate. ``source`` is a YAML path (``-`` is not handled here: pass ``text``)."""
+    data: dict[str, Any] = {}
+    if text is not None:
+        data = _read_yaml(text, "<stdin>")
+    elif source is not None:
+        path = Path(source)
+        try:
+            content = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([(str(path), f"cannot read: {exc.strerror or exc}")]) from None
+        data = _read_yaml(content, str(path))
+    try:
+        config = ZastavaConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_errors(exc)) from None
+    if warn:
+        for warning in authority_guardrail_warnings(config):
+            log.warning(warning["message"], extra={"zastava_fields": warning})
+    return config
+
+
+def authority_guardrail_warnings(config: ZastavaConfig) -> list[dict[str, Any]]:
+    """Structured warnings for every relaxed authority guardrail (spec §7)."""
+    authority = config.runtime.authority
+    relaxed = []
+    if not authority.require_dpop:
+        relaxed.append(("requireDpop", False, "OpToks are sent without DPoP proof-of-possession"))
+    if not authority.require_mutual_tls:
+        relaxed.append(("requireMutualTls", False, "backend calls are made without a client certificate"))
+    if authority.allow_static_token_fallback:
+        relaxed.append(("allowStaticTokenFallback", True, "a static bootstrap token may be used"))
+    return [
+        {
+            "event": "authority.guardrail.relaxed",
+            "key": f"zastava.runtime.authority.{key}",
+            "value": value,
+            "tenant": config.runtime.tenant,
+            "message": f"authority guardrail relaxed: zastava.runtime.authority.{key}={str(value).lower()}; "
+            + why,
+        }
+        for key, value, why in relaxed
+    ]
+
+
+def example_config_yaml() -> str:
+    """A complete configuration with every key, as in spec §6 (validates with ``load_config``)."""
+    data = {"zastava": ZastavaConfig.model_construct().model_dump(by_alias=True, mode="json")}
+    data["zastava"]["runtime"]["procfs"] = "/host/proc"
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)

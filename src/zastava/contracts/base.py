@@ -1,0 +1,70 @@
+"""Common base for contract models: camelCase on the wire, unknown fields refused, None omitted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+__all__ = ["ContractModel", "OptionalField", "UtcDatetime", "format_utc", "since"]
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def OptionalField(default: Any = None, *, since: str | None = None, **kwargs: Any) -> Any:
+    """A field that is absent on the wire when unset.
+
+    ``since`` marks a field appended in a later minor of the schema (recorded in the JSON Schema as
+    ``x-since``); such fields are removed when writing an older minor.
+    """
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    if since is not None:
+        extra["x-since"] = since
+    return Field(default, exclude_if=_is_none, json_schema_extra=extra or None, **kwargs)
+
+
+def since(version: str, **kwargs: Any) -> Any:
+    """A required field appended in a later minor (kept for completeness; prefer optional additions)."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra["x-since"] = version
+    return Field(json_schema_extra=extra, **kwargs)
+
+
+def format_utc(value: datetime) -> str:
+    """RFC 3339 UTC with a ``Z``; fractional seconds only when present (microsecond precision)."""
+    value = value.astimezone(UTC)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}"
+    return text + "Z"
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+#: A timezone-aware timestamp normalised to UTC and written as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``.
+UtcDatetime = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(format_utc, return_type=str, when_used="json"),
+]
+
+
+class ContractModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+        validate_assignment=False,
+        ser_json_inf_nan="strings",
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON-compatible dict exactly as sent (aliases, unset optionals omitted)."""
+        return self.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,16 @@
+"""Telemetry: structured logs, the metrics of spec §8, optional tracing."""
+
+from .logging import configure_logging, event, fields
+from .metrics import SPEC_NAMES, ZastavaMetrics, default_metrics
+from .tracing import enable_tracing, span
+
+__all__ = [
+    "SPEC_NAMES",
+    "ZastavaMetrics",
+    "configure_logging",
+    "default_metrics",
+    "enable_tracing",
+    "event",
+    "fields",
+    "span",
+]

@@ -1,0 +1,42 @@
+"""Runtime core start-up shared by every component (the spec's ``AddZastavaRuntimeCore``).
+
+Binds the validated config, installs structured logging with the static scope and component, emits the
+authority guardrail warnings of §7, and returns the component's metrics with ``commonTags``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TextIO
+
+from ..config import ZastavaConfig, authority_guardrail_warnings
+from .logging import configure_logging, event
+from .metrics import ZastavaMetrics, default_metrics
+
+__all__ = ["runtime_core"]
+
+log = logging.getLogger("zastava.runtime")
+
+
+def runtime_core(config: ZastavaConfig, component: str, *, stream: TextIO | None = None) -> ZastavaMetrics:
+    runtime = config.runtime
+    scope = {**runtime.logging.static_scope, "component": component}
+    common = {
+        "tenant": runtime.tenant,
+        "environment": runtime.environment,
+        "deployment": runtime.deployment,
+        **runtime.metrics.common_tags,
+    }
+    configure_logging(
+        runtime.logging.level,
+        fmt=runtime.logging.format,
+        static_scope=scope,
+        common=common,
+        include_scopes=runtime.logging.include_scopes,
+        stream=stream,
+    )
+    for warning in authority_guardrail_warnings(config):
+        event(
+            log, logging.WARNING, warning["message"], **{k: v for k, v in warning.items() if k != "message"}
+        )
+    return default_metrics(runtime.metrics.common_tags)

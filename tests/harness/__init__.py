@@ -1,0 +1,1 @@
+"""Test harness: real components as pytest fixtures (see ``tests/conftest.py``)."""

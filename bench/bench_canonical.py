@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from bench.common import median, timeit, us
 from zastava.contracts import LoadedLib, canonical_bytes
 from zastava.contracts.examples import example_runtime_event
-
-from bench.common import median, timeit, us
 
 
 def _event_body() -> dict[str, object]:
     event = example_runtime_event()
     libs = [
-        LoadedLib(path=f"/usr/lib/x86_64-linux-gnu/libexample{i}.so.{i % 7}", inode=100000 + i, sha256=f"{i:064x}")
+        LoadedLib(
+            path=f"/usr/lib/x86_64-linux-gnu/libexample{i}.so.{i % 7}", inode=100000 + i, sha256=f"{i:064x}"
+        )
         for i in range(40)
     ]
     return event.model_copy(update={"loaded_libs": libs}).wire()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
 from typing import Any
 
 import orjson

@@ -28,6 +28,8 @@ err = Console(stderr=True)
 
 #: (module, attribute, group name) of plane command groups; each attribute is a ``typer.Typer``.
 _GROUPS: list[tuple[str, str, str]] = []
+#: (module, attribute, command name) of top-level plane commands; each attribute is a typer command function.
+_COMMANDS: list[tuple[str, str, str]] = []
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -178,13 +180,16 @@ def config_validate(
     typer.echo("valid")
 
 
-def _register_groups() -> None:
+def _register_planes() -> None:
     for module_name, attribute, group in _GROUPS:
         module = importlib.import_module(module_name, __package__)
         app.add_typer(getattr(module, attribute), name=group)
+    for module_name, attribute, command in _COMMANDS:
+        module = importlib.import_module(module_name, __package__)
+        app.command(command)(getattr(module, attribute))
 
 
-_register_groups()
+_register_planes()
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The node agent (spec §3): inspection, EntryTrace, engines, drift, publisher."""

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps test test-fast lint run bench image clean
+.PHONY: install system-deps test test-fast lint run bench image manifests clean
 
 ## install: create .venv and install zastava with its dev extras (idempotent)
 install: $(STAMP)
@@ -47,3 +47,9 @@ bench: install system-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+
+## manifests: render the Helm chart into deploy/manifests/ (plain manifests, namespace stellaops)
+manifests: install
+	@helm=$$($(BIN)/python -c 'from zastava.devstack.helm import ensure_helm; print(ensure_helm())') && \
+	 $$helm template zastava deploy/helm/zastava --namespace stellaops > deploy/manifests/zastava.yaml
+	@echo "deploy/manifests/zastava.yaml rendered"

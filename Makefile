@@ -53,3 +53,9 @@ manifests: install
 	@helm=$$($(BIN)/python -c 'from zastava.devstack.helm import ensure_helm; print(ensure_helm())') && \
 	 $$helm template zastava deploy/helm/zastava --namespace stellaops > deploy/manifests/zastava.yaml
 	@echo "deploy/manifests/zastava.yaml rendered"
+
+## image: build the container image (BASE_IMAGE=python:3.11-slim-bookworm by default)
+IMAGE ?= zastava:dev
+BASE_IMAGE ?= python:3.11-slim-bookworm
+image:
+	docker build --tag $(IMAGE) --build-arg BASE_IMAGE=$(BASE_IMAGE) .

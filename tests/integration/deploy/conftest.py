@@ -1,0 +1,38 @@
+"""The Zastava image, built here from the Dockerfile on a locally debootstrapped Debian base (no registry)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.harness.real import start_real
+from zastava import devstack
+from zastava.devstack.baseimage import build_wheelhouse, debian_base_image
+
+ROOT = Path(__file__).resolve().parents[3]
+IMAGE = "zastava-test/zastava:dev"
+
+
+@pytest.fixture(scope="session")
+def zastava_image(docker_engine: devstack.DockerEngine) -> str:
+    def build() -> str:
+        build_wheelhouse(ROOT)
+        base = debian_base_image(docker_engine)
+        docker_engine.docker(
+            "build",
+            "--quiet",
+            "--tag",
+            IMAGE,
+            "--build-arg",
+            f"BASE_IMAGE={base}",
+            "--build-arg",
+            "PIP_NO_INDEX=1",
+            "--build-arg",
+            "PIP_FIND_LINKS=/src/.wheelhouse",
+            str(ROOT),
+            timeout=900,
+        )
+        return IMAGE
+
+    return start_real(build)

@@ -1,4 +1,7 @@
-"""``python -m zastava.devstack install`` — the Debian packages of the real-component suites (root only)."""
+"""``python -m zastava.devstack install|run``.
+
+``install``: the Debian packages of the real-component suites (root only). ``run``: ``make run``.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,11 @@ def main(argv: list[str]) -> int:
             print(f"devstack: {exc}", file=sys.stderr)
             return 1
         return 0
-    print(f"usage: python -m zastava.devstack install (unknown command {command!r})", file=sys.stderr)
+    if command == "run":
+        from .run import main as run_main
+
+        return run_main(argv[1:])
+    print(f"usage: python -m zastava.devstack install|run (unknown command {command!r})", file=sys.stderr)
     return 2
 
 

@@ -165,6 +165,7 @@ class ReferenceAuthority:
         for client in config.clients:
             self._load_client_credentials(client)
         self._keys: list[SigningKey] = []
+        self._next: SigningKey | None = None
         self.rotate_keys(retire_previous=True)
         self.replay = ReplayCache(ttl=120.0)
         self.assertions = ReplayCache(ttl=120.0)
@@ -213,25 +214,35 @@ class ReferenceAuthority:
     def current_key(self) -> SigningKey:
         return self._keys[-1]
 
-    def rotate_keys(self, *, retire_previous: bool = False) -> SigningKey:
-        """A new signing key becomes current. Previous keys stay in the JWKS for the grace period (so tokens
-        they signed stay verifiable), or leave it at once with ``retire_previous``."""
-        now = time.time()
+    def _new_key(self, now: float) -> SigningKey:
         kid = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}-{secrets.token_hex(4)}"
-        key = SigningKey(kid, ECKey.generate_key("P-256", private=True, parameters={"kid": kid}), now)
+        return SigningKey(kid, ECKey.generate_key("P-256", private=True, parameters={"kid": kid}), now)
+
+    def rotate_keys(self, *, retire_previous: bool = False) -> SigningKey:
+        """The pre-published next key becomes current and a new next key is published. Keys that signed
+        before stay in the JWKS for the grace period (tokens they signed stay verifiable), or leave it at once
+        with ``retire_previous``. Publishing the next key a rotation ahead lets resource servers that
+        re-fetch the JWKS at least once per rotation period know a key before any token uses it."""
+        now = time.time()
         for old in self._keys:
             if retire_previous:
                 old.retire_at = now
             elif old.retire_at is None:
                 old.retire_at = now + self.grace_seconds
         self._keys = [k for k in self._keys if k.retire_at is None or k.retire_at > now]
-        self._keys.append(key)
-        log.info("authority signing key rotated", extra=fields(event="authority.key.rotated", kid=kid))
-        return key
+        current = self._next or self._new_key(now)
+        self._keys.append(current)
+        self._next = self._new_key(now)
+        log.info(
+            "authority signing key rotated",
+            extra=fields(event="authority.key.rotated", kid=current.kid, next_kid=self._next.kid),
+        )
+        return current
 
     def published_keys(self) -> list[SigningKey]:
         now = time.time()
-        return [k for k in self._keys if k.retire_at is None or k.retire_at > now]
+        live = [k for k in self._keys if k.retire_at is None or k.retire_at > now]
+        return live + ([self._next] if self._next else [])
 
     def jwks(self) -> dict[str, Any]:
         return {
@@ -274,7 +285,7 @@ class ReferenceAuthority:
             "scope": " ".join(scopes if scopes is not None else client.scopes),
             "iat": int(t),
             "nbf": int(t),
-            "exp": int(t + life),
+            "exp": int(t) + int(life),
             "jti": secrets.token_urlsafe(16),
         }
         cnf = {k: v for k, v in (("jkt", jkt), ("x5t#S256", x5t)) if v}

@@ -12,6 +12,8 @@ on a server ``DPoP-Nonce`` challenge or a rejected token.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import secrets
 import time
@@ -60,6 +62,19 @@ class AccessToken:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme.lower()}://{(parts.netloc or '').lower()}"
+
+
+def _jwt_exp(token: str) -> float | None:
+    """The ``exp`` of a JWT access token read without verification (only to schedule refresh)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
 def _read_secret(path: str | Path, what: str) -> str:
@@ -331,11 +346,16 @@ class TokenProvider:
         if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) or expires_in <= 0:
             raise AuthorityError("token response has no positive expires_in")
         self.tokens_fetched += 1
+        now = time.time()
+        expires_at = now + float(expires_in)
+        jwt_exp = _jwt_exp(value)
+        if jwt_exp is not None:  # a JWT's own exp wins when earlier (whole seconds, transit time)
+            expires_at = min(expires_at, jwt_exp)
         return AccessToken(
             value=value,
             token_type="DPoP" if token_type.lower() == "dpop" else "Bearer",
-            expires_at=time.time() + float(expires_in),
-            lifetime=float(expires_in),
+            expires_at=expires_at,
+            lifetime=max(expires_at - now, 0.0),
             scope=str(body.get("scope", "")),
         )
 

@@ -34,7 +34,7 @@ async def client_for(
     stack: AuthStack,
     client_id: str,
     *,
-    cert: Issued | None | bool = True,
+    cert: Issued | bool | None = True,
     scopes: list[str] | None = None,
     **kwargs: Any,
 ) -> AsyncIterator[TokenProvider]:
@@ -332,14 +332,14 @@ async def test_jwks_rotation(auth_stack: AuthStack) -> None:
         assert (await post(before, url)).status_code == 202
         fetches = verifier.jwks.fetches
 
-        # 1. routine rotation: the next key was pre-published, so no re-fetch is needed; old tokens stay valid.
+        # 1. routine rotation: the next key was pre-published (no re-fetch needed); old tokens stay valid.
         authority.rotate_keys()
         async with client_for(auth_stack, "observer") as after:
             assert (await post(after, url)).status_code == 202
             assert verifier.jwks.fetches == fetches
         assert (await post(before, url)).status_code == 202
 
-        # 2. emergency rotation, previous keys withdrawn: the unknown kid makes the verifier re-fetch the JWKS,
+        # 2. emergency rotation, previous keys withdrawn: the unknown kid makes the verifier re-fetch,
         #    after which tokens of the withdrawn keys are refused.
         authority.rotate_keys(retire_previous=True)
         authority.rotate_keys(retire_previous=True)

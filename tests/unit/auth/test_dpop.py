@@ -70,7 +70,7 @@ def test_refusals() -> None:
     refused("ath does not match", key.proof("POST", URL, access_token="a"), access_token="b")
     refused("ath does not match", key.proof("POST", URL), access_token="b")
     proof = key.proof("POST", URL)
-    head, body, sig = proof.split(".")
+    head, _body, sig = proof.split(".")
     forged = dict(claims_of(proof), htu=URL)
     forged_body = (
         base64.urlsafe_b64encode(json.dumps({**forged, "jti": "x" * 20}).encode()).rstrip(b"=").decode()

@@ -1,5 +1,5 @@
-"""``zastava authority serve`` as a real process (stopped by its PID) and ``zastava authority token`` against it,
-configured from a Zastava YAML."""
+"""``zastava authority serve`` as a real process (stopped by its PID) and ``zastava authority token`` against
+it, configured from a Zastava YAML."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ the key carries ``cnf.jkt`` = the key's RFC 7638 thumbprint.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -155,6 +156,14 @@ class NonceIssuer:
         return any(hmac.compare_digest(nonce, self._for_bucket(b)) for b in (bucket, bucket - 1))
 
 
+@functools.lru_cache(maxsize=4096)
+def _public_key(crv: str, x: str, y: str) -> tuple[ECKey, str]:
+    """A proof's public key and its thumbprint. Cached: a client proves with one key for its whole life, and
+    importing (curve point validation) costs more than verifying the signature."""
+    key = ECKey.import_key({"kty": "EC", "crv": crv, "x": x, "y": y})
+    return key, key.thumbprint()
+
+
 @dataclass(frozen=True)
 class DpopProof:
     """A verified proof: the key's thumbprint and the request it was made for."""
@@ -209,7 +218,7 @@ def verify_proof(
     if "d" in jwk:
         raise invalid_dpop_proof("DPoP proof jwk contains a private key")
     try:
-        key = ECKey.import_key({k: v for k, v in jwk.items() if k in ("kty", "crv", "x", "y")})
+        key, jkt = _public_key(str(jwk.get("crv")), str(jwk.get("x")), str(jwk.get("y")))
         compact = jws.deserialize_compact(proof, key, algorithms=list(DPOP_ALGORITHMS))
     except JoseError as exc:
         raise invalid_dpop_proof(f"DPoP proof signature does not verify ({exc.error})") from None
@@ -252,7 +261,6 @@ def verify_proof(
             nonces.issue(t),
             "DPoP nonce missing" if nonce is None else "DPoP nonce stale or invalid",
         )
-    jkt = key.thumbprint()
     if replay is not None and not replay.add(f"{jkt}:{jti}", t):
         raise invalid_dpop_proof("DPoP proof replayed (jti already used)")
     return DpopProof(

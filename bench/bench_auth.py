@@ -75,10 +75,12 @@ def main(quick: bool = False) -> list[str]:
         loop.run_until_complete(http.aclose())
         loop.close()
     return [
-        f"server: full OpTok+DPoP verification {us(median(verify_full))} median, p99 {us(pct(verify_full, 99))}",
+        f"server: full OpTok+DPoP verification {us(median(verify_full))} median, "
+        f"p99 {us(pct(verify_full, 99))}",
         f"server baseline: JWT signature only {us(median(verify_base))} median",
         f"ratio full / baseline: {median(verify_full) / median(verify_base):.2f}x "
         f"(≈ {1 / median(verify_full):.0f} verified requests/s per core)",
-        f"client: one DPoP proof {us(median(proof))} median; baseline one JWT signature {us(median(sign_base))}; "
+        f"client: one DPoP proof {us(median(proof))} median; "
+        f"baseline one JWT signature {us(median(sign_base))}; "
         f"ratio {median(proof) / median(sign_base):.2f}x",
     ]

@@ -6,12 +6,13 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from .errors import AuthorityError
 
-__all__ = ["OidcMetadata", "fetch_metadata", "normalize_issuer"]
+__all__ = ["MetadataCache", "OidcMetadata", "check_issuer_url", "fetch_metadata", "normalize_issuer"]
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 _WELL_KNOWN = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
@@ -19,6 +20,20 @@ _WELL_KNOWN = ("/.well-known/openid-configuration", "/.well-known/oauth-authoriz
 
 def normalize_issuer(issuer: str) -> str:
     return issuer.rstrip("/")
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def check_issuer_url(issuer: str) -> str:
+    """The issuer must be an https URL; plain http only on loopback (a local development Authority).
+    Raises ``ValueError`` otherwise: client secrets and tokens never cross a network in clear text."""
+    parts = urlsplit(issuer)
+    if parts.scheme == "https" and parts.hostname:
+        return normalize_issuer(issuer)
+    if parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK:
+        return normalize_issuer(issuer)
+    raise ValueError(f"issuer must be an https:// URL (plain http only on loopback): {issuer!r}")
 
 
 @dataclass(frozen=True)

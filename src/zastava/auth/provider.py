@@ -29,7 +29,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from ..telemetry.logging import fields
-from .discovery import MetadataCache
+from .discovery import MetadataCache, check_issuer_url
 from .dpop import DpopKey
 from .errors import AuthorityError
 from .mtls import build_http_client
@@ -111,7 +111,7 @@ class TokenProvider:
             raise ValueError("a client secret or a private key (private-key JWT) is required")
         if allow_static_token_fallback and not static_token_path:
             raise ValueError("allowStaticTokenFallback needs staticTokenPath")
-        self.issuer = issuer
+        self.issuer = check_issuer_url(issuer)
         self.client_id = client_id
         self.audience = list(audience)
         self.scopes = list(scopes)
@@ -282,6 +282,11 @@ class TokenProvider:
     async def _fetch(self) -> AccessToken:
         metadata = await self._metadata.get()
         endpoint = metadata.token_endpoint
+        algs = metadata.dpop_signing_alg_values_supported
+        if self.require_dpop and algs and "ES256" not in algs:
+            raise AuthorityError(
+                f"the Authority does not accept ES256 DPoP proofs (it lists {', '.join(algs)})"
+            )
         nonce = self._nonces.get(_origin(endpoint))
         for attempt in range(2):
             form: dict[str, Any] = {"grant_type": "client_credentials"}

@@ -27,7 +27,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from .discovery import MetadataCache, get_json, normalize_issuer
+from .discovery import MetadataCache, check_issuer_url, get_json, normalize_issuer
 from .dpop import NonceIssuer, ReplayCache, verify_proof
 from .errors import AuthError, AuthorityError, insufficient_scope, invalid_token, missing_credentials
 from .mtls import cert_thumbprint, peer_certificate_der
@@ -240,6 +240,7 @@ class OpTokVerifier:
         replay_cache: ReplayCache | None = None,
         nonce_issuer: NonceIssuer | None = None,
     ) -> None:
+        check_issuer_url(settings.issuer)
         self.settings = settings
         self._own_client = http_client is None
         if http_client is None:

@@ -174,3 +174,12 @@ def test_refresh_due_never_past_half_life() -> None:
     assert not token.refresh_due(994.9, skew=120)
     assert token.refresh_due(995.0, skew=120)
     assert not token.refresh_due(997.9, skew=2) and token.refresh_due(998.0, skew=2)
+
+
+def test_issuer_must_be_https_except_on_loopback() -> None:
+    for bad in ("http://authority.internal", "ftp://x", "authority.internal"):
+        with pytest.raises(ValueError, match="https://"):
+            TokenProvider(issuer=bad, client_id="c", client_secret="s")
+        with pytest.raises(ValueError, match="https://"):
+            OpTokVerifier(VerifierSettings(issuer=bad))
+    TokenProvider(issuer="http://127.0.0.1:8080/", client_id="c", client_secret="s")

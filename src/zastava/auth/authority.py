@@ -48,6 +48,7 @@ __all__ = [
     "SigningKey",
     "hash_secret",
     "load_authority_config",
+    "write_dev_setup",
 ]
 
 log = logging.getLogger("zastava.auth.authority")
@@ -504,3 +505,51 @@ class ReferenceAuthority:
 def hash_secret(secret: str) -> str:
     """The ``secretSha256`` value for a client secret."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def write_dev_setup(directory: Path, *, issuer: str, tenant: str = "tenant-01") -> dict[str, Path]:
+    """Write a development Authority setup into ``directory``: ``authority.yaml`` with an observer client
+    (``api:scanner.runtime.write``) and a webhook client (``api:scanner.policy.read``) of ``tenant``, and
+    their random secrets (mode 0600). Existing files are not overwritten (``FileExistsError``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "config": directory / "authority.yaml",
+        "observer_secret": directory / "observer.secret",
+        "webhook_secret": directory / "webhook.secret",
+    }
+    for path in paths.values():
+        if path.exists():
+            raise FileExistsError(f"{path} exists; not overwriting")
+    for name in ("observer_secret", "webhook_secret"):
+        path = paths[name]
+        with path.open("x", encoding="utf-8") as handle:
+            path.chmod(0o600)
+            handle.write(secrets.token_urlsafe(32) + "\n")
+    document = {
+        "authority": {
+            "issuer": issuer,
+            "tokenLifetimeSeconds": 300,
+            "keyRotationSeconds": 86400,
+            "requireDpop": True,
+            "tenants": [tenant],
+            "clients": [
+                {
+                    "clientId": "zastava-observer",
+                    "tenant": tenant,
+                    "secretFile": "observer.secret",
+                    "audiences": ["scanner", "zastava"],
+                    "scopes": ["api:scanner.runtime.write"],
+                },
+                {
+                    "clientId": "zastava-webhook",
+                    "tenant": tenant,
+                    "secretFile": "webhook.secret",
+                    "audiences": ["scanner", "zastava"],
+                    "scopes": ["api:scanner.policy.read"],
+                },
+            ],
+        }
+    }
+    AuthorityConfig.model_validate(document["authority"])
+    paths["config"].write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return paths

@@ -124,6 +124,24 @@ def hash_secret_cmd(
     typer.echo(hash_secret(text.strip()))
 
 
+@app.command("init")
+def init(
+    directory: Annotated[Path, typer.Argument(help="Directory for authority.yaml and the client secrets.")],
+    issuer: Annotated[str, typer.Option(help="The Authority's public URL.")] = "https://127.0.0.1:8443",
+    tenant: Annotated[str, typer.Option(help="Tenant of the observer and webhook clients.")] = "tenant-01",
+) -> None:
+    """Write a development setup: authority.yaml with observer and webhook clients and their secrets."""
+    from .authority import write_dev_setup
+
+    try:
+        paths = write_dev_setup(directory, issuer=issuer, tenant=tenant)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    for name, path in paths.items():
+        typer.echo(f"{name}\t{path}")
+
+
 @app.command("example-config")
 def example_config() -> None:
     """Print an example Authority YAML."""

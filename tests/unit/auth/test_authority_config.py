@@ -72,3 +72,17 @@ def test_cli_hash_secret_and_example(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "clientId: zastava-observer" in result.output
     result = runner.invoke(app, ["authority", "serve", "--config", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 2
+
+
+def test_cli_init_writes_a_loadable_setup(tmp_path: Path) -> None:
+    runner = CliRunner()
+    target = tmp_path / "dev"
+    result = runner.invoke(app, ["authority", "init", str(target), "--issuer", "https://127.0.0.1:9443"])
+    assert result.exit_code == 0, result.output
+    config = load_authority_config(target / "authority.yaml")
+    authority = ReferenceAuthority(config, config_dir=target)
+    assert authority.token_endpoint == "https://127.0.0.1:9443/token"
+    assert (target / "observer.secret").stat().st_mode & 0o777 == 0o600
+    assert (target / "observer.secret").read_text() != (target / "webhook.secret").read_text()
+    again = runner.invoke(app, ["authority", "init", str(target)])
+    assert again.exit_code == 2 and "not overwriting" in again.output

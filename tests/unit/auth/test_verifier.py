@@ -3,6 +3,7 @@ extension, client certificates) are covered end to end in tests/integration/auth
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -10,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from joserfc import jwt
 
 from tests.unit.auth.conftest import ISSUER
@@ -231,3 +234,20 @@ def test_settings_from_config() -> None:
         "/api/v1/scanner/policy/runtime": (SCOPE_POLICY_READ,),
     }
     assert settings.require_dpop and settings.require_mutual_tls and not settings.allow_bearer
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    authorization=st.one_of(st.none(), st.text(max_size=200), st.lists(st.text(max_size=50), max_size=3)),
+    dpop=st.one_of(st.none(), st.text(max_size=200)),
+)
+def test_hostile_headers_only_raise_auth_errors(
+    authority: ReferenceAuthority, authorization: Any, dpop: str | None
+) -> None:
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=authority.app)) as http:
+            with pytest.raises(AuthError) as info:
+                await verifier(http).verify(method="POST", url=URL, authorization=authorization, dpop=dpop)
+            assert info.value.status in (400, 401)
+
+    asyncio.run(run())

@@ -160,6 +160,7 @@ class TokenProvider:
             if authority.private_key_jwt_path
             else None
         )
+        own = http_client is None
         if http_client is None:
             http_client = cls.http_client_from_config(authority, timeout=timeout)
         provider = cls(
@@ -176,7 +177,7 @@ class TokenProvider:
             http_client=http_client,
             tenant=tenant,
         )
-        provider._own_client = True
+        provider._own_client = own
         return provider
 
     @staticmethod

@@ -154,6 +154,7 @@ class JwksCache:
         self._keys: KeySet | None = None
         self._kids: frozenset[str] = frozenset()
         self._fetched_at = 0.0
+        self._attempted_at = float("-inf")
         self._lock = asyncio.Lock()
         self.fetches = 0
 
@@ -174,22 +175,28 @@ class JwksCache:
 
     async def keys_for(self, kid: str | None) -> KeySet:
         """The key set, refreshed if stale or if ``kid`` is unknown (rate-limited)."""
-        now = time.monotonic()
-        stale = self._keys is None or now - self._fetched_at > self.cache_seconds
-        unknown = kid is not None and kid not in self._kids
-        if stale or (unknown and now - self._fetched_at >= self.min_refresh_seconds):
+        if self._due(kid):
             async with self._lock:
-                now = time.monotonic()
-                stale = self._keys is None or now - self._fetched_at > self.cache_seconds
-                unknown = kid is not None and kid not in self._kids
-                if stale or (unknown and now - self._fetched_at >= self.min_refresh_seconds):
+                if self._due(kid):
+                    self._attempted_at = time.monotonic()
                     try:
                         await self._refresh()
                     except AuthorityError:
                         if self._keys is None:
                             raise
-        assert self._keys is not None
+        if self._keys is None:
+            raise AuthorityError("the issuer's JWKS is unavailable (last fetch failed; retrying shortly)")
         return self._keys
+
+    def _due(self, kid: str | None) -> bool:
+        """A fetch is due when the keys are stale or ``kid`` is unknown — but never twice within
+        ``min_refresh_seconds`` (failed attempts count), so neither forged ``kid``s nor an Authority outage
+        turn every request into a JWKS fetch."""
+        now = time.monotonic()
+        if now - self._attempted_at < self.min_refresh_seconds:
+            return False
+        stale = self._keys is None or now - self._fetched_at > self.cache_seconds
+        return stale or (kid is not None and kid not in self._kids)
 
     def knows(self, kid: str) -> bool:
         return kid in self._kids

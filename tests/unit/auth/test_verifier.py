@@ -209,9 +209,12 @@ async def test_jwks_unreachable_is_503(
     transport.down = True
     key = DpopKey()
     token = authority.mint("observer", jkt=key.jkt)
-    await refused(
-        503, "temporarily_unavailable", "cannot fetch the issuer's keys", check(verifier(http), token, key)
-    )
+    v = verifier(http)
+    await refused(503, "temporarily_unavailable", "cannot fetch the issuer's keys", check(v, token, key))
+    # the next request within jwks_min_refresh_seconds does not hit the Authority again
+    before = transport.requests
+    await refused(503, "temporarily_unavailable", "last fetch failed", check(v, token, key))
+    assert transport.requests == before
 
 
 def test_require_tenant() -> None:

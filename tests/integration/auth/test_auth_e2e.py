@@ -320,8 +320,8 @@ async def test_refresh_before_expiry_under_steady_load(auth_stack: AuthStack) ->
         await asyncio.gather(*(worker() for _ in range(4)))
         assert len(statuses) > 40
         assert set(statuses) == {202}, [s for s in statuses if s != 202]
-        # 7 s of 3 s tokens refreshed 1 s early: at least 3 tokens, and no stampede
-        assert 3 <= provider.tokens_fetched <= 6
+        # 7 s of ~3 s tokens refreshed 1 s early (every ~2 s): at least 3 tokens, and no stampede
+        assert 3 <= provider.tokens_fetched <= 8
 
 
 async def test_jwks_rotation(auth_stack: AuthStack) -> None:

@@ -64,8 +64,9 @@ def _origin(url: str) -> str:
     return f"{parts.scheme.lower()}://{(parts.netloc or '').lower()}"
 
 
-def _jwt_exp(token: str) -> float | None:
-    """The ``exp`` of a JWT access token read without verification (only to schedule refresh)."""
+def _jwt_claims(token: str) -> dict[str, Any] | None:
+    """Claims of a JWT access token read without verification — only to schedule refresh and to check the
+    tenant audience before use; the backend verifies. None for opaque tokens."""
     parts = token.split(".")
     if len(parts) != 3:
         return None
@@ -73,7 +74,11 @@ def _jwt_exp(token: str) -> float | None:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, UnicodeDecodeError):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return claims if isinstance(claims, dict) else None
+
+
+def _jwt_exp(claims: dict[str, Any] | None) -> float | None:
+    exp = claims.get("exp") if claims else None
     return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
@@ -354,7 +359,16 @@ class TokenProvider:
         self.tokens_fetched += 1
         now = time.time()
         expires_at = now + float(expires_in)
-        jwt_exp = _jwt_exp(value)
+        claims = _jwt_claims(value)
+        if self.tenant is not None and claims is not None and "aud" in claims:
+            aud = claims["aud"]
+            audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+            if self.tenant not in audiences:
+                # spec §7 guardrail: a token without aud:<tenant> is never used
+                raise AuthorityError(
+                    f"the Authority issued a token whose audience lacks tenant {self.tenant!r}"
+                )
+        jwt_exp = _jwt_exp(claims)
         if jwt_exp is not None:  # a JWT's own exp wins when earlier (whole seconds, transit time)
             expires_at = min(expires_at, jwt_exp)
         return AccessToken(

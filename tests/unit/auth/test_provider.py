@@ -183,3 +183,9 @@ def test_issuer_must_be_https_except_on_loopback() -> None:
         with pytest.raises(ValueError, match="https://"):
             OpTokVerifier(VerifierSettings(issuer=bad))
     TokenProvider(issuer="http://127.0.0.1:8080/", client_id="c", client_secret="s")
+
+
+async def test_token_without_the_configured_tenant_audience_is_not_used(http: httpx.AsyncClient) -> None:
+    assert (await provider(http, tenant="tenant-01").token()).token_type == "DPoP"
+    with pytest.raises(AuthorityError, match="audience lacks tenant 'tenant-02'"):
+        await provider(http, tenant="tenant-02").token()

@@ -282,7 +282,8 @@ class TokenProvider:
                 algorithms=[self._assertion_alg],
             )
             return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}, None
-        assert self._client_secret is not None
+        if self._client_secret is None:
+            raise AuthorityError("no client credentials configured (clientSecretPath or privateKeyJwtPath)")
         return {}, httpx.BasicAuth(self.client_id, self._client_secret)
 
     async def _fetch(self) -> AccessToken:

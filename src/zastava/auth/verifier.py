@@ -359,8 +359,8 @@ class OpTokVerifier:
             raise invalid_token("DPoP-bound token required; 'Bearer' scheme refused")
         claims = await self._claims(token, now)
         tenant = self._tenant(claims)
-        cnf = claims.get("cnf") if isinstance(claims.get("cnf"), dict) else {}
-        assert isinstance(cnf, dict)
+        cnf_claim = claims.get("cnf")
+        cnf: dict[str, Any] = cnf_claim if isinstance(cnf_claim, dict) else {}
         jkt, x5t = cnf.get("jkt"), cnf.get("x5t#S256")
 
         # DPoP binding

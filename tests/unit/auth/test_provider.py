@@ -189,3 +189,14 @@ async def test_token_without_the_configured_tenant_audience_is_not_used(http: ht
     assert (await provider(http, tenant="tenant-01").token()).token_type == "DPoP"
     with pytest.raises(AuthorityError, match="audience lacks tenant 'tenant-02'"):
         await provider(http, tenant="tenant-02").token()
+
+
+async def test_static_only_provider_without_client_credentials(
+    tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    static = tmp_path / "static.token"
+    static.write_text("bootstrap")
+    p = provider(http, client_secret=None, allow_static_token_fallback=True, static_token_path=static)
+    assert await p.headers("GET", URL) == {"Authorization": "Bearer bootstrap"}
+    with pytest.raises(ValueError, match="client secret or a private key"):
+        provider(http, client_secret=None)

@@ -69,7 +69,9 @@ class ThreadedServer:
         self.thread: threading.Thread | None = None
 
     def start(self) -> ThreadedServer:
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", **self.kwargs)
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1, **self.kwargs
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()

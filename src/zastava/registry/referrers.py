@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from urllib.parse import quote
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -92,7 +93,7 @@ async def _api(
 ) -> list[Descriptor] | None:
     path: str | None = f"/v2/{ref.repository}/referrers/{digest}"
     if artifact_type:
-        path += f"?artifactType={artifact_type}"
+        path += "?artifactType=" + quote(artifact_type, safe="")
     out: list[Descriptor] = []
     pages = 0
     while path is not None and pages < _MAX_PAGES:

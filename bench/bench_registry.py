@@ -1,4 +1,5 @@
-"""Registry posture: signature verification per signature (cold vs cached) and tag resolution (uncached HEAD vs
+"""Registry posture: signature verification per signature (cold vs cached) and tag resolution (uncached
+HEAD vs
 tag cache), against the real distribution registry on loopback. Baselines are measured in the same run."""
 
 from __future__ import annotations
@@ -58,23 +59,40 @@ def main(quick: bool) -> list[str]:
 
 async def _run(registry: devstack.RegistryServer, repeat: int) -> list[str]:
     pusher = signing.OciPusher(registry.url)
-    config = pusher.blob("bench/app", b'{"os":"linux","architecture":"amd64"}',
-                         "application/vnd.oci.image.config.v1+json")
-    digest = pusher.manifest("bench/app", "1", {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                               "config": config, "layers": []}, "application/vnd.oci.image.manifest.v1+json")
+    config = pusher.blob(
+        "bench/app", b'{"os":"linux","architecture":"amd64"}', "application/vnd.oci.image.config.v1+json"
+    )
+    digest = pusher.manifest(
+        "bench/app",
+        "1",
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config,
+            "layers": [],
+        },
+        "application/vnd.oci.image.manifest.v1+json",
+    )
     key = signing.KeyPair.generate()
     sigstore = signing.TestSigstore()
     root_path = sigstore.write_trusted_root(Path(tempfile.mkdtemp()) / "trusted_root.json")
     root = TrustRoot.load(root_path)
     signing.sign_legacy(pusher, "bench/app", digest, key=key)
     signing.sign_legacy(pusher, "bench/app", digest, sigstore=sigstore, identity=WHO, issuer=ISSUER)
-    bundle = signing.dsse_bundle(signing.in_toto_statement(digest, signing.COSIGN_SIGN_V1, {}),
-                                 sigstore=sigstore, identity=WHO, issuer=ISSUER)
+    bundle = signing.dsse_bundle(
+        signing.in_toto_statement(digest, signing.COSIGN_SIGN_V1, {}),
+        sigstore=sigstore,
+        identity=WHO,
+        issuer=ISSUER,
+    )
     signing.attach_bundle(pusher, "bench/app", digest, bundle)
     pusher.close()
     ref = f"{registry.host}/bench/app:1"
-    policy = TrustPolicy(keys=[load_public_key(key.public_pem, "k")],
-                         identities=[KeylessIdentity(issuer=ISSUER, subject=WHO)], trusted_root=root)
+    policy = TrustPolicy(
+        keys=[load_public_key(key.public_pem, "k")],
+        identities=[KeylessIdentity(issuer=ISSUER, subject=WHO)],
+        trusted_root=root,
+    )
     lines: list[str] = []
 
     async with RegistryClient() as client:
@@ -83,7 +101,9 @@ async def _run(registry: devstack.RegistryServer, repeat: int) -> list[str]:
     raw_bundle = json.dumps(bundle).encode()
     key_only = dataclasses.replace(policy, identities=[], trusted_root=None)
     cpu = {
-        "cosign key (ECDSA P-256)": median(_time(lambda: verify_legacy_layer(key_layer, digest, key_only), repeat)),
+        "cosign key (ECDSA P-256)": median(
+            _time(lambda: verify_legacy_layer(key_layer, digest, key_only), repeat)
+        ),
         "cosign keyless legacy (cert+SCT+SET)": median(
             _time(lambda: verify_legacy_layer(keyless_layer, digest, policy), repeat)
         ),

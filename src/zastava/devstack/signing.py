@@ -13,7 +13,8 @@ No cosign binary can be installed here; this module produces what cosign produce
 * SBOM referrers (``oras attach``-style artifact manifests with ``subject``).
 
 :class:`TestSigstore` is a private sigstore instance: a Fulcio-like CA issuing leaf certificates with the OIDC
-issuer extensions, SAN identity and an embedded SCT from a test CT log; a Rekor-like log producing entries with
+issuer extensions, SAN identity and an embedded SCT from a test CT log; a Rekor-like log producing entries
+with
 inclusion proofs, signed checkpoints and SETs; and the ``trusted_root.json`` that describes it all.
 """
 
@@ -81,7 +82,9 @@ def _utf8string(text: str) -> bytes:
 
 
 def _spki(key: Any) -> bytes:
-    return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return bytes(
+        key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
 
 # ------------------------------------------------------------------------------------------------ keys
@@ -181,7 +184,9 @@ class TestSigstore:
                 x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
             )
             .add_extension(ski, critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+            )
             .sign(self.ca_key, hashes.SHA384())
         )
         self.leaves: list[bytes] = []
@@ -201,7 +206,8 @@ class TestSigstore:
         key = ec.generate_private_key(ec.SECP256R1())
         start = not_before or (self.now - dt.timedelta(minutes=1))
         san: x509.GeneralName = (
-            x509.RFC822Name(identity) if "@" in identity and "://" not in identity
+            x509.RFC822Name(identity)
+            if "@" in identity and "://" not in identity
             else x509.UniformResourceIdentifier(identity)
         )
         builder = (
@@ -239,8 +245,13 @@ class TestSigstore:
         )
         signature = self.ct_key.sign(signed, ec.ECDSA(hashes.SHA256()))
         sct = (
-            b"\x00" + self.ct_id + struct.pack("!Q", timestamp) + struct.pack("!H", 0)
-            + b"\x04\x03" + struct.pack("!H", len(signature)) + signature
+            b"\x00"
+            + self.ct_id
+            + struct.pack("!Q", timestamp)
+            + struct.pack("!H", 0)
+            + b"\x04\x03"
+            + struct.pack("!H", len(signature))
+            + signature
         )
         sct_list = struct.pack("!H", len(sct) + 2) + struct.pack("!H", len(sct)) + sct
         value = b"\x04" + _der_len(len(sct_list)) + sct_list
@@ -323,7 +334,9 @@ class TestSigstore:
                     "subject": {"organization": "zastava.test", "commonName": "zastava-test-fulcio"},
                     "uri": "https://fulcio.zastava.test",
                     "certChain": {
-                        "certificates": [{"rawBytes": _b64(self.ca_cert.public_bytes(serialization.Encoding.DER))}]
+                        "certificates": [
+                            {"rawBytes": _b64(self.ca_cert.public_bytes(serialization.Encoding.DER))}
+                        ]
                     },
                     "validFor": {"start": start},
                 }
@@ -358,9 +371,14 @@ def dsse_body(envelope: Mapping[str, Any], signer_pem: bytes) -> dict[str, Any]:
         "apiVersion": "0.0.1",
         "kind": "dsse",
         "spec": {
-            "envelopeHash": {"algorithm": "sha256", "value": hashlib.sha256(json.dumps(envelope).encode()).hexdigest()},
+            "envelopeHash": {
+                "algorithm": "sha256",
+                "value": hashlib.sha256(json.dumps(envelope).encode()).hexdigest(),
+            },
             "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()},
-            "signatures": [{"signature": s["sig"], "verifier": _b64(signer_pem)} for s in envelope["signatures"]],
+            "signatures": [
+                {"signature": s["sig"], "verifier": _b64(signer_pem)} for s in envelope["signatures"]
+            ],
         },
     }
 
@@ -368,7 +386,9 @@ def dsse_body(envelope: Mapping[str, Any], signer_pem: bytes) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- payloads
 
 
-def simple_signing_payload(docker_reference: str, digest: str, optional: Mapping[str, Any] | None = None) -> bytes:
+def simple_signing_payload(
+    docker_reference: str, digest: str, optional: Mapping[str, Any] | None = None
+) -> bytes:
     """cosign's simple-signing payload, byte-for-byte in cosign's key order."""
     document = {
         "critical": {
@@ -453,13 +473,16 @@ class OciPusher:
             location = start.headers["location"]
             sep = "&" if "?" in location else "?"
             done = self.http.put(
-                f"{location}{sep}digest={digest}", content=data,
+                f"{location}{sep}digest={digest}",
+                content=data,
                 headers={"Content-Type": "application/octet-stream"},
             )
             done.raise_for_status()
         return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
-    def manifest(self, repo: str, reference: str, document: Mapping[str, Any] | bytes, media_type: str) -> str:
+    def manifest(
+        self, repo: str, reference: str, document: Mapping[str, Any] | bytes, media_type: str
+    ) -> str:
         raw = document if isinstance(document, bytes) else json.dumps(document).encode()
         response = self.http.put(
             f"/v2/{repo}/manifests/{reference}", content=raw, headers={"Content-Type": media_type}
@@ -604,9 +627,16 @@ def attach_referrer(
     digest = pusher.manifest(repo, "sha256:" + hashlib.sha256(raw).hexdigest(), raw, OCI_MANIFEST)
     if update_fallback and not pusher.has_referrers_api(repo, subject["digest"]):
         tag = subject["digest"].replace(":", "-")
-        index = pusher.get_manifest(repo, tag) or {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        index = pusher.get_manifest(repo, tag) or {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [],
+        }
         entry: dict[str, Any] = {
-            "mediaType": OCI_MANIFEST, "digest": digest, "size": len(raw), "artifactType": artifact_type
+            "mediaType": OCI_MANIFEST,
+            "digest": digest,
+            "size": len(raw),
+            "artifactType": artifact_type,
         }
         if annotations:
             entry["annotations"] = dict(annotations)
@@ -618,9 +648,16 @@ def attach_referrer(
 def subject_descriptor(pusher: OciPusher, repo: str, digest: str) -> dict[str, Any]:
     response = pusher.http.head(
         f"/v2/{repo}/manifests/{digest}",
-        headers={"Accept": ", ".join([OCI_INDEX, OCI_MANIFEST,
-                                      "application/vnd.docker.distribution.manifest.v2+json",
-                                      "application/vnd.docker.distribution.manifest.list.v2+json"])},
+        headers={
+            "Accept": ", ".join(
+                [
+                    OCI_INDEX,
+                    OCI_MANIFEST,
+                    "application/vnd.docker.distribution.manifest.v2+json",
+                    "application/vnd.docker.distribution.manifest.list.v2+json",
+                ]
+            )
+        },
     )
     response.raise_for_status()
     return {
@@ -634,7 +671,9 @@ def attach_sbom(
     pusher: OciPusher, repo: str, digest: str, sbom: bytes, media_type: str = "application/vnd.cyclonedx+json"
 ) -> str:
     """``oras attach --artifact-type <sbom media type>``."""
-    return attach_referrer(pusher, repo, subject_descriptor(pusher, repo, digest), media_type, sbom, media_type)
+    return attach_referrer(
+        pusher, repo, subject_descriptor(pusher, repo, digest), media_type, sbom, media_type
+    )
 
 
 def attach_bundle(pusher: OciPusher, repo: str, digest: str, bundle: Mapping[str, Any]) -> str:
@@ -646,6 +685,11 @@ def attach_bundle(pusher: OciPusher, repo: str, digest: str, bundle: Mapping[str
         "org.opencontainers.image.created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
     }
     return attach_referrer(
-        pusher, repo, subject_descriptor(pusher, repo, digest), BUNDLE_V03,
-        json.dumps(bundle).encode(), BUNDLE_V03, annotations=annotations,
+        pusher,
+        repo,
+        subject_descriptor(pusher, repo, digest),
+        BUNDLE_V03,
+        json.dumps(bundle).encode(),
+        BUNDLE_V03,
+        annotations=annotations,
     )

@@ -4,7 +4,8 @@ signature / attestation verification, and the posture summary both planes consum
 Typical use::
 
     async with RegistryClient(RegistryClientConfig(), CredentialStore.from_sources(...)) as client:
-        posture = await client.check_posture("registry.example/app:1.2", TrustPolicy.from_files(["cosign.pub"]))
+        posture = await client.check_posture("registry.example/app:1.2",
+        TrustPolicy.from_files(["cosign.pub"]))
 """
 
 from .auth import Credentials, CredentialStore

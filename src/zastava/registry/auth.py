@@ -2,7 +2,8 @@
 
 Credentials come from a docker ``config.json`` (``auths.<host>.auth`` = base64 ``user:password``, or
 ``username``/``password``, or ``identitytoken``) and from Kubernetes ``kubernetes.io/dockerconfigjson`` image
-pull secrets (the ``.dockerconfigjson`` data key, base64 as stored in the Secret or already decoded; the legacy
+pull secrets (the ``.dockerconfigjson`` data key, base64 as stored in the Secret or already decoded; the
+legacy
 ``.dockercfg`` layout is accepted too). Credential helpers (``credsStore``/``credHelpers``) are not executed:
 Zastava never runs programs named by configuration files.
 

@@ -1,13 +1,18 @@
 """Sigstore bundles (v0.1–v0.3 JSON) attached as OCI referrers — cosign's new bundle format.
 
-cosign ≥ 2.5 with ``--new-bundle-format`` (the default in cosign 3) stores a signature as a referrer manifest with
+cosign ≥ 2.5 with ``--new-bundle-format`` (the default in cosign 3) stores a signature as a referrer
+manifest with
 ``artifactType: application/vnd.dev.sigstore.bundle.v0.3+json`` whose single layer is the bundle; an image
-signature is a DSSE-wrapped in-toto statement with predicate type ``https://sigstore.dev/cosign/sign/v1`` and the
-image digest as subject; attestations are the same with their own predicate types (SLSA provenance, CycloneDX…).
+signature is a DSSE-wrapped in-toto statement with predicate type ``https://sigstore.dev/cosign/sign/v1``
+and the
+image digest as subject; attestations are the same with their own predicate types (SLSA provenance,
+CycloneDX…).
 
-Keyless bundles (a Fulcio certificate) are verified by sigstore-python's :class:`sigstore.verify.Verifier` against
+Keyless bundles (a Fulcio certificate) are verified by sigstore-python's :class:`sigstore.verify.Verifier`
+against
 the configured offline trusted root: chain at the signed time, SCT, Rekor inclusion proof + signed checkpoint,
-inclusion promise, DSSE signature, log-entry consistency, and our identity policy. Bundles signed with a public
+inclusion promise, DSSE signature, log-entry consistency, and our identity policy. Bundles signed with a
+public
 key (``verificationMaterial.publicKey``) are not supported by sigstore-python; their DSSE signature is checked
 with the trusted keys here, and their Rekor inclusion promise (when present) with :mod:`.transparency`.
 """

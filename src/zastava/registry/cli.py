@@ -29,7 +29,9 @@ InsecureOption = Annotated[
 DockerConfigOption = Annotated[
     Path | None, typer.Option("--docker-config", help="docker config.json with registry credentials.")
 ]
-PlatformOption = Annotated[str | None, typer.Option("--platform", help="os/arch or os/arch/variant (default linux/amd64).")]
+PlatformOption = Annotated[
+    str | None, typer.Option("--platform", help="os/arch or os/arch/variant (default linux/amd64).")
+]
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -37,8 +39,9 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _section(config: Path | None, insecure: list[str] | None, docker_config: Path | None, platform: str | None
-             ) -> Registry:
+def _section(
+    config: Path | None, insecure: list[str] | None, docker_config: Path | None, platform: str | None
+) -> Registry:
     from ..config import ConfigError, Registry, load_config
 
     try:
@@ -95,7 +98,9 @@ def resolve(
 @app.command("referrers")
 def referrers(
     ref: Annotated[str, typer.Argument(help="Image reference (tag or digest)")],
-    artifact_type: Annotated[str | None, typer.Option("--artifact-type", help="Only this artifactType.")] = None,
+    artifact_type: Annotated[
+        str | None, typer.Option("--artifact-type", help="Only this artifactType.")
+    ] = None,
     config: ConfigOption = None,
     insecure_registry: InsecureOption = None,
     docker_config: DockerConfigOption = None,
@@ -118,7 +123,9 @@ def referrers(
 
 def verify(
     ref: Annotated[str, typer.Argument(help="Image reference (tag or digest)")],
-    key: Annotated[list[Path] | None, typer.Option("--key", help="cosign public key (PEM); repeatable.")] = None,
+    key: Annotated[
+        list[Path] | None, typer.Option("--key", help="cosign public key (PEM); repeatable.")
+    ] = None,
     identity: Annotated[str | None, typer.Option("--identity", help="Keyless: certificate subject.")] = None,
     identity_regexp: Annotated[
         str | None, typer.Option("--identity-regexp", help="Keyless: certificate subject regex.")
@@ -153,12 +160,17 @@ def verify(
             if keyless:
                 if issuer is None or (identity is None) == (identity_regexp is None):
                     _fail("keyless verification needs --issuer and one of --identity / --identity-regexp")
-                identities.append(KeylessIdentity(issuer=issuer, subject=identity, subject_regex=identity_regexp))
+                identities.append(
+                    KeylessIdentity(issuer=issuer, subject=identity, subject_regex=identity_regexp)
+                )
             root = trusted_root or section.trust.trusted_root_path
             if keyless and root is None:
                 _fail("keyless verification needs --trusted-root (or trust.trustedRootPath in the config)")
             policy = TrustPolicy.from_files(
-                key or [], identities, root, digest_policy=section.digest_policy,
+                key or [],
+                identities,
+                root,
+                digest_policy=section.digest_policy,
                 require_tlog_for_keys=section.trust.require_tlog_for_keys,
             )
         else:
@@ -166,7 +178,9 @@ def verify(
     except TrustConfigError as exc:
         _fail(str(exc))
     if policy.empty:
-        _fail("nothing to verify against: give --key, or --identity/--issuer, or a config with trust settings")
+        _fail(
+            "nothing to verify against: give --key, or --identity/--issuer, or a config with trust settings"
+        )
 
     async def go() -> Any:
         async with _client(section) as client:

@@ -523,7 +523,7 @@ class RegistryClient:
         if hinted is not None:
             return hinted
         base = self.config.backoff_base_seconds * (2 ** (attempt - 1))
-        return min(base * (0.5 + random.random()), self.config.max_retry_after_seconds)
+        return float(min(base * (0.5 + random.random()), self.config.max_retry_after_seconds))
 
     async def _send(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None, max_bytes: int

@@ -2,7 +2,8 @@
 
 A ``.sig`` manifest has one layer per signature: the simple-signing payload blob
 (``application/vnd.dev.cosign.simplesigning.v1+json``) whose ``critical.image.docker-manifest-digest`` must be
-the image digest, the base64 signature in the ``dev.cosignproject.cosign/signature`` annotation, and for keyless
+the image digest, the base64 signature in the ``dev.cosignproject.cosign/signature`` annotation, and for
+keyless
 signatures the Fulcio certificate/chain (``dev.sigstore.cosign/certificate``/``chain``) and the Rekor entry
 (``dev.sigstore.cosign/bundle``). A ``.att`` manifest has DSSE envelope layers
 (``application/vnd.dsse.envelope.v1+json``) whose in-toto statement must name the image digest.
@@ -26,7 +27,7 @@ from .client import Manifest, RegistryClient
 from .dsse import DSSE_MEDIA_TYPE, DsseError, parse_envelope, parse_statement
 from .errors import RegistryError
 from .findings import Finding
-from .keys import verify_with_key
+from .keys import SupportedKey, verify_with_key
 from .reference import ImageReference, fallback_tag
 from .transparency import (
     EvidenceError,
@@ -170,7 +171,8 @@ def _keyless(
     issuer, subjects = cert_identity(cert)
     if not any(identity.matches(issuer, subjects) for identity in policy.identities):
         raise EvidenceError(f"certificate identity {subjects} ({issuer}) is not trusted")
-    if not verify_with_key(cert.public_key(), signature, signed):  # type: ignore[arg-type]
+    cert_key = cert.public_key()
+    if not isinstance(cert_key, SupportedKey) or not verify_with_key(cert_key, signature, signed):
         raise EvidenceError("signature does not verify with the certificate's key")
     if attestation:
         consistent = dsse_entry_consistent(evidence.body, layer_payload_of(layer))
@@ -247,12 +249,12 @@ def verify_legacy_layer(layer: LegacyLayer, digest: str, policy: TrustPolicy) ->
                 raise EvidenceError("no signature annotation")
             signed, signatures = layer.payload, [layer.signature]
     except (EvidenceError, DsseError) as exc:
-        return Finding(**base, verified=False, predicate_type=predicate_type, reason=str(exc))  # type: ignore[arg-type]
+        return Finding(**base, verified=False, predicate_type=predicate_type, reason=str(exc))
     if policy.empty:
         return Finding(
             **base,
             verified=False,
-            predicate_type=predicate_type,  # type: ignore[arg-type]
+            predicate_type=predicate_type,
             reason="no trusted keys or identities are configured",
         )
     problems: list[str] = []
@@ -267,7 +269,7 @@ def verify_legacy_layer(layer: LegacyLayer, digest: str, policy: TrustPolicy) ->
                 **base,
                 verified=True,
                 signer=signer,
-                signer_kind="keyless",  # type: ignore[arg-type]
+                signer_kind="keyless",
                 predicate_type=predicate_type,
                 rekor_uuid=uuid,
             )
@@ -277,7 +279,7 @@ def verify_legacy_layer(layer: LegacyLayer, digest: str, policy: TrustPolicy) ->
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
                 try:
-                    uuid = _key_tlog(layer, signed, signature, pem, policy, attestation)
+                    key_uuid = _key_tlog(layer, signed, signature, pem, policy, attestation)
                 except EvidenceError as exc:
                     problems.append(str(exc))
                     continue
@@ -285,15 +287,15 @@ def verify_legacy_layer(layer: LegacyLayer, digest: str, policy: TrustPolicy) ->
                     **base,
                     verified=True,
                     signer=key.name,
-                    signer_kind="key",  # type: ignore[arg-type]
+                    signer_kind="key",
                     predicate_type=predicate_type,
-                    rekor_uuid=uuid,
+                    rekor_uuid=key_uuid,
                 )
         if layer.certificate is None:
             problems.append("signature does not verify with any trusted key")
     return Finding(
         **base,
         verified=False,
-        predicate_type=predicate_type,  # type: ignore[arg-type]
+        predicate_type=predicate_type,
         reason="; ".join(dict.fromkeys(problems)) or "no signature",
     )

@@ -13,7 +13,8 @@ __all__ = ["Finding"]
 class Finding(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
-    #: ``cosign-signature`` (``.sig`` tag), ``cosign-attestation`` (``.att`` tag), ``sigstore-bundle`` (referrer)
+    #: ``cosign-signature`` (``.sig`` tag), ``cosign-attestation`` (``.att`` tag),
+    #: ``sigstore-bundle`` (referrer)
     kind: Literal["cosign-signature", "cosign-attestation", "sigstore-bundle"]
     role: Literal["signature", "attestation"]
     digest: str  # the image digest checked against

@@ -87,7 +87,7 @@ def verify_with_key(key: SupportedKey, signature: bytes, data: bytes) -> bool:
     """True when ``signature`` over ``data`` verifies with ``key``."""
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            candidates = [hashes.SHA256]
+            candidates: list[type[hashes.HashAlgorithm]] = [hashes.SHA256]
             curve_hash = _CURVE_HASH.get(key.curve.name)
             if curve_hash is not None and curve_hash is not hashes.SHA256:
                 candidates.append(curve_hash)

@@ -1,6 +1,7 @@
 """Image posture: is it signed by a trusted key/identity, has it an SBOM, attestations, a Rekor entry.
 
-:func:`check_posture` is what the admission webhook and the observer call. It never raises for registry trouble:
+:func:`check_posture` is what the admission webhook and the observer call. It never raises for registry
+trouble:
 an unreachable or throttling registry yields ``resolve="unknown"`` with the reason (spec §12: the webhook then
 allows or denies per ``resolveTags``/``failOpenNamespaces``; the observer defers to the backend).
 """
@@ -80,7 +81,7 @@ def _cache_for(client: RegistryClient) -> VerificationCache:
     cache = getattr(client, "verification_cache", None)
     if cache is None:
         cache = VerificationCache()
-        client.verification_cache = cache  # type: ignore[attr-defined]
+        client.verification_cache = cache
     return cache
 
 
@@ -99,7 +100,7 @@ async def _legacy(
     cache = _cache_for(client)
     for suffix in (".sig", ".att"):
         try:
-            layers: list[LegacyLayer] = await fetch_legacy(client, ref, digest, suffix)  # type: ignore[arg-type]
+            layers: list[LegacyLayer] = await fetch_legacy(client, ref, digest, suffix)
         except RegistryError as exc:
             out.reasons.append(f"{fallback_tag(digest, suffix)}: {exc}")
             continue

@@ -32,7 +32,8 @@ _DIGEST_HEX = {"sha256": 64, "sha512": 128}
 
 
 def validate_digest(digest: str) -> str:
-    """``algorithm:hex`` with a known algorithm and lowercase hex of the right length, else InvalidReference."""
+    """``algorithm:hex`` with a known algorithm and lowercase hex of the right length, else
+    InvalidReference."""
     algorithm, sep, hexpart = digest.partition(":")
     length = _DIGEST_HEX.get(algorithm)
     if not sep or length is None or len(hexpart) != length or not re.fullmatch(r"[0-9a-f]+", hexpart):

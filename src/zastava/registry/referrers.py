@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from urllib.parse import quote
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote
 
 from .client import OCI_INDEX, Descriptor, Manifest
 from .errors import InvalidManifest, RegistryError
@@ -91,9 +91,10 @@ def _index_entries(manifest: Manifest, where: str) -> list[Descriptor]:
 async def _api(
     client: RegistryClient, ref: ImageReference, digest: str, artifact_type: str | None
 ) -> list[Descriptor] | None:
-    path: str | None = f"/v2/{ref.repository}/referrers/{digest}"
+    first = f"/v2/{ref.repository}/referrers/{digest}"
     if artifact_type:
-        path += "?artifactType=" + quote(artifact_type, safe="")
+        first += "?artifactType=" + quote(artifact_type, safe="")
+    path: str | None = first
     out: list[Descriptor] = []
     pages = 0
     while path is not None and pages < _MAX_PAGES:

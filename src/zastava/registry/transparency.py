@@ -3,8 +3,10 @@
 cosign's legacy layout carries the Rekor entry as the ``dev.sigstore.cosign/bundle`` annotation:
 ``{"SignedEntryTimestamp": b64, "Payload": {"body": b64, "integratedTime": int, "logIndex": int,
 "logID": hex}}`` — a signed entry timestamp (SET) but no inclusion proof. sigstore-python only accepts log
-entries that carry an inclusion proof with a checkpoint, so this module checks the same things sigstore does for
-a v0.1 bundle (SET signature by a trusted Rekor key over the RFC 8785 canonical entry, entry body consistent with
+entries that carry an inclusion proof with a checkpoint, so this module checks the same things sigstore
+does for
+a v0.1 bundle (SET signature by a trusted Rekor key over the RFC 8785 canonical entry, entry body
+consistent with
 the signature, Fulcio chain valid at the integrated time, embedded SCT signed by a trusted CT log) itself.
 """
 

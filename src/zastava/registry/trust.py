@@ -1,7 +1,8 @@
 """What to trust: public keys, keyless identities (OIDC issuer + subject, exact or regex), a trusted root.
 
 The trusted root is a sigstore ``trusted_root.json`` (media type
-``application/vnd.dev.sigstore.trustedroot+json;version=0.1``): Fulcio CA chains, Rekor (transparency log) keys,
+``application/vnd.dev.sigstore.trustedroot+json;version=0.1``): Fulcio CA chains, Rekor (transparency log)
+keys,
 CT log keys, TSAs. It is loaded offline — from a file, or sigstore-python's bundled public-good root
 (``sigstore-public-good``) — and never refreshed over the network by Zastava.
 """

@@ -5,10 +5,10 @@ and referrers of one test never leak into another."""
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import tarfile
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +43,13 @@ class Image:
 
 
 @pytest.fixture(scope="session")
-def pushed(docker_engine: devstack.DockerEngine, registry: devstack.RegistryServer, busybox_image: str) -> str:
+def pushed(
+    docker_engine: devstack.DockerEngine, registry: devstack.RegistryServer, busybox_image: str
+) -> str:
     """``host/zastava/busybox@sha256:…`` pushed by docker."""
-    return start_real(lambda: devstack.push_image(docker_engine, busybox_image, registry.host, "zastava/busybox:1"))
+    return start_real(
+        lambda: devstack.push_image(docker_engine, busybox_image, registry.host, "zastava/busybox:1")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +59,9 @@ def pusher(registry: devstack.RegistryServer) -> Iterator[signing.OciPusher]:
     p.close()
 
 
-def copy_image(pusher: signing.OciPusher, source_repo: str, digest: str, target_repo: str, tag: str = "1") -> None:
+def copy_image(
+    pusher: signing.OciPusher, source_repo: str, digest: str, target_repo: str, tag: str = "1"
+) -> None:
     response = pusher.http.get(f"/v2/{source_repo}/manifests/{digest}", headers={"Accept": DOCKER_MANIFEST})
     response.raise_for_status()
     manifest = response.json()
@@ -67,7 +73,9 @@ def copy_image(pusher: signing.OciPusher, source_repo: str, digest: str, target_
     pusher.manifest(target_repo, tag, response.content, response.headers["content-type"])
 
 
-def synthetic_image(pusher: signing.OciPusher, repo: str, content: bytes, tag: str, arch: str = "amd64") -> str:
+def synthetic_image(
+    pusher: signing.OciPusher, repo: str, content: bytes, tag: str, arch: str = "amd64"
+) -> str:
     """A small real OCI image (one tar layer) pushed by the OCI API; returns its digest."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -77,12 +85,22 @@ def synthetic_image(pusher: signing.OciPusher, repo: str, content: bytes, tag: s
     layer = pusher.blob(repo, buffer.getvalue(), "application/vnd.oci.image.layer.v1.tar")
     config = pusher.blob(
         repo,
-        json.dumps({"architecture": arch, "os": "linux", "rootfs": {"type": "layers",
-                    "diff_ids": [layer["digest"]]}, "config": {}}).encode(),
+        json.dumps(
+            {
+                "architecture": arch,
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
+                "config": {},
+            }
+        ).encode(),
         "application/vnd.oci.image.config.v1+json",
     )
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": config, "layers": [layer]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config,
+        "layers": [layer],
+    }
     return pusher.manifest(repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json")
 
 
@@ -116,17 +134,27 @@ def multiarch(image: Image) -> MultiArch:
     arm = synthetic_image(image.pusher, image.repo, b"arm64 build\n", "arm", arch="arm64")
     sizes = {}
     for digest in (image.digest, arm):
-        head = image.pusher.http.head(f"/v2/{image.repo}/manifests/{digest}",
-                                      headers={"Accept": DOCKER_MANIFEST + ", application/vnd.oci.image.manifest.v1+json"})
+        head = image.pusher.http.head(
+            f"/v2/{image.repo}/manifests/{digest}",
+            headers={"Accept": DOCKER_MANIFEST + ", application/vnd.oci.image.manifest.v1+json"},
+        )
         sizes[digest] = (int(head.headers["content-length"]), head.headers["content-type"])
     index = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [
-            {"mediaType": sizes[image.digest][1], "digest": image.digest, "size": sizes[image.digest][0],
-             "platform": {"os": "linux", "architecture": "amd64"}},
-            {"mediaType": sizes[arm][1], "digest": arm, "size": sizes[arm][0],
-             "platform": {"os": "linux", "architecture": "arm64"}},
+            {
+                "mediaType": sizes[image.digest][1],
+                "digest": image.digest,
+                "size": sizes[image.digest][0],
+                "platform": {"os": "linux", "architecture": "amd64"},
+            },
+            {
+                "mediaType": sizes[arm][1],
+                "digest": arm,
+                "size": sizes[arm][0],
+                "platform": {"os": "linux", "architecture": "arm64"},
+            },
         ],
     }
     index_digest = image.pusher.manifest(image.repo, "multi", index, OCI_INDEX)

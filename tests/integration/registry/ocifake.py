@@ -123,8 +123,13 @@ class FakeRegistry:
             if wanted and artifact_type != wanted:
                 continue
             entries.append(
-                {"mediaType": media_type, "digest": ref, "size": len(body), "artifactType": artifact_type,
-                 **({"annotations": doc["annotations"]} if doc.get("annotations") else {})}
+                {
+                    "mediaType": media_type,
+                    "digest": ref,
+                    "size": len(body),
+                    "artifactType": artifact_type,
+                    **({"annotations": doc["annotations"]} if doc.get("annotations") else {}),
+                }
             )
         headers = {"Content-Type": OCI_INDEX}
         if wanted:
@@ -191,5 +196,3 @@ class FakeRegistry:
             self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(5)
-
-

@@ -1,4 +1,5 @@
-"""Basic auth (real registry with htpasswd), and — with the in-test OCI server, because Debian's registry cannot
+"""Basic auth (real registry with htpasswd), and — with the in-test OCI server, because Debian's registry
+cannot
 do these — the OCI 1.1 referrers API, 429 throttling with Retry-After, and bearer-token challenges."""
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ def docker_config(tmp_path: Path, host: str, user: str, password: str) -> Path:
 
 async def test_basic_auth_htpasswd(auth_registry: devstack.RegistryServer, tmp_path: Path) -> None:
     pusher = signing.OciPusher(auth_registry.url, auth=("alice", "s3cret"))
-    digest = pusher.manifest("zastava/auth", "1", {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                                                  "manifests": []}, "application/vnd.oci.image.index.v1+json")
+    digest = pusher.manifest(
+        "zastava/auth",
+        "1",
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []},
+        "application/vnd.oci.image.index.v1+json",
+    )
     pusher.close()
     ref = f"{auth_registry.host}/zastava/auth:1"
     async with RegistryClient() as client:
@@ -61,9 +66,13 @@ async def test_basic_auth_htpasswd(auth_registry: devstack.RegistryServer, tmp_p
     secret = {
         "type": "kubernetes.io/dockerconfigjson",
         "metadata": {"name": "pull"},
-        "data": {".dockerconfigjson": base64.b64encode(
-            json.dumps({"auths": {auth_registry.host: {"username": "alice", "password": "s3cret"}}}).encode()
-        ).decode()},
+        "data": {
+            ".dockerconfigjson": base64.b64encode(
+                json.dumps(
+                    {"auths": {auth_registry.host: {"username": "alice", "password": "s3cret"}}}
+                ).encode()
+            ).decode()
+        },
     }
     async with RegistryClient(credentials=CredentialStore.from_sources(pull_secrets=[secret])) as client:
         assert (await client.head_manifest(ref)).digest == digest  # type: ignore[union-attr]
@@ -75,9 +84,12 @@ async def test_basic_auth_htpasswd(auth_registry: devstack.RegistryServer, tmp_p
 
 def _seed(fake: FakeRegistry) -> tuple[str, signing.OciPusher]:
     pusher = signing.OciPusher(fake.url)
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": pusher.blob("app", b'{"os":"linux"}', "application/vnd.oci.image.config.v1+json"),
-                "layers": []}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": pusher.blob("app", b'{"os":"linux"}', "application/vnd.oci.image.config.v1+json"),
+        "layers": [],
+    }
     return pusher.manifest("app", "1", manifest, "application/vnd.oci.image.manifest.v1+json"), pusher
 
 
@@ -87,7 +99,9 @@ async def test_referrers_api(fake_registry: FakeRegistry) -> None:
     key = signing.KeyPair.generate()
     bundle = signing.dsse_bundle(signing.in_toto_statement(digest, signing.COSIGN_SIGN_V1, {}), key=key)
     signing.attach_bundle(pusher, "app", digest, bundle)
-    assert pusher.get_manifest("app", digest.replace(":", "-")) is None  # API registry: no fallback tag written
+    assert (
+        pusher.get_manifest("app", digest.replace(":", "-")) is None
+    )  # API registry: no fallback tag written
     async with RegistryClient() as client:
         found = await client.referrers(f"{fake_registry.host}/app:1")
         assert found.source == "api" and len(found) == 2
@@ -118,8 +132,10 @@ async def test_429_forever_gives_unknown_posture(fake_registry: FakeRegistry) ->
     async with RegistryClient(config) as client:
         with pytest.raises(RegistryUnavailable, match="throttled"):
             await client.resolve(f"{fake_registry.host}/app:1")
-        result = await client.check_posture(f"{fake_registry.host}/app:1", TrustPolicy(
-            keys=[load_public_key(signing.KeyPair.generate().public_pem)]))
+        result = await client.check_posture(
+            f"{fake_registry.host}/app:1",
+            TrustPolicy(keys=[load_public_key(signing.KeyPair.generate().public_pem)]),
+        )
     assert result.resolve == "unknown" and result.error and not result.signed
     assert fake_registry.throttled == 6
 
@@ -127,10 +143,17 @@ async def test_429_forever_gives_unknown_posture(fake_registry: FakeRegistry) ->
 async def test_bearer_token_challenge() -> None:
     fake = FakeRegistry(bearer=("bob", "pw")).start()
     try:
-        body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                           "manifests": []}).encode()
+        body = json.dumps(
+            {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}
+        ).encode()
         fake.manifests[("app", "1")] = (body, "application/vnd.oci.image.index.v1+json")
-        store = CredentialStore({fake.host: __import__("zastava.registry.auth", fromlist=["Credentials"]).Credentials("bob", "pw")})
+        store = CredentialStore(
+            {
+                fake.host: __import__("zastava.registry.auth", fromlist=["Credentials"]).Credentials(
+                    "bob", "pw"
+                )
+            }
+        )
         async with RegistryClient(credentials=store) as client:
             found = await client.head_manifest(f"{fake.host}/app:1")
             assert found is not None and found.media_type == "application/vnd.oci.image.index.v1+json"
@@ -164,8 +187,8 @@ def test_cli_verify_exit_codes(image: Image, tmp_path: Path) -> None:
     resolved = runner.invoke(app, ["registry", "resolve", image.ref])
     assert resolved.exit_code == 0 and json.loads(resolved.output)["digest"] == image.digest
     signing.attach_sbom(image.pusher, image.repo, image.digest, b"{}")
-    listed = runner.invoke(app, ["registry", "referrers", image.ref, "--artifact-type", "application/vnd.cyclonedx+json"])
+    listed = runner.invoke(
+        app, ["registry", "referrers", image.ref, "--artifact-type", "application/vnd.cyclonedx+json"]
+    )
     assert listed.exit_code == 0 and json.loads(listed.output)["source"] == "fallback"
     assert len(json.loads(listed.output)["referrers"]) == 1
-
-

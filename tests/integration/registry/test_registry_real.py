@@ -32,7 +32,9 @@ def key_policy(*keys: signing.KeyPair, **kw: object) -> TrustPolicy:
 
 
 def keyless_policy(root_path: object, **identity: str) -> TrustPolicy:
-    return TrustPolicy(identities=[KeylessIdentity(issuer=ISSUER, **identity)], trusted_root=TrustRoot.load(root_path))  # type: ignore[arg-type]
+    return TrustPolicy(
+        identities=[KeylessIdentity(issuer=ISSUER, **identity)], trusted_root=TrustRoot.load(root_path)
+    )  # type: ignore[arg-type]
 
 
 async def posture(image: Image, policy: TrustPolicy, ref: str | None = None, **config: object):  # type: ignore[no-untyped-def]
@@ -102,8 +104,12 @@ async def test_signature_copied_from_another_image(image: Image, other_image: Im
         f"/v2/{image.repo}/manifests/{other_sig}",
         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
     )
-    image.pusher.manifest(image.repo, image.digest.replace(":", "-") + ".sig", manifest.content,
-                          "application/vnd.oci.image.manifest.v1+json")
+    image.pusher.manifest(
+        image.repo,
+        image.digest.replace(":", "-") + ".sig",
+        manifest.content,
+        "application/vnd.oci.image.manifest.v1+json",
+    )
     assert (await posture(other_image, key_policy(key), ref=other_image.pinned)).signed
     result = await posture(image, key_policy(key))
     assert not result.signed
@@ -112,23 +118,30 @@ async def test_signature_copied_from_another_image(image: Image, other_image: Im
 
 async def test_sbom_through_fallback_and_referrers_filter(image: Image) -> None:
     signing.attach_sbom(image.pusher, image.repo, image.digest, b'{"bomFormat":"CycloneDX"}')
-    signing.attach_sbom(image.pusher, image.repo, image.digest, b'{"spdxVersion":"SPDX-2.3"}',
-                        "application/spdx+json")
+    signing.attach_sbom(
+        image.pusher, image.repo, image.digest, b'{"spdxVersion":"SPDX-2.3"}', "application/spdx+json"
+    )
     async with RegistryClient() as client:
         found = await client.referrers(image.ref)
         assert found.source == "fallback" and len(found) == 2 and not found.rejected
         only = await client.referrers(image.ref, "application/spdx+json")
         assert [d.artifact_type for d in only] == ["application/spdx+json"]
     result = await posture(image, key_policy(signing.KeyPair.generate()))
-    assert result.sbom and set(result.sbom_media_types) == {"application/vnd.cyclonedx+json", "application/spdx+json"}
+    assert result.sbom and set(result.sbom_media_types) == {
+        "application/vnd.cyclonedx+json",
+        "application/spdx+json",
+    }
     assert result.referrers_source == "fallback"
 
 
 async def test_fallback_tag_that_is_not_an_index(image: Image, other_image: Image) -> None:
     # someone pushes an image manifest under the fallback tag
-    raw = image.pusher.http.get(f"/v2/{image.repo}/manifests/other",
-                                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).content
-    image.pusher.manifest(image.repo, image.digest.replace(":", "-"), raw, "application/vnd.oci.image.manifest.v1+json")
+    raw = image.pusher.http.get(
+        f"/v2/{image.repo}/manifests/other", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
+    ).content
+    image.pusher.manifest(
+        image.repo, image.digest.replace(":", "-"), raw, "application/vnd.oci.image.manifest.v1+json"
+    )
     async with RegistryClient() as client:
         with pytest.raises(InvalidManifest, match="not an image index"):
             await client.referrers(image.ref)
@@ -142,7 +155,9 @@ async def test_fallback_entry_with_foreign_subject_is_rejected(image: Image, oth
     # copy other's fallback index under image's fallback tag: the entry's subject is not image.digest
     index = image.pusher.get_manifest(image.repo, other_image.digest.replace(":", "-"))
     assert index is not None
-    image.pusher.manifest(image.repo, image.digest.replace(":", "-"), index, "application/vnd.oci.image.index.v1+json")
+    image.pusher.manifest(
+        image.repo, image.digest.replace(":", "-"), index, "application/vnd.oci.image.index.v1+json"
+    )
     async with RegistryClient() as client:
         found = await client.referrers(image.ref)
     assert len(found) == 0 and found.rejected and "subject is not" in found.rejected[0]
@@ -172,7 +187,9 @@ async def test_index_vs_platform_digest_policy(multiarch: MultiArch) -> None:
 
 async def test_keyless_legacy_signature(image: Image, sigstore_instance: tuple) -> None:  # type: ignore[type-arg]
     sigstore, root = sigstore_instance
-    signing.sign_legacy(image.pusher, image.repo, image.digest, sigstore=sigstore, identity=DEV, issuer=ISSUER)
+    signing.sign_legacy(
+        image.pusher, image.repo, image.digest, sigstore=sigstore, identity=DEV, issuer=ISSUER
+    )
     result = await posture(image, keyless_policy(root, subject=DEV))
     assert result.signed and result.signed_by == [f"{DEV} ({ISSUER})"], result.reasons
     assert result.rekor_uuid and len(result.rekor_uuid) == 64
@@ -183,8 +200,15 @@ async def test_keyless_legacy_signature(image: Image, sigstore_instance: tuple) 
 
 async def test_keyless_expired_certificate(image: Image, sigstore_instance: tuple) -> None:  # type: ignore[type-arg]
     sigstore, root = sigstore_instance
-    signing.sign_legacy(image.pusher, image.repo, image.digest, sigstore=sigstore, identity=DEV, issuer=ISSUER,
-                        cert_not_before=sigstore.now - dt.timedelta(hours=2))
+    signing.sign_legacy(
+        image.pusher,
+        image.repo,
+        image.digest,
+        sigstore=sigstore,
+        identity=DEV,
+        issuer=ISSUER,
+        cert_not_before=sigstore.now - dt.timedelta(hours=2),
+    )
     result = await posture(image, keyless_policy(root, subject=DEV))
     assert not result.signed
     assert any("not valid when the signature was logged" in r for r in result.reasons)
@@ -192,12 +216,19 @@ async def test_keyless_expired_certificate(image: Image, sigstore_instance: tupl
 
 async def test_bundle_referrer_keyless_and_attestations(image: Image, sigstore_instance: tuple) -> None:  # type: ignore[type-arg]
     sigstore, root = sigstore_instance
-    sign = signing.dsse_bundle(signing.in_toto_statement(image.digest, signing.COSIGN_SIGN_V1, {}),
-                               sigstore=sigstore, identity=DEV, issuer=ISSUER)
+    sign = signing.dsse_bundle(
+        signing.in_toto_statement(image.digest, signing.COSIGN_SIGN_V1, {}),
+        sigstore=sigstore,
+        identity=DEV,
+        issuer=ISSUER,
+    )
     signing.attach_bundle(image.pusher, image.repo, image.digest, sign)
     provenance = signing.dsse_bundle(
         signing.in_toto_statement(image.digest, "https://slsa.dev/provenance/v1", {"buildDefinition": {}}),
-        sigstore=sigstore, identity=DEV, issuer=ISSUER)
+        sigstore=sigstore,
+        identity=DEV,
+        issuer=ISSUER,
+    )
     signing.attach_bundle(image.pusher, image.repo, image.digest, provenance)
     result = await posture(image, keyless_policy(root, subject=DEV))
     assert result.signed and result.signatures[0].kind == "sigstore-bundle", result.reasons
@@ -209,11 +240,17 @@ async def test_bundle_referrer_keyless_and_attestations(image: Image, sigstore_i
     assert not wrong.signed and not wrong.attestation_verified
 
 
-async def test_bundle_expired_certificate_rejected_by_sigstore(image: Image, sigstore_instance: tuple) -> None:  # type: ignore[type-arg]
+async def test_bundle_expired_certificate_rejected_by_sigstore(
+    image: Image, sigstore_instance: tuple
+) -> None:  # type: ignore[type-arg]
     sigstore, root = sigstore_instance
-    bundle = signing.dsse_bundle(signing.in_toto_statement(image.digest, signing.COSIGN_SIGN_V1, {}),
-                                 sigstore=sigstore, identity=DEV, issuer=ISSUER,
-                                 cert_not_before=sigstore.now - dt.timedelta(hours=1))
+    bundle = signing.dsse_bundle(
+        signing.in_toto_statement(image.digest, signing.COSIGN_SIGN_V1, {}),
+        sigstore=sigstore,
+        identity=DEV,
+        issuer=ISSUER,
+        cert_not_before=sigstore.now - dt.timedelta(hours=1),
+    )
     signing.attach_bundle(image.pusher, image.repo, image.digest, bundle)
     result = await posture(image, keyless_policy(root, subject=DEV))
     assert not result.signed
@@ -222,17 +259,29 @@ async def test_bundle_expired_certificate_rejected_by_sigstore(image: Image, sig
 
 async def test_legacy_attestation_with_key(image: Image, other_image: Image) -> None:
     key = signing.KeyPair.generate()
-    signing.attest_legacy(image.pusher, image.repo, image.digest, "https://slsa.dev/provenance/v0.2", {}, key=key)
+    signing.attest_legacy(
+        image.pusher, image.repo, image.digest, "https://slsa.dev/provenance/v0.2", {}, key=key
+    )
     result = await posture(image, key_policy(key))
     assert result.attestation_present and result.attestation_verified
     assert result.attestations[0].kind == "cosign-attestation"
     # an attestation about another image, stored under this image's .att tag
-    signing.attest_legacy(image.pusher, image.repo, other_image.digest, "https://cyclonedx.org/bom", {},
-                          key=key, subject_digest=other_image.digest)
-    raw = image.pusher.http.get(f"/v2/{image.repo}/manifests/{other_image.digest.replace(':', '-')}.att",
-                                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).content
-    image.pusher.manifest(image.repo, image.digest.replace(":", "-") + ".att", raw,
-                          "application/vnd.oci.image.manifest.v1+json")
+    signing.attest_legacy(
+        image.pusher,
+        image.repo,
+        other_image.digest,
+        "https://cyclonedx.org/bom",
+        {},
+        key=key,
+        subject_digest=other_image.digest,
+    )
+    raw = image.pusher.http.get(
+        f"/v2/{image.repo}/manifests/{other_image.digest.replace(':', '-')}.att",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    ).content
+    image.pusher.manifest(
+        image.repo, image.digest.replace(":", "-") + ".att", raw, "application/vnd.oci.image.manifest.v1+json"
+    )
     result = await posture(image, key_policy(key))
     assert not result.attestation_verified
     assert any("subject does not name" in r for r in result.reasons)

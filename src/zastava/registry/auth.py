@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -75,11 +76,25 @@ class CredentialStore:
 
     def __init__(self, entries: Mapping[str, Credentials] | None = None) -> None:
         self._by_host: dict[str, Credentials] = {}
+        self._fingerprint: str | None = None
         for host, creds in (entries or {}).items():
             self.add(host, creds)
 
     def add(self, host: str, credentials: Credentials) -> None:
         self._by_host[_normalise_host(host)] = credentials
+        self._fingerprint = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable id of the credential set (a hash; never the secrets) for keying caches."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for host in sorted(self._by_host):
+                c = self._by_host[host]
+                digest.update(f"{host}\0{c.username}\0{c.password}\0{c.identity_token}\n".encode())
+            self._fingerprint = digest.hexdigest()
+        assert self._fingerprint is not None
+        return self._fingerprint
 
     def get(self, host: str) -> Credentials | None:
         return self._by_host.get(_normalise_host(host))

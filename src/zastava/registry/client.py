@@ -16,6 +16,8 @@ Every body is read with a size cap: nothing unbounded is ever buffered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import email.utils
 import hashlib
 import ipaddress
@@ -24,7 +26,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -345,8 +347,20 @@ def _retry_after(value: str | None, cap: float) -> float | None:
     return max(0.0, min(seconds, cap))
 
 
+#: Credentials for the current call chain (e.g. one pod's imagePullSecrets), overriding the client's store.
+_CALL_CREDENTIALS: contextvars.ContextVar[CredentialStore | None] = contextvars.ContextVar(
+    "zastava_registry_credentials", default=None
+)
+
+
 class RegistryClient:
-    """One client per process; share it. Use as ``async with RegistryClient(...) as client``."""
+    """One client per process; share it. Use as ``async with RegistryClient(...) as client``.
+
+    Per-call credentials (a pod's imagePullSecrets) are given with :meth:`using_credentials`; cached tokens
+    and tag resolutions are keyed by the credential set, so one namespace's secret never serves another's
+    request.
+    Objects fetched by digest are shared across credential sets (content-addressed, verified by digest).
+    """
 
     def __init__(
         self,
@@ -366,10 +380,11 @@ class RegistryClient:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         )
         self._semaphores: dict[str, asyncio.Semaphore] = {}
-        self._auth: dict[tuple[str, str], tuple[str, float]] = {}  # (host, scope) → (header, expiry)
+        # (host, scope, credential fingerprint) → (header, expiry)
+        self._auth: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._challenges: dict[str, Challenge] = {}
         self._cache = _LRU(self.config.cache_max_bytes)
-        self._tags: dict[tuple[str, str, str], tuple[Descriptor, float]] = {}
+        self._tags: dict[tuple[str, str, str, str], tuple[Descriptor, float]] = {}
         self._insecure = {h.lower() for h in self.config.insecure_registries}
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "tag_cache_hits": 0}
         #: verdicts of signature checks (set up by :mod:`.posture`)
@@ -394,9 +409,24 @@ class RegistryClient:
 
     # ---------------------------------------------------------------------------------------- transport
 
+    @contextlib.contextmanager
+    def using_credentials(self, credentials: CredentialStore | None) -> Iterator[None]:
+        """Within the block (and tasks started in it), authenticate with ``credentials`` instead of the
+        client's own store."""
+        token = _CALL_CREDENTIALS.set(credentials)
+        try:
+            yield
+        finally:
+            _CALL_CREDENTIALS.reset(token)
+
+    def _store(self) -> CredentialStore:
+        return _CALL_CREDENTIALS.get() or self.credentials
+
+    def plain_http_allowed(self, host: str) -> bool:
+        return host.lower() in self._insecure or _is_loopback(host)
+
     def base_url(self, host: str) -> str:
-        plain = host.lower() in self._insecure or _is_loopback(host)
-        return f"{'http' if plain else 'https'}://{host}"
+        return f"{'http' if self.plain_http_allowed(host) else 'https'}://{host}"
 
     def _semaphore(self, host: str) -> asyncio.Semaphore:
         sem = self._semaphores.get(host)
@@ -406,10 +436,13 @@ class RegistryClient:
 
     async def _token(self, host: str, challenge: Challenge, scope: str) -> str:
         params = {"service": challenge.params.get("service", "")} if challenge.params.get("service") else {}
-        if scope:
-            params["scope"] = scope
+        wanted = challenge.params.get("scope") or scope
+        if wanted:
+            params["scope"] = wanted
         headers = {}
-        creds = self.credentials.get(host)
+        if not challenge.realm.lower().startswith("https://") and not self.plain_http_allowed(host):
+            raise AuthenticationError(f"{host}: refusing a plain-http token realm for an https registry")
+        creds = self._store().get(host)
         if creds is not None and (creds.username or creds.password):
             headers["Authorization"] = creds.basic_header()
         try:
@@ -429,28 +462,34 @@ class RegistryClient:
         if not isinstance(token, str) or not token:
             raise AuthenticationError("token endpoint answered without a token")
         header = f"Bearer {token}"
-        self._auth[(host, scope)] = (header, time.monotonic() + max(1.0, expires - 5))
+        self._remember_auth(host, scope, header, time.monotonic() + max(1.0, expires - 5))
         return header
 
     async def _authorize(self, host: str, challenge: Challenge, scope: str) -> str:
         if challenge.scheme == "basic":
-            creds = self.credentials.get(host)
+            creds = self._store().get(host)
             if creds is None:
                 raise AuthenticationError(f"{host} requires basic auth and no credentials are configured")
             header = creds.basic_header()
-            self._auth[(host, scope)] = (header, float("inf"))
+            self._remember_auth(host, scope, header, float("inf"))
             return header
-        return await self._token(host, challenge, challenge.params.get("scope") or scope)
+        return await self._token(host, challenge, scope)
 
     def _cached_auth(self, host: str, scope: str) -> str | None:
-        item = self._auth.get((host, scope))
+        key = (host, scope, self._store().fingerprint)
+        item = self._auth.get(key)
         if item is None:
             return None
         header, expiry = item
         if expiry < time.monotonic():
-            self._auth.pop((host, scope), None)
+            self._auth.pop(key, None)
             return None
         return header
+
+    def _remember_auth(self, host: str, scope: str, header: str, expiry: float) -> None:
+        if len(self._auth) > 10_000:
+            self._auth.clear()
+        self._auth[(host, scope, self._store().fingerprint)] = (header, expiry)
 
     async def request(
         self,
@@ -653,7 +692,7 @@ class RegistryClient:
     # ------------------------------------------------------------------------------------------ resolve
 
     async def _tag_descriptor(self, ref: ImageReference) -> Descriptor:
-        key = (ref.registry, ref.repository, ref.tag or "latest")
+        key = (ref.registry, ref.repository, ref.tag or "latest", self._store().fingerprint)
         ttl = self.config.tag_cache_ttl_seconds
         if ttl > 0:
             cached = self._tags.get(key)
@@ -716,8 +755,12 @@ class RegistryClient:
             digest = ref.digest or (await self.resolve(ref)).digest
         return await list_referrers(self, ref, digest, artifact_type)
 
-    async def check_posture(self, ref: ImageReference | str, trust: TrustPolicy) -> ImagePosture:
-        """Signature / SBOM / attestation posture of an image; see :func:`.posture.check_posture`."""
+    async def check_posture(
+        self, ref: ImageReference | str, trust: TrustPolicy, *, credentials: CredentialStore | None = None
+    ) -> ImagePosture:
+        """Signature / SBOM / attestation posture of an image; see :func:`.posture.check_posture`.
+        ``credentials`` (e.g. the pod's imagePullSecrets) replace the client's store for this call."""
         from .posture import check_posture
 
-        return await check_posture(self, ref, trust)
+        with self.using_credentials(credentials):
+            return await check_posture(self, ref, trust)

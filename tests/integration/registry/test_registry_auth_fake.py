@@ -22,6 +22,7 @@ from zastava.registry import (
     RegistryClient,
     RegistryClientConfig,
     RegistryUnavailable,
+    TooLarge,
     TrustPolicy,
     load_public_key,
 )
@@ -30,6 +31,7 @@ from .conftest import Image
 from .ocifake import FakeRegistry
 
 pytestmark = pytest.mark.real
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +51,12 @@ def docker_config(tmp_path: Path, host: str, user: str, password: str) -> Path:
 
 async def test_basic_auth_htpasswd(auth_registry: devstack.RegistryServer, tmp_path: Path) -> None:
     pusher = signing.OciPusher(auth_registry.url, auth=("alice", "s3cret"))
+    config = pusher.blob("zastava/auth", b'{"os":"linux"}', "application/vnd.oci.image.config.v1+json")
     digest = pusher.manifest(
         "zastava/auth",
         "1",
-        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []},
-        "application/vnd.oci.image.index.v1+json",
+        {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": []},
+        OCI_MANIFEST,
     )
     pusher.close()
     ref = f"{auth_registry.host}/zastava/auth:1"
@@ -76,6 +79,20 @@ async def test_basic_auth_htpasswd(auth_registry: devstack.RegistryServer, tmp_p
     }
     async with RegistryClient(credentials=CredentialStore.from_sources(pull_secrets=[secret])) as client:
         assert (await client.head_manifest(ref)).digest == digest  # type: ignore[union-attr]
+    # per-call credentials (one pod's imagePullSecrets) on a shared client are not reused by other calls
+    async with RegistryClient() as shared:
+        with shared.using_credentials(store):
+            assert (await shared.resolve(ref)).digest == digest
+        with pytest.raises(AuthenticationError, match="no credentials"):
+            await shared.resolve(ref)
+        posture = await shared.check_posture(
+            ref, TrustPolicy(keys=[load_public_key(signing.KeyPair.generate().public_pem)]), credentials=store
+        )
+        assert posture.resolve == "ok" and posture.digest == digest
+        anonymous = await shared.check_posture(
+            ref, TrustPolicy(keys=[load_public_key(signing.KeyPair.generate().public_pem)])
+        )
+        assert anonymous.resolve == "unknown" and "AuthenticationError" in str(anonymous.error)
     bad = CredentialStore.from_sources(docker_config(tmp_path, auth_registry.host, "alice", "wrong"))
     async with RegistryClient(credentials=bad) as client:
         with pytest.raises(AuthenticationError, match="rejected"):
@@ -192,3 +209,14 @@ def test_cli_verify_exit_codes(image: Image, tmp_path: Path) -> None:
     )
     assert listed.exit_code == 0 and json.loads(listed.output)["source"] == "fallback"
     assert len(json.loads(listed.output)["referrers"]) == 1
+
+
+async def test_oversized_manifest_is_refused(image: Image) -> None:
+    config = RegistryClientConfig(max_manifest_bytes=64)
+    async with RegistryClient(config) as client:
+        with pytest.raises(TooLarge):
+            await client.manifest(image.pinned)
+        result = await client.check_posture(
+            image.pinned, TrustPolicy(keys=[load_public_key(signing.KeyPair.generate().public_pem)])
+        )
+    assert result.resolve == "unknown" and "TooLarge" in str(result.error)

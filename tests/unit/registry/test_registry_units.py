@@ -291,3 +291,48 @@ def test_legacy_keyless_evidence_checks(sigstore: tuple[signing.TestSigstore, Tr
 def test_builtin_trusted_root_loads_offline() -> None:
     root = TrustRoot.load("sigstore-public-good")
     assert root.rekor_keys and root.ca_certs and root.ct_keys
+
+
+async def test_bearer_realm_must_be_https_for_an_https_registry() -> None:
+    """Protocol-level check with httpx.MockTransport standing in for a remote https registry (no real remote
+    registry is reachable from this machine)."""
+    import httpx
+
+    from zastava.registry import RegistryClient
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(
+            401, headers={"WWW-Authenticate": 'Bearer realm="http://evil.example/token",service="x"'}
+        )
+
+    async with RegistryClient(transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(AuthenticationError, match="plain-http token realm"):
+            await client.head_manifest("registry.example/app:1")
+    assert seen == ["https://registry.example/v2/app/manifests/1"]
+
+
+@given(st.binary(max_size=2000))
+def test_malformed_inputs_give_declared_errors(data: bytes) -> None:
+    from zastava.registry.dsse import DsseError
+
+    for parse, errors in (
+        (lambda: Manifest.parse(data, None), (InvalidManifest,)),
+        (lambda: parse_envelope(data), (DsseError,)),
+        (lambda: simple_signing_digest(data), (ValueError,)),
+        (lambda: CredentialStore().load_docker_config(data), (ValueError,)),
+    ):
+        try:
+            parse()
+        except errors:
+            pass
+
+
+@given(st.text(max_size=300))
+def test_challenge_parser_is_total(text: str) -> None:
+    try:
+        parse_challenge(text)
+    except AuthenticationError:
+        pass

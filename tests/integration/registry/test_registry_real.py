@@ -297,3 +297,40 @@ async def test_key_signature_with_rekor_entry(image: Image, sigstore_instance: t
     plain = Image(image.repo, image.digest, image.pusher, image.host)
     signing.sign_legacy(plain.pusher, plain.repo, image.digest, key=signing.KeyPair.generate())
     assert (await posture(image, policy)).signed  # the logged one still verifies
+
+
+async def test_real_cosign_signature_through_the_registry(image: Image) -> None:
+    """The real cosign output of tests/unit/registry/cosign_real.py, stored in cosign's layout in the real
+    registry, read back through the client and verified with the public-good trusted root."""
+    from tests.unit.registry import cosign_real as real
+
+    layer = image.pusher.blob(image.repo, real.PAYLOAD, "application/vnd.dev.cosign.simplesigning.v1+json")
+    assert layer["digest"] == real.LAYER_DIGEST
+    layer["annotations"] = {
+        "dev.cosignproject.cosign/signature": real.SIGNATURE,
+        "dev.sigstore.cosign/bundle": real.BUNDLE_ANNOTATION,
+    }
+    config = image.pusher.blob(image.repo, b"{}", "application/vnd.oci.image.config.v1+json")
+    image.pusher.manifest(
+        image.repo,
+        real.IMAGE_DIGEST.replace(":", "-") + ".sig",
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config,
+            "layers": [layer],
+        },
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+    from zastava.registry.cosign import fetch_legacy, verify_legacy_layer
+
+    policy = TrustPolicy(
+        keys=[load_public_key(real.PUBLIC_KEY, "dangerzone")],
+        trusted_root=TrustRoot.load("sigstore-public-good"),
+        require_tlog_for_keys=True,
+    )
+    async with RegistryClient() as client:
+        layers = await fetch_legacy(client, client._as_ref(image.ref), real.IMAGE_DIGEST, ".sig")
+    assert len(layers) == 1
+    finding = verify_legacy_layer(layers[0], real.IMAGE_DIGEST, policy)
+    assert finding.verified and finding.rekor_uuid, finding.reason

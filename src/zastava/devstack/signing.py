@@ -43,6 +43,7 @@ __all__ = [
     "OciPusher",
     "TestSigstore",
     "attach_bundle",
+    "attach_cosign_sbom",
     "attach_referrer",
     "attach_sbom",
     "attest_legacy",
@@ -587,14 +588,42 @@ def attest_legacy(
     predicate_type: str,
     predicate: Any,
     *,
-    key: KeyPair,
+    key: KeyPair | None = None,
+    sigstore: TestSigstore | None = None,
+    identity: str = "",
+    issuer: str = "",
     subject_digest: str | None = None,
 ) -> str:
-    """``cosign attest --key`` in the legacy layout (``sha256-<hex>.att`` with a DSSE layer)."""
+    """``cosign attest`` in the legacy layout (``sha256-<hex>.att`` with a DSSE layer); keyless attestations
+    carry the certificate, chain and an ``intoto`` v0.0.2 Rekor entry, as cosign writes them."""
     statement = in_toto_statement(subject_digest or digest, predicate_type, predicate)
-    envelope = dsse_envelope(statement, key.sign)
+    annotations = {"dev.cosignproject.cosign/signature": "", "predicateType": predicate_type}
+    if sigstore is not None:
+        eph, cert = sigstore.issue(identity, issuer)
+        envelope = dsse_envelope(statement, lambda d: eph.sign(d, ec.ECDSA(hashes.SHA256())))
+        body = {
+            "apiVersion": "0.0.2",
+            "kind": "intoto",
+            "spec": {
+                "content": {
+                    "hash": {
+                        "algorithm": "sha256",
+                        "value": hashlib.sha256(json.dumps(envelope).encode()).hexdigest(),
+                    },
+                    "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
+                },
+                "publicKey": _b64(_cert_pem(cert)),
+            },
+        }
+        entry = sigstore.log(body)
+        annotations["dev.sigstore.cosign/certificate"] = _cert_pem(cert).decode()
+        annotations["dev.sigstore.cosign/chain"] = _cert_pem(sigstore.ca_cert).decode()
+        annotations["dev.sigstore.cosign/bundle"] = sigstore.cosign_annotation(entry)
+    else:
+        assert key is not None
+        envelope = dsse_envelope(statement, key.sign)
     layer = pusher.blob(repo, json.dumps(envelope).encode(), DSSE_MEDIA)
-    layer["annotations"] = {"dev.cosignproject.cosign/signature": "", "predicateType": predicate_type}
+    layer["annotations"] = annotations
     return _put_cosign_manifest(pusher, repo, digest.replace(":", "-") + ".att", layer)
 
 
@@ -643,6 +672,14 @@ def attach_referrer(
         index["manifests"] = [*index.get("manifests", []), entry]
         pusher.manifest(repo, tag, index, OCI_INDEX)
     return digest
+
+
+def attach_cosign_sbom(pusher: OciPusher, repo: str, digest: str, sbom: bytes, media_type: str) -> str:
+    """``cosign attach sbom`` (legacy): a ``sha256-<hex>.sbom`` manifest whose layer is the SBOM."""
+    layer = pusher.blob(repo, sbom, media_type)
+    config = pusher.blob(repo, _cosign_config([layer]), "application/vnd.oci.image.config.v1+json")
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]}
+    return pusher.manifest(repo, digest.replace(":", "-") + ".sbom", manifest, OCI_MANIFEST)
 
 
 def subject_descriptor(pusher: OciPusher, repo: str, digest: str) -> dict[str, Any]:

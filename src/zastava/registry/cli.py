@@ -131,6 +131,9 @@ def verify(
         str | None, typer.Option("--identity-regexp", help="Keyless: certificate subject regex.")
     ] = None,
     issuer: Annotated[str | None, typer.Option("--issuer", help="Keyless: OIDC issuer URL.")] = None,
+    issuer_regexp: Annotated[
+        str | None, typer.Option("--issuer-regexp", help="Keyless: OIDC issuer regex.")
+    ] = None,
     trusted_root: Annotated[
         str | None, typer.Option("--trusted-root", help="trusted_root.json, or sigstore-public-good.")
     ] = None,
@@ -153,15 +156,25 @@ def verify(
         if digest_policy not in ("index", "platform", "any", "all"):
             _fail("--digest-policy must be index, platform, any or all")
         section = section.model_copy(update={"digest_policy": digest_policy})
-    keyless = identity is not None or identity_regexp is not None or issuer is not None
+    keyless = any(v is not None for v in (identity, identity_regexp, issuer, issuer_regexp))
     try:
         if key or keyless:
             identities = []
             if keyless:
-                if issuer is None or (identity is None) == (identity_regexp is None):
-                    _fail("keyless verification needs --issuer and one of --identity / --identity-regexp")
+                if (issuer is None) == (issuer_regexp is None) or (identity is None) == (
+                    identity_regexp is None
+                ):
+                    _fail(
+                        "keyless verification needs one of --issuer / --issuer-regexp and one of "
+                        "--identity / --identity-regexp"
+                    )
                 identities.append(
-                    KeylessIdentity(issuer=issuer, subject=identity, subject_regex=identity_regexp)
+                    KeylessIdentity(
+                        issuer=issuer,
+                        issuer_regex=issuer_regexp,
+                        subject=identity,
+                        subject_regex=identity_regexp,
+                    )
                 )
             root = trusted_root or section.trust.trusted_root_path
             if keyless and root is None:

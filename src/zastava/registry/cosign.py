@@ -278,11 +278,15 @@ def verify_legacy_layer(layer: LegacyLayer, digest: str, policy: TrustPolicy) ->
                 pem = key.key.public_bytes(
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
+                note = None
                 try:
                     key_uuid = _key_tlog(layer, signed, signature, pem, policy, attestation)
                 except EvidenceError as exc:
-                    problems.append(str(exc))
-                    continue
+                    if policy.require_tlog_for_keys:
+                        problems.append(str(exc))
+                        continue
+                    # the key signature stands on its own; unverifiable log evidence is reported, not trusted
+                    key_uuid, note = None, f"Rekor evidence not used: {exc}"
                 return Finding(
                     **base,
                     verified=True,
@@ -290,6 +294,7 @@ def verify_legacy_layer(layer: LegacyLayer, digest: str, policy: TrustPolicy) ->
                     signer_kind="key",
                     predicate_type=predicate_type,
                     rekor_uuid=key_uuid,
+                    reason=note,
                 )
         if layer.certificate is None:
             problems.append("signature does not verify with any trusted key")

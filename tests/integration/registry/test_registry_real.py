@@ -334,3 +334,49 @@ async def test_real_cosign_signature_through_the_registry(image: Image) -> None:
     assert len(layers) == 1
     finding = verify_legacy_layer(layers[0], real.IMAGE_DIGEST, policy)
     assert finding.verified and finding.rekor_uuid, finding.reason
+
+
+async def test_keyless_legacy_attestation_and_cosign_sbom(image: Image, sigstore_instance: tuple) -> None:  # type: ignore[type-arg]
+    sigstore, root = sigstore_instance
+    signing.attest_legacy(
+        image.pusher,
+        image.repo,
+        image.digest,
+        "https://cyclonedx.org/bom",
+        {"components": []},
+        sigstore=sigstore,
+        identity=DEV,
+        issuer=ISSUER,
+    )
+    signing.attach_cosign_sbom(
+        image.pusher, image.repo, image.digest, b"SPDXVersion: SPDX-2.3\n", "text/spdx"
+    )
+    result = await posture(image, keyless_policy(root, subject=DEV))
+    assert result.attestation_verified, result.reasons
+    assert result.attestations[0].signer_kind == "keyless" and result.attestations[0].rekor_uuid
+    assert result.sbom and result.sbom_media_types == ["text/spdx"]
+    other = await posture(image, keyless_policy(root, subject_regex=r"ci@.*"))
+    assert not other.attestation_verified
+
+
+def test_cli_keyless_verify(image: Image, sigstore_instance: tuple) -> None:  # type: ignore[type-arg]
+    from typer.testing import CliRunner
+
+    from zastava.cli import app
+
+    sigstore, root = sigstore_instance
+    signing.sign_legacy(
+        image.pusher, image.repo, image.digest, sigstore=sigstore, identity=DEV, issuer=ISSUER
+    )
+    runner = CliRunner()
+    base = ["verify", image.ref, "--trusted-root", str(root)]
+    ok = runner.invoke(app, [*base, "--identity", DEV, "--issuer", ISSUER])
+    assert ok.exit_code == 0 and f"signed by: {DEV} ({ISSUER})" in ok.output, ok.output
+    regex = runner.invoke(
+        app, [*base, "--identity-regexp", r".*@zastava\.test", "--issuer-regexp", "https://.*"]
+    )
+    assert regex.exit_code == 0, regex.output
+    wrong = runner.invoke(app, [*base, "--identity", "eve@zastava.test", "--issuer", ISSUER])
+    assert wrong.exit_code == 1 and "is not trusted" in wrong.output
+    incomplete = runner.invoke(app, ["verify", image.ref, "--identity", DEV])
+    assert incomplete.exit_code == 2

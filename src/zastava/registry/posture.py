@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from ..contracts.runtime_event import Attestation, Evidence, Posture
 from ..telemetry import fields
 from .bundles import is_bundle_type, verify_bundle
 from .client import DigestPolicy, RegistryClient, ResolvedImage
@@ -54,6 +55,33 @@ class ImagePosture(BaseModel):
     referrers_source: str | None = None
     reasons: list[str] = Field(default_factory=list)
     error: str | None = None
+
+
+    # ------------------------------------------------------------------------ contract views (§2.1)
+
+    def runtime_posture(self) -> Posture:
+        """The runtime event's ``posture`` block; unknown fields stay unknown when resolution failed."""
+        if self.resolve == "unknown":
+            return Posture(image_signed=None, sbom_referrer="unknown", attestation=None)
+        attestation = None
+        if self.attestation_present:
+            uuid = next((a.rekor_uuid for a in self.attestations if a.verified and a.rekor_uuid), None)
+            attestation = Attestation(uuid=uuid or self.rekor_uuid, verified=self.attestation_verified)
+        return Posture(
+            image_signed=self.signed,
+            sbom_referrer="present" if self.sbom else "missing",
+            attestation=attestation,
+        )
+
+    def evidence(self) -> list[Evidence]:
+        """``registry.*`` evidence items for a runtime event."""
+        out = [Evidence(signal="registry.referrers", value=f"sbom: {t}") for t in self.sbom_media_types]
+        out += [Evidence(signal="registry.signature", value=f"signed by: {s}") for s in self.signed_by]
+        if self.rekor_uuid:
+            out.append(Evidence(signal="registry.rekor", value=f"uuid: {self.rekor_uuid}"))
+        if self.resolve == "unknown":
+            out.append(Evidence(signal="registry.resolve", value="unknown"))
+        return out
 
 
 class VerificationCache:

@@ -336,3 +336,32 @@ def test_challenge_parser_is_total(text: str) -> None:
         parse_challenge(text)
     except AuthenticationError:
         pass
+
+
+def test_posture_contract_views() -> None:
+    from zastava.registry import Finding, ImagePosture
+
+    att = Finding(
+        kind="sigstore-bundle", role="attestation", digest=D, source="s", verified=True, rekor_uuid="u1"
+    )
+    posture = ImagePosture(
+        reference="r",
+        signed=True,
+        signed_by=["k"],
+        sbom=True,
+        sbom_media_types=["text/spdx"],
+        attestations=[att],
+        attestation_present=True,
+        attestation_verified=True,
+        rekor_uuid="u0",
+    )
+    view = posture.runtime_posture().model_dump(by_alias=True)
+    assert view == {
+        "imageSigned": True,
+        "sbomReferrer": "present",
+        "attestation": {"uuid": "u1", "verified": True},
+    }
+    signals = [(e.signal, e.value) for e in posture.evidence()]
+    assert ("registry.referrers", "sbom: text/spdx") in signals and ("registry.rekor", "uuid: u0") in signals
+    unknown = ImagePosture(reference="r", resolve="unknown").runtime_posture()
+    assert unknown.image_signed is None and unknown.sbom_referrer == "unknown"

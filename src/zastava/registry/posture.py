@@ -56,7 +56,6 @@ class ImagePosture(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     error: str | None = None
 
-
     # ------------------------------------------------------------------------ contract views (§2.1)
 
     def runtime_posture(self) -> Posture:

@@ -4,6 +4,7 @@ the OCI 1.1 referrers API, can throttle with 429 + Retry-After, and can demand b
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -35,6 +36,9 @@ class FakeRegistry:
         self.tokens: set[str] = set()
         self.requests = 0
         self.throttled = 0
+        self.delay = 0.0  # seconds each manifest request takes
+        self.inflight = 0
+        self.max_inflight = 0
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
 
@@ -83,6 +87,13 @@ class FakeRegistry:
         if gate:
             return gate
         name, ref = request.path_params["name"], request.path_params["ref"]
+        if self.delay:
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+            try:
+                await asyncio.sleep(self.delay)
+            finally:
+                self.inflight -= 1
         if request.method == "PUT":
             body = await request.body()
             digest = "sha256:" + hashlib.sha256(body).hexdigest()

@@ -220,3 +220,25 @@ async def test_oversized_manifest_is_refused(image: Image) -> None:
             image.pinned, TrustPolicy(keys=[load_public_key(signing.KeyPair.generate().public_pem)])
         )
     assert result.resolve == "unknown" and "TooLarge" in str(result.error)
+
+
+async def test_per_registry_concurrency_limit(fake_registry: FakeRegistry) -> None:
+    import asyncio
+
+    digest, _ = _seed(fake_registry)
+    fake_registry.delay = 0.05
+    config = RegistryClientConfig(concurrency_per_registry=2, tag_cache_ttl_seconds=0)
+    async with RegistryClient(config) as client:
+        results = await asyncio.gather(*(client.resolve(f"{fake_registry.host}/app:1") for _ in range(10)))
+    assert {r.digest for r in results} == {digest}
+    assert fake_registry.max_inflight == 2
+
+
+async def test_read_timeout_is_bounded(fake_registry: FakeRegistry) -> None:
+    _seed(fake_registry)
+    fake_registry.delay = 2.0
+    config = RegistryClientConfig(read_timeout_seconds=0.2, max_retries=1, backoff_base_seconds=0.01)
+    async with RegistryClient(config) as client:
+        with pytest.raises(RegistryUnavailable, match="ReadTimeout"):
+            await client.resolve(f"{fake_registry.host}/app:1")
+        assert client.stats["retries"] == 1

@@ -202,6 +202,63 @@ class Publisher(Section):
     buffer_max_bytes: PositiveSize = 50_000_000
 
 
+class RegistryIdentity(Section):
+    """A keyless (Fulcio) identity: one of issuer/issuerRegex and one of subject/subjectRegex."""
+
+    issuer: str | None = None
+    issuer_regex: str | None = None
+    subject: str | None = None
+    subject_regex: str | None = None
+
+    @model_validator(mode="after")
+    def _one_each(self) -> RegistryIdentity:
+        if (self.issuer is None) == (self.issuer_regex is None):
+            raise ValueError("set exactly one of issuer / issuerRegex")
+        if (self.subject is None) == (self.subject_regex is None):
+            raise ValueError("set exactly one of subject / subjectRegex")
+        for pattern in (self.issuer_regex, self.subject_regex):
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
+        return self
+
+
+class RegistryTrust(Section):
+    """Who may sign images (cosign keys, keyless identities) and the offline sigstore trusted root."""
+
+    public_key_files: list[str] = Field(default_factory=list)
+    keyless_identities: list[RegistryIdentity] = Field(default_factory=list)
+    trusted_root_path: str | None = None  # trusted_root.json, or "sigstore-public-good"
+    require_tlog_for_keys: bool = False
+
+    @model_validator(mode="after")
+    def _root(self) -> RegistryTrust:
+        if self.keyless_identities and not self.trusted_root_path:
+            raise ValueError("keylessIdentities need trustedRootPath")
+        return self
+
+
+class Registry(Section):
+    """Direct registry access (spec §3.1/§4.1): digest resolution, referrers, signature verification."""
+
+    insecure_registries: list[str] = Field(default_factory=list)
+    docker_config_path: str | None = None
+    concurrency_per_registry: int = Field(8, ge=1, le=256)
+    connect_timeout_seconds: float = Field(5.0, gt=0, le=120)
+    read_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    max_retries: int = Field(3, ge=0, le=10)
+    max_retry_after_seconds: float = Field(10.0, ge=0, le=300)
+    tag_cache_ttl_seconds: float = Field(30.0, ge=0, le=86400)
+    cache_max_bytes: Size = 64_000_000
+    max_manifest_bytes: PositiveSize = 4 * 1024 * 1024
+    max_blob_bytes: PositiveSize = 4 * 1024 * 1024
+    platform: str = Field("linux/amd64", pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+    digest_policy: Literal["index", "platform", "any", "all"] = "index"
+    trust: RegistryTrust = Field(default_factory=RegistryTrust)
+
+
 class ZastavaConfig(BaseSettings):
     """The ``zastava:`` section of the YAML, with environment overrides."""
 
@@ -221,6 +278,7 @@ class ZastavaConfig(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     security: Security = Field(default_factory=Security)
     publisher: Publisher = Field(default_factory=Publisher)
+    registry: Registry = Field(default_factory=Registry)
 
     @classmethod
     def settings_customise_sources(

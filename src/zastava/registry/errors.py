@@ -1,0 +1,46 @@
+"""Errors of the registry client and verifiers. Every failure a caller may act on has its own class."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "InvalidManifest",
+    "InvalidReference",
+    "ManifestNotFound",
+    "RegistryError",
+    "RegistryUnavailable",
+    "TooLarge",
+    "TrustConfigError",
+]
+
+
+class RegistryError(Exception):
+    """Base class: anything that went wrong talking to a registry."""
+
+
+class InvalidReference(RegistryError, ValueError):
+    """An image reference that does not parse (``registry/repo[:tag][@digest]``)."""
+
+
+class ManifestNotFound(RegistryError):
+    """The registry answered 404 for a manifest or blob."""
+
+
+class AuthenticationError(RegistryError):
+    """401/403 after the challenge flow, or a token endpoint that refused the credentials."""
+
+
+class RegistryUnavailable(RegistryError):
+    """Transport error, timeout, or throttling that outlasted the retry budget."""
+
+
+class InvalidManifest(RegistryError):
+    """A manifest/index/blob that is not what it claims (bad JSON, wrong media type, digest mismatch)."""
+
+
+class TooLarge(InvalidManifest):
+    """A body larger than the configured bound; it was not read further."""
+
+
+class TrustConfigError(ValueError):
+    """Unusable trust material: unreadable key file, unsupported key type, bad trusted root."""

@@ -110,6 +110,7 @@ class _Sampler:
         self.diagnostic = diagnostic
         self.evidence: list[Evidence] = []
         self.gone: str | None = None
+        self.unreadable: str | None = None
         self.map_files_ok = True
         self.map_files_denied: str | None = None
         self.rootfs = RootFS(f"{self.base}/root")
@@ -297,12 +298,15 @@ def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
     exe_path: str | None = None
     build = BuildIdResult(None, "unreadable", "not read")
     libs: list[LoadedLib] = []
+    step = "cgroup"
     try:
         cgroup, _ = read_proc_file(f"{sampler.base}/cgroup", 1 << 20)
         identity = parse_cgroup(cgroup.decode("utf-8", "replace"))
+        step = "cmdline"
         raw_argv, _ = read_proc_file(f"{sampler.base}/cmdline", 1 << 20)
         argv = parse_cmdline(raw_argv)
         exe_path = sampler.exe_path()
+        step = "maps"
         maps_text, truncated = read_proc_file(f"{sampler.base}/maps")
         if truncated:
             sampler.note("procfs.maps.cap", f"maps larger than {len(maps_text)} bytes; the rest was not read")
@@ -323,6 +327,9 @@ def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
                 sampler.note(f"procfs.maps.{obj.kind}", f"{obj.path}@0x{obj.first.start:x}")
     except ProcessGone as exc:
         sampler.gone = exc.strerror or "process exited"
+    except OSError as exc:  # e.g. no ptrace access to another user namespace's process
+        sampler.unreadable = f"{step}: {exc.strerror or exc}"
+        sampler.note("procfs.unreadable", f"{sampler.base}/{sampler.unreadable}")
     if exe_path is None and sampler.gone is None and not argv:
         sampler.note("procfs.exe", "no executable (kernel thread)")
     if build.ok:
@@ -418,8 +425,13 @@ def inspect_process(
     assert attempt is not None
     result = attempt.inspection
     result.hashed_bytes = hashed
+    outcome = "ok"
+    if current.unreadable is not None:
+        result.partial = True
+        outcome = "error"
     if reason is not None:
         result.partial = True
+        outcome = "partial"
         result.evidence.append(
             Evidence(
                 signal="procfs.partial",
@@ -431,7 +443,7 @@ def inspect_process(
             Evidence(signal="procfs.retry", value=_clip(f"pid={pid}: {reasons[0]}; the second sample held"))
         )
     if metrics is not None:
-        metrics.proc_maps_samples.labels(result="partial" if result.partial else "ok").inc()
+        metrics.proc_maps_samples.labels(result=outcome).inc()
         if hashed:
             metrics.hash_bytes.inc(hashed)
     return result

@@ -214,7 +214,7 @@ class ContainerIdentity:
 
 
 _ID = r"[0-9a-f]{64}"
-# systemd driver: <prefix>-<id>.scope ; cgroupfs driver: /docker/<id>, /kubepods/…/<prefix-><id>
+# systemd driver: <prefix>-<id>.scope ; cgroupfs driver: /docker/<id>, /kubepods/…/[crio-]<id>
 _SCOPE = re.compile(rf"(?:^|/)(docker|cri-containerd|crio|libpod)-({_ID})\.scope(?:/|$)")
 _DOCKER_DIR = re.compile(rf"(?:^|/)docker/({_ID})(?:/|$)")
 _CRIO_DIR = re.compile(rf"(?:^|/)crio-({_ID})(?:/|$)")
@@ -228,6 +228,7 @@ _PREFIX_ENGINE: dict[str, Engine] = {
     "crio": "cri-o",
     "libpod": "unknown",
 }
+_Qos = Literal["guaranteed", "burstable", "besteffort"]
 
 
 def _identify(path: str) -> ContainerIdentity | None:
@@ -235,59 +236,19 @@ def _identify(path: str) -> ContainerIdentity | None:
         return None  # CRI-O's monitor process, not the container
     pod = _POD.search(path) if _KUBEPODS.search(path) else None
     pod_uid = pod.group(1).replace("_", "-") if pod else None
-    qos: Literal["guaranteed", "burstable", "besteffort"] | None = None
+    qos: _Qos | None = None
     if pod:
-        qos_match = _QOS.search(path)
-        qos = "guaranteed" if qos_match is None else "burstable" if qos_match.group(1) == "burstable" else "besteffort"
+        found = _QOS.search(path)
+        qos = "guaranteed" if found is None else "burstable" if found.group(1) == "burstable" else "besteffort"
     engine: Engine
-    cgroup_path: str
-    pod_uid: str | None = None
-    qos: Literal["guaranteed", "burstable", "besteffort"] | None = None
-
-    @property
-    def uri(self) -> str:
-        """``<engine>://<id>`` as in ``workload.containerId`` (``containerd`` when the engine is unknown)."""
-        engine = "containerd" if self.engine == "unknown" else self.engine
-        return f"{engine}://{self.container_id}"
-
-
-_ID = r"[0-9a-f]{64}"
-# systemd driver: <prefix>-<id>.scope ; cgroupfs driver: /docker/<id>, /kubepods/…/<prefix-><id>
-_SCOPE = re.compile(rf"(?:^|/)(docker|cri-containerd|crio|libpod)-({_ID})\.scope(?:/|$)")
-_DOCKER_DIR = re.compile(rf"(?:^|/)docker/({_ID})(?:/|$)")
-_CRIO_DIR = re.compile(rf"(?:^|/)crio-({_ID})(?:/|$)")
-_KUBEPODS = re.compile(r"(?:^|/)kubepods(?:\.slice)?(?:/|$)")
-_QOS = re.compile(r"kubepods[-/](besteffort|burstable)")
-_POD = re.compile(r"pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?/")
-_BARE_ID = re.compile(rf"/({_ID})(?:/|$)")
-_PREFIX_ENGINE: dict[str, Engine] = {
-    "docker": "docker",
-    "cri-containerd": "containerd",
-    "crio": "cri-o",
-    "libpod": "unknown",
-}
-
-
-def _identify(path: str) -> ContainerIdentity | None:
-    if "crio-conmon-" in path:
-        return None  # CRI-O's monitor process, not the container
-    pod = _KUBEPODS.search(path)
-    pod_uid = pod.group(2).replace("_", "-") if pod else None
-    qos: Literal["guaranteed", "burstable", "besteffort"] | None = None
-    if pod:
-        qos = "burstable" if pod.group(1) == "burstable" else "besteffort" if pod.group(1) else "guaranteed"
-    engine: Engine
-    match = _SCOPE.search(path)
-    if match:
+    if match := _SCOPE.search(path):
         engine, cid = _PREFIX_ENGINE[match.group(1)], match.group(2)
     elif match := _CRIO_DIR.search(path):
         engine, cid = "cri-o", match.group(1)
     elif match := _DOCKER_DIR.search(path):
         engine, cid = "docker", match.group(1)
-    elif pod and (match := _BARE_ID.search(path, pod.end() - 1)):
-        engine, cid = "unknown", match.group(1)  # kubepods/<qos>/pod<uid>/<id>: containerd or dockershim
     elif match := _BARE_ID.search(path):
-        engine, cid = "unknown", match.group(1)  # e.g. containerd's /<namespace>/<id>
+        engine, cid = "unknown", match.group(1)  # kubepods/<qos>/pod<uid>/<id>, or containerd's /<ns>/<id>
     else:
         return None
     return ContainerIdentity(cid, engine, path, pod_uid, qos)

@@ -177,7 +177,10 @@ class _Sampler:
                     return "not a regular file"
                 fd = os.open(link, _OPEN_FLAGS)
             except FileNotFoundError:
-                return "mapping is gone (unmapped, or the process exited)"
+                if os.path.isdir(f"{self.base}/map_files"):
+                    return "mapping is gone (unmapped, or the process exited)"
+                self.map_files_ok = False  # kernel without map_files, or a procfs copy
+                self.map_files_denied = "no map_files directory"
             except PermissionError as exc:
                 self.map_files_ok = False
                 self.map_files_denied = exc.strerror or "permission denied"
@@ -257,7 +260,7 @@ class _Sampler:
         if self.map_files_denied is not None:
             self.note(
                 "procfs.map_files",
-                f"map_files not permitted ({self.map_files_denied}); objects read through the container root",
+                f"map_files unavailable ({self.map_files_denied}); objects read through the container root",
             )
         return out
 
@@ -445,7 +448,11 @@ def inspect_process(
     if metrics is not None:
         metrics.proc_maps_samples.labels(result=outcome).inc()
         if hashed:
-            metrics.hash_bytes.inc(hashed)
+            # Bound.inc() needs at least one label; without common tags use the bare counter.
+            if metrics.common_tags:
+                metrics.hash_bytes.inc(hashed)
+            else:
+                metrics.hash_bytes.metric.inc(hashed)
     return result
 
 

@@ -30,7 +30,9 @@ def inspect_command(
     ] = None,
     max_hash_bytes: Annotated[
         int | None,
-        typer.Option("--max-hash-bytes", min=0, help="Bytes hashed at most (default: config, else 64000000)."),
+        typer.Option(
+            "--max-hash-bytes", min=0, help="Bytes hashed at most (default: config, else 64000000)."
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Zastava YAML configuration for the defaults.")

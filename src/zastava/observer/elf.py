@@ -1,11 +1,11 @@
 """GNU build-id of an ELF file (``NT_GNU_BUILD_ID``), read from bytes or a file descriptor.
 
-Only the few structures needed are read: the ELF header, the program headers (``PT_NOTE`` segments) and, when no
-segment carries the note, the section headers (``SHT_NOTE`` sections). ELF32 and ELF64, little- and big-endian.
-Every offset and size is checked against the file size and every loop is bounded (headers, notes, bytes), so a
-hostile file (truncated, huge or looping note sizes, wrong class) yields an error value quickly and never an
-exception or a hang. Nothing is ever executed and files are never mapped (a concurrent truncation cannot raise
-SIGBUS).
+Only the few structures needed are read: the ELF header, the program headers (``PT_NOTE`` segments) and,
+when no segment carries the note, the section headers (``SHT_NOTE`` sections). ELF32 and ELF64, little- and
+big-endian. Every offset and size is checked against the file size and every loop is bounded (headers, notes,
+bytes), so a hostile file (truncated, huge or looping note sizes, wrong class) yields an error value quickly
+and never an exception or a hang. Nothing is ever executed and files are never mapped (a concurrent
+truncation cannot raise SIGBUS).
 """
 
 from __future__ import annotations

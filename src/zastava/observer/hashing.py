@@ -1,7 +1,7 @@
 """sha256 of mapped files, bounded, with an LRU cache keyed by file identity.
 
-The cache key is ``(st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns)`` of the opened file, so a repeat sample
-of an unchanged file costs one ``fstat``; any rewrite (which changes ctime) misses. Files are read with
+The cache key is ``(st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns)`` of the opened file, so a repeat
+sample of an unchanged file costs one ``fstat``; any rewrite (which changes ctime) misses. Files are read with
 ``readinto`` into a reusable buffer (never mapped: a concurrent truncation must not raise SIGBUS), and a file
 whose identity changes while it is read is reported as such rather than cached.
 """
@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["FileKey", "FileTooLarge", "FileChanged", "HashCache", "file_key", "sha256_fd"]
+__all__ = ["CacheStats", "FileChanged", "FileKey", "FileTooLarge", "HashCache", "file_key", "sha256_fd"]
 
 #: (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns)
 FileKey = tuple[int, int, int, int, int]

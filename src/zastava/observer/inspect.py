@@ -1,10 +1,11 @@
 """One sample of a live process: its exe, build-id, loaded objects with sha256, and container identity.
 
 :func:`inspect_process` is synchronous (the agent runs it in a worker thread) and bounded: at most
-``max_libs`` objects are hashed and at most ``max_hash_bytes`` bytes per call; every object that is not hashed is
-named in the evidence with the reason. Files are read through ``/proc/<pid>/map_files/<range>`` (the mapped file
-itself, even when deleted) and, where that is not permitted, through :class:`~zastava.observer.rootfs.RootFS`
-on ``/proc/<pid>/root`` (symlinks resolved inside the container root) with the inode checked against ``maps``.
+``max_libs`` objects are hashed and at most ``max_hash_bytes`` bytes per call; every object that is not hashed
+is named in the evidence with the reason. Files are read through ``/proc/<pid>/map_files/<range>`` (the mapped
+file itself, even when deleted) and, where that is not permitted, through
+:class:`~zastava.observer.rootfs.RootFS` on ``/proc/<pid>/root`` (symlinks resolved inside the container root)
+with the inode checked against ``maps``.
 
 A process is identified by (pid, start time): a PID that vanishes or is reused mid-sample is re-sampled once,
 then reported ``partial`` (spec §12). Command-line arguments and the environment are exported only with
@@ -17,6 +18,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from zastava.contracts import Evidence, LoadedLib, Process
@@ -131,14 +133,14 @@ class _Sampler:
 
     def exe_identity(self) -> tuple[int, int] | None:
         try:
-            info = os.stat(f"{self.base}/exe")
+            info = Path(f"{self.base}/exe").stat()
         except OSError:
             return None
         return info.st_dev, info.st_ino
 
     def exe_path(self) -> str | None:
         try:
-            target = os.readlink(f"{self.base}/exe")
+            target = str(Path(f"{self.base}/exe").readlink())
         except FileNotFoundError:
             return None  # kernel thread, zombie, or gone (the caller checks which)
         except PermissionError as exc:
@@ -172,12 +174,12 @@ class _Sampler:
         if self.map_files_ok:
             link = f"{self.base}/map_files/{obj.preferred.range}"
             try:
-                info = os.stat(link)
+                info = Path(link).stat()
                 if not stat.S_ISREG(info.st_mode):
                     return "not a regular file"
                 fd = os.open(link, _OPEN_FLAGS)
             except FileNotFoundError:
-                if os.path.isdir(f"{self.base}/map_files"):
+                if Path(f"{self.base}/map_files").is_dir():
                     return "mapping is gone (unmapped, or the process exited)"
                 self.map_files_ok = False  # kernel without map_files, or a procfs copy
                 self.map_files_denied = "no map_files directory"

@@ -220,7 +220,9 @@ _DOCKER_DIR = re.compile(rf"(?:^|/)docker/({_ID})(?:/|$)")
 _CRIO_DIR = re.compile(rf"(?:^|/)crio-({_ID})(?:/|$)")
 _KUBEPODS = re.compile(r"(?:^|/)kubepods(?:\.slice)?(?:/|$)")
 _QOS = re.compile(r"kubepods[-/](besteffort|burstable)")
-_POD = re.compile(r"pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?/")
+_POD = re.compile(
+    r"pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})(?:\.slice)?/"
+)
 _BARE_ID = re.compile(rf"/({_ID})(?:/|$)")
 _PREFIX_ENGINE: dict[str, Engine] = {
     "docker": "docker",
@@ -239,7 +241,9 @@ def _identify(path: str) -> ContainerIdentity | None:
     qos: _Qos | None = None
     if pod:
         found = _QOS.search(path)
-        qos = "guaranteed" if found is None else "burstable" if found.group(1) == "burstable" else "besteffort"
+        qos = (
+            "guaranteed" if found is None else "burstable" if found.group(1) == "burstable" else "besteffort"
+        )
     engine: Engine
     if match := _SCOPE.search(path):
         engine, cid = _PREFIX_ENGINE[match.group(1)], match.group(2)

@@ -65,9 +65,7 @@ def python_child(code: str, *args: str) -> Iterator[subprocess.Popen[str]]:
         child.wait()
 
 
-_MAPS_LINE = re.compile(
-    r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) (\d+)\s+(.*)$"
-)
+_MAPS_LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) (\d+)\s+(.*)$")
 
 
 def independent_dsos(pid: int) -> dict[str, int]:

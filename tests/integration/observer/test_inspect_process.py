@@ -242,7 +242,7 @@ def test_kernel_thread_has_no_objects() -> None:
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="prerequisite missing: setpriv (util-linux)")
 @pytest.mark.skipif(os.geteuid() != 0, reason="prerequisite missing: root (to drop capabilities)")
 def test_cli_without_map_files_capability_reads_through_the_root() -> None:
-    """Without CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE map_files is refused: objects come from /proc/<pid>/root."""
+    """Without CAP_SYS_ADMIN/CAP_CHECKPOINT_RESTORE map_files is refused: objects come from the root."""
     with python_child(PYTHON_WITH_LIBS) as child:
         full = inspect_process(child.pid)
         out = subprocess.run(

@@ -168,7 +168,7 @@ def test_build_id_size_limits() -> None:
 def test_note_area_beyond_budget_is_refused() -> None:
     data = bytearray(make_elf([build_id_note(b"\x01" * 20)], section=False))
     ph = 64
-    p_type, p_flags, off, va, pa, filesz, memsz, align = struct.unpack_from("<IIQQQQQQ", data, ph)
+    p_type, p_flags, off, va, pa, _filesz, memsz, align = struct.unpack_from("<IIQQQQQQ", data, ph)
     struct.pack_into("<IIQQQQQQ", data, ph, p_type, p_flags, off, va, pa, MAX_NOTE_BYTES * 4, memsz, align)
     data += b"\0" * (MAX_NOTE_BYTES * 4)
     result = read_build_id(bytes(data))

@@ -31,12 +31,11 @@ from .procfs import (
     MappedObject,
     ProcessGone,
     ProcStat,
-    mapped_objects,
     parse_cgroup,
     parse_cmdline,
-    parse_maps,
     parse_stat,
     read_proc_file,
+    scan_maps,
 )
 from .rootfs import RootFS, RootFSError
 
@@ -133,7 +132,7 @@ class _Sampler:
 
     def exe_identity(self) -> tuple[int, int] | None:
         try:
-            info = Path(f"{self.base}/exe").stat()
+            info = os.stat(f"{self.base}/exe")  # noqa: PTH116 - hot path; pathlib costs µs
         except OSError:
             return None
         return info.st_dev, info.st_ino
@@ -169,15 +168,13 @@ class _Sampler:
 
     # -------------------------------------------------------------------------------------- hashing
 
-    def _open_object(self, obj: MappedObject) -> tuple[int, os.stat_result] | str:
-        """(fd, stat) of the mapped file, or the reason it cannot be read."""
+    def _locate(self, obj: MappedObject) -> tuple[str | None, int | None, os.stat_result] | str:
+        """(map_files link, None, stat) — or (None, open fd, stat) when read through the container root —
+        of the mapped file; or the reason it cannot be read. A warm sample needs nothing but this ``stat``."""
         if self.map_files_ok:
-            link = f"{self.base}/map_files/{obj.preferred.range}"
+            link = f"{self.base}/map_files/{obj.range}"
             try:
-                info = Path(link).stat()
-                if not stat.S_ISREG(info.st_mode):
-                    return "not a regular file"
-                fd = os.open(link, _OPEN_FLAGS)
+                info = os.stat(link)  # noqa: PTH116 - hot path; follows the magic link to the mapped file
             except FileNotFoundError:
                 if Path(f"{self.base}/map_files").is_dir():
                     return "mapping is gone (unmapped, or the process exited)"
@@ -189,11 +186,9 @@ class _Sampler:
             except OSError as exc:
                 return f"map_files: {exc.strerror or exc}"
             else:
-                info = os.fstat(fd)
-                if stat.S_ISREG(info.st_mode):
-                    return fd, info
-                os.close(fd)
-                return "not a regular file"
+                if not stat.S_ISREG(info.st_mode):
+                    return "not a regular file"  # never open a device or FIFO
+                return link, None, info
         if obj.kind != "file":
             return f"{obj.kind} object is reachable only through map_files ({self.map_files_denied})"
         try:
@@ -203,7 +198,7 @@ class _Sampler:
         if info.st_ino != obj.inode:
             os.close(fd)
             return f"path now names another file (inode {info.st_ino}, mapped inode {obj.inode})"
-        return fd, info
+        return None, fd, info
 
     def libs(self, objects: list[MappedObject]) -> list[LoadedLib]:
         listed = objects[:MAX_LISTED_OBJECTS]
@@ -224,21 +219,22 @@ class _Sampler:
                 over_libs.append(path)
                 out.append(LoadedLib(path=path, inode=obj.inode))
                 continue
-            opened = self._open_object(obj)
-            if isinstance(opened, str):
-                failed.append(f"{path}: {opened}")
+            located = self._locate(obj)
+            if isinstance(located, str):
+                failed.append(f"{path}: {located}")
                 out.append(LoadedLib(path=path, inode=obj.inode))
                 continue
-            fd, info = opened
+            link, fd, info = located
             try:
                 if info.st_size > budget:
                     over_bytes.append(f"{path} ({info.st_size} bytes)")
                     over_bytes_total += info.st_size
                     out.append(LoadedLib(path=path, inode=obj.inode))
                     continue
-                digest = self._hash(fd, info, budget)
+                digest = self._digest(link, fd, info, budget)
             finally:
-                os.close(fd)
+                if fd is not None:
+                    os.close(fd)
             if digest.startswith("!"):
                 failed.append(f"{path}: {digest[1:]}")
                 out.append(LoadedLib(path=path, inode=obj.inode))
@@ -266,22 +262,38 @@ class _Sampler:
             )
         return out
 
-    def _hash(self, fd: int, info: os.stat_result, budget: int) -> str:
-        """Hex digest, or ``"!reason"``."""
+    def _digest(self, link: str | None, fd: int | None, info: os.stat_result, budget: int) -> str:
+        """Hex digest (from the cache when the file's identity is known), or ``"!reason"``."""
         key = file_key(info)
         if self.cache is not None:
             cached = self.cache.get(key)
             if cached is not None:
                 self.cache_hits += 1
                 return cached
+        opened_here = fd is None
+        if fd is None:
+            assert link is not None
+            try:
+                fd = os.open(link, _OPEN_FLAGS)
+            except FileNotFoundError:
+                return "!mapping is gone (unmapped, or the process exited)"
+            except OSError as exc:
+                return f"!open failed: {exc.strerror or exc}"
         try:
-            digest, read = sha256_fd(fd, limit=budget, info=info)
+            current = os.fstat(fd)
+            # dev/ino may differ between the two views of an overlayfs file; size and times may not
+            if not stat.S_ISREG(current.st_mode) or key[2:] != file_key(current)[2:]:
+                return f"!file changed between stat and open ({key} != {file_key(current)})"
+            digest, read = sha256_fd(fd, limit=budget, info=current)
         except FileTooLarge as exc:
             return f"!{exc}"
         except FileChanged as exc:
             return f"!{exc.strerror}"
         except OSError as exc:
             return f"!read failed: {exc.strerror or exc}"
+        finally:
+            if opened_here:
+                os.close(fd)
         self.hashed_bytes += read
         if self.cache is not None:
             self.cache.put(key, digest)
@@ -315,21 +327,19 @@ def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
         maps_text, truncated = read_proc_file(f"{sampler.base}/maps")
         if truncated:
             sampler.note("procfs.maps.cap", f"maps larger than {len(maps_text)} bytes; the rest was not read")
-        entries = parse_maps(maps_text.decode("utf-8", "surrogateescape"))
-        objects = mapped_objects(entries)
+        scan = scan_maps(maps_text.decode("utf-8", "surrogateescape"))
+        objects = scan.objects
         if exe_path is not None:  # the program first, then the shared objects in address order
             objects.sort(key=lambda o: o.path != exe_path)
         build = sampler.build_id(exe_path)
         libs = sampler.libs(objects)
-        anon = sum(1 for e in entries if e.kind == "anon")
-        special = sum(1 for e in entries if e.kind == "special")
         sampler.note(
             "procfs.maps",
-            f"pid={pid} mappings={len(entries)} objects={len(objects)} anonymous={anon} special={special}",
+            f"pid={pid} mappings={scan.mappings} objects={len(objects)}",
         )
         for obj in objects:
             if obj.kind in ("deleted", "memfd"):
-                sampler.note(f"procfs.maps.{obj.kind}", f"{obj.path}@0x{obj.first.start:x}")
+                sampler.note(f"procfs.maps.{obj.kind}", f"{obj.path}@0x{obj.start:x}")
     except ProcessGone as exc:
         sampler.gone = exc.strerror or "process exited"
     except OSError as exc:  # e.g. no ptrace access to another user namespace's process

@@ -19,6 +19,7 @@ __all__ = [
     "ContainerIdentity",
     "MapEntry",
     "MappedObject",
+    "MapsScan",
     "ProcStat",
     "ProcessGone",
     "mapped_objects",
@@ -27,6 +28,7 @@ __all__ = [
     "parse_maps",
     "parse_stat",
     "read_proc_file",
+    "scan_maps",
 ]
 
 #: Upper bound on bytes read from one procfs file (a JVM's maps is a few MB; this is far beyond).
@@ -83,71 +85,106 @@ def _classify(raw: str, inode: int) -> tuple[str | None, MapKind]:
     return path, "file"
 
 
+#: One maps line. Fields are single-space separated; the path follows after padding and may hold spaces.
+_LINE = re.compile(
+    r"^([0-9a-f]+)-([0-9a-f]+) ([-r][-w][-x][-psS]) ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) ([0-9]+)(?: +(.*))?$",
+    re.MULTILINE,
+)
+
+
 def parse_maps(text: str) -> list[MapEntry]:
     """Every well-formed line of ``/proc/<pid>/maps``, in address order; malformed lines are skipped."""
     out: list[MapEntry] = []
-    for line in text.split("\n"):  # not splitlines(): \x0b, \x1c … may occur in file names
-        if not line:
+    for m in _LINE.finditer(text):
+        lo, hi, perms, offset, major, minor, inode_s, raw = m.groups()
+        start, end, inode = int(lo, 16), int(hi, 16), int(inode_s)
+        if start > end:
             continue
-        parts = line.split(" ", 5)
-        if len(parts) < 5:
-            continue
-        try:
-            lo, _, hi = parts[0].partition("-")
-            start, end = int(lo, 16), int(hi, 16)
-            perms = parts[1]
-            offset = int(parts[2], 16)
-            major, _, minor = parts[3].partition(":")
-            dev = (int(major, 16), int(minor, 16))
-            inode = int(parts[4])
-        except ValueError:
-            continue
-        if len(perms) != 4 or start > end or inode < 0:
-            continue
-        raw = parts[5].lstrip(" ") if len(parts) == 6 else ""
-        path, kind = _classify(raw, inode)
-        out.append(MapEntry(start, end, perms, offset, dev, inode, path, kind))
+        path, kind = _classify(raw or "", inode)
+        out.append(
+            MapEntry(start, end, perms, int(offset, 16), (int(major, 16), int(minor, 16)), inode, path, kind)
+        )
     return out
 
 
 @dataclass(slots=True)
 class MappedObject:
-    """One file-backed object (deduplicated by (dev, inode)) with all its mappings."""
+    """One file-backed object, deduplicated by (dev, inode)."""
 
     path: str
     dev: tuple[int, int]
     inode: int
     kind: MapKind
-    mappings: list[MapEntry] = field(default_factory=list)
+    #: first mapping's start address
+    start: int
+    #: ``map_files`` name of the first mapping (any mapping of a file opens the whole file)
+    range: str
+    executable: bool = False
+    mappings: int = 0
 
-    @property
-    def executable(self) -> bool:
-        return any(m.executable for m in self.mappings)
 
-    @property
-    def first(self) -> MapEntry:
-        return self.mappings[0]
+@dataclass(slots=True)
+class MapsScan:
+    objects: list[MappedObject]
+    #: non-empty lines of the maps text (the mappings)
+    mappings: int
 
-    @property
-    def preferred(self) -> MapEntry:
-        """The mapping to open under ``map_files``: the one at file offset 0 when there is one."""
-        return next((m for m in self.mappings if m.offset == 0), self.mappings[0])
+
+def scan_maps(text: str, *, executable_only: bool = True) -> MapsScan:
+    """File-backed objects of a maps text in order of first mapping, as ``mapped_objects(parse_maps(text))``
+    but without building per-line objects (the hot path of a sample). With ``executable_only`` just the
+    objects mapped executable (the program and its shared objects; data files such as ``locale-archive``
+    are mapped read-only), described by their executable mappings."""
+    lines = text.split("\n")
+    count = sum(1 for line in lines if line)
+    if not executable_only:
+        return MapsScan(mapped_objects(parse_maps(text), executable_only=False), count)
+    objects: dict[tuple[str, int], MappedObject] = {}
+    match = _LINE.match
+    for line in lines:
+        cut = line.find(" ")  # perms follow the address range: only executable lines are looked at
+        if cut < 0 or line[cut + 3 : cut + 4] != "x":
+            continue
+        m = match(line)
+        if m is None:
+            continue
+        lo, hi, _perms, _offset, major, minor, inode_s, raw = m.groups()
+        if inode_s == "0" or not raw or raw[0] != "/":
+            continue
+        key = (f"{major}:{minor}", int(inode_s))
+        obj = objects.get(key)
+        if obj is None:
+            start, end = int(lo, 16), int(hi, 16)
+            if start > end:
+                continue
+            path, kind = _classify(raw, key[1])
+            if path is None or kind not in ("file", "deleted", "memfd"):
+                continue
+            # maps pads addresses to 8 digits; map_files names are unpadded
+            obj = objects[key] = MappedObject(
+                path, (int(major, 16), int(minor, 16)), key[1], kind, start, f"{start:x}-{end:x}", True
+            )
+        obj.mappings += 1
+    return MapsScan(list(objects.values()), count)
 
 
 def mapped_objects(entries: list[MapEntry], *, executable_only: bool = True) -> list[MappedObject]:
-    """File-backed objects in order of first mapping; with ``executable_only`` just those mapped executable
-    (the program and its shared objects; data files such as ``locale-archive`` are mapped read-only)."""
+    """The objects of already parsed entries (same rules as :func:`scan_maps`)."""
     objects: dict[tuple[tuple[int, int], int], MappedObject] = {}
+    if executable_only:
+        entries = [e for e in entries if e.executable]
     for entry in entries:
         if entry.kind not in ("file", "deleted", "memfd") or entry.path is None:
             continue
         key = (entry.dev, entry.inode)
         obj = objects.get(key)
         if obj is None:
-            obj = objects[key] = MappedObject(entry.path, entry.dev, entry.inode, entry.kind)
-        obj.mappings.append(entry)
-    result = list(objects.values())
-    return [o for o in result if o.executable] if executable_only else result
+            obj = objects[key] = MappedObject(
+                entry.path, entry.dev, entry.inode, entry.kind, entry.start, entry.range
+            )
+        obj.mappings += 1
+        obj.executable = obj.executable or entry.executable
+    return list(objects.values())
 
 
 # ------------------------------------------------------------------------------------------------ stat

@@ -166,17 +166,17 @@ def test_gone_and_reused_pids_raise() -> None:
     assert _sample(metrics, "zastava_proc_maps_samples_total", result="gone") == 2
 
 
-class _KillOnFirstLookup(HashCache):
-    """A cache whose first lookup SIGKILLs the child: the process vanishes mid-sample, for real."""
+class _KillOnSecondLookup(HashCache):
+    """A cache whose second lookup SIGKILLs the child: the process vanishes mid-sample, for real."""
 
     def __init__(self, child: subprocess.Popen[str]) -> None:
         super().__init__()
         self.child = child
-        self.fired = False
+        self.lookups = 0
 
     def get(self, key: FileKey) -> str | None:
-        if not self.fired:
-            self.fired = True
+        self.lookups += 1
+        if self.lookups == 2:
             self.child.kill()
             self.child.wait()  # reaped: /proc/<pid> is gone
         return super().get(key)
@@ -186,13 +186,13 @@ def test_process_vanishing_mid_sample_is_partial() -> None:
     metrics = ZastavaMetrics()
     with python_child(PYTHON_WITH_LIBS) as child:
         expected = independent_dsos(child.pid)
-        result = inspect_process(child.pid, cache=_KillOnFirstLookup(child), metrics=metrics)
+        result = inspect_process(child.pid, cache=_KillOnSecondLookup(child), metrics=metrics)
     assert result.partial
     evidence = {e.signal: e.value for e in result.evidence}
     assert "procfs.partial" in evidence and "attempts=1" in evidence["procfs.partial"]
     assert {lib.path for lib in result.loaded_libs} == set(expected)  # maps were read before it went
     first = result.loaded_libs[0]
-    assert first.sha256 == sha256sum(first.path)  # its fd was open when the process died
+    assert first.sha256 == sha256sum(first.path)  # hashed before the process died
     assert all(lib.sha256 is None for lib in result.loaded_libs[1:])
     assert "hash.unreadable" in evidence
     assert _sample(metrics, "zastava_proc_maps_samples_total", result="partial") == 1

@@ -17,6 +17,7 @@ from zastava.observer.procfs import (
     parse_cmdline,
     parse_maps,
     parse_stat,
+    scan_maps,
 )
 
 ID = "3f4e1b2a" * 8
@@ -35,6 +36,7 @@ MAPS = f"""\
 7f000000d000-7f000000e000 r-xp 00000000 08:03 1234                       /other/fs/same-inode.so
 7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0                          [stack]
 7ffc00100000-7ffc00102000 r-xp 00000000 00:00 0                          [vdso]
+00401000-00479000 r-xp 00001000 fe:00 2146785                            /static-non-pie
 ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
 garbage line
 """
@@ -42,7 +44,7 @@ garbage line
 
 def test_parse_maps_kinds_and_paths() -> None:
     entries = parse_maps(MAPS)
-    assert len(entries) == 14  # the garbage line is skipped
+    assert len(entries) == 15  # the garbage line is skipped
     first = entries[0]
     assert (first.start, first.end, first.perms, first.offset, first.dev, first.inode) == (
         0x55D0C0000000,
@@ -72,12 +74,38 @@ def test_mapped_objects_dedup_by_dev_and_inode() -> None:
         "memfd:payload",
         "/odd\nname.so",
         "/other/fs/same-inode.so",  # same inode number, other device: a different file
+        "/static-non-pie",
     ]
+    assert objects[-1].range == "401000-479000"  # map_files names are not zero-padded
     prog = objects[0]
-    assert len(prog.mappings) == 2
-    assert prog.preferred.offset == 0
+    assert prog.mappings == 1  # its executable mapping
+    assert prog.range == "55d0c0002000-55d0c0005000"
+    assert prog.start == 0x55D0C0002000
     everything = mapped_objects(parse_maps(MAPS), executable_only=False)
+    assert everything[0].mappings == 2 and everything[0].range == "55d0c0000000-55d0c0002000"
     assert "/usr/lib/locale/locale-archive" in [o.path for o in everything]
+    # the fast scanner agrees with parse + group
+    scan = scan_maps(MAPS, executable_only=False)
+    assert scan.objects == everything
+    assert scan.mappings == 16  # non-empty lines (the kernel writes no malformed ones)
+    assert scan_maps(MAPS).objects == objects
+
+
+def test_scan_agrees_with_parse_on_real_maps() -> None:
+    with open("/proc/self/maps") as handle:
+        text = handle.read()
+    assert scan_maps(text).objects == mapped_objects(parse_maps(text))
+    assert scan_maps(text).mappings == len(parse_maps(text))
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(MAPS.split("\n")), max_size=30), st.text(max_size=50))
+def test_scan_agrees_with_parse_on_shuffled_lines(lines: list[str], noise: str) -> None:
+    text = "\n".join([*lines, noise])
+    for executable_only in (True, False):
+        assert scan_maps(text, executable_only=executable_only).objects == mapped_objects(
+            parse_maps(text), executable_only=executable_only
+        )
 
 
 @settings(max_examples=300)

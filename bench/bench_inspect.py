@@ -1,0 +1,141 @@
+"""Full inspection sample of a process with 64 and 256 mapped objects (spec §9 targets: ≤30 ms / ≤200 ms).
+
+A small C program dlopens N-3 generated shared objects (so exe + libc + ld.so + N-3 = N objects) and waits.
+Figures, all measured in the same run against the same process:
+
+* cold — ``inspect_process`` with no hash cache (maps, build-id, open + sha256 of every object);
+* raw sha256 — ``hashlib.sha256`` of the same bytes already in memory (the floor; goal cold ≤ 1.2×);
+* warm — ``inspect_process`` with a populated ``HashCache`` (goal ≤ 2 ms);
+* psutil baseline — ``psutil.Process.memory_maps()`` + ``hashlib`` over the mapped paths (what a user would
+  otherwise write);
+* peak Python memory of one cold sample (tracemalloc).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.common import median, ms, timeit
+from zastava.observer.hashing import HashCache
+from zastava.observer.inspect import inspect_process
+
+LIB_C = """
+static const unsigned char pad[{pad}] = {{ {seed} }};
+int zastava_bench_{i}(void) {{ return pad[{i} % {pad}] + {i}; }}
+"""
+
+LOADER_C = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (!dlopen(argv[i], RTLD_NOW | RTLD_LOCAL)) { fprintf(stderr, "%s\n", dlerror()); return 1; }
+    }
+    puts("ready");
+    fflush(stdout);
+    for (;;) pause();
+}
+"""
+
+
+def _build(workdir: Path, count: int) -> tuple[Path, list[Path]]:
+    if shutil.which("gcc") is None:
+        raise RuntimeError("gcc is needed to build the benchmark libraries")
+    loader_c = workdir / "loader.c"
+    loader_c.write_text(LOADER_C)
+    loader = workdir / "loader"
+    subprocess.run(["gcc", "-O1", "-o", str(loader), str(loader_c)], check=True)
+
+    def one(i: int) -> Path:
+        source = workdir / f"lib{i}.c"
+        source.write_text(LIB_C.format(i=i, pad=4096 * (i % 16 + 1), seed=i % 251 + 1))
+        out = workdir / f"libbench{i}.so"
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(source)], check=True)
+        return out
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        libs = list(pool.map(one, range(count)))
+    return loader, libs
+
+
+def _start(loader: Path, libs: list[Path]) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [str(loader), *map(str, libs)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if line.strip() != "ready":
+        child.kill()
+        raise RuntimeError(f"loader did not start: {line!r}")
+    return child
+
+
+def _psutil_baseline(pid: int) -> int:
+    import psutil
+
+    seen: set[str] = set()
+    total = 0
+    for mapping in psutil.Process(pid).memory_maps(grouped=True):
+        path = mapping.path
+        if not path.startswith("/") or path in seen:
+            continue
+        seen.add(path)
+        try:
+            with open(path, "rb") as handle:
+                total += len(hashlib.sha256(handle.read()).digest())
+        except OSError:
+            continue
+    return total
+
+
+def _scenario(loader: Path, libs: list[Path], objects: int, quick: bool) -> list[str]:
+    child = _start(loader, libs[: objects - 3])
+    try:
+        pid = child.pid
+        probe = inspect_process(pid, max_libs=objects)
+        assert len(probe.loaded_libs) == objects, len(probe.loaded_libs)
+        assert all(lib.sha256 for lib in probe.loaded_libs)
+        data = [Path(lib.path).read_bytes() for lib in probe.loaded_libs]
+        total_bytes = sum(map(len, data))
+        repeat = 5 if quick else 30
+        cold = median(timeit(lambda: inspect_process(pid, max_libs=objects), repeat=repeat, warmup=2))
+        raw = median(timeit(lambda: [hashlib.sha256(d).digest() for d in data], repeat=repeat, warmup=2))
+        cache = HashCache()
+        inspect_process(pid, max_libs=objects, cache=cache)
+        warm = median(
+            timeit(lambda: inspect_process(pid, max_libs=objects, cache=cache), repeat=repeat * 4, warmup=3)
+        )
+        baseline = median(timeit(lambda: _psutil_baseline(pid), repeat=max(3, repeat // 3), warmup=1))
+        tracemalloc.start()
+        inspect_process(pid, max_libs=objects)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        child.kill()
+        child.wait()
+    target = {64: 30e-3, 256: 200e-3}.get(objects)
+    return [
+        f"[{objects} objects, {total_bytes / 1e6:.1f} MB] cold {ms(cold)}"
+        + (f" (spec target {ms(target)})" if target else ""),
+        f"[{objects}] raw hashlib.sha256 of the same bytes {ms(raw)}; cold/raw {cold / raw:.2f}x (goal <= 1.2x)",
+        f"[{objects}] warm (HashCache) {ms(warm)} (goal <= 2 ms); cold/warm {cold / warm:.1f}x",
+        f"[{objects}] psutil.memory_maps()+hashlib {ms(baseline)}; baseline/cold {baseline / cold:.1f}x",
+        f"[{objects}] peak Python memory of a cold sample {peak / 1024:.0f} KiB",
+    ]
+
+
+def main(quick: bool = False) -> list[str]:
+    with tempfile.TemporaryDirectory(prefix="zastava-bench-inspect-") as tmp:
+        loader, libs = _build(Path(tmp), 253)
+        lines = []
+        for objects in (64, 256):
+            lines.extend(_scenario(loader, libs, objects, quick))
+        return lines

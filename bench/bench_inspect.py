@@ -125,7 +125,8 @@ def _scenario(loader: Path, libs: list[Path], objects: int, quick: bool) -> list
     return [
         f"[{objects} objects, {total_bytes / 1e6:.1f} MB] cold {ms(cold)}"
         + (f" (spec target {ms(target)})" if target else ""),
-        f"[{objects}] raw hashlib.sha256 of the same bytes {ms(raw)}; cold/raw {cold / raw:.2f}x (goal <= 1.2x)",
+        f"[{objects}] raw hashlib.sha256 of the same bytes {ms(raw)}; "
+        f"cold/raw {cold / raw:.2f}x (goal <= 1.2x)",
         f"[{objects}] warm (HashCache) {ms(warm)} (goal <= 2 ms); cold/warm {cold / warm:.1f}x",
         f"[{objects}] psutil.memory_maps()+hashlib {ms(baseline)}; baseline/cold {baseline / cold:.1f}x",
         f"[{objects}] peak Python memory of a cold sample {peak / 1024:.0f} KiB",

@@ -230,7 +230,9 @@ def test_static_program_without_build_id(docker_engine: devstack.DockerEngine, w
         result = inspect_process(pid)
     finally:
         container.remove(force=True)
-    assert [(lib.path, lib.sha256) for lib in result.loaded_libs] == [("/static", sha256_file(prog))], result.evidence
+    assert [(lib.path, lib.sha256) for lib in result.loaded_libs] == [("/static", sha256_file(prog))], (
+        result.evidence
+    )
     assert result.process.build_id is None
     evidence = {e.signal: e.value for e in result.evidence}
     assert evidence["elf.build_id.absent"].startswith("/static: no NT_GNU_BUILD_ID note")

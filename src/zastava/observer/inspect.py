@@ -113,6 +113,7 @@ class _Sampler:
         self.gone: str | None = None
         self.unreadable: str | None = None
         self.map_files_ok = True
+        self.map_files_fd: int | None = None
         self.map_files_denied: str | None = None
         self.rootfs = RootFS(f"{self.base}/root")
         self.hashed_bytes = 0
@@ -168,27 +169,45 @@ class _Sampler:
 
     # -------------------------------------------------------------------------------------- hashing
 
-    def _locate(self, obj: MappedObject) -> tuple[str | None, int | None, os.stat_result] | str:
-        """(map_files link, None, stat) — or (None, open fd, stat) when read through the container root —
-        of the mapped file; or the reason it cannot be read. A warm sample needs nothing but this ``stat``."""
-        if self.map_files_ok:
-            link = f"{self.base}/map_files/{obj.range}"
+    def _map_files_dir(self) -> int | None:
+        """An fd of ``/proc/<pid>/map_files`` (opened once per sample), or None when it is unavailable."""
+        if self.map_files_fd is None and self.map_files_ok:
             try:
-                info = os.stat(link)  # noqa: PTH116 - hot path; follows the magic link to the mapped file
+                self.map_files_fd = os.open(
+                    f"{self.base}/map_files", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+                )
             except FileNotFoundError:
-                if Path(f"{self.base}/map_files").is_dir():
-                    return "mapping is gone (unmapped, or the process exited)"
-                self.map_files_ok = False  # kernel without map_files, or a procfs copy
+                self.map_files_ok = False  # kernel without map_files, a procfs copy, or the process is gone
                 self.map_files_denied = "no map_files directory"
+            except OSError as exc:
+                self.map_files_ok = False
+                self.map_files_denied = exc.strerror or str(exc)
+        return self.map_files_fd
+
+    def close(self) -> None:
+        if self.map_files_fd is not None:
+            os.close(self.map_files_fd)
+            self.map_files_fd = None
+
+    def _locate(self, obj: MappedObject) -> tuple[str | None, int | None, os.stat_result] | str:
+        """(map_files name, None, stat) — or (None, open fd, stat) when read through the container root —
+        of the mapped file; or the reason it cannot be read. A warm sample needs nothing but this ``stat``."""
+        directory = self._map_files_dir()
+        if directory is not None:
+            try:
+                info = os.stat(obj.range, dir_fd=directory)  # follows the magic link to the mapped file
+            except FileNotFoundError:
+                return "mapping is gone (unmapped, or the process exited)"
             except PermissionError as exc:
                 self.map_files_ok = False
                 self.map_files_denied = exc.strerror or "permission denied"
+                self.close()
             except OSError as exc:
                 return f"map_files: {exc.strerror or exc}"
             else:
                 if not stat.S_ISREG(info.st_mode):
                     return "not a regular file"  # never open a device or FIFO
-                return link, None, info
+                return obj.range, None, info
         if obj.kind != "file":
             return f"{obj.kind} object is reachable only through map_files ({self.map_files_denied})"
         try:
@@ -272,9 +291,9 @@ class _Sampler:
                 return cached
         opened_here = fd is None
         if fd is None:
-            assert link is not None
+            assert link is not None and self.map_files_fd is not None
             try:
-                fd = os.open(link, _OPEN_FLAGS)
+                fd = os.open(link, _OPEN_FLAGS, dir_fd=self.map_files_fd)
             except FileNotFoundError:
                 return "!mapping is gone (unmapped, or the process exited)"
             except OSError as exc:
@@ -332,7 +351,10 @@ def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
         if exe_path is not None:  # the program first, then the shared objects in address order
             objects.sort(key=lambda o: o.path != exe_path)
         build = sampler.build_id(exe_path)
-        libs = sampler.libs(objects)
+        try:
+            libs = sampler.libs(objects)
+        finally:
+            sampler.close()
         sampler.note(
             "procfs.maps",
             f"pid={pid} mappings={scan.mappings} objects={len(objects)}",

@@ -71,9 +71,9 @@ def test_hostile_symlinks_never_reach_host_files(procfs: tuple[Path, Path, Path]
         [
             (ok_inode, "/usr/lib/libok.so"),
             (host_inode, "/opt/evil"),  # claims the host file's inode
-            (host_inode + 1, "/opt/chain"),  # distinct inodes: maps objects are deduplicated by inode
-            (host_inode + 2, "/opt/hostabs"),
-            (host_inode + 3, "/opt/dir" + str(outside)),
+            (10**9 + 1, "/opt/chain"),  # distinct inodes: maps objects are deduplicated by inode
+            (10**9 + 2, "/opt/hostabs"),
+            (10**9 + 3, "/opt/dir" + str(outside)),
             (shadow_inode, "/opt/dir/etc/shadow"),  # clamps to the container's own /etc/shadow
             (1, "/opt/loop"),
             (2, "/opt/fifo"),

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,8 +28,8 @@ from zastava.observer.hashing import HashCache
 from zastava.observer.inspect import inspect_process
 
 LIB_C = """
-static const unsigned char pad[{pad}] = {{ {seed} }};
-int zastava_bench_{i}(void) {{ return pad[{i} % {pad}] + {i}; }}
+const unsigned char zastava_bench_pad_{i}[{pad}] = {{ {seed} }};
+int zastava_bench_{i}(void) {{ return zastava_bench_pad_{i}[{i} % {pad}] + {i}; }}
 """
 
 LOADER_C = r"""
@@ -56,7 +57,8 @@ def _build(workdir: Path, count: int) -> tuple[Path, list[Path]]:
 
     def one(i: int) -> Path:
         source = workdir / f"lib{i}.c"
-        source.write_text(LIB_C.format(i=i, pad=4096 * (i % 16 + 1), seed=i % 251 + 1))
+        # 4 KiB … 256 KiB of data per object (~130 KiB on average, like small real-world libraries)
+        source.write_text(LIB_C.format(i=i, pad=4096 * (i % 64 + 1), seed=i % 251 + 1))
         out = workdir / f"libbench{i}.so"
         subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(source)], check=True)
         return out
@@ -114,6 +116,18 @@ def _scenario(loader: Path, libs: list[Path], objects: int, quick: bool) -> list
             timeit(lambda: inspect_process(pid, max_libs=objects, cache=cache), repeat=repeat * 4, warmup=3)
         )
         baseline = median(timeit(lambda: _psutil_baseline(pid), repeat=max(3, repeat // 3), warmup=1))
+        cpu_samples = []
+        for _ in range(repeat):
+            started = time.process_time()
+            inspect_process(pid, max_libs=objects, cache=cache)
+            cpu_samples.append(time.process_time() - started)
+        warm_cpu = median(cpu_samples)
+        cpu_samples = []
+        for _ in range(max(3, repeat // 3)):
+            started = time.process_time()
+            inspect_process(pid, max_libs=objects)
+            cpu_samples.append(time.process_time() - started)
+        cold_cpu = median(cpu_samples)
         tracemalloc.start()
         inspect_process(pid, max_libs=objects)
         _, peak = tracemalloc.get_traced_memory()
@@ -128,6 +142,8 @@ def _scenario(loader: Path, libs: list[Path], objects: int, quick: bool) -> list
         f"[{objects}] raw hashlib.sha256 of the same bytes {ms(raw)}; "
         f"cold/raw {cold / raw:.2f}x (goal <= 1.2x)",
         f"[{objects}] warm (HashCache) {ms(warm)} (goal <= 2 ms); cold/warm {cold / warm:.1f}x",
+        f"[{objects}] CPU time (process_time, robust to a loaded machine): cold {ms(cold_cpu)}, "
+        f"warm {ms(warm_cpu)}",
         f"[{objects}] psutil.memory_maps()+hashlib {ms(baseline)}; baseline/cold {baseline / cold:.1f}x",
         f"[{objects}] peak Python memory of a cold sample {peak / 1024:.0f} KiB",
     ]

@@ -126,7 +126,7 @@ class MappedObject:
 @dataclass(slots=True)
 class MapsScan:
     objects: list[MappedObject]
-    #: non-empty lines of the maps text (the mappings)
+    #: lines of the maps text (the mappings)
     mappings: int
 
 
@@ -141,7 +141,7 @@ def scan_maps(text: str, *, executable_only: bool = True) -> MapsScan:
     but without building per-line objects (the hot path of a sample). With ``executable_only`` just the
     objects mapped executable (the program and its shared objects; data files such as ``locale-archive``
     are mapped read-only), described by their executable mappings."""
-    count = text.count("\n") + (1 if text and not text.endswith("\n") else 0) - text.count("\n\n")
+    count = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
     if not executable_only:
         return MapsScan(mapped_objects(parse_maps(text), executable_only=False), count)
     objects: dict[tuple[str, str, str], MappedObject] = {}

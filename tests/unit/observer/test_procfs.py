@@ -87,7 +87,7 @@ def test_mapped_objects_dedup_by_dev_and_inode() -> None:
     # the fast scanner agrees with parse + group
     scan = scan_maps(MAPS, executable_only=False)
     assert scan.objects == everything
-    assert scan.mappings == 16  # non-empty lines (the kernel writes no malformed ones)
+    assert scan.mappings == 16  # lines (the kernel writes no malformed ones)
     assert scan_maps(MAPS).objects == objects
 
 

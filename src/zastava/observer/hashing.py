@@ -63,9 +63,9 @@ def sha256_fd(fd: int, *, limit: int, info: os.stat_result | None = None) -> tup
             raise FileChanged(0, "file shrank while hashing")
         digest.update(buf[:got])
         offset += got
-    if os.pread(fd, 1, size):
-        raise FileChanged(0, "file grew while hashing")
     after = os.fstat(fd)
+    if after.st_size > size:
+        raise FileChanged(0, "file grew while hashing")
     if file_key(after) != file_key(before):
         raise FileChanged(0, "file was modified while hashing")
     return digest.hexdigest(), offset

@@ -20,10 +20,11 @@ import subprocess
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.common import median, ms, timeit
+from bench.common import median, ms
 from zastava.observer.hashing import HashCache
 from zastava.observer.inspect import inspect_process
 
@@ -98,6 +99,22 @@ def _psutil_baseline(pid: int) -> int:
     return total
 
 
+def _interleaved(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, tuple[float, float]]:
+    """name → (median wall seconds, median CPU seconds), the functions run in turn each round so that a
+    machine whose load changes during the run affects them alike."""
+    for fn in fns.values():
+        fn()
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            started_cpu, started = time.process_time(), time.perf_counter()
+            fn()
+            wall[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - started_cpu)
+    return {name: (median(wall[name]), median(cpu[name])) for name in fns}
+
+
 def _scenario(loader: Path, libs: list[Path], objects: int, quick: bool) -> list[str]:
     child = _start(loader, libs[: objects - 3])
     try:
@@ -107,27 +124,24 @@ def _scenario(loader: Path, libs: list[Path], objects: int, quick: bool) -> list
         assert all(lib.sha256 for lib in probe.loaded_libs)
         data = [Path(lib.path).read_bytes() for lib in probe.loaded_libs]
         total_bytes = sum(map(len, data))
-        repeat = 5 if quick else 30
-        cold = median(timeit(lambda: inspect_process(pid, max_libs=objects), repeat=repeat, warmup=2))
-        raw = median(timeit(lambda: [hashlib.sha256(d).digest() for d in data], repeat=repeat, warmup=2))
         cache = HashCache()
         inspect_process(pid, max_libs=objects, cache=cache)
-        warm = median(
-            timeit(lambda: inspect_process(pid, max_libs=objects, cache=cache), repeat=repeat * 4, warmup=3)
+        rounds = 5 if quick else 30
+        hot = _interleaved(
+            {
+                "cold": lambda: inspect_process(pid, max_libs=objects),
+                "raw": lambda: [hashlib.sha256(d).digest() for d in data],
+                "warm": lambda: inspect_process(pid, max_libs=objects, cache=cache),
+            },
+            rounds,
         )
-        baseline = median(timeit(lambda: _psutil_baseline(pid), repeat=max(3, repeat // 3), warmup=1))
-        cpu_samples = []
-        for _ in range(repeat):
-            started = time.process_time()
-            inspect_process(pid, max_libs=objects, cache=cache)
-            cpu_samples.append(time.process_time() - started)
-        warm_cpu = median(cpu_samples)
-        cpu_samples = []
-        for _ in range(max(3, repeat // 3)):
-            started = time.process_time()
-            inspect_process(pid, max_libs=objects)
-            cpu_samples.append(time.process_time() - started)
-        cold_cpu = median(cpu_samples)
+        baseline = _interleaved(
+            {
+                "cold": lambda: inspect_process(pid, max_libs=objects),
+                "psutil": lambda: _psutil_baseline(pid),
+            },
+            max(3, rounds // 3),
+        )
         tracemalloc.start()
         inspect_process(pid, max_libs=objects)
         _, peak = tracemalloc.get_traced_memory()
@@ -136,15 +150,17 @@ def _scenario(loader: Path, libs: list[Path], objects: int, quick: bool) -> list
         child.kill()
         child.wait()
     target = {64: 30e-3, 256: 200e-3}.get(objects)
+    (cold, cold_cpu), (raw, raw_cpu), (warm, warm_cpu) = hot["cold"], hot["raw"], hot["warm"]
+    (cold2, cold2_cpu), (ps, ps_cpu) = baseline["cold"], baseline["psutil"]
     return [
-        f"[{objects} objects, {total_bytes / 1e6:.1f} MB] cold {ms(cold)}"
+        f"[{objects} objects, {total_bytes / 1e6:.1f} MB] cold {ms(cold)} wall, {ms(cold_cpu)} CPU"
         + (f" (spec target {ms(target)})" if target else ""),
-        f"[{objects}] raw hashlib.sha256 of the same bytes {ms(raw)}; "
-        f"cold/raw {cold / raw:.2f}x (goal <= 1.2x)",
-        f"[{objects}] warm (HashCache) {ms(warm)} (goal <= 2 ms); cold/warm {cold / warm:.1f}x",
-        f"[{objects}] CPU time (process_time, robust to a loaded machine): cold {ms(cold_cpu)}, "
-        f"warm {ms(warm_cpu)}",
-        f"[{objects}] psutil.memory_maps()+hashlib {ms(baseline)}; baseline/cold {baseline / cold:.1f}x",
+        f"[{objects}] raw hashlib.sha256 of the same in-memory bytes {ms(raw)} wall, {ms(raw_cpu)} CPU; "
+        f"cold/raw {cold / raw:.2f}x wall, {cold_cpu / raw_cpu:.2f}x CPU (goal <= 1.2x)",
+        f"[{objects}] warm (HashCache) {ms(warm)} wall, {ms(warm_cpu)} CPU (goal <= 2 ms); "
+        f"cold/warm {cold / warm:.1f}x",
+        f"[{objects}] psutil.memory_maps()+hashlib {ms(ps)} wall, {ms(ps_cpu)} CPU; "
+        f"baseline/cold {ps / cold2:.1f}x wall, {ps_cpu / cold2_cpu:.1f}x CPU",
         f"[{objects}] peak Python memory of a cold sample {peak / 1024:.0f} KiB",
     ]
 
@@ -152,7 +168,7 @@ def _scenario(loader: Path, libs: list[Path], objects: int, quick: bool) -> list
 def main(quick: bool = False) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="zastava-bench-inspect-") as tmp:
         loader, libs = _build(Path(tmp), 253)
-        lines = []
+        lines = [f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"]
         for objects in (64, 256):
             lines.extend(_scenario(loader, libs, objects, quick))
         return lines

@@ -148,7 +148,9 @@ class _Sampler:
             return None
         return target.removesuffix(" (deleted)")
 
-    def build_id(self, exe_path: str | None) -> BuildIdResult:
+    def build_id(self, exe_path: str | None, exe_inode: int | None) -> BuildIdResult:
+        """Build-id of ``/proc/<pid>/exe``; without access to that link, of the program read through the
+        container root, provided its inode is the one mapped."""
         try:
             fd = os.open(f"{self.base}/exe", _OPEN_FLAGS)
         except FileNotFoundError:
@@ -157,9 +159,12 @@ class _Sampler:
             if exe_path is None:
                 return BuildIdResult(None, "unreadable", exc.strerror or str(exc))
             try:  # no ptrace access to /proc/<pid>/exe: read the program inside the container root
-                fd, _, _ = self.rootfs.open_regular(exe_path)
+                fd, info, _ = self.rootfs.open_regular(exe_path)
             except RootFSError as inner:
                 return BuildIdResult(None, "unreadable", inner.strerror or str(inner))
+            if exe_inode is None or info.st_ino != exe_inode:
+                os.close(fd)
+                return BuildIdResult(None, "unreadable", "the path no longer names the mapped program")
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return BuildIdResult(None, "unreadable", "executable is not a regular file")
@@ -350,7 +355,8 @@ def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
         objects = scan.objects
         if exe_path is not None:  # the program first, then the shared objects in address order
             objects.sort(key=lambda o: o.path != exe_path)
-        build = sampler.build_id(exe_path)
+        exe_inode = next((o.inode for o in objects if o.path == exe_path), None)
+        build = sampler.build_id(exe_path, exe_inode)
         try:
             libs = sampler.libs(objects)
         finally:
@@ -367,8 +373,11 @@ def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
     except OSError as exc:  # e.g. no ptrace access to another user namespace's process
         sampler.unreadable = f"{step}: {exc.strerror or exc}"
         sampler.note("procfs.unreadable", f"{sampler.base}/{sampler.unreadable}")
-    if exe_path is None and sampler.gone is None and not argv:
-        sampler.note("procfs.exe", "no executable (kernel thread)")
+    if exe_path is None and sampler.gone is None:
+        if first.kernel_thread:
+            sampler.note("procfs.exe", "no executable (kernel thread)")
+        elif first.zombie:
+            sampler.note("procfs.exe", "no executable (zombie: exited, not yet reaped)")
     if build.ok:
         pass
     elif build.status == "absent":

@@ -34,6 +34,9 @@ __all__ = [
 #: Upper bound on bytes read from one procfs file (a JVM's maps is a few MB; this is far beyond).
 MAX_PROC_FILE_BYTES = 32 << 20
 
+#: ``PF_KTHREAD`` in the flags of /proc/<pid>/stat
+PF_KTHREAD = 0x00200000
+
 MapKind = Literal["file", "deleted", "memfd", "anon", "special"]
 Engine = Literal["containerd", "cri-o", "docker", "unknown"]
 
@@ -193,6 +196,15 @@ class ProcStat:
     state: str
     ppid: int
     start_time: int  # clock ticks since boot (field 22)
+    flags: int = 0  # field 9
+
+    @property
+    def kernel_thread(self) -> bool:
+        return bool(self.flags & PF_KTHREAD)
+
+    @property
+    def zombie(self) -> bool:
+        return self.state in ("Z", "X")
 
 
 def parse_stat(text: str) -> ProcStat:
@@ -211,6 +223,7 @@ def parse_stat(text: str) -> ProcStat:
             state=rest[0],
             ppid=int(rest[1]),
             start_time=int(rest[19]),
+            flags=int(rest[6]),
         )
     except ValueError as exc:
         raise ValueError(f"malformed /proc/<pid>/stat: {exc}") from None

@@ -232,11 +232,38 @@ def test_exec_mid_sample_is_retried_once() -> None:
 
 
 def test_kernel_thread_has_no_objects() -> None:
+    with open("/proc/2/stat") as handle:
+        if not parse_stat(handle.read()).kernel_thread:
+            pytest.skip("prerequisite missing: pid 2 is not a kernel thread in this PID namespace")
     result = inspect_process(2)  # kthreadd
-    if result.exe_path is not None:
-        pytest.skip("pid 2 is not a kernel thread in this PID namespace")
     assert result.loaded_libs == [] and result.process.build_id is None
     assert result.process.entrypoint == []
+    assert {e.signal: e.value for e in result.evidence}["procfs.exe"] == "no executable (kernel thread)"
+
+
+def test_zombie_is_reported_as_such() -> None:
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 10
+    while True:  # exited but not reaped: a zombie
+        with open(f"/proc/{child.pid}/stat") as handle:
+            if parse_stat(handle.read()).zombie:
+                break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    try:
+        result = inspect_process(child.pid)
+    finally:
+        child.wait()
+    assert result.loaded_libs == [] and result.exe_path is None
+    assert "zombie" in {e.signal: e.value for e in result.evidence}["procfs.exe"]
+
+
+def test_metrics_with_common_tags() -> None:
+    metrics = ZastavaMetrics(common_tags={"cluster": "c1"})
+    with python_child(PYTHON_WITH_LIBS) as child:
+        result = inspect_process(child.pid, metrics=metrics)
+    assert _sample(metrics, "zastava_hash_bytes_total", cluster="c1") == result.hashed_bytes > 0
+    assert _sample(metrics, "zastava_proc_maps_samples_total", cluster="c1", result="ok") == 1
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="prerequisite missing: setpriv (util-linux)")

@@ -131,6 +131,9 @@ def test_parse_stat_with_hostile_comm() -> None:
     assert stat.state == "S"
     assert stat.ppid == 1
     assert stat.start_time == 987654
+    assert stat.flags == 4194560 and not stat.kernel_thread and not stat.zombie
+    kthread = parse_stat("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 6 0 0\n")
+    assert kthread.kernel_thread
     with pytest.raises(ValueError):
         parse_stat("garbage")
     with pytest.raises(ValueError):

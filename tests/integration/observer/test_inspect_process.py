@@ -344,3 +344,24 @@ def test_sigstop_process_is_still_inspected() -> None:
         finally:
             os.kill(child.pid, signal.SIGCONT)
     assert not result.partial and result.loaded_libs
+
+
+def test_cli_defaults_from_config(tmp_path: Path) -> None:
+    config = tmp_path / "z.yaml"
+    config.write_text("zastava:\n  runtime:\n    procfs: /proc\n    collect:\n      maxLibs: 1\n")
+    with python_child(PYTHON_WITH_LIBS) as child:
+        out = subprocess.run(
+            [sys.executable, "-m", "zastava", "inspect", str(child.pid), "--json", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        overridden = subprocess.run(
+            [sys.executable, "-m", "zastava", "inspect", str(child.pid), "--json", "--config", str(config)]
+            + ["--max-libs", "2", "--procfs", "/proc"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    assert sum(1 for lib in json.loads(out)["loadedLibs"] if "sha256" in lib) == 1
+    assert sum(1 for lib in json.loads(overridden)["loadedLibs"] if "sha256" in lib) == 2

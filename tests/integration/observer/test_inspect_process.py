@@ -357,8 +357,10 @@ def test_cli_defaults_from_config(tmp_path: Path) -> None:
             check=True,
         ).stdout
         overridden = subprocess.run(
-            [sys.executable, "-m", "zastava", "inspect", str(child.pid), "--json", "--config", str(config)]
-            + ["--max-libs", "2", "--procfs", "/proc"],
+            [
+                *(sys.executable, "-m", "zastava", "inspect", str(child.pid), "--json"),
+                *("--config", str(config), "--max-libs", "2", "--procfs", "/proc"),
+            ],
             capture_output=True,
             text=True,
             check=True,

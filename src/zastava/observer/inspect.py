@@ -15,6 +15,7 @@ then reported ``partial`` (spec §12). Command-line arguments and the environmen
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from dataclasses import dataclass, field
@@ -385,11 +386,10 @@ def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
     elif exe_path is not None:
         sampler.note(f"elf.build_id.{build.status}", f"{exe_path}: {build.detail}")
     program = argv[:1] or ([exe_path] if exe_path else [])
-    if sampler.diagnostic:
-        sampler.note("diagnostic.cmdline", " ".join(argv))
+    if sampler.diagnostic:  # argv goes into process.entrypoint; the environment into evidence (JSON list)
         try:
             env, _ = read_proc_file(f"{sampler.base}/environ", 1 << 20)
-            sampler.note("diagnostic.environ", " ".join(parse_cmdline(env)))
+            sampler.note("diagnostic.environ", json.dumps(parse_cmdline(env), ensure_ascii=False))
         except (ProcessGone, OSError) as exc:
             sampler.note("diagnostic.environ", f"not readable: {exc}")
     process = Process(

@@ -264,6 +264,8 @@ _ID = r"[0-9a-f]{64}"
 _SCOPE = re.compile(rf"(?:^|/)(docker|cri-containerd|crio|libpod)-({_ID})\.scope(?:/|$)")
 _DOCKER_DIR = re.compile(rf"(?:^|/)docker/({_ID})(?:/|$)")
 _CRIO_DIR = re.compile(rf"(?:^|/)crio-({_ID})(?:/|$)")
+# containerd's CRI plugin without a cgroup parent: /<namespace "k8s.io">/<id>
+_CONTAINERD_CRI_DIR = re.compile(rf"(?:^|/)k8s\.io/({_ID})(?:/|$)")
 _KUBEPODS = re.compile(r"(?:^|/)kubepods(?:\.slice)?(?:/|$)")
 _QOS = re.compile(r"kubepods[-/](besteffort|burstable)")
 _POD = re.compile(
@@ -297,6 +299,8 @@ def _identify(path: str) -> ContainerIdentity | None:
         engine, cid = "cri-o", match.group(1)
     elif match := _DOCKER_DIR.search(path):
         engine, cid = "docker", match.group(1)
+    elif match := _CONTAINERD_CRI_DIR.search(path):
+        engine, cid = "containerd", match.group(1)
     elif match := _BARE_ID.search(path):
         engine, cid = "unknown", match.group(1)  # kubepods/<qos>/pod<uid>/<id>, or containerd's /<ns>/<id>
     else:

@@ -201,8 +201,10 @@ def test_parse_cmdline() -> None:
             f"0::/kubepods/burstable/pod1a2b3c4d-0000-1111-2222-333344445555/crio-{ID}\n",
             ("cri-o", ID, "1a2b3c4d-0000-1111-2222-333344445555", "burstable"),
         ),
-        # containerd outside Kubernetes: /<namespace>/<id>
-        (f"0::/k8s.io/{ID}\n", ("unknown", ID, None, None)),
+        # containerd's CRI plugin with no cgroup parent: /k8s.io/<id> (as the CRI fixture runs it)
+        (f"0::/k8s.io/{ID}\n", ("containerd", ID, None, None)),
+        # containerd in another namespace: /<namespace>/<id>, engine not told by the path
+        (f"0::/default/{ID}\n", ("unknown", ID, None, None)),
         # seen from inside another cgroup namespace
         (f"0::/../../docker/{ID}\n", ("docker", ID, None, None)),
         # hybrid: the unified line names the container, v1 lines are root

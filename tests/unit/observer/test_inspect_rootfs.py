@@ -125,3 +125,18 @@ def test_unreadable_maps_is_reported(procfs: tuple[Path, Path, Path]) -> None:
     result = inspect_process(PID, procfs=str(proc))
     assert result.partial
     assert any(e.signal == "procfs.unreadable" for e in result.evidence)
+
+
+def test_listing_and_evidence_are_bounded(procfs: tuple[Path, Path, Path]) -> None:
+    """5000 mapped objects: 4096 listed, 256 (maxLibs) looked at, evidence values within the contract."""
+    proc, _, _ = procfs
+    _write_maps(proc, [(10**6 + i, f"/usr/lib/lib{i:05d}-{'x' * 100}.so") for i in range(5000)])
+    result = inspect_process(PID, procfs=str(proc))
+    assert len(result.loaded_libs) == 4096
+    assert all(lib.sha256 is None for lib in result.loaded_libs)  # none exist in the root
+    evidence = {e.signal: e.value for e in result.evidence}
+    assert evidence["procfs.maps.cap"] == "5000 mapped objects; the first 4096 are listed"
+    assert evidence["hash.cap.maxLibs"].startswith("maxLibs=256: 3840 of 4096 objects not hashed: ")
+    assert evidence["hash.cap.maxLibs"].endswith(", … and 3776 more")
+    assert evidence["hash.unreadable"].startswith("256 objects not hashed: ")
+    assert all(len(e.value) <= 8192 for e in result.evidence)

@@ -428,6 +428,12 @@ def inspect_process(
     Raises :class:`ProcessGone` when the process does not exist at the start (or its start time differs from
     ``expect_start_time``: the PID was reused). A process that exits or execs mid-sample is sampled once more;
     if that is not consistent either, the result is ``partial`` with a ``procfs.partial`` evidence entry.
+
+    Caps: the first ``max_libs`` objects (the program first, then address order) are hashed while their sizes
+    fit in ``max_hash_bytes`` (first fit); a file served from ``cache`` counts against the budget too, so the
+    event never depends on the cache's state. Objects past the caps are listed without ``sha256`` and named in
+    ``hash.cap.*`` evidence. ``metrics`` gets ``proc_maps_samples{result=ok|partial|error|gone}`` and the
+    bytes actually read in ``hash_bytes``.
     """
     if max_libs < 0 or max_hash_bytes < 0:
         raise ValueError("max_libs and max_hash_bytes must not be negative")

@@ -32,7 +32,10 @@ _GROUPS: list[tuple[str, str, str]] = [
     (".registry.cli", "app", "registry"),
 ]
 #: (module, attribute, command name) of top-level plane commands; each attribute is a typer command function.
-_COMMANDS: list[tuple[str, str, str]] = [(".registry.cli", "verify", "verify")]
+_COMMANDS: list[tuple[str, str, str]] = [
+    (".registry.cli", "verify", "verify"),
+    (".observer.cli", "inspect_command", "inspect"),
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

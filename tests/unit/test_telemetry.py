@@ -70,3 +70,16 @@ def test_span_is_a_no_op_without_tracing_and_records_with_it() -> None:
     assert set(spans) == {"observe", "batch"}
     assert spans["observe"].attributes["pid"] == 7
     assert spans["batch"].parent.span_id == spans["observe"].context.span_id
+
+
+def test_unlabelled_metrics_work_with_and_without_common_tags() -> None:
+    for tags in ({}, {"cluster": "c1"}):
+        metrics = ZastavaMetrics(common_tags=tags)
+        metrics.hash_bytes.inc(5)
+        metrics.buffer_drops.inc()
+        metrics.entrytrace_depth.observe(2)
+        text = metrics.render().decode()
+        samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+        assert samples["zastava_hash_bytes_total"] == 5
+        assert samples["zastava_buffer_drops_total"] == 1
+        assert samples["zastava_entrytrace_depth_count"] == 1

@@ -1,0 +1,516 @@
+"""One sample of a live process: its exe, build-id, loaded objects with sha256, and container identity.
+
+:func:`inspect_process` is synchronous (the agent runs it in a worker thread) and bounded: at most
+``max_libs`` objects are hashed and at most ``max_hash_bytes`` bytes per call; every object that is not hashed
+is named in the evidence with the reason. Files are read through ``/proc/<pid>/map_files/<range>`` (the mapped
+file itself, even when deleted) and, where that is not permitted, through
+:class:`~zastava.observer.rootfs.RootFS` on ``/proc/<pid>/root`` (symlinks resolved inside the container root)
+with the inode checked against ``maps``.
+
+A process is identified by (pid, start time): a PID that vanishes or is reused mid-sample is re-sampled once,
+then reported ``partial`` (spec §12). Command-line arguments and the environment are exported only with
+``diagnostic=True`` (spec §7); otherwise ``process.entrypoint`` holds the program (argv[0]) alone.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zastava.contracts import Evidence, LoadedLib, Process
+from zastava.telemetry.metrics import ZastavaMetrics
+
+from .elf import BuildIdResult, read_build_id
+from .hashing import FileChanged, FileTooLarge, HashCache, file_key, sha256_fd
+from .procfs import (
+    ContainerIdentity,
+    MappedObject,
+    ProcessGone,
+    ProcStat,
+    parse_cgroup,
+    parse_cmdline,
+    parse_stat,
+    read_proc_file,
+    scan_maps,
+)
+from .rootfs import RootFS, RootFSError
+
+__all__ = ["MAX_LISTED_OBJECTS", "Inspection", "ProcessGone", "inspect_process"]
+
+#: Objects listed in ``loadedLibs`` at most (those past ``max_libs`` are listed without sha256).
+MAX_LISTED_OBJECTS = 4096
+#: Paths named in one evidence value at most (the value is also cut to the contract's 8192 characters).
+_MAX_NAMED = 64
+_EVIDENCE_MAX = 8192
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+
+
+@dataclass
+class Inspection:
+    """The result of one sample. ``wire()`` gives the ``process``/``loadedLibs``/``evidence`` parts of a
+    runtime event exactly as sent."""
+
+    process: Process
+    loaded_libs: list[LoadedLib]
+    evidence: list[Evidence]
+    identity: ContainerIdentity | None
+    exe_path: str | None
+    partial: bool
+    #: bytes actually read and hashed by this call (cache hits excluded)
+    hashed_bytes: int = 0
+    #: objects whose sha256 came from the cache
+    cache_hits: int = 0
+    #: full argv and environment, only filled with ``diagnostic=True``
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def start_time(self) -> int | None:
+        return self.process.start_time
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "process": self.process.wire(),
+            "loadedLibs": [lib.wire() for lib in self.loaded_libs],
+            "evidence": [e.wire() for e in self.evidence],
+        }
+
+
+def _clip(value: str) -> str:
+    return value if len(value) <= _EVIDENCE_MAX else value[: _EVIDENCE_MAX - 1] + "…"
+
+
+def _named(paths: list[str]) -> str:
+    shown = ", ".join(paths[:_MAX_NAMED])
+    if len(paths) > _MAX_NAMED:
+        shown += f", … and {len(paths) - _MAX_NAMED} more"
+    return shown
+
+
+class _Sampler:
+    """One attempt. Steps that fail because the process went away leave ``gone`` set; the rest still count."""
+
+    def __init__(
+        self,
+        pid: int,
+        procfs: str,
+        *,
+        max_libs: int,
+        max_hash_bytes: int,
+        cache: HashCache | None,
+        diagnostic: bool,
+    ) -> None:
+        self.pid = pid
+        self.base = f"{procfs.rstrip('/') or ''}/{pid}"
+        self.max_libs = max_libs
+        self.max_hash_bytes = max_hash_bytes
+        self.cache = cache
+        self.diagnostic = diagnostic
+        self.evidence: list[Evidence] = []
+        self.gone: str | None = None
+        self.unreadable: str | None = None
+        self.map_files_ok = True
+        self.map_files_fd: int | None = None
+        self.map_files_denied: str | None = None
+        self.rootfs = RootFS(f"{self.base}/root")
+        self.hashed_bytes = 0
+        self.cache_hits = 0
+
+    def note(self, signal: str, value: str) -> None:
+        self.evidence.append(Evidence(signal=signal, value=_clip(value)))
+
+    # ---------------------------------------------------------------------------------------- reads
+
+    def stat(self) -> ProcStat:
+        data, _ = read_proc_file(f"{self.base}/stat", 4096)
+        try:
+            return parse_stat(data.decode("utf-8", "replace"))
+        except ValueError as exc:
+            raise ProcessGone(errno.ESRCH, str(exc), f"{self.base}/stat") from None
+
+    def exe_identity(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(f"{self.base}/exe")  # noqa: PTH116 - hot path; pathlib costs µs
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
+
+    def exe_path(self) -> str | None:
+        try:
+            target = str(Path(f"{self.base}/exe").readlink())
+        except FileNotFoundError:
+            return None  # kernel thread, zombie, or gone (the caller checks which)
+        except PermissionError as exc:
+            self.note("procfs.exe", f"exe link not readable: {exc.strerror}")
+            return None
+        return target.removesuffix(" (deleted)")
+
+    def build_id(self, exe_path: str | None, exe_inode: int | None) -> BuildIdResult:
+        """Build-id of ``/proc/<pid>/exe``; without access to that link, of the program read through the
+        container root, provided its inode is the one mapped."""
+        try:
+            fd = os.open(f"{self.base}/exe", _OPEN_FLAGS)
+        except FileNotFoundError:
+            return BuildIdResult(None, "unreadable", "no executable (kernel thread or exited)")
+        except OSError as exc:
+            if exe_path is None:
+                return BuildIdResult(None, "unreadable", exc.strerror or str(exc))
+            try:  # no ptrace access to /proc/<pid>/exe: read the program inside the container root
+                fd, info, _ = self.rootfs.open_regular(exe_path)
+            except RootFSError as inner:
+                return BuildIdResult(None, "unreadable", inner.strerror or str(inner))
+            if exe_inode is None or info.st_ino != exe_inode:
+                os.close(fd)
+                return BuildIdResult(None, "unreadable", "the path no longer names the mapped program")
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return BuildIdResult(None, "unreadable", "executable is not a regular file")
+            return read_build_id(fd)
+        finally:
+            os.close(fd)
+
+    # -------------------------------------------------------------------------------------- hashing
+
+    def _map_files_dir(self) -> int | None:
+        """An fd of ``/proc/<pid>/map_files`` (opened once per sample), or None when it is unavailable."""
+        if self.map_files_fd is None and self.map_files_ok:
+            try:
+                self.map_files_fd = os.open(
+                    f"{self.base}/map_files", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+                )
+            except FileNotFoundError:
+                self.map_files_ok = False  # kernel without map_files, a procfs copy, or the process is gone
+                self.map_files_denied = "no map_files directory"
+            except OSError as exc:
+                self.map_files_ok = False
+                self.map_files_denied = exc.strerror or str(exc)
+        return self.map_files_fd
+
+    def close(self) -> None:
+        if self.map_files_fd is not None:
+            os.close(self.map_files_fd)
+            self.map_files_fd = None
+
+    def _locate(self, obj: MappedObject) -> tuple[str | None, int | None, os.stat_result] | str:
+        """(map_files name, None, stat) — or (None, open fd, stat) when read through the container root —
+        of the mapped file; or the reason it cannot be read. A warm sample needs nothing but this ``stat``."""
+        directory = self._map_files_dir()
+        if directory is not None:
+            try:
+                info = os.stat(obj.range, dir_fd=directory)  # follows the magic link to the mapped file
+            except FileNotFoundError:
+                return "mapping is gone (unmapped, or the process exited)"
+            except PermissionError as exc:
+                self.map_files_ok = False
+                self.map_files_denied = exc.strerror or "permission denied"
+                self.close()
+            except OSError as exc:
+                return f"map_files: {exc.strerror or exc}"
+            else:
+                if not stat.S_ISREG(info.st_mode):
+                    return "not a regular file"  # never open a device or FIFO
+                return obj.range, None, info
+        if obj.kind != "file":
+            return f"{obj.kind} object is reachable only through map_files ({self.map_files_denied})"
+        try:
+            fd, info, _resolved = self.rootfs.open_regular(obj.path)
+        except RootFSError as exc:
+            return f"not found in the container root: {exc.strerror or exc}"
+        if info.st_ino != obj.inode:
+            os.close(fd)
+            return f"path now names another file (inode {info.st_ino}, mapped inode {obj.inode})"
+        return None, fd, info
+
+    def libs(self, objects: list[MappedObject]) -> list[LoadedLib]:
+        listed = objects[:MAX_LISTED_OBJECTS]
+        if len(objects) > len(listed):
+            self.note(
+                "procfs.maps.cap",
+                f"{len(objects)} mapped objects; the first {len(listed)} are listed",
+            )
+        out: list[LoadedLib] = []
+        over_libs: list[str] = []
+        over_bytes: list[str] = []
+        over_bytes_total = 0
+        failed: list[str] = []
+        budget = self.max_hash_bytes
+        for index, obj in enumerate(listed):
+            path = obj.path
+            if index >= self.max_libs:
+                over_libs.append(path)
+                out.append(LoadedLib(path=path, inode=obj.inode))
+                continue
+            located = self._locate(obj)
+            if isinstance(located, str):
+                failed.append(f"{path}: {located}")
+                out.append(LoadedLib(path=path, inode=obj.inode))
+                continue
+            link, fd, info = located
+            try:
+                if info.st_size > budget:
+                    over_bytes.append(f"{path} ({info.st_size} bytes)")
+                    over_bytes_total += info.st_size
+                    out.append(LoadedLib(path=path, inode=obj.inode))
+                    continue
+                digest = self._digest(link, fd, info, budget)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            if digest.startswith("!"):
+                failed.append(f"{path}: {digest[1:]}")
+                out.append(LoadedLib(path=path, inode=obj.inode))
+                continue
+            budget -= info.st_size  # cached or not: the outcome must not depend on cache state
+            out.append(LoadedLib(path=path, inode=obj.inode, sha256=digest))
+        if over_libs:
+            self.note(
+                "hash.cap.maxLibs",
+                f"maxLibs={self.max_libs}: {len(over_libs)} of {len(listed)} objects not hashed: "
+                + _named(over_libs),
+            )
+        if over_bytes:
+            self.note(
+                "hash.cap.maxHashBytes",
+                f"maxHashBytes={self.max_hash_bytes}: {len(over_bytes)} objects ({over_bytes_total} bytes) "
+                f"not hashed: " + _named(over_bytes),
+            )
+        if failed:
+            self.note("hash.unreadable", f"{len(failed)} objects not hashed: " + _named(failed))
+        if self.map_files_denied is not None:
+            self.note(
+                "procfs.map_files",
+                f"map_files unavailable ({self.map_files_denied}); objects read through the container root",
+            )
+        return out
+
+    def _digest(self, link: str | None, fd: int | None, info: os.stat_result, budget: int) -> str:
+        """Hex digest (from the cache when the file's identity is known), or ``"!reason"``."""
+        key = file_key(info)
+        if self.cache is not None:
+            cached = self.cache.get(key)
+            if cached is not None:
+                self.cache_hits += 1
+                return cached
+        opened_here = fd is None
+        if fd is None:
+            assert link is not None and self.map_files_fd is not None
+            try:
+                fd = os.open(link, _OPEN_FLAGS, dir_fd=self.map_files_fd)
+            except FileNotFoundError:
+                return "!mapping is gone (unmapped, or the process exited)"
+            except OSError as exc:
+                return f"!open failed: {exc.strerror or exc}"
+        try:
+            current = os.fstat(fd)
+            # dev/ino may differ between the two views of an overlayfs file; size and times may not
+            if not stat.S_ISREG(current.st_mode) or key[2:] != file_key(current)[2:]:
+                return f"!file changed between stat and open ({key} != {file_key(current)})"
+            digest, read = sha256_fd(fd, limit=budget, info=current)
+        except FileTooLarge as exc:
+            return f"!{exc}"
+        except FileChanged as exc:
+            return f"!{exc.strerror}"
+        except OSError as exc:
+            return f"!read failed: {exc.strerror or exc}"
+        finally:
+            if opened_here:
+                os.close(fd)
+        self.hashed_bytes += read
+        if self.cache is not None:
+            self.cache.put(key, digest)
+        return digest
+
+
+@dataclass
+class _Attempt:
+    stat: ProcStat
+    exe_id: tuple[int, int] | None
+    inspection: Inspection
+
+
+def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
+    pid = sampler.pid
+    exe_id = sampler.exe_identity()
+    identity: ContainerIdentity | None = None
+    argv: list[str] = []
+    exe_path: str | None = None
+    build = BuildIdResult(None, "unreadable", "not read")
+    libs: list[LoadedLib] = []
+    step = "cgroup"
+    try:
+        cgroup, _ = read_proc_file(f"{sampler.base}/cgroup", 1 << 20)
+        identity = parse_cgroup(cgroup.decode("utf-8", "replace"))
+        step = "cmdline"
+        raw_argv, _ = read_proc_file(f"{sampler.base}/cmdline", 1 << 20)
+        argv = parse_cmdline(raw_argv)
+        exe_path = sampler.exe_path()
+        step = "maps"
+        maps_text, truncated = read_proc_file(f"{sampler.base}/maps")
+        if truncated:
+            sampler.note("procfs.maps.cap", f"maps larger than {len(maps_text)} bytes; the rest was not read")
+        scan = scan_maps(maps_text.decode("utf-8", "surrogateescape"))
+        objects = scan.objects
+        if exe_path is not None:  # the program first, then the shared objects in address order
+            objects.sort(key=lambda o: o.path != exe_path)
+        exe_inode = next((o.inode for o in objects if o.path == exe_path), None)
+        build = sampler.build_id(exe_path, exe_inode)
+        try:
+            libs = sampler.libs(objects)
+        finally:
+            sampler.close()
+        sampler.note(
+            "procfs.maps",
+            f"pid={pid} mappings={scan.mappings} objects={len(objects)}",
+        )
+        for obj in objects:
+            if obj.kind in ("deleted", "memfd"):
+                sampler.note(f"procfs.maps.{obj.kind}", f"{obj.path}@0x{obj.start:x}")
+    except ProcessGone as exc:
+        sampler.gone = exc.strerror or "process exited"
+    except OSError as exc:  # e.g. no ptrace access to another user namespace's process
+        sampler.unreadable = f"{step}: {exc.strerror or exc}"
+        sampler.note("procfs.unreadable", f"{sampler.base}/{sampler.unreadable}")
+    if exe_path is None and sampler.gone is None:
+        if first.kernel_thread:
+            sampler.note("procfs.exe", "no executable (kernel thread)")
+        elif first.zombie:
+            sampler.note("procfs.exe", "no executable (zombie: exited, not yet reaped)")
+    if build.ok:
+        pass
+    elif build.status == "absent":
+        sampler.note("elf.build_id.absent", f"{exe_path or '<exe>'}: {build.detail}")
+    elif exe_path is not None:
+        sampler.note(f"elf.build_id.{build.status}", f"{exe_path}: {build.detail}")
+    program = argv[:1] or ([exe_path] if exe_path else [])
+    if sampler.diagnostic:  # argv goes into process.entrypoint; the environment into evidence (JSON list)
+        try:
+            env, _ = read_proc_file(f"{sampler.base}/environ", 1 << 20)
+            sampler.note("diagnostic.environ", json.dumps(parse_cmdline(env), ensure_ascii=False))
+        except (ProcessGone, OSError) as exc:
+            sampler.note("diagnostic.environ", f"not readable: {exc}")
+    process = Process(
+        pid=pid,
+        entrypoint=argv if sampler.diagnostic else program,
+        build_id=build.build_id,
+        start_time=first.start_time,
+    )
+    inspection = Inspection(
+        process=process,
+        loaded_libs=libs,
+        evidence=sampler.evidence,
+        identity=identity,
+        exe_path=exe_path,
+        partial=False,
+        hashed_bytes=sampler.hashed_bytes,
+        cache_hits=sampler.cache_hits,
+        argv=argv if sampler.diagnostic else [],
+    )
+    return _Attempt(first, exe_id, inspection)
+
+
+def inspect_process(
+    pid: int,
+    *,
+    procfs: str = "/proc",
+    max_libs: int = 256,
+    max_hash_bytes: int = 64_000_000,
+    cache: HashCache | None = None,
+    metrics: ZastavaMetrics | None = None,
+    diagnostic: bool = False,
+    expect_start_time: int | None = None,
+) -> Inspection:
+    """Sample process ``pid`` as seen in ``procfs``.
+
+    Raises :class:`ProcessGone` when the process does not exist at the start (or its start time differs from
+    ``expect_start_time``: the PID was reused). A process that exits or execs mid-sample is sampled once more;
+    if that is not consistent either, the result is ``partial`` with a ``procfs.partial`` evidence entry.
+
+    Caps: the first ``max_libs`` objects (the program first, then address order) are hashed while their sizes
+    fit in ``max_hash_bytes`` (first fit); a file served from ``cache`` counts against the budget too, so the
+    event never depends on the cache's state. Objects past the caps are listed without ``sha256`` and named in
+    ``hash.cap.*`` evidence. ``metrics`` gets ``proc_maps_samples{result=ok|partial|error|gone}`` and the
+    bytes actually read in ``hash_bytes``.
+    """
+    if max_libs < 0 or max_hash_bytes < 0:
+        raise ValueError("max_libs and max_hash_bytes must not be negative")
+
+    def sampler() -> _Sampler:
+        return _Sampler(
+            pid, procfs, max_libs=max_libs, max_hash_bytes=max_hash_bytes, cache=cache, diagnostic=diagnostic
+        )
+
+    try:
+        first = sampler().stat()
+    except ProcessGone:
+        if metrics is not None:
+            metrics.proc_maps_samples.labels(result="gone").inc()
+        raise
+    if expect_start_time is not None and first.start_time != expect_start_time:
+        if metrics is not None:
+            metrics.proc_maps_samples.labels(result="gone").inc()
+        raise ProcessGone(
+            errno.ESRCH, f"pid {pid} now has start time {first.start_time}, not {expect_start_time}"
+        )
+    hashed = 0
+    reasons: list[str] = []
+    attempt: _Attempt | None = None
+    reason: str | None = None
+    for round_ in range(2):
+        current = sampler()
+        attempt = _sample_once(current, first)
+        hashed += attempt.inspection.hashed_bytes
+        reason = _inconsistency(current, first, attempt)
+        if reason is None:
+            break
+        reasons.append(reason)
+        if round_ == 0:
+            try:
+                again = current.stat()
+            except ProcessGone:
+                break  # gone for good: nothing to retry against
+            if again.start_time != first.start_time:
+                break
+    assert attempt is not None
+    result = attempt.inspection
+    result.hashed_bytes = hashed
+    outcome = "ok"
+    if current.unreadable is not None:
+        result.partial = True
+        outcome = "error"
+    if reason is not None:
+        result.partial = True
+        outcome = "partial"
+        result.evidence.append(
+            Evidence(
+                signal="procfs.partial",
+                value=_clip(f"pid={pid}: " + "; then ".join(reasons) + f" (attempts={len(reasons)})"),
+            )
+        )
+    elif reasons:
+        result.evidence.append(
+            Evidence(signal="procfs.retry", value=_clip(f"pid={pid}: {reasons[0]}; the second sample held"))
+        )
+    if metrics is not None:
+        metrics.proc_maps_samples.labels(result=outcome).inc()
+        if hashed:
+            metrics.hash_bytes.inc(hashed)
+    return result
+
+
+def _inconsistency(current: _Sampler, first: ProcStat, attempt: _Attempt) -> str | None:
+    """Why the attempt does not describe one process image, or None when it does."""
+    if current.gone is not None:
+        return f"process went away mid-sample ({current.gone})"
+    try:
+        now = current.stat()
+    except ProcessGone:
+        return "process exited during the sample"
+    if now.start_time != first.start_time:
+        return f"pid reused during the sample (start time {now.start_time})"
+    if current.exe_identity() != attempt.exe_id:
+        return "process executed a new program during the sample"
+    return None

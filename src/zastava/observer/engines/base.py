@@ -28,7 +28,8 @@ __all__ = [
 ]
 
 EngineName = Literal["containerd", "cri-o", "docker", "logtail"]
-EventKindName = Literal["start", "stop", "remove"]
+#: ``resync``: re-list containers (after a reconnect); ``degraded``: the engine fell back (reduced fidelity)
+EventKindName = Literal["start", "stop", "remove", "resync", "degraded"]
 
 #: CRI / dockershim labels carrying the Kubernetes identity of a container
 LABEL_NAMESPACE = "io.kubernetes.pod.namespace"

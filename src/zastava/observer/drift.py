@@ -44,6 +44,7 @@ __all__ = [
     "host_root",
     "library_drift_event",
     "listening_sockets",
+    "mapped_files",
     "network_drift_event",
     "overlay_upper_dir",
     "process_drift_event",
@@ -129,7 +130,9 @@ def container_processes(procfs: str, init_pid: int, *, max_processes: int = 4096
         deleted = bool(exe and exe.endswith(" (deleted)"))
         if exe and deleted:
             exe = exe[: -len(" (deleted)")]
-        out.append(ContainerProcess(pid=pid, start_time=fields[1], ppid=fields[0], exe=exe, exe_deleted=deleted))
+        out.append(
+            ContainerProcess(pid=pid, start_time=fields[1], ppid=fields[0], exe=exe, exe_deleted=deleted)
+        )
     return out
 
 
@@ -177,13 +180,34 @@ def allowed_programs(
 
 
 def detect_process_drift(
-    processes: Iterable[ContainerProcess], allowed: Collection[str], reported: Collection[ProcessKey] = ()
+    processes: Iterable[ContainerProcess],
+    allowed: Collection[str],
+    reported: Collection[ProcessKey] = (),
+    *,
+    root: RootFS | None = None,
 ) -> list[ContainerProcess]:
-    """Processes whose program is not allowed, not yet reported (by ``(pid, start time)``)."""
-    return [p for p in processes if p.exe is not None and p.exe not in allowed and p.key not in reported]
+    """Processes whose program is not allowed, not yet reported (by ``(pid, start time)``).
+
+    With ``root``, a program that is not a regular file in the container and not deleted is skipped: that is
+    the runtime's own short-lived helper entering the container (``runc init`` shows ``exe`` as ``/`` or a
+    ``memfd:runc…``) — a deleted or memfd program of anything else is reported (fileless execution).
+    """
+    out = []
+    for p in processes:
+        if p.exe is None or p.exe in allowed or p.key in reported:
+            continue
+        if p.exe.startswith("/memfd:runc") or p.exe.startswith("memfd:runc"):
+            continue
+        if root is not None and not p.exe_deleted and not p.exe.startswith(("/memfd:", "memfd:")):
+            if not root.is_file(p.exe):
+                continue
+        out.append(p)
+    return out
 
 
-def process_drift_event(ctx: EventContext, found: Sequence[ContainerProcess], *, when: datetime) -> RuntimeEvent:
+def process_drift_event(
+    ctx: EventContext, found: Sequence[ContainerProcess], *, when: datetime
+) -> RuntimeEvent:
     """One DRIFT event for the unexpected processes (program paths only: arguments are not exported, §7)."""
     first = found[0]
     evidence = [
@@ -378,7 +402,9 @@ def filesystem_drift_event(
         for f in found
     ]
     evidence.append(Evidence(signal="drift.filesystem.baseline", value=f"{since_source}={since.isoformat()}"))
-    evidence += [Evidence(signal="drift.filesystem.hash-skipped", value=f.path) for f in found if f.sha256 is None]
+    evidence += [
+        Evidence(signal="drift.filesystem.hash-skipped", value=f.path) for f in found if f.sha256 is None
+    ]
     return ctx.event(
         EventKind.DRIFT,
         when=when,
@@ -411,6 +437,20 @@ def detect_library_drift(
         if norm not in known and norm not in reported and norm not in out:
             out.append(norm)
     return out
+
+
+def mapped_files(procfs: str, pid: int, *, max_entries: int = 65_536) -> list[str]:
+    """Distinct file paths mapped by ``pid`` (container paths, ``/proc/<pid>/maps``), in order of appearance."""
+    raw = _read(f"{procfs}/{pid}/maps", 16 << 20)
+    if not raw:
+        return []
+    seen: dict[str, None] = {}
+    for line in raw.decode("utf-8", "replace").splitlines()[:max_entries]:
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and parts[5].startswith("/"):
+            path = parts[5].removesuffix(" (deleted)")
+            seen.setdefault(path, None)
+    return list(seen)
 
 
 def library_drift_event(ctx: EventContext, paths: Sequence[str], *, when: datetime, pid: int) -> RuntimeEvent:
@@ -486,13 +526,26 @@ def detect_network_drift(
     return out
 
 
-def network_drift_event(ctx: EventContext, found: Sequence[Listener], *, when: datetime, pid: int) -> RuntimeEvent:
+def _hostport(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _hostport(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def network_drift_event(
+    ctx: EventContext, found: Sequence[Listener], *, when: datetime, pid: int
+) -> RuntimeEvent:
     return ctx.event(
         EventKind.DRIFT,
         when=when,
         delta=RuntimeDelta(baseline_image_digest=ctx.image_digest),
         evidence=[
-            Evidence(signal="drift.network", value=f"pid={pid} {l.proto} {l.address}:{l.port} listening (inode {l.inode})")
-            for l in found
+            Evidence(
+                signal="drift.network",
+                value=f"pid={pid} {x.proto} {_hostport(x.address, x.port)} listening (inode {x.inode})",
+            )
+            for x in found
         ],
     )

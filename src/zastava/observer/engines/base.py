@@ -116,7 +116,8 @@ class ContainerEvent:
 class ContainerEngine(Protocol):
     """The engine interface. All calls are async; blocking clients run in threads."""
 
-    name: EngineName
+    @property
+    def name(self) -> EngineName: ...
 
     async def version(self) -> str | None:
         """The runtime's version string; raises :class:`EngineUnavailable` when it does not answer."""

@@ -218,7 +218,9 @@ class CriEngine:
         pid = int(info.get("pid") or 0) or None
         image_ref = str(status.image.image or "") or None
         repo_digest = _pick(image_ref or "", (repo_digests or "").split(",") if repo_digests else [])
-        config_digest = config_digest or (str(status.image_ref) if str(status.image_ref).startswith("sha256:") else None)
+        config_digest = config_digest or (
+            str(status.image_ref) if str(status.image_ref).startswith("sha256:") else None
+        )
         identity = k8s_identity_from_labels(labels)
         if identity is None and sandbox is not None and sandbox.metadata.name:
             identity = KubernetesIdentity(
@@ -256,7 +258,7 @@ class CriEngine:
 
     # -------------------------------------------------------------------------------------------- events
 
-    async def events(self) -> AsyncIterator[ContainerEvent]:  # type: ignore[override]
+    async def events(self) -> AsyncIterator[ContainerEvent]:
         import grpc
 
         order: list[EventSource] = (
@@ -266,7 +268,9 @@ class CriEngine:
             await self.version()
         for source in order:
             self.event_source = source
-            stream = {"cri": self._cri_events, "containerd": self._containerd_events, "poll": self._poll}[source]
+            stream = {"cri": self._cri_events, "containerd": self._containerd_events, "poll": self._poll}[
+                source
+            ]
             try:
                 async for event in stream():
                     yield event
@@ -357,7 +361,9 @@ class _Unsupported(Exception):
     pass
 
 
-def parse_containerd_envelope(messages: Any, envelope: Any, engine: EngineName = "containerd") -> ContainerEvent | None:
+def parse_containerd_envelope(
+    messages: Any, envelope: Any, engine: EngineName = "containerd"
+) -> ContainerEvent | None:
     """A containerd event envelope → :class:`ContainerEvent` (exec processes' exits are ignored)."""
     type_url = str(envelope.event.type_url)
     when = datetime.now(UTC)
@@ -366,7 +372,11 @@ def parse_containerd_envelope(messages: Any, envelope: Any, engine: EngineName =
     if type_url.endswith("containerd.events.TaskStart"):
         start = messages.TaskStart.FromString(envelope.event.value)
         return ContainerEvent(
-            kind="start", engine=engine, id=start.container_id, when=when, pid=int(start.pid) or None,
+            kind="start",
+            engine=engine,
+            id=start.container_id,
+            when=when,
+            pid=int(start.pid) or None,
             source="containerd.events",
         )
     if type_url.endswith("containerd.events.TaskExit"):
@@ -374,12 +384,19 @@ def parse_containerd_envelope(messages: Any, envelope: Any, engine: EngineName =
         if exit_.id and exit_.id != exit_.container_id:
             return None  # an exec'd process exited, not the container
         return ContainerEvent(
-            kind="stop", engine=engine, id=exit_.container_id, when=when, pid=int(exit_.pid) or None,
-            exit_code=int(exit_.exit_status), source="containerd.events",
+            kind="stop",
+            engine=engine,
+            id=exit_.container_id,
+            when=when,
+            pid=int(exit_.pid) or None,
+            exit_code=int(exit_.exit_status),
+            source="containerd.events",
         )
     if type_url.endswith("containerd.events.ContainerDelete"):
         delete = messages.ContainerDelete.FromString(envelope.event.value)
-        return ContainerEvent(kind="remove", engine=engine, id=delete.id, when=when, source="containerd.events")
+        return ContainerEvent(
+            kind="remove", engine=engine, id=delete.id, when=when, source="containerd.events"
+        )
     return None
 
 

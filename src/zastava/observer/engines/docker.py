@@ -100,7 +100,7 @@ class DockerEngineClient:
                     self._image_cache[image_id] = image
         return container_info(data, image, await self.version())
 
-    async def events(self) -> AsyncIterator[ContainerEvent]:  # type: ignore[override]
+    async def events(self) -> AsyncIterator[ContainerEvent]:
         """Docker's event stream, read by a thread into a bounded queue."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[ContainerEvent | BaseException | None] = asyncio.Queue(_QUEUE_MAX)
@@ -128,7 +128,7 @@ class DockerEngineClient:
                     if event is not None:
                         loop.call_soon_threadsafe(put, event)
                 loop.call_soon_threadsafe(put, None)
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            except BaseException as exc:
                 if not self._closed.is_set():
                     loop.call_soon_threadsafe(put, EngineUnavailable(f"docker event stream: {exc}"))
                 else:

@@ -60,7 +60,9 @@ class PodMeta:
     containers: Mapping[str, ContainerMeta] = field(default_factory=dict)
 
     def identity(self, container: str | None) -> KubernetesIdentity:
-        return KubernetesIdentity(namespace=self.namespace, pod=self.name, container=container, pod_uid=self.uid)
+        return KubernetesIdentity(
+            namespace=self.namespace, pod=self.name, container=container, pod_uid=self.uid
+        )
 
 
 def _exec_command(handler: Any) -> tuple[str, ...] | None:
@@ -215,7 +217,9 @@ class PodWatcher:
             current = None
         else:
             if key not in self._pods and len(self._pods) >= _MAX_PODS:
-                log.warning("pod index full; ignoring pod", extra=fields(namespace=meta.namespace, pod=meta.name))
+                log.warning(
+                    "pod index full; ignoring pod", extra=fields(namespace=meta.namespace, pod=meta.name)
+                )
                 return
             self._pods[key] = meta
             current = meta
@@ -242,8 +246,12 @@ class PodWatcher:
     def _emit(self, previous: PodMeta | None, current: PodMeta | None) -> None:
         if not self._event_queues:
             return
-        before = {c.container_id: c for c in (previous.containers.values() if previous else []) if c.container_id}
-        after = {c.container_id: c for c in (current.containers.values() if current else []) if c.container_id}
+        before = {
+            c.container_id: c for c in (previous.containers.values() if previous else []) if c.container_id
+        }
+        after = {
+            c.container_id: c for c in (current.containers.values() if current else []) if c.container_id
+        }
         now = datetime.now(UTC)
         out: list[ContainerEvent] = []
         for cid, container in after.items():
@@ -288,7 +296,7 @@ class PodWatcher:
                 delay = self.backoff_initial
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - any API failure: back off and retry
+            except Exception as exc:
                 self.connected = False
                 self.errors += 1
                 resource_version = None
@@ -314,8 +322,13 @@ class PodWatcher:
                 seen.add((meta.get("namespace") or "default", meta.get("name") or ""))
             for key in [k for k in self._pods if k not in seen]:
                 stale = self._pods[key]
-                await self.apply("DELETED", {"metadata": {"namespace": key[0], "name": key[1]},
-                                             "spec": {"nodeName": stale.node or self.node_name}})
+                await self.apply(
+                    "DELETED",
+                    {
+                        "metadata": {"namespace": key[0], "name": key[1]},
+                        "spec": {"nodeName": stale.node or self.node_name},
+                    },
+                )
             resource_version = getattr(listing, "resourceVersion", None)
         self.connected = True
         self.synced.set()

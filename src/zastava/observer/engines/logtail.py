@@ -34,7 +34,9 @@ def parse_log_name(name: str) -> tuple[KubernetesIdentity, str] | None:
     match = _NAME.match(name)
     if match is None:
         return None
-    identity = KubernetesIdentity(namespace=match["namespace"], pod=match["pod"], container=match["container"])
+    identity = KubernetesIdentity(
+        namespace=match["namespace"], pod=match["pod"], container=match["container"]
+    )
     return identity, match["id"]
 
 
@@ -69,7 +71,11 @@ class LogTailEngine:
     name: EngineName = "logtail"
 
     def __init__(
-        self, log_dir: str | os.PathLike[str] = "/var/log/containers", *, procfs: str = "/proc", poll_interval: float = 2.0
+        self,
+        log_dir: str | os.PathLike[str] = "/var/log/containers",
+        *,
+        procfs: str = "/proc",
+        poll_interval: float = 2.0,
     ) -> None:
         self.log_dir = Path(log_dir)
         self.procfs = procfs
@@ -99,7 +105,9 @@ class LogTailEngine:
 
     def _info(self, cid: str, identity: KubernetesIdentity, created: datetime | None) -> ContainerInfo:
         pid = find_pid_by_container_id(self.procfs, cid)
-        evidence = [Evidence(signal="logtail.reduced-fidelity", value=f"identity from {self.log_dir} file name")]
+        evidence = [
+            Evidence(signal="logtail.reduced-fidelity", value=f"identity from {self.log_dir} file name")
+        ]
         if pid is not None:
             evidence.append(Evidence(signal="logtail.pid-from-cgroup", value=f"pid={pid}"))
         missing = ["imageDigest", "imageRef", "entrypoint", "runtime"]
@@ -119,7 +127,10 @@ class LogTailEngine:
 
     async def list_containers(self) -> list[ContainerInfo]:
         scanned = await asyncio.to_thread(self._scan)
-        return [await asyncio.to_thread(self._info, cid, ident, created) for cid, (ident, created) in sorted(scanned.items())]
+        return [
+            await asyncio.to_thread(self._info, cid, ident, created)
+            for cid, (ident, created) in sorted(scanned.items())
+        ]
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         scanned = await asyncio.to_thread(self._scan)

@@ -42,9 +42,11 @@ def _proto_text() -> bytes:
 def generate(target: Path) -> Path:
     """Compile the proto into ``target``; returns the path of the generated ``_pb2`` module."""
     try:
-        from grpc_tools import protoc
+        from grpc_tools import protoc  # type: ignore[import-untyped]
     except ImportError as exc:
-        raise StubsUnavailable("grpcio-tools is not installed; cannot generate containerd event stubs") from exc
+        raise StubsUnavailable(
+            "grpcio-tools is not installed; cannot generate containerd event stubs"
+        ) from exc
     proto = _proto_text()
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="zastava-proto-") as tmp:
@@ -52,9 +54,7 @@ def generate(target: Path) -> Path:
         source.write_bytes(proto)
         include = str(resources.files("grpc_tools").joinpath("_proto"))
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target))
-        code = protoc.main(
-            ["protoc", f"-I{tmp}", f"-I{include}", f"--python_out={staging}", str(source)]
-        )
+        code = protoc.main(["protoc", f"-I{tmp}", f"-I{include}", f"--python_out={staging}", str(source)])
         if code != 0:
             raise StubsUnavailable(f"protoc failed with exit code {code}")
         produced = staging / f"{_MODULE}.py"

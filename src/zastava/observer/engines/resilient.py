@@ -17,7 +17,14 @@ from datetime import UTC, datetime
 
 from ...telemetry.logging import fields
 from ...telemetry.metrics import ZastavaMetrics
-from .base import ContainerEngine, ContainerEvent, ContainerInfo, EngineName, EngineUnavailable, engine_metrics
+from .base import (
+    ContainerEngine,
+    ContainerEvent,
+    ContainerInfo,
+    EngineName,
+    EngineUnavailable,
+    engine_metrics,
+)
 
 __all__ = ["ResilientEngine"]
 
@@ -44,7 +51,7 @@ class ResilientEngine:
         self.reconnects = 0
 
     @property
-    def name(self) -> EngineName:  # type: ignore[override]
+    def name(self) -> EngineName:
         if self.degraded and self.fallback is not None:
             return self.fallback.name
         return self.primary.name

@@ -23,9 +23,7 @@ def pushed_busybox(
     return devstack.push_image(docker_engine, busybox_image, registry.host, "observer/busybox:1")
 
 
-async def next_matching(
-    events: AsyncIterator[T], predicate: Callable[[T], bool], timeout: float
-) -> T:
+async def next_matching(events: AsyncIterator[T], predicate: Callable[[T], bool], timeout: float) -> T:
     """The first item of ``events`` that satisfies ``predicate``, within ``timeout`` seconds."""
 
     async def scan() -> T:

@@ -114,9 +114,12 @@ async def test_copied_binary_run_by_exec_is_process_and_filesystem_drift(
     )
     assert fs_event.delta is not None and fs_event.delta.new_binaries is not None
     assert fs_event.delta.new_binaries[0].sha256 == busybox_sha
-    assert drift.detect_filesystem_drift(
-        root, info.image_created, upper=host, upper_dir=upper_dir, reported={new_files[0].key}
-    ) == []
+    assert (
+        drift.detect_filesystem_drift(
+            root, info.image_created, upper=host, upper_dir=upper_dir, reported={new_files[0].key}
+        )
+        == []
+    )
 
 
 async def test_listener_on_undeclared_port_is_network_drift(
@@ -136,5 +139,7 @@ async def test_listener_on_undeclared_port_is_network_drift(
     assert drift.detect_network_drift(listeners, allowed_ports={8080}, reported={found[0].key}) == []
     info = await DockerEngineClient(docker_engine.host).inspect(container.id)
     assert info is not None
-    event = drift.network_drift_event(context_for(info, tenant="t", node="n"), found, when=datetime.now(UTC), pid=pid)
+    event = drift.network_drift_event(
+        context_for(info, tenant="t", node="n"), found, when=datetime.now(UTC), pid=pid
+    )
     assert any(":8081 listening" in e.value for e in event.evidence)

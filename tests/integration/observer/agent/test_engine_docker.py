@@ -19,9 +19,7 @@ async def test_start_and_stop_events_with_pid_digest_and_entrypoint(
     engine = DockerEngineClient(docker_engine.host)
     events = engine.events()
     # prime the stream (the subscription starts on first iteration)
-    first = asyncio.ensure_future(
-        next_matching(events, lambda e: e.kind == "start", timeout=30)
-    )
+    first = asyncio.ensure_future(next_matching(events, lambda e: e.kind == "start", timeout=30))
     await asyncio.sleep(0.5)
     container = docker_engine.client().containers.run(
         pushed_busybox, detach=True, network_mode="none", labels={"app": "demo"}

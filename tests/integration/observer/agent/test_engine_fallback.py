@@ -64,9 +64,12 @@ async def test_missing_then_vanishing_socket_falls_back_and_reconnects(tmp_path:
         assert _gauge(metrics, "zastava_observer_engine_connected", "containerd") == 1
         assert _gauge(metrics, "zastava_observer_engine_fallback", "logtail") == 0
         assert engine.reconnects >= 1
-        assert (metrics.registry.get_sample_value(
-            "zastava_observer_engine_reconnects_total", {"engine": "containerd", "result": "ok"}
-        ) or 0) >= 1
+        assert (
+            metrics.registry.get_sample_value(
+                "zastava_observer_engine_reconnects_total", {"engine": "containerd", "result": "ok"}
+            )
+            or 0
+        ) >= 1
 
         # 3. the socket vanishes while running: degraded again
         await asyncio.to_thread(service.stop)

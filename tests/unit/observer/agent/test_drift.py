@@ -131,7 +131,9 @@ def test_filesystem_drift_mtime_executable_upper_layer_and_caps(tmp_path: Path) 
     assert len(drift.detect_filesystem_drift(rootfs, image_created, max_files=1)) <= 1
     no_hash = drift.detect_filesystem_drift(rootfs, image_created, max_hash_bytes=0)
     assert {f.sha256 for f in no_hash} == {None}
-    event = drift.filesystem_drift_event(CTX, no_hash, when=NOW, since=image_created, since_source="imageCreated")
+    event = drift.filesystem_drift_event(
+        CTX, no_hash, when=NOW, since=image_created, since_source="imageCreated"
+    )
     assert any(e.signal == "drift.filesystem.hash-skipped" for e in event.evidence)
     # already reported (path, mtime) pairs are not reported again
     assert drift.detect_filesystem_drift(rootfs, image_created, reported={f.key for f in unconfirmed}) == []
@@ -156,10 +158,22 @@ def test_allowed_programs_resolve_path_symlinks_and_sh_c(tmp_path: Path) -> None
     allowed = drift.allowed_programs(
         RootFS(tmp_path),
         terminals=["/bin/sleep"],
-        declared_commands=[["health", "--live"], ["/bin/sh", "-c", "checker --quiet && exit 0"], [], ["missing"]],
+        declared_commands=[
+            ["health", "--live"],
+            ["/bin/sh", "-c", "checker --quiet && exit 0"],
+            [],
+            ["missing"],
+        ],
         extra=["/opt/allowed"],
     )
-    assert {"/bin/sleep", "/bin/busybox", "/usr/bin/health", "/usr/bin/checker", "/bin/sh", "/opt/allowed"} <= allowed
+    assert {
+        "/bin/sleep",
+        "/bin/busybox",
+        "/usr/bin/health",
+        "/usr/bin/checker",
+        "/bin/sh",
+        "/opt/allowed",
+    } <= allowed
     assert "missing" not in allowed
 
 

@@ -73,7 +73,12 @@ def pod(
 def test_pod_meta_declared_commands_owner_and_container_ids() -> None:
     meta = pod_meta_from_dict(pod("api-7c9fbbd8b7-ktd84", container_id="containerd://abc"))
     assert meta is not None
-    assert (meta.namespace, meta.name, meta.uid, meta.node) == ("payments", "api-7c9fbbd8b7-ktd84", "uid-api-7c9fbbd8b7-ktd84", NODE)
+    assert (meta.namespace, meta.name, meta.uid, meta.node) == (
+        "payments",
+        "api-7c9fbbd8b7-ktd84",
+        "uid-api-7c9fbbd8b7-ktd84",
+        NODE,
+    )
     assert (meta.owner_kind, meta.owner_name) == ("Deployment", "api")
     api = meta.containers["api"]
     assert api.declared_commands == (
@@ -99,7 +104,10 @@ def test_owner_kinds_other_than_replicaset_are_kept() -> None:
         {},
         {"metadata": None},
         {"metadata": {"name": 5}},
-        {"metadata": {"name": "p"}, "spec": {"containers": [None, 3, {"name": "c", "livenessProbe": {"exec": {"command": [1, 2]}}}]}},
+        {
+            "metadata": {"name": "p"},
+            "spec": {"containers": [None, 3, {"name": "c", "livenessProbe": {"exec": {"command": [1, 2]}}}]},
+        },
         {"metadata": {"name": "p", "ownerReferences": ["x"]}, "status": {"containerStatuses": [None]}},
     ],
 )
@@ -123,7 +131,9 @@ async def test_watch_against_kmock_indexes_pods_of_this_node_only(kmock: Any) ->
     )
     client = AsyncClient(config=config)
     watcher = PodWatcher(NODE, client=client, backoff_initial=0.05)
-    await kmock.post("/api/v1/namespaces/payments/pods", json=pod("before-start", container_id="containerd://c0"))
+    await kmock.post(
+        "/api/v1/namespaces/payments/pods", json=pod("before-start", container_id="containerd://c0")
+    )
     task = asyncio.create_task(watcher.run())
     events = watcher.events()
     try:
@@ -132,7 +142,10 @@ async def test_watch_against_kmock_indexes_pods_of_this_node_only(kmock: Any) ->
         found = watcher.by_container_id("containerd://c0")
         assert found is not None and found[1].name == "api"
 
-        await kmock.post("/api/v1/namespaces/payments/pods", json=pod("api-7c9fbbd8b7-ktd84", container_id="containerd://c1"))
+        await kmock.post(
+            "/api/v1/namespaces/payments/pods",
+            json=pod("api-7c9fbbd8b7-ktd84", container_id="containerd://c1"),
+        )
         await kmock.post("/api/v1/namespaces/other/pods", json=pod("elsewhere", "other", node="node-b"))
         meta = await watcher.wait_for("payments", "api-7c9fbbd8b7-ktd84", timeout=10)
         assert meta is not None and meta.owner_name == "api"
@@ -140,7 +153,12 @@ async def test_watch_against_kmock_indexes_pods_of_this_node_only(kmock: Any) ->
         initial = await asyncio.wait_for(anext(events), 10)
         assert (initial.kind, initial.id) == ("start", "c0")
         start = await asyncio.wait_for(anext(events), 10)
-        assert (start.kind, start.id, start.engine, start.source) == ("start", "c1", "containerd", "kubernetes.pods")
+        assert (start.kind, start.id, start.engine, start.source) == (
+            "start",
+            "c1",
+            "containerd",
+            "kubernetes.pods",
+        )
         # a pod scheduled on another node is never indexed
         assert await watcher.wait_for("other", "elsewhere", timeout=0.5) is None
         assert {p.name for p in watcher.pods()} == {"before-start", "api-7c9fbbd8b7-ktd84"}

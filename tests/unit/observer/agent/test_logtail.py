@@ -19,8 +19,19 @@ def test_parse_kubelet_log_names() -> None:
     parsed = parse_log_name(f"api-7c9fbbd8b7-ktd84_payments_api-{CID}.log")
     assert parsed is not None
     identity, cid = parsed
-    assert (identity.namespace, identity.pod, identity.container, cid) == ("payments", "api-7c9fbbd8b7-ktd84", "api", CID)
-    for bad in ("x.log", f"pod_ns_c-{CID[:-1]}.log", f"Pod_ns_c-{CID}.log", f"pod_ns_c-{CID}.txt", "../" + CID):
+    assert (identity.namespace, identity.pod, identity.container, cid) == (
+        "payments",
+        "api-7c9fbbd8b7-ktd84",
+        "api",
+        CID,
+    )
+    for bad in (
+        "x.log",
+        f"pod_ns_c-{CID[:-1]}.log",
+        f"Pod_ns_c-{CID}.log",
+        f"pod_ns_c-{CID}.txt",
+        "../" + CID,
+    ):
         assert parse_log_name(bad) is None
 
 
@@ -39,7 +50,10 @@ async def test_start_and_remove_events_and_reduced_fidelity(tmp_path: Path) -> N
     assert [c.id for c in listed] == [CID]
     info = listed[0]
     assert info.fidelity == "reduced" and info.engine == "logtail" and info.pid is None
-    assert info.kubernetes is not None and (info.kubernetes.namespace, info.kubernetes.pod) == ("shop", "web-0")
+    assert info.kubernetes is not None and (info.kubernetes.namespace, info.kubernetes.pod) == (
+        "shop",
+        "web-0",
+    )
     assert "pid" in info.missing and "imageDigest" in info.missing
     assert any(e.signal == "logtail.reduced-fidelity" for e in info.evidence)
     assert info.container_id == f"logtail://{CID}"
@@ -63,7 +77,11 @@ def test_missing_directory_is_empty_not_an_error(tmp_path: Path) -> None:
 
 
 def test_pid_found_from_cgroup_of_a_fake_procfs(tmp_path: Path) -> None:
-    for pid, text in ((12, f"0::/kubepods/pod1/{CID}\n"), (40, f"0::/kubepods/pod1/{CID}\n"), (7, "0::/other\n")):
+    for pid, text in (
+        (12, f"0::/kubepods/pod1/{CID}\n"),
+        (40, f"0::/kubepods/pod1/{CID}\n"),
+        (7, "0::/other\n"),
+    ):
         os.makedirs(tmp_path / str(pid))
         (tmp_path / str(pid) / "cgroup").write_text(text)
     (tmp_path / "self").mkdir()

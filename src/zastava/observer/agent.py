@@ -195,7 +195,7 @@ class AgentSettings:
         return cls(
             tenant=config.runtime.tenant,
             node=observer.node_name,
-            procfs=config.runtime.procfs,
+            procfs=_procfs(config.runtime.procfs),
             drift_enabled=d.enabled,
             drift_interval=d.interval_seconds,
             drift_process=d.process,
@@ -216,6 +216,14 @@ class AgentSettings:
             reconnect_initial=observer.engines.reconnect_initial_seconds,
             reconnect_max=observer.engines.reconnect_max_seconds,
         )
+
+
+def _procfs(configured: str) -> str:
+    """The configured procfs (``/host/proc`` in a DaemonSet), or ``/proc`` when running on the host itself."""
+    if os.path.isdir(f"{configured}/self") or not os.path.isdir("/proc/self"):
+        return configured
+    log.info("configured procfs not found; using /proc", extra=fields(configured=configured))
+    return "/proc"
 
 
 @dataclass
@@ -881,3 +889,87 @@ class ObserverAgent:
             self._publish = publish
             self.tracked.clear()
         return collected
+
+
+# ------------------------------------------------------------------------------------------- wiring
+
+
+def _optional_inspector(config: Any, metrics: ZastavaMetrics | None) -> Inspector | None:
+    """The inspection module's ``inspect_process`` when it is installed (another branch), else None."""
+    try:
+        from .inspect import inspect_process  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    collect = config.runtime.collect
+    if not collect.loaded_libs:
+        return None
+    return inspector_from_function(
+        inspect_process,
+        procfs=config.runtime.procfs,
+        max_libs=collect.max_libs,
+        max_hash_bytes=collect.max_hash_bytes_per_container,
+        cache=None,
+        metrics=metrics,
+    )
+
+
+def _optional_tracer(config: Any, metrics: ZastavaMetrics | None) -> Tracer | None:
+    """EntryTrace's ``trace_entrypoint`` when it is installed (another branch), else None."""
+    if not config.runtime.collect.entry_trace:
+        return None
+    try:
+        from .entrytrace import trace_entrypoint  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    return tracer_from_function(trace_entrypoint, max_depth=config.runtime.collect.max_depth, metrics=metrics)
+
+
+async def create_agent(
+    config: Any,
+    publish: Publish,
+    *,
+    engine: str | None = None,
+    metrics: ZastavaMetrics | None = None,
+    backend: bool = True,
+) -> tuple[ObserverAgent, Callable[[], Awaitable[None]]]:
+    """An agent wired from a :class:`zastava.config.ZastavaConfig`; returns it and its ``aclose``."""
+    from .engines import open_engine
+    from .posture import BackendPosture
+
+    chosen = await open_engine(config, engine=engine, metrics=metrics)
+    pods = None
+    if config.observer.kubernetes_watch:
+        pods = PodWatcher(
+            config.observer.node_name,
+            kubeconfig=config.observer.kubeconfig,
+            backoff_initial=config.observer.engines.reconnect_initial_seconds,
+            backoff_max=config.observer.engines.reconnect_max_seconds,
+        )
+    posture = None
+    if backend:
+        posture = BackendPosture(
+            config.backend.base_address,
+            policy_path=config.backend.policy_path,
+            timeout=config.backend.request_timeout_seconds,
+            cache_ttl=float(config.observer.posture_cache_ttl_seconds),
+            metrics=metrics,
+        )
+    agent = ObserverAgent(
+        chosen,
+        publish,
+        AgentSettings.from_config(config),
+        inspector=_optional_inspector(config, metrics),
+        tracer=_optional_tracer(config, metrics),
+        posture=posture,
+        pods=pods,
+        metrics=metrics,
+    )
+
+    async def aclose() -> None:
+        await chosen.aclose()
+        if posture is not None:
+            await posture.aclose()
+        if pods is not None:
+            await pods.aclose()
+
+    return agent, aclose

@@ -1,16 +1,16 @@
 """The observer agent (spec §3, §10): container lifecycle → runtime events, drift, posture.
 
-:class:`ObserverAgent` composes an engine (:mod:`.engines`) with four pluggable parts, each a small Protocol so
-the real modules drop in: an :class:`Inspector` (process inspection: loaded libs, hashes, build-id), a
-:class:`Tracer` (EntryTrace: the entrypoint's exec chain and terminal programs), a :class:`PostureSource` (the
-backend's ``/policy/runtime`` answer and the image's usage SBOM view) and ``publish`` (the durable publisher's
-``publish`` coroutine). Each missing part is reported as evidence on the events (``*.unavailable``), never
-silently as null.
+:class:`ObserverAgent` composes an engine (:mod:`.engines`) with four pluggable parts, each a small
+Protocol so the real modules drop in: an :class:`Inspector` (process inspection: loaded libs, hashes,
+build-id), a :class:`Tracer` (EntryTrace: the entrypoint's exec chain and terminal programs), a
+:class:`PostureSource` (the backend's ``/policy/runtime`` answer and the image's usage SBOM view) and
+``publish`` (the durable publisher's ``publish`` coroutine). Each missing part is reported as evidence on
+the events (``*.unavailable``), never silently as null.
 
 Events: ``CONTAINER_START`` (for containers found running at start-up too), ``CONTAINER_STOP``, ``DRIFT``,
-``POLICY_VIOLATION`` (the backend says ``fail`` for a running container's image), ``ATTESTATION_STATUS`` (an image's
-signature/attestation status first known or changed) and ``AGENT_WARNING`` (engine fallback/reconnect).
-The agent only reads: procfs, container roots through :class:`RootFS`, engine inventory.
+``POLICY_VIOLATION`` (the backend says ``fail`` for a running container's image), ``ATTESTATION_STATUS``
+(an image's signature/attestation status first known or changed) and ``AGENT_WARNING`` (engine
+fallback/reconnect). The agent only reads: procfs, container roots through :class:`RootFS`, engine inventory.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..contracts import (
@@ -220,7 +220,7 @@ class AgentSettings:
 
 def _procfs(configured: str) -> str:
     """The configured procfs (``/host/proc`` in a DaemonSet), or ``/proc`` when running on the host itself."""
-    if os.path.isdir(f"{configured}/self") or not os.path.isdir("/proc/self"):
+    if Path(f"{configured}/self").is_dir() or not Path("/proc/self").is_dir():
         return configured
     log.info("configured procfs not found; using /proc", extra=fields(configured=configured))
     return "/proc"
@@ -524,7 +524,9 @@ class ObserverAgent:
             if trace is None:
                 # no EntryTrace: the program running as the container's init when first seen is the baseline
                 try:
-                    terminals = [os.readlink(f"{s.procfs}/{info.pid}/exe").removesuffix(" (deleted)")]
+                    terminals = [
+                        str(Path(f"{s.procfs}/{info.pid}/exe").readlink()).removesuffix(" (deleted)")
+                    ]
                 except OSError:
                     terminals = []
             allowed = drift.allowed_programs(

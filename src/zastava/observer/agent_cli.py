@@ -9,12 +9,16 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="The observer node agent (spec §3): watch containers, emit runtime events.", no_args_is_help=True)
+app = typer.Typer(
+    help="The observer node agent (spec §3): watch containers, emit runtime events.", no_args_is_help=True
+)
 
 ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="YAML configuration file.")]
 EngineOption = Annotated[
     str | None,
-    typer.Option("--engine", "-e", help="containerd, cri-o, docker, logtail or auto (default: runtime.engine)."),
+    typer.Option(
+        "--engine", "-e", help="containerd, cri-o, docker, logtail or auto (default: runtime.engine)."
+    ),
 ]
 
 
@@ -37,7 +41,7 @@ async def _stdout_publish(event: Any) -> None:
 
 @app.command("run")
 def run(config: ConfigOption = None, engine: EngineOption = None) -> None:
-    """Observe until SIGINT/SIGTERM, publishing through the durable publisher (ND-JSON on stdout without one)."""
+    """Observe until SIGINT/SIGTERM; events go to the durable publisher (ND-JSON on stdout without one)."""
     from ..telemetry.logging import configure_logging
     from ..telemetry.metrics import default_metrics
     from .agent import create_agent
@@ -82,7 +86,9 @@ def run(config: ConfigOption = None, engine: EngineOption = None) -> None:
 @app.command("snapshot")
 def snapshot(
     engine: EngineOption = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print the events as a JSON array (wire form).")] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the events as a JSON array (wire form).")
+    ] = False,
     config: ConfigOption = None,
     backend: Annotated[
         bool, typer.Option("--backend/--no-backend", help="Ask the backend for image posture.")

@@ -2,17 +2,17 @@
 
 Each ``detect_*`` function reads only what it is handed (a procfs path, a :class:`RootFS`, sets of known
 paths/ports) and returns what is new; each ``*_event`` turns findings into one ``DRIFT`` runtime event with
-evidence and a ``delta``. State (what was already reported) is passed in by the caller — processes are keyed by
-``(pid, start time)`` so a reused pid is a new process. All reads are bounded and read-only; files inside the
-container are read only through :class:`~zastava.observer.rootfs.RootFS`.
+evidence and a ``delta``. State (what was already reported) is passed in by the caller — processes are
+keyed by ``(pid, start time)`` so a reused pid is a new process. All reads are bounded and read-only;
+files inside the container are read only through :class:`~zastava.observer.rootfs.RootFS`.
 
 * **process** — a process in the container (same pid and mount namespace as its init) whose program is
   neither an EntryTrace terminal nor a declared probe/exec command (nor configured as allowed);
-* **filesystem** — a new executable under ``/usr/local/bin``, ``/opt``, ``/app`` with mtime after image creation,
-  confirmed on the overlay upper layer (from ``/proc/<pid>/mountinfo``) where there is one;
+* **filesystem** — a new executable under ``/usr/local/bin``, ``/opt``, ``/app`` with mtime after image
+  creation, confirmed on the overlay upper layer (from ``/proc/<pid>/mountinfo``) where there is one;
 * **library** — a mapped DSO absent from the image's usage SBOM view;
-* **network** — a listening TCP socket (``/proc/<pid>/net/tcp{,6}``) on a port the configuration does not allow
-  (skipped for containers sharing the host network namespace).
+* **network** — a listening TCP socket (``/proc/<pid>/net/tcp{,6}``) on a port the configuration does
+  not allow (skipped for containers sharing the host network namespace).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _read(path: str, limit: int = _READ_CAP) -> bytes | None:
 
 def _readlink(path: str) -> str | None:
     try:
-        return os.readlink(path)
+        return os.readlink(path)  # noqa: PTH115 - str in, str out, hot path
     except OSError:
         return None
 
@@ -165,7 +165,7 @@ def allowed_programs(
         if not argv:
             continue
         names = [argv[0]]
-        if os.path.basename(argv[0]) in _SHELLS and len(argv) >= 3 and argv[1] == "-c":
+        if argv[0].rsplit("/", 1)[-1] in _SHELLS and len(argv) >= 3 and argv[1] == "-c":
             try:
                 words = shlex.split(argv[2])
             except ValueError:
@@ -198,9 +198,9 @@ def detect_process_drift(
             continue
         if p.exe.startswith("/memfd:runc") or p.exe.startswith("memfd:runc"):
             continue
-        if root is not None and not p.exe_deleted and not p.exe.startswith(("/memfd:", "memfd:")):
-            if not root.is_file(p.exe):
-                continue
+        fileless = p.exe_deleted or p.exe.startswith(("/memfd:", "memfd:"))
+        if root is not None and not fileless and not root.is_file(p.exe):
+            continue
         out.append(p)
     return out
 
@@ -440,7 +440,7 @@ def detect_library_drift(
 
 
 def mapped_files(procfs: str, pid: int, *, max_entries: int = 65_536) -> list[str]:
-    """Distinct file paths mapped by ``pid`` (container paths, ``/proc/<pid>/maps``), in order of appearance."""
+    """Distinct file paths mapped by ``pid`` (container paths from ``/proc/<pid>/maps``), in order."""
     raw = _read(f"{procfs}/{pid}/maps", 16 << 20)
     if not raw:
         return []
@@ -524,10 +524,6 @@ def detect_network_drift(
             continue
         out.append(listener)
     return out
-
-
-def _hostport(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def _hostport(address: str, port: int) -> str:

@@ -2,10 +2,11 @@
 
 :class:`BackendPosture` asks ``POST {backend.baseAddress}{backend.policyPath}`` (spec §5.2) about one image
 reference pinned by digest and caches the :class:`ImagePolicy` per digest for ``min(ttlSeconds, configured
-TTL)``; a changed ``policyRevision`` in any answer drops the cache. ``usage_paths`` reads the image's usage SBOM
-view from ``GET {base}/api/v1/scanner/catalog/images/{digest}`` (file paths of its components) for library
-drift. Failures never raise into the agent: they return None, count ``zastava_backend_failures_total`` and are
-reported as evidence by the caller. Authentication is the injected ``httpx.AsyncClient``'s business.
+TTL)``; a changed ``policyRevision`` in any answer drops the cache. ``usage_paths`` reads the image's usage
+SBOM view from ``GET {base}/api/v1/scanner/catalog/images/{digest}`` (file paths of its components) for
+library drift. Failures never raise into the agent: they return None, count
+``zastava_backend_failures_total`` and are reported as evidence by the caller. Authentication is the
+injected ``httpx.AsyncClient``'s business.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Container engines of the observer behind one interface (:class:`ContainerEngine`).
 
 * :class:`~.docker.DockerEngineClient` — Docker SDK (events start/die/destroy, inspect).
-* :class:`~.cri.CriEngine` — CRI v1 over gRPC (containerd, CRI-O); events from CRI, containerd's events API or
-  polling.
+* :class:`~.cri.CriEngine` — CRI v1 over gRPC (containerd, CRI-O); events from CRI, containerd's events API
+  or polling.
 * :class:`~.logtail.LogTailEngine` — ``/var/log/containers`` names, reduced fidelity.
 * :class:`~.kubernetes.PodWatcher` — Kubernetes pod metadata (owner, labels, declared probe/exec commands).
 * :class:`~.resilient.ResilientEngine` — fallback + reconnection with backoff (spec §12).
 
-:func:`open_engine` picks one from ``runtime.engine``: ``auto`` takes CRI when a CRI socket answers, else Docker
-when the daemon answers, else the log tail.
+:func:`open_engine` picks one from ``runtime.engine``: ``auto`` takes CRI when a CRI socket answers, else
+Docker when the daemon answers, else the log tail.
 """
 
 from __future__ import annotations

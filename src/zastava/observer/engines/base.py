@@ -1,4 +1,4 @@
-"""The engine interface of the observer: one shape for Docker, CRI (containerd, CRI-O) and the log-tail fallback.
+"""The observer's engine interface: one shape for Docker, CRI (containerd, CRI-O) and the log tail.
 
 An engine lists running containers, streams start/stop events and inspects one container into a
 :class:`ContainerInfo`. Engines only *read* from the runtime (spec §7): list, status, inspect, subscribe.

@@ -1,8 +1,9 @@
 """CRI v1 engine (containerd, CRI-O) over gRPC, read-only.
 
-* Inventory: ``ListContainers`` (running), ``ContainerStatus(verbose=True)`` — its ``info["info"]`` JSON carries
-  the host ``pid``, the ``sandboxID`` and the OCI runtime spec (argv, env, cwd, uid:gid) — ``PodSandboxStatus``
-  for the pod identity, ``ImageStatus(verbose=True)`` for repo digests and the image creation time.
+* Inventory: ``ListContainers`` (running), ``ContainerStatus(verbose=True)`` — its ``info["info"]`` JSON
+  carries the host ``pid``, the ``sandboxID`` and the OCI runtime spec (argv, env, cwd, uid:gid) —
+  ``PodSandboxStatus`` for the pod identity, ``ImageStatus(verbose=True)`` for repo digests and the image
+  creation time.
 * Events, best first: CRI ``GetContainerEvents`` (where implemented); else containerd's own events API
   (``/containerd.services.events.v1.Events/Subscribe`` filtered on ``/tasks/start``, ``/tasks/exit``,
   ``/containers/delete`` in the CRI namespace, stubs generated from Zastava's proto, see :mod:`.protogen`);
@@ -18,7 +19,6 @@ import os
 import stat
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from ...contracts import Evidence
@@ -40,7 +40,7 @@ _UNSUPPORTED = ("UNIMPLEMENTED", "UNKNOWN")
 
 def _is_socket(path: str) -> bool:
     try:
-        return stat.S_ISSOCK(os.stat(path).st_mode)
+        return stat.S_ISSOCK(os.stat(path).st_mode)  # noqa: PTH116
     except OSError:
         return False
 
@@ -423,11 +423,11 @@ def _pick(image_ref: str, repo_digests: list[str]) -> str | None:
     return digests[0]
 
 
-async def socket_answers(socket: str | os.PathLike[str], timeout: float = 2.0) -> bool:
+async def socket_answers(socket: str | os.PathLike[str], deadline_s: float = 2.0) -> bool:
     """True when a CRI runtime answers ``Version`` on the socket."""
-    if not Path(socket).exists():
+    if not _is_socket(str(socket)):
         return False
-    engine = CriEngine(socket, timeout=timeout)
+    engine = CriEngine(socket, timeout=deadline_s)
     try:
         await engine.version()
         return True

@@ -1,8 +1,8 @@
 """Docker engine through the ``docker`` SDK (blocking; every call runs in a worker thread).
 
 Events: ``start`` → start, ``die`` → stop, ``destroy`` → remove. Inspect: ``State.Pid`` (host pid),
-``Config.Entrypoint + Config.Cmd`` (the argv the container was started with), ``.Image`` (config digest) and the
-image's ``RepoDigests`` (manifest digest once the image was pushed to / pulled from a registry).
+``Config.Entrypoint + Config.Cmd`` (the argv the container was started with), ``.Image`` (config digest)
+and the image's ``RepoDigests`` (manifest digest once the image was pushed to / pulled from a registry).
 """
 
 from __future__ import annotations

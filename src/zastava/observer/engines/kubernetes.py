@@ -190,8 +190,8 @@ class PodWatcher:
     def pods(self) -> list[PodMeta]:
         return list(self._pods.values())
 
-    async def wait_for(self, namespace: str, name: str, timeout: float) -> PodMeta | None:
-        """The pod once the watch has seen it, waiting at most ``timeout`` (late enrichment, never blocking)."""
+    async def wait_for(self, namespace: str, name: str, wait_s: float) -> PodMeta | None:
+        """The pod once the watch has seen it, waiting at most ``wait_s`` (late enrichment, bounded)."""
 
         async def seen() -> PodMeta:
             async with self._changed:
@@ -199,7 +199,7 @@ class PodWatcher:
                 return self._pods[(namespace, name)]
 
         try:
-            return await asyncio.wait_for(seen(), timeout)
+            return await asyncio.wait_for(seen(), wait_s)
         except TimeoutError:
             return self._pods.get((namespace, name))
 

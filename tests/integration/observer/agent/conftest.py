@@ -1,4 +1,4 @@
-"""Fixtures of the observer agent's real-engine tests (shared session fixtures come from tests/conftest.py)."""
+"""Fixtures of the observer agent's real-engine tests (session fixtures come from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def pushed_busybox(
     return devstack.push_image(docker_engine, busybox_image, registry.host, "observer/busybox:1")
 
 
-async def next_matching(events: AsyncIterator[T], predicate: Callable[[T], bool], timeout: float) -> T:
+async def next_matching(events: AsyncIterator[T], predicate: Callable[[T], bool], timeout: float) -> T:  # noqa: ASYNC109
     """The first item of ``events`` that satisfies ``predicate``, within ``timeout`` seconds."""
 
     async def scan() -> T:

@@ -23,7 +23,9 @@ from zastava.observer.agent import AgentSettings, ObserverAgent
 from zastava.observer.engines.cri import CriEngine
 
 
-async def test_cri_pod_start_and_stop_events(cri: devstack.ContainerdService, cri_images: dict[str, str]) -> None:
+async def test_cri_pod_start_and_stop_events(
+    cri: devstack.ContainerdService, cri_images: dict[str, str]
+) -> None:
     collector = Collector()
     engine = CriEngine(cri.socket, poll_interval=0.3)
     agent = ObserverAgent(
@@ -40,7 +42,9 @@ async def test_cri_pod_start_and_stop_events(cri: devstack.ContainerdService, cr
     try:
         await asyncio.sleep(0.5)
         sandbox, config = await asyncio.to_thread(client.run_pod, name, "payments", {"app": name})
-        container_id = await asyncio.to_thread(client.run_container, sandbox, config, "app", cri_images["busybox"])
+        container_id = await asyncio.to_thread(
+            client.run_container, sandbox, config, "app", cri_images["busybox"]
+        )
 
         def ours(kind: EventKind) -> Any:
             return lambda e: e.kind is kind and e.workload.container_id == f"containerd://{container_id}"
@@ -50,7 +54,12 @@ async def test_cri_pod_start_and_stop_events(cri: devstack.ContainerdService, cr
         assert start.process is not None and start.process.pid == pid
         assert start.process.entrypoint == ["/entry.sh"] and start.process.terminals == ["/bin/sleep"]
         assert start.runtime.engine == "containerd" and start.runtime.version
-        assert (start.workload.platform, start.workload.namespace, start.workload.pod, start.workload.container) == (
+        assert (
+            start.workload.platform,
+            start.workload.namespace,
+            start.workload.pod,
+            start.workload.container,
+        ) == (
             "kubernetes",
             "payments",
             name,
@@ -73,7 +82,9 @@ async def test_cri_pod_start_and_stop_events(cri: devstack.ContainerdService, cr
         if sandbox:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(
-                    client.runtime.StopPodSandbox, client.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox), timeout=30
+                    client.runtime.StopPodSandbox,
+                    client.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox),
+                    timeout=30,
                 )
                 await asyncio.to_thread(
                     client.runtime.RemovePodSandbox,
@@ -98,7 +109,18 @@ def test_snapshot_command_lists_running_docker_containers(
         )
         env = {**os.environ, "ZASTAVA_CACHE_DIR": str(tmp_path / "cache")}
         result = subprocess.run(
-            [sys.executable, "-m", "zastava", "observer", "snapshot", "--engine", "docker", "--json", "-c", str(config)],
+            [
+                sys.executable,
+                "-m",
+                "zastava",
+                "observer",
+                "snapshot",
+                "--engine",
+                "docker",
+                "--json",
+                "-c",
+                str(config),
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -116,7 +138,17 @@ def test_snapshot_command_lists_running_docker_containers(
         assert event["workload"]["imageRef"] == pushed_busybox
         assert {"signal": "observer.resync", "value": "found running"} in event["evidence"]
         table = subprocess.run(
-            [sys.executable, "-m", "zastava", "observer", "snapshot", "--engine", "docker", "-c", str(config)],
+            [
+                sys.executable,
+                "-m",
+                "zastava",
+                "observer",
+                "snapshot",
+                "--engine",
+                "docker",
+                "-c",
+                str(config),
+            ],
             capture_output=True,
             text=True,
             timeout=120,

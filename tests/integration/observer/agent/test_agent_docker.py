@@ -29,7 +29,9 @@ def _for(container_id: str, kind: EventKind) -> Any:
 
 
 @pytest.fixture
-async def agent_setup(docker_engine: devstack.DockerEngine, pushed_busybox: str) -> AsyncIterator[tuple[ObserverAgent, Collector]]:
+async def agent_setup(
+    docker_engine: devstack.DockerEngine, pushed_busybox: str
+) -> AsyncIterator[tuple[ObserverAgent, Collector]]:
     collector = Collector()
     backend = policy_app(
         {
@@ -70,7 +72,7 @@ async def agent_setup(docker_engine: devstack.DockerEngine, pushed_busybox: str)
 async def test_start_drift_posture_and_stop_events(
     docker_engine: devstack.DockerEngine, pushed_busybox: str, agent_setup: tuple[ObserverAgent, Collector]
 ) -> None:
-    agent, collector = agent_setup
+    _agent, collector = agent_setup
     started = time.monotonic()
     container = await asyncio.to_thread(
         docker_engine.client().containers.run, pushed_busybox, detach=True, network_mode="none"
@@ -109,15 +111,21 @@ async def test_start_drift_posture_and_stop_events(
             ["cp", "/bin/busybox", "/usr/local/bin/sleep"],
         ):
             await asyncio.to_thread(docker_engine.docker, "exec", container.id, *argv)
-        await asyncio.to_thread(docker_engine.docker, "exec", "-d", container.id, "/usr/local/bin/sleep", "300")
+        await asyncio.to_thread(
+            docker_engine.docker, "exec", "-d", container.id, "/usr/local/bin/sleep", "300"
+        )
         await asyncio.to_thread(docker_engine.docker, "exec", "-d", container.id, "nc", "-l", "-p", "8081")
         await asyncio.to_thread(docker_engine.docker, "exec", "-d", container.id, "nc", "-l", "-p", "8080")
 
         def drift_with(signal: str) -> Any:
-            return lambda e: _for(container.id, EventKind.DRIFT)(e) and any(x.signal == signal for x in e.evidence)
+            return lambda e: (
+                _for(container.id, EventKind.DRIFT)(e) and any(x.signal == signal for x in e.evidence)
+            )
 
         process_drift = await collector.wait_for(drift_with("drift.process"))
-        assert process_drift.delta is not None and process_drift.delta.changed_files == ["/usr/local/bin/sleep"]
+        assert process_drift.delta is not None and process_drift.delta.changed_files == [
+            "/usr/local/bin/sleep"
+        ]
         fs_drift = await collector.wait_for(drift_with("drift.filesystem"))
         assert fs_drift.delta is not None and [b.path for b in fs_drift.delta.new_binaries or []] == [
             "/usr/local/bin/sleep"
@@ -144,7 +152,9 @@ async def test_publisher_failure_does_not_stop_observation(
 ) -> None:
     agent, collector = agent_setup
     collector.fail = True
-    first = await asyncio.to_thread(docker_engine.client().containers.run, pushed_busybox, detach=True, network_mode="none")
+    first = await asyncio.to_thread(
+        docker_engine.client().containers.run, pushed_busybox, detach=True, network_mode="none"
+    )
     try:
         await asyncio.sleep(1.0)
         assert first.id in agent.tracked  # observed although publishing failed

@@ -133,9 +133,9 @@ async def test_listener_on_undeclared_port_is_network_drift(
     listeners = _wait_for(
         lambda: (ls := drift.listening_sockets(PROC, pid)) and len(ls) >= 2 and ls, what="nc to listen"
     )
-    assert {l.port for l in listeners} == {8080, 8081}
+    assert {x.port for x in listeners} == {8080, 8081}
     found = drift.detect_network_drift(listeners, allowed_ports={8080})
-    assert [l.port for l in found] == [8081]
+    assert [x.port for x in found] == [8081]
     assert drift.detect_network_drift(listeners, allowed_ports={8080}, reported={found[0].key}) == []
     info = await DockerEngineClient(docker_engine.host).inspect(container.id)
     assert info is not None

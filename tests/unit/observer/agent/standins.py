@@ -4,7 +4,8 @@
   known entrypoint argv to the terminal programs the test states. Delete once EntryTrace lands; the agent then
   uses ``tracer_from_function(trace_entrypoint, ...)``.
 * :func:`policy_app` stands in for the reference backend's ``POST /api/v1/scanner/policy/runtime`` and
-  ``GET /api/v1/scanner/catalog/images/{digest}`` (spec §5.2): a Starlette app answering from a dict. Delete once
+  ``GET /api/v1/scanner/catalog/images/{digest}`` (spec §5.2): a Starlette app answering from a dict. Delete
+  once
   the reference backend lands; tests then run against it.
 * :class:`Collector` is the ``publish`` coroutine of the tests (the durable publisher is on another branch).
 """
@@ -65,7 +66,7 @@ class Collector:
             self.events.append(event)
             self._changed.notify_all()
 
-    async def wait_for(self, predicate: Callable[[RuntimeEvent], bool], timeout: float = 10) -> RuntimeEvent:
+    async def wait_for(self, predicate: Callable[[RuntimeEvent], bool], timeout: float = 10) -> RuntimeEvent:  # noqa: ASYNC109
         async def scan() -> RuntimeEvent:
             async with self._changed:
                 while True:
@@ -77,8 +78,12 @@ class Collector:
         return await asyncio.wait_for(scan(), timeout)
 
 
-def policy_app(results: dict[str, dict[str, Any]], catalog: dict[str, Any] | None = None,
-               revision: str = "rev-1", ttl: int = 300) -> Starlette:
+def policy_app(
+    results: dict[str, dict[str, Any]],
+    catalog: dict[str, Any] | None = None,
+    revision: str = "rev-1",
+    ttl: int = 300,
+) -> Starlette:
     """TEMPORARY (until the reference backend lands): ``/policy/runtime`` answering from ``results``
     (image ref → ImagePolicy wire dict; unknown images get ``fail``) and the catalog from ``catalog``."""
     state = {"revision": revision, "calls": 0}
@@ -87,7 +92,10 @@ def policy_app(results: dict[str, dict[str, Any]], catalog: dict[str, Any] | Non
         body = await request.json()
         state["calls"] += 1
         out = {
-            image: results.get(image, {"signed": False, "hasSbom": False, "policyVerdict": "fail", "reasons": ["unknown image"]})
+            image: results.get(
+                image,
+                {"signed": False, "hasSbom": False, "policyVerdict": "fail", "reasons": ["unknown image"]},
+            )
             for image in body["images"]
         }
         return JSONResponse({"ttlSeconds": ttl, "results": out, "policyRevision": state["revision"]})

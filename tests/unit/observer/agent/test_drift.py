@@ -16,15 +16,25 @@ from zastava.observer import drift
 from zastava.observer.events import EventContext
 from zastava.observer.rootfs import RootFS
 
-TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1111 1 0000000000000000 100 0 0 10 0
-   1: 00000000:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2222 1 0000000000000000 100 0 0 10 0
-   2: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 3333 1 0000000000000000 20 4 30 10 -1
-   garbage line
-"""
-TCP6 = """  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4444 1 0000000000000000 100 0 0 10 0
-"""
+_TAIL = "00000000:00000000 00:00000000 00000000     0        0"
+TCP = "\n".join(
+    [
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+        f"   0: 0100007F:1F90 00000000:0000 0A {_TAIL} 1111 1 0000000000000000 100 0 0 10 0",
+        f"   1: 00000000:1F91 00000000:0000 0A {_TAIL} 2222 1 0000000000000000 100 0 0 10 0",
+        f"   2: 0100007F:1F90 0100007F:C350 01 {_TAIL} 3333 1 0000000000000000 20 4 30 10 -1",
+        "   garbage line",
+        "",
+    ]
+)
+TCP6 = "\n".join(
+    [
+        "  sl  local_address                         remote_address                        st tx_queue",
+        "   0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A "
+        f"{_TAIL} 4444 1 0000000000000000 100 0 0 10 0",
+        "",
+    ]
+)
 
 CTX = EventContext(
     tenant="t",
@@ -47,13 +57,13 @@ def fake_proc(tmp: Path) -> str:
 def test_listening_sockets_parse_ipv4_and_ipv6(tmp_path: Path) -> None:
     procfs = fake_proc(tmp_path)
     listeners = drift.listening_sockets(procfs, 42)
-    assert [(l.proto, l.address, l.port, l.inode) for l in listeners] == [
+    assert [(x.proto, x.address, x.port, x.inode) for x in listeners] == [
         ("tcp", "127.0.0.1", 8080, 1111),
         ("tcp", "0.0.0.0", 8081, 2222),
         ("tcp6", "::1", 80, 4444),
     ]
     found = drift.detect_network_drift(listeners, allowed_ports={8080})
-    assert [l.port for l in found] == [8081, 80]
+    assert [x.port for x in found] == [8081, 80]
     event = drift.network_drift_event(CTX, found, when=NOW, pid=42)
     assert event.kind is EventKind.DRIFT and event.event_id == event.compute_id()
     assert [e.signal for e in event.evidence] == ["drift.network", "drift.network"]

@@ -147,7 +147,7 @@ async def test_watch_against_kmock_indexes_pods_of_this_node_only(kmock: Any) ->
             json=pod("api-7c9fbbd8b7-ktd84", container_id="containerd://c1"),
         )
         await kmock.post("/api/v1/namespaces/other/pods", json=pod("elsewhere", "other", node="node-b"))
-        meta = await watcher.wait_for("payments", "api-7c9fbbd8b7-ktd84", timeout=10)
+        meta = await watcher.wait_for("payments", "api-7c9fbbd8b7-ktd84", wait_s=10)
         assert meta is not None and meta.owner_name == "api"
         # the initial list reports what already runs, then the watch reports the new container
         initial = await asyncio.wait_for(anext(events), 10)
@@ -160,7 +160,7 @@ async def test_watch_against_kmock_indexes_pods_of_this_node_only(kmock: Any) ->
             "kubernetes.pods",
         )
         # a pod scheduled on another node is never indexed
-        assert await watcher.wait_for("other", "elsewhere", timeout=0.5) is None
+        assert await watcher.wait_for("other", "elsewhere", wait_s=0.5) is None
         assert {p.name for p in watcher.pods()} == {"before-start", "api-7c9fbbd8b7-ktd84"}
     finally:
         task.cancel()

@@ -938,7 +938,6 @@ async def create_agent(
     from .engines import open_engine
     from .posture import BackendPosture
 
-    chosen = await open_engine(config, engine=engine, metrics=metrics)
     pods = None
     if config.observer.kubernetes_watch:
         pods = PodWatcher(
@@ -947,6 +946,7 @@ async def create_agent(
             backoff_initial=config.observer.engines.reconnect_initial_seconds,
             backoff_max=config.observer.engines.reconnect_max_seconds,
         )
+    chosen = await open_engine(config, engine=engine, metrics=metrics, pods=pods)
     posture = None
     if backend:
         posture = BackendPosture(

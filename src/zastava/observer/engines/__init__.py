@@ -27,6 +27,7 @@ from .base import (
 if TYPE_CHECKING:
     from ...config import ZastavaConfig
     from ...telemetry.metrics import ZastavaMetrics
+    from .kubernetes import PodWatcher
 
 __all__ = [
     "ContainerEngine",
@@ -44,15 +45,18 @@ async def open_engine(
     *,
     engine: str | None = None,
     metrics: ZastavaMetrics | None = None,
+    pods: PodWatcher | None = None,
 ) -> ContainerEngine:
     """The engine chosen by ``engine`` (default ``runtime.engine``), wrapped for fallback where it applies.
 
-    ``containerd``/``cri-o``: CRI on the configured socket, falling back to the log tail while it is
-    missing. ``docker``: the Docker daemon at ``observer.engines.dockerHost``. ``logtail``: the log tail only.
+    ``containerd``/``cri-o``: CRI on the configured socket, falling back while it is missing to Kubernetes
+    pod metadata when ``pods`` (a running :class:`PodWatcher`) is given, else to the log tail. ``docker``:
+    the Docker daemon at ``observer.engines.dockerHost``. ``logtail``: the log tail only.
     ``auto``: the first of CRI (containerd socket, then CRI-O socket), Docker, log tail that answers now.
     """
     from .cri import CriEngine, socket_answers
     from .docker import DockerEngineClient
+    from .kubernetes import PodMetadataEngine
     from .logtail import LogTailEngine
     from .resilient import ResilientEngine
 
@@ -71,9 +75,10 @@ async def open_engine(
             poll_interval=observer.poll_interval_seconds,
             timeout=engines.connect_timeout_seconds,
         )
+        fallback: ContainerEngine = PodMetadataEngine(pods, procfs=procfs) if pods is not None else logtail()
         return ResilientEngine(
             primary,
-            logtail(),
+            fallback,
             metrics=metrics,
             backoff_initial=engines.reconnect_initial_seconds,
             backoff_max=engines.reconnect_max_seconds,

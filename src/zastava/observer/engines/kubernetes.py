@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ...contracts import Evidence
 from ...telemetry.logging import fields
-from .base import ContainerEvent, KubernetesIdentity, parse_timestamp
+from .base import ContainerEvent, ContainerInfo, EngineName, KubernetesIdentity, parse_timestamp
 
-__all__ = ["ContainerMeta", "PodMeta", "PodWatcher", "pod_meta_from_dict"]
+__all__ = ["ContainerMeta", "PodMeta", "PodMetadataEngine", "PodWatcher", "pod_meta_from_dict"]
 
 log = logging.getLogger("zastava.observer.kubernetes")
 
@@ -361,3 +362,69 @@ def _k8s_event(kind: str, container_id: str, when: datetime) -> ContainerEvent:
         when=when,
         source="kubernetes.pods",
     )
+
+
+class PodMetadataEngine:
+    """Kubernetes metadata as a reduced-fidelity :class:`~.base.ContainerEngine` (spec §12: "fall back to K8s
+    events only"). Containers come from pod status: identity, image, labels — no pid unless found by its id in
+    ``/proc/*/cgroup``, no argv. The watcher must be running (:meth:`PodWatcher.run`)."""
+
+    def __init__(self, watcher: PodWatcher, *, procfs: str = "/proc") -> None:
+        self.watcher = watcher
+        self.procfs = procfs
+
+    @property
+    def name(self) -> EngineName:
+        return "containerd"
+
+    async def version(self) -> str | None:
+        return None
+
+    def _info(self, pod: PodMeta, container: ContainerMeta) -> ContainerInfo | None:
+        from .logtail import find_pid_by_container_id
+
+        if not container.container_id:
+            return None
+        engine, _, raw = container.container_id.partition("://")
+        name: EngineName = engine if engine in ("containerd", "cri-o", "docker") else "containerd"  # type: ignore[assignment]
+        pid = find_pid_by_container_id(self.procfs, raw) if container.running else None
+        image_ref = container.image
+        evidence = [Evidence(signal="kubernetes.metadata-only", value=f"{pod.namespace}/{pod.name} status")]
+        return ContainerInfo(
+            engine=name,
+            id=raw,
+            pid=pid,
+            name=container.name,
+            image_ref=image_ref,
+            labels=dict(pod.labels),
+            kubernetes=pod.identity(container.name),
+            created=container.started_at,
+            running=container.running,
+            fidelity="reduced",
+            evidence=tuple(evidence),
+            missing=tuple(
+                n for n, v in (("pid", pid), ("imageDigest", None), ("entrypoint", None)) if v is None
+            ),
+        )
+
+    async def list_containers(self) -> list[ContainerInfo]:
+        out = []
+        for pod in self.watcher.pods():
+            for container in pod.containers.values():
+                if container.running:
+                    info = await asyncio.to_thread(self._info, pod, container)
+                    if info is not None:
+                        out.append(info)
+        return out
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        found = self.watcher.by_container_id(container_id)
+        if found is None:
+            return None
+        return await asyncio.to_thread(self._info, *found)
+
+    def events(self) -> AsyncIterator[ContainerEvent]:
+        return self.watcher.events()
+
+    async def aclose(self) -> None:
+        return None

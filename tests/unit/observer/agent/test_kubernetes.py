@@ -182,3 +182,22 @@ async def test_apply_tracks_running_to_terminated_as_stop_and_delete() -> None:
     await watcher.apply("DELETED", pod("p"))
     assert watcher.pod("payments", "p") is None and watcher.by_container_id("c9") is None
     await events.aclose()
+
+
+async def test_pod_metadata_engine_is_a_reduced_fidelity_engine(tmp_path: Any) -> None:
+    from zastava.observer.engines.kubernetes import PodMetadataEngine
+
+    watcher = PodWatcher(NODE, client=object())
+    engine = PodMetadataEngine(watcher, procfs=str(tmp_path))
+    events = engine.events()
+    await watcher.apply("ADDED", pod("api-7c9fbbd8b7-ktd84", container_id="containerd://" + "e" * 64))
+    [info] = await engine.list_containers()
+    assert (info.engine, info.id, info.fidelity, info.pid) == ("containerd", "e" * 64, "reduced", None)
+    assert info.kubernetes is not None and info.kubernetes.pod == "api-7c9fbbd8b7-ktd84"
+    assert info.image_ref == "ghcr.io/acme/api:1" and "pid" in info.missing
+    assert any(e.signal == "kubernetes.metadata-only" for e in info.evidence)
+    assert (await engine.inspect("containerd://" + "e" * 64)) == info
+    assert await engine.inspect("unknown") is None
+    start = await asyncio.wait_for(anext(events), 1)
+    assert (start.kind, start.id) == ("start", "e" * 64)
+    await events.aclose()

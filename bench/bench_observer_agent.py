@@ -61,7 +61,8 @@ def main(quick: bool = False) -> list[str]:
                         seen[event["workload"]["containerId"].split("://", 1)[1]] = now
 
         def read_engine() -> None:
-            for raw in engine.client().api.events(decode=True, filters={"type": "container", "event": "start"}):
+            filters = {"type": "container", "event": "start"}
+            for raw in engine.client().api.events(decode=True, filters=filters):
                 with lock:
                     engine_seen[raw["Actor"]["ID"]] = time.perf_counter()
 
@@ -77,7 +78,9 @@ def main(quick: bool = False) -> list[str]:
 
         def one() -> None:
             started = time.perf_counter()
-            container = client.containers.run(image, entrypoint=["sleep", "1"], detach=True, network_mode="none")
+            container = client.containers.run(
+                image, entrypoint=["sleep", "1"], detach=True, network_mode="none"
+            )
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 with lock:

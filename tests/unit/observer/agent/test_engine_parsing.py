@@ -143,8 +143,8 @@ def test_containerd_envelopes_with_generated_stubs(tmp_path: Path, monkeypatch: 
 
 def test_observer_config_section() -> None:
     config = load_config(
-        text="zastava:\n  observer:\n    nodeName: n1\n    drift:\n      network: true\n      allowedListeningPorts: [8080]\n"
-        "      watchedDirs: [/srv]\n    engines:\n      dockerHost: unix:///tmp/d.sock\n",
+        text="zastava:\n  observer:\n    nodeName: n1\n    drift:\n      network: true\n"
+        "      allowedListeningPorts: [8080]\n      watchedDirs: [/srv]\n    engines:\n      dockerHost: unix:///tmp/d.sock\n",
         warn=False,
     )
     assert config.observer.node_name == "n1" and config.observer.drift.allowed_listening_ports == [8080]

@@ -276,6 +276,7 @@ class ObserverAgent:
         self._gate = asyncio.Semaphore(settings.max_concurrent_inspections)
         self._pending: set[asyncio.Task[Any]] = set()
         self._starting: set[str] = set()
+        self._stopped_early: dict[str, ContainerEvent] = {}
         self.host_root = drift.host_root(settings.procfs)
 
     # ---------------------------------------------------------------------------------------- publish
@@ -355,6 +356,9 @@ class ObserverAgent:
             self._starting.discard(info.id)
         for event in events:
             await self.emit(event)
+        early = self._stopped_early.pop(info.id, None)
+        if early is not None:
+            events += await self.handle_stop(early)
         return events
 
     async def _observe_start(self, info: ContainerInfo, *, resync: bool) -> list[RuntimeEvent]:
@@ -618,14 +622,12 @@ class ObserverAgent:
     # ------------------------------------------------------------------------------------------- stop
 
     async def handle_stop(self, event: ContainerEvent) -> list[RuntimeEvent]:
-        tracked = self.tracked.get(event.id)
-        if tracked is None:
+        """A container stopped (or was removed): one CONTAINER_STOP, and the agent forgets it."""
+        if event.id in self._starting:
+            self._stopped_early[event.id] = event  # still being observed: stop it once its start is out
             return []
-        if event.kind == "remove":
-            self.tracked.pop(event.id, None)
-            if tracked.stopped:
-                return []
-        if tracked.stopped:
+        tracked = self.tracked.pop(event.id, None)
+        if tracked is None or tracked.stopped:
             return []
         tracked.stopped = True
         evidence = [Evidence(signal=f"{event.source or 'engine'}.stop", value=f"exitCode={event.exit_code}")]

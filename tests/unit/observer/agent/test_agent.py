@@ -131,8 +131,8 @@ async def test_start_without_optional_parts_says_so_and_stop_once(child: subproc
     )
     assert [e.kind for e in stops] == [EventKind.CONTAINER_STOP]
     assert stops[0].evidence[0].value == "exitCode=137"
+    assert "c1" not in agent.tracked  # forgotten at stop: stopped-but-kept containers do not accumulate
     assert await agent.handle_stop(ContainerEvent("remove", "docker", "c1", now)) == []
-    assert "c1" not in agent.tracked
     assert [e.kind for e in collector.events] == [EventKind.CONTAINER_START, EventKind.CONTAINER_STOP]
 
 
@@ -220,3 +220,21 @@ async def test_run_resyncs_and_follows_engine_events(child: subprocess.Popen[byt
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
+
+
+async def test_stop_during_start_is_emitted_after_the_start(child: subprocess.Popen[bytes]) -> None:
+    engine = TableEngine({"c1": info_for(child.pid)})
+    collector = Collector()
+
+    class SlowTracer(StaticTracer):
+        async def trace(self, info: ContainerInfo, root: Any) -> Any:
+            await asyncio.sleep(0.2)
+            return await super().trace(info, root)
+
+    agent = ObserverAgent(engine, collector, settings(), tracer=SlowTracer({("/entry.sh",): ["/x"]}))
+    starting = asyncio.create_task(agent.handle_start(engine.infos["c1"]))
+    await asyncio.sleep(0.05)
+    assert await agent.handle_stop(ContainerEvent("stop", "docker", "c1", datetime.now(UTC))) == []
+    events = await starting
+    assert [e.kind for e in events] == [EventKind.CONTAINER_START, EventKind.CONTAINER_STOP]
+    assert agent.tracked == {}

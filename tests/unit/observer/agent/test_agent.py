@@ -238,3 +238,15 @@ async def test_stop_during_start_is_emitted_after_the_start(child: subprocess.Po
     events = await starting
     assert [e.kind for e in events] == [EventKind.CONTAINER_START, EventKind.CONTAINER_STOP]
     assert agent.tracked == {}
+
+
+async def test_fallback_engine_is_said_in_evidence(child: subprocess.Popen[bytes]) -> None:
+    engine = TableEngine({"c1": replace(info_for(child.pid), fidelity="reduced")})
+    engine.degraded = True  # type: ignore[attr-defined]
+    engine.fallback_reason = "CRI socket /run/containerd/containerd.sock is missing"  # type: ignore[attr-defined]
+    [start] = await ObserverAgent(engine, Collector(), settings()).handle_start(engine.infos["c1"])
+    values = {e.signal: e.value for e in start.evidence}
+    assert (
+        values["engine.fallback"] == "reduced fidelity: CRI socket /run/containerd/containerd.sock is missing"
+    )
+    assert values["enrichment.partial"] == "engine=docker fidelity=reduced"

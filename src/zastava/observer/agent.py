@@ -56,6 +56,7 @@ __all__ = [
     "PostureSource",
     "Publish",
     "Tracer",
+    "create_agent",
     "inspector_from_function",
     "tracer_from_function",
 ]

@@ -20,6 +20,7 @@ from tests.unit.observer.agent.standins import Collector, StaticTracer, policy_a
 from zastava import devstack
 from zastava.contracts import EventKind, RuntimeEvent
 from zastava.observer.agent import AgentSettings, ObserverAgent
+from zastava.observer.drift import mapped_files
 from zastava.observer.engines.docker import DockerEngineClient
 from zastava.observer.posture import BackendPosture
 
@@ -169,3 +170,50 @@ async def test_publisher_failure_does_not_stop_observation(
             await asyncio.to_thread(second.remove, force=True)
     finally:
         await asyncio.to_thread(first.remove, force=True)
+
+
+async def test_library_drift_against_the_usage_view(
+    docker_engine: devstack.DockerEngine, dynamic_image: str
+) -> None:
+    """A dynamically linked container whose (stand-in) usage SBOM view lacks one mapped library."""
+    container = await asyncio.to_thread(
+        docker_engine.client().containers.run, dynamic_image, detach=True, network_mode="none"
+    )
+    engine = DockerEngineClient(docker_engine.host)
+    client: httpx.AsyncClient | None = None
+    try:
+        info = await engine.inspect(container.id)
+        assert info is not None and info.pid
+        deadline = time.monotonic() + 10
+        while "/usr/bin/sleep" not in (maps := set(mapped_files("/proc", info.pid))):
+            assert time.monotonic() < deadline, "entrypoint did not exec sleep"
+            await asyncio.sleep(0.05)
+            info = await engine.inspect(container.id)
+            assert info is not None and info.pid
+        libc = next(p for p in maps if "libc.so" in p)
+        ref = info.image_ref_by_digest
+        assert ref is not None and info.image_digest is not None
+        backend = policy_app(
+            {ref: {"signed": True, "hasSbom": True, "policyVerdict": "pass"}},
+            catalog={info.image_digest: {"components": [{"path": p} for p in maps if p != libc]}},
+        )
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=backend))
+        collector = Collector()
+        agent = ObserverAgent(
+            engine,
+            collector,
+            AgentSettings(tenant="t", node="n", drift_filesystem=False),
+            tracer=StaticTracer({("/entry.sh",): ["/usr/bin/sleep"]}),
+            posture=BackendPosture("http://backend.test", client=client),
+        )
+        await agent.handle_start(info)
+        drifts = await agent.drift_pass()
+        assert [e.kind for e in drifts] == [EventKind.DRIFT]
+        assert drifts[0].delta is not None and drifts[0].delta.changed_files == [libc]
+        assert [e.signal for e in drifts[0].evidence] == ["drift.library"]
+        assert await agent.drift_pass() == []  # reported once
+    finally:
+        await asyncio.to_thread(container.remove, force=True)
+        await engine.aclose()
+        if client is not None:
+            await client.aclose()

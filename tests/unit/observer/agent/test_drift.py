@@ -115,6 +115,8 @@ def test_filesystem_drift_mtime_executable_upper_layer_and_caps(tmp_path: Path) 
     _exe(root / "app/lower-only", b"x")  # new mtime but not on the upper layer (e.g. clock skew)
     (root / "app/data.txt").write_text("not executable")
     (root / "app/link").symlink_to("/etc/shadow")  # symlinks are not followed
+    (root / "opt/escape").symlink_to("/")  # nor symlinked directories (the host's / would be walked)
+    (root / "opt/up").symlink_to("../../..")
     _exe(upper / "usr/local/bin/new-tool", b"new")
     _exe(upper / "opt/deep/a/b/c/tool", b"deep")
     rootfs, host = RootFS(root), RootFS(tmp_path / "host")

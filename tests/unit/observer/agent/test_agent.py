@@ -250,3 +250,52 @@ async def test_fallback_engine_is_said_in_evidence(child: subprocess.Popen[bytes
         values["engine.fallback"] == "reduced fidelity: CRI socket /run/containerd/containerd.sock is missing"
     )
     assert values["enrichment.partial"] == "engine=docker fidelity=reduced"
+
+
+async def test_pod_metadata_gives_owner_and_declared_probe_programs(child: subprocess.Popen[bytes]) -> None:
+    from zastava.observer.engines.base import KubernetesIdentity
+    from zastava.observer.engines.kubernetes import PodWatcher
+
+    from .test_kubernetes import NODE, pod
+
+    watcher = PodWatcher(NODE, client=object())
+    body = pod("api-7c9fbbd8b7-ktd84", container_id="docker://c1")
+    body["spec"]["containers"][0]["livenessProbe"]["exec"]["command"] = [sys.executable, "-c", "pass"]
+    await watcher.apply("ADDED", body)
+    identity = KubernetesIdentity(namespace="payments", pod="api-7c9fbbd8b7-ktd84", container="api")
+    engine = TableEngine({"c1": replace(info_for(child.pid), kubernetes=identity)})
+    agent = ObserverAgent(
+        engine, Collector(), settings(), pods=watcher, tracer=StaticTracer({("/entry.sh",): ["/nonexistent"]})
+    )
+    [start] = await agent.handle_start(engine.infos["c1"])
+    assert start.workload.owner is not None
+    assert (start.workload.owner.kind, start.workload.owner.name) == ("Deployment", "api")
+    assert (start.workload.platform, start.workload.namespace, start.workload.container) == (
+        "kubernetes",
+        "payments",
+        "api",
+    )
+    # the child runs the interpreter named by the declared liveness probe: not drift
+    assert os.path.realpath(sys.executable) in agent.tracked["c1"].allowed  # noqa: ASYNC240
+
+
+async def test_observe_spans_when_tracing_is_enabled(child: subprocess.Popen[bytes]) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from zastava.telemetry import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use_tracer(provider.get_tracer("test"))
+    try:
+        engine = TableEngine({"c1": info_for(child.pid)})
+        await ObserverAgent(engine, Collector(), settings()).handle_start(engine.infos["c1"])
+    finally:
+        tracing.use_tracer(None)
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert "observe" in names and "observe.publish" in names
+    observe = next(s for s in exporter.get_finished_spans() if s.name == "observe")
+    assert observe.attributes is not None and observe.attributes["container"] == "docker://c1"

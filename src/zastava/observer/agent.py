@@ -806,7 +806,10 @@ class ObserverAgent:
             with contextlib.suppress(EngineUnavailable):
                 await self.resync()
         elif event.kind == "resync":
-            await self.warn("engine.reconnected", f"container engine {event.engine} answers again")
+            if event.source.endswith("overflow"):
+                await self.warn("engine.events.overflow", f"{event.source}: events dropped, re-listing")
+            else:
+                await self.warn("engine.reconnected", f"container engine {event.engine} answers again")
             with contextlib.suppress(EngineUnavailable):
                 await self.resync()
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from ...contracts import Evidence
+from ...telemetry.logging import fields
 from .base import (
     ContainerEvent,
     ContainerInfo,
@@ -25,6 +27,8 @@ from .base import (
 )
 
 __all__ = ["DockerEngineClient"]
+
+log = logging.getLogger("zastava.observer.engines")
 
 _EVENT_KINDS = {"start": "start", "die": "stop", "destroy": "remove"}
 _QUEUE_MAX = 10_000
@@ -43,6 +47,8 @@ class DockerEngineClient:
         self._image_cache: dict[str, dict[str, Any]] = {}
         self._streams: list[Any] = []
         self._closed = threading.Event()
+        #: events lost to a full queue (the stream then yields ``resync``)
+        self.dropped = 0
 
     def _api(self) -> Any:
         if self._client is None:
@@ -117,9 +123,15 @@ class DockerEngineClient:
             raise
         self._streams.append(stream)
 
+        overflow = False
+
         def put(item: ContainerEvent | BaseException | None) -> None:
-            with contextlib.suppress(asyncio.QueueFull):
+            nonlocal overflow
+            try:
                 queue.put_nowait(item)
+            except asyncio.QueueFull:
+                self.dropped += 1
+                overflow = True
 
         def reader() -> None:
             try:
@@ -146,6 +158,19 @@ class DockerEngineClient:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
+                if overflow and queue.empty():
+                    # events were dropped while the consumer was behind: have it re-list instead
+                    overflow = False
+                    log.warning(
+                        "docker event queue overflowed; resyncing", extra=fields(dropped=self.dropped)
+                    )
+                    yield ContainerEvent(
+                        kind="resync",
+                        engine="docker",
+                        id="",
+                        when=datetime.now(UTC),
+                        source="docker.events.overflow",
+                    )
         finally:
             with contextlib.suppress(Exception):
                 stream.close()

@@ -164,6 +164,7 @@ class PodWatcher:
         self.synced = asyncio.Event()
         self.connected = False
         self.errors = 0
+        self.dropped = 0
 
     def _make_client(self) -> Any:
         if self._client is None:
@@ -266,8 +267,11 @@ class PodWatcher:
                 out.append(_k8s_event("stop", cid, now))
         for queue in self._event_queues:
             for event in out:
-                with contextlib.suppress(asyncio.QueueFull):
+                try:
                     queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    self.dropped += 1
+                    log.warning("pod event queue full; dropping", extra=fields(dropped=self.dropped))
 
     def events(self) -> AsyncIterator[ContainerEvent]:
         """Container start/stop seen through pod status (reduced fidelity: no pid, seconds late).

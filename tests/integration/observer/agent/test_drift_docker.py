@@ -71,7 +71,7 @@ async def test_copied_binary_run_by_exec_is_process_and_filesystem_drift(
     # the entrypoint's own program: no drift, no new files
     baseline = drift.container_processes(PROC, pid)
     assert [p.pid for p in baseline] == [pid]
-    assert drift.detect_process_drift(baseline, allowed) == []
+    assert drift.detect_process_drift(baseline, allowed, root=root) == []
     upper_dir = drift.overlay_upper_dir(PROC, pid)
     host = drift.host_root(PROC)
     assert drift.detect_filesystem_drift(root, info.image_created, upper=host, upper_dir=upper_dir) == []
@@ -81,19 +81,22 @@ async def test_copied_binary_run_by_exec_is_process_and_filesystem_drift(
     _exec(docker_engine, container, "/usr/local/bin/sleep", "300", detach=True)
 
     def drifting() -> list[drift.ContainerProcess]:
-        return drift.detect_process_drift(drift.container_processes(PROC, pid), allowed)
+        return drift.detect_process_drift(drift.container_processes(PROC, pid), allowed, root=root)
 
     found = _wait_for(drifting, what="the copied sleep to run")
     assert [p.exe for p in found] == ["/usr/local/bin/sleep"]
     helper = found[0]
     assert helper.start_time == drift.process_start_time(PROC, helper.pid)
     # reported processes are not reported again (keyed by pid and start time)
-    assert drift.detect_process_drift(drift.container_processes(PROC, pid), allowed, {helper.key}) == []
+    assert (
+        drift.detect_process_drift(drift.container_processes(PROC, pid), allowed, {helper.key}, root=root)
+        == []
+    )
     # a declared probe command running the same program is not drift
     with_probe = drift.allowed_programs(
         root, terminals=["/bin/sleep"], declared_commands=[["/usr/local/bin/sleep", "1"]]
     )
-    assert drift.detect_process_drift(drift.container_processes(PROC, pid), with_probe) == []
+    assert drift.detect_process_drift(drift.container_processes(PROC, pid), with_probe, root=root) == []
 
     event = drift.process_drift_event(ctx, found, when=datetime.now(UTC))
     assert event.kind is EventKind.DRIFT and event.event_id == event.compute_id()

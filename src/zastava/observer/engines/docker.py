@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import stat
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -53,6 +55,9 @@ class DockerEngineClient:
     def _api(self) -> Any:
         if self._client is None:
             import docker
+
+            if self.base_url.startswith("unix://") and not _is_socket(self.base_url.removeprefix("unix://")):
+                raise EngineUnavailable(f"docker socket {self.base_url} is missing")
 
             self._client = docker.APIClient(base_url=self.base_url, timeout=self.timeout, version="auto")
         return self._client
@@ -186,6 +191,13 @@ class DockerEngineClient:
             with contextlib.suppress(Exception):
                 self._client.close()
             self._client = None
+
+
+def _is_socket(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)  # noqa: PTH116
+    except OSError:
+        return False
 
 
 def parse_event(raw: Any) -> ContainerEvent | None:

@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ def running(docker_engine: devstack.DockerEngine, pushed_busybox: str) -> Iterat
         container.reload()
         p = int(container.attrs["State"]["Pid"] or 0)
         with contextlib.suppress(OSError):
-            if p and open(f"/proc/{p}/cmdline").read().split("\0")[0] == "sleep":
+            if p and Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0] == b"sleep":
                 return p
         return 0
 
@@ -50,6 +51,14 @@ def running(docker_engine: devstack.DockerEngine, pushed_busybox: str) -> Iterat
         yield container, _wait_for(pid, what="entrypoint to exec sleep")
     finally:
         container.remove(force=True)
+
+
+async def _inspect(docker_engine: devstack.DockerEngine, container_id: str) -> Any:
+    engine = DockerEngineClient(docker_engine.host)
+    try:
+        return await engine.inspect(container_id)
+    finally:
+        await engine.aclose()
 
 
 def _exec(docker_engine: devstack.DockerEngine, container: Any, *argv: str, detach: bool = False) -> None:
@@ -64,7 +73,7 @@ async def test_copied_binary_run_by_exec_is_process_and_filesystem_drift(
     allowed = drift.allowed_programs(root, terminals=["/bin/sleep"])
     assert "/bin/busybox" in allowed  # /bin/sleep resolves to the busybox it links to
 
-    info = await DockerEngineClient(docker_engine.host).inspect(container.id)
+    info = await _inspect(docker_engine, container.id)
     assert info is not None and info.image_created is not None
     ctx = context_for(info, tenant="t1", node="n1")
 
@@ -140,7 +149,7 @@ async def test_listener_on_undeclared_port_is_network_drift(
     found = drift.detect_network_drift(listeners, allowed_ports={8080})
     assert [x.port for x in found] == [8081]
     assert drift.detect_network_drift(listeners, allowed_ports={8080}, reported={found[0].key}) == []
-    info = await DockerEngineClient(docker_engine.host).inspect(container.id)
+    info = await _inspect(docker_engine, container.id)
     assert info is not None
     event = drift.network_drift_event(
         context_for(info, tenant="t", node="n"), found, when=datetime.now(UTC), pid=pid

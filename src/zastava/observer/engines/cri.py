@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ...contracts import Evidence
+from ...telemetry.logging import fields
 from .base import (
     ContainerEvent,
     ContainerInfo,
@@ -33,6 +35,8 @@ from .base import (
 )
 
 __all__ = ["CriEngine", "EventSource", "socket_answers"]
+
+log = logging.getLogger("zastava.observer.engines")
 
 EventSource = Literal["auto", "cri", "containerd", "poll"]
 _UNSUPPORTED = ("UNIMPLEMENTED", "UNKNOWN")
@@ -334,7 +338,11 @@ class CriEngine:
         call = subscribe(request, metadata=(("containerd-namespace", ns),))
         try:
             async for envelope in call:
-                event = parse_containerd_envelope(messages, envelope, self.name)
+                try:
+                    event = parse_containerd_envelope(messages, envelope, self.name)
+                except Exception as exc:  # a malformed event payload is skipped, never fatal
+                    log.warning("skipping a malformed containerd event", extra=fields(error=str(exc)[:200]))
+                    continue
                 if event is not None:
                     yield event
         finally:

@@ -162,3 +162,33 @@ def test_observer_config_section() -> None:
 def test_node_name_defaults_to_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NODE_NAME", "from-env")
     assert load_config(text="zastava: {}\n", warn=False).observer.node_name == "from-env"
+
+
+@given(st.sampled_from(["TaskStart", "TaskExit", "ContainerDelete", "Other"]), st.binary(max_size=300))
+def test_hostile_containerd_payloads_are_skipped_or_parsed(type_name: str, payload: bytes) -> None:
+    from google.protobuf import any_pb2
+    from google.protobuf.message import DecodeError
+
+    m = protogen.load_events_module()
+    env = m.Envelope(event=any_pb2.Any(type_url=f"containerd.events.{type_name}", value=payload))
+    try:
+        event = parse_containerd_envelope(m, env)
+    except DecodeError:
+        return  # the engine skips such payloads (see CriEngine._containerd_events)
+    if event is not None:
+        assert event.kind in ("start", "stop", "remove")
+
+
+@given(st.text(max_size=500))
+def test_hostile_mountinfo_never_raises(text: str) -> None:
+    import tempfile
+
+    from zastava.observer.drift import overlay_upper_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "5").mkdir()
+        (Path(tmp) / "5" / "mountinfo").write_text(
+            "1 2 0:3 / / rw - overlay overlay rw,upperdir=" + text + "\n"
+        )
+        result = overlay_upper_dir(tmp, 5)
+        assert result is None or isinstance(result, str)

@@ -69,8 +69,18 @@ async def test_cri_start_stop_events_and_inspect(
             "app",
         )
         assert info.labels["tier"] == "web"
-        assert info.image_digest is not None and info.image_digest.startswith("sha256:")
-        assert info.config_digest is not None and info.config_digest.startswith("sha256:")
+        image = (
+            await asyncio.to_thread(
+                client.images.ImageStatus,
+                client.pb.ImageStatusRequest(image=client.pb.ImageSpec(image=cri_images["busybox"])),
+                timeout=30,
+            )
+        ).image
+        repo_digests = sorted(str(d) for d in image.repo_digests)
+        expected = repo_digests[0].split("@", 1)[1] if repo_digests else str(image.id)
+        assert info.image_digest == expected
+        assert info.config_digest == str(image.id)
+        assert info.repo_digest == (repo_digests[0] if repo_digests else None)
         assert info.runtime_version and info.runtime_version.startswith(("v1.", "1."))
         assert info.env.get("PATH") == "/usr/local/bin:/usr/bin:/bin"
         assert container_id in {c.id for c in await engine.list_containers()}

@@ -30,6 +30,7 @@ err = Console(stderr=True)
 _GROUPS: list[tuple[str, str, str]] = [
     (".auth.cli", "app", "authority"),
     (".registry.cli", "app", "registry"),
+    (".observer.agent_cli", "app", "observer"),
 ]
 #: (module, attribute, command name) of top-level plane commands; each attribute is a typer command function.
 _COMMANDS: list[tuple[str, str, str]] = [

@@ -259,6 +259,66 @@ class Registry(Section):
     trust: RegistryTrust = Field(default_factory=RegistryTrust)
 
 
+def _default_node_name() -> str:
+    import os
+    import socket
+
+    return os.environ.get("NODE_NAME") or socket.gethostname() or "unknown-node"
+
+
+class ObserverEngines(Section):
+    """Where the observer finds the container engines (``runtime.engine`` chooses among them)."""
+
+    containerd_socket: str = "/run/containerd/containerd.sock"
+    crio_socket: str = "/var/run/crio/crio.sock"
+    docker_host: str = "unix:///var/run/docker.sock"
+    containerd_namespace: str = Field("k8s.io", min_length=1, max_length=253)
+    log_dir: str = "/var/log/containers"
+    connect_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    reconnect_initial_seconds: float = Field(0.5, gt=0, le=60)
+    reconnect_max_seconds: float = Field(30.0, gt=0, le=3600)
+
+
+class ObserverDrift(Section):
+    """Drift detection (spec §10)."""
+
+    enabled: bool = True
+    interval_seconds: float = Field(5.0, gt=0, le=3600)
+    process: bool = True
+    filesystem: bool = True
+    library: bool = True
+    network: bool = False
+    watched_dirs: list[str] = Field(default_factory=lambda: ["/usr/local/bin", "/opt", "/app"])
+    allowed_programs: list[str] = Field(default_factory=list, description="container paths never drift")
+    allowed_listening_ports: list[Annotated[int, Field(ge=0, le=65535)]] = Field(default_factory=list)
+    max_processes: PositiveSize = Field(4096, le=1_000_000)
+    max_files: PositiveSize = Field(10_000, le=1_000_000)
+    max_depth: PositiveSize = Field(8, le=64)
+    max_hash_bytes: Size = 64_000_000
+    max_events_per_container: PositiveSize = Field(256, le=100_000)
+
+    @model_validator(mode="after")
+    def _paths(self) -> ObserverDrift:
+        for name in ("watched_dirs", "allowed_programs"):
+            for value in getattr(self, name):
+                if not value.startswith("/"):
+                    raise ValueError(f"{to_camel(name)} entries must be absolute container paths: {value!r}")
+        return self
+
+
+class Observer(Section):
+    """The node agent (spec §3): engines, node identity, polling, drift, Kubernetes metadata."""
+
+    node_name: str = Field(default_factory=_default_node_name, min_length=1, max_length=253)
+    engines: ObserverEngines = Field(default_factory=ObserverEngines)
+    poll_interval_seconds: float = Field(2.0, gt=0, le=3600)
+    kubernetes_watch: bool = False
+    kubeconfig: str | None = None
+    posture_cache_ttl_seconds: int = Field(300, ge=0, le=86400)
+    max_concurrent_inspections: PositiveSize = Field(8, le=256)
+    drift: ObserverDrift = Field(default_factory=ObserverDrift)
+
+
 class ZastavaConfig(BaseSettings):
     """The ``zastava:`` section of the YAML, with environment overrides."""
 
@@ -279,6 +339,8 @@ class ZastavaConfig(BaseSettings):
     security: Security = Field(default_factory=Security)
     publisher: Publisher = Field(default_factory=Publisher)
     registry: Registry = Field(default_factory=Registry)
+
+    observer: Observer = Field(default_factory=Observer)
 
     @classmethod
     def settings_customise_sources(

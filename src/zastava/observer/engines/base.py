@@ -1,0 +1,219 @@
+"""The observer's engine interface: one shape for Docker, CRI (containerd, CRI-O) and the log tail.
+
+An engine lists running containers, streams start/stop events and inspects one container into a
+:class:`ContainerInfo`. Engines only *read* from the runtime (spec §7): list, status, inspect, subscribe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from ...contracts import Evidence
+from ...telemetry.metrics import ZastavaMetrics
+
+__all__ = [
+    "ContainerEngine",
+    "ContainerEvent",
+    "ContainerInfo",
+    "EngineName",
+    "EngineUnavailable",
+    "EventKindName",
+    "KubernetesIdentity",
+    "engine_metrics",
+    "k8s_identity_from_labels",
+    "parse_timestamp",
+]
+
+EngineName = Literal["containerd", "cri-o", "docker", "logtail"]
+#: ``resync``: re-list containers (after a reconnect); ``degraded``: the engine fell back (reduced fidelity)
+EventKindName = Literal["start", "stop", "remove", "resync", "degraded"]
+
+#: CRI / dockershim labels carrying the Kubernetes identity of a container
+LABEL_NAMESPACE = "io.kubernetes.pod.namespace"
+LABEL_POD = "io.kubernetes.pod.name"
+LABEL_POD_UID = "io.kubernetes.pod.uid"
+LABEL_CONTAINER = "io.kubernetes.container.name"
+
+
+class EngineUnavailable(ConnectionError):
+    """The engine's socket is missing or stopped answering (spec §12: fall back, reconnect with backoff)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesIdentity:
+    namespace: str
+    pod: str
+    container: str | None = None
+    pod_uid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """What an engine knows about one container. Fields it cannot know are None and named in ``missing``."""
+
+    engine: EngineName
+    id: str
+    runtime_version: str | None = None
+    pid: int | None = None
+    name: str | None = None
+    image_ref: str | None = None
+    #: ``sha256:…`` — the repo (manifest) digest when the image came from a registry, else the config digest
+    image_digest: str | None = None
+    #: ``<repo>@sha256:…`` when a repo digest is known
+    repo_digest: str | None = None
+    config_digest: str | None = None
+    image_created: datetime | None = None
+    entrypoint: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+    user: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    kubernetes: KubernetesIdentity | None = None
+    created: datetime | None = None
+    running: bool = True
+    #: "reduced" for the log-tail fallback and metadata-only views (spec §12)
+    fidelity: Literal["full", "reduced"] = "full"
+    evidence: tuple[Evidence, ...] = ()
+    missing: tuple[str, ...] = ()
+
+    @property
+    def container_id(self) -> str:
+        """``<engine>://<id>`` as in the runtime event's ``workload.containerId``."""
+        return f"{self.engine}://{self.id}"
+
+    @property
+    def image_ref_by_digest(self) -> str | None:
+        """The image reference pinned by digest (what ``/policy/runtime`` is asked about), when known."""
+        if self.repo_digest:
+            return self.repo_digest
+        if self.image_ref and self.image_digest and "@" not in self.image_ref:
+            return f"{_repository(self.image_ref)}@{self.image_digest}"
+        return self.image_ref
+
+
+def _repository(ref: str) -> str:
+    ref = ref.split("@", 1)[0]
+    last = ref.rsplit("/", 1)[-1]
+    return ref.rsplit(":", 1)[0] if ":" in last else ref
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerEvent:
+    kind: EventKindName
+    engine: EngineName
+    id: str
+    when: datetime
+    pid: int | None = None
+    exit_code: int | None = None
+    #: where the event came from, e.g. ``docker.events``, ``cri.GetContainerEvents``, ``containerd.events``
+    source: str = ""
+
+
+@runtime_checkable
+class ContainerEngine(Protocol):
+    """The engine interface. All calls are async; blocking clients run in threads."""
+
+    @property
+    def name(self) -> EngineName: ...
+
+    async def version(self) -> str | None:
+        """The runtime's version string; raises :class:`EngineUnavailable` when it does not answer."""
+        ...
+
+    async def list_containers(self) -> list[ContainerInfo]:
+        """Every running container, inspected."""
+        ...
+
+    def events(self) -> AsyncIterator[ContainerEvent]:
+        """Start/stop/remove events from now on, until :meth:`aclose`."""
+        ...
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        """One container by its engine id (without ``<engine>://``); None when it does not exist."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def k8s_identity_from_labels(labels: Mapping[str, str]) -> KubernetesIdentity | None:
+    namespace, pod = labels.get(LABEL_NAMESPACE), labels.get(LABEL_POD)
+    if not namespace or not pod:
+        return None
+    return KubernetesIdentity(
+        namespace=namespace, pod=pod, container=labels.get(LABEL_CONTAINER), pod_uid=labels.get(LABEL_POD_UID)
+    )
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """RFC 3339 with nanoseconds (Docker), epoch seconds/nanoseconds (CRI) → aware UTC datetime."""
+    if value is None or value == "" or value == 0:
+        return None
+    if isinstance(value, int | float):
+        seconds = value / 1e9 if value > 1e12 else float(value)
+        return datetime.fromtimestamp(seconds, UTC)
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:  # trim fractional seconds to microseconds
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        tz = rest[len(digits) :]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed.year < 1971:  # Docker's "0001-01-01T00:00:00Z" for never
+        return None
+    return parsed.astimezone(UTC)
+
+
+class EngineMetrics:
+    """Observer engine health on the component's metrics registry (spec §12: 'say so in metrics')."""
+
+    def __init__(self, metrics: ZastavaMetrics) -> None:
+        from prometheus_client import Counter, Gauge
+
+        common = tuple(metrics.common_tags)
+        self._common = metrics.common_tags
+        self.connected = Gauge(
+            "zastava_observer_engine_connected",
+            "1 while the observer's container engine answers, by engine",
+            (*common, "engine"),
+            registry=metrics.registry,
+        )
+        self.reconnects = Counter(
+            "zastava_observer_engine_reconnects",
+            "Reconnection attempts to a container engine, by engine and result",
+            (*common, "engine", "result"),
+            registry=metrics.registry,
+        )
+        self.fallback = Gauge(
+            "zastava_observer_engine_fallback",
+            "1 while the observer runs on a reduced-fidelity fallback engine, by fallback engine",
+            (*common, "engine"),
+            registry=metrics.registry,
+        )
+
+    def set_connected(self, engine: str, up: bool) -> None:
+        self.connected.labels(**self._common, engine=engine).set(1 if up else 0)
+
+    def reconnect(self, engine: str, result: str) -> None:
+        self.reconnects.labels(**self._common, engine=engine, result=result).inc()
+
+    def set_fallback(self, engine: str, active: bool) -> None:
+        self.fallback.labels(**self._common, engine=engine).set(1 if active else 0)
+
+
+def engine_metrics(metrics: ZastavaMetrics) -> EngineMetrics:
+    """The engine metrics registered on ``metrics``' registry (created once per metrics object)."""
+    found = getattr(metrics, "_observer_engine_metrics", None)
+    if not isinstance(found, EngineMetrics):
+        found = EngineMetrics(metrics)
+        metrics._observer_engine_metrics = found  # type: ignore[attr-defined]
+    return found

@@ -1,0 +1,94 @@
+"""Building runtime events (spec §2.1) for one container: the fixed part once, each event from it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..contracts import (
+    AgentWarning,
+    EventKind,
+    Evidence,
+    LoadedLib,
+    Owner,
+    Posture,
+    Process,
+    RuntimeDelta,
+    RuntimeEvent,
+    RuntimeInfo,
+    Workload,
+)
+from .engines.base import ContainerInfo
+
+__all__ = ["EventContext", "context_for"]
+
+_MAX_EVIDENCE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """Tenant, node, runtime and workload of one container: what every event about it repeats."""
+
+    tenant: str
+    node: str
+    runtime: RuntimeInfo
+    workload: Workload
+    image_digest: str | None = None
+
+    def event(
+        self,
+        kind: EventKind,
+        *,
+        when: datetime,
+        process: Process | None = None,
+        loaded_libs: Sequence[LoadedLib] | None = None,
+        posture: Posture | None = None,
+        delta: RuntimeDelta | None = None,
+        evidence: Iterable[Evidence] = (),
+        warning: AgentWarning | None = None,
+    ) -> RuntimeEvent:
+        """A complete event with its canonical ``eventId``."""
+        return RuntimeEvent(
+            event_id="pending",
+            when=when,
+            kind=kind,
+            tenant=self.tenant,
+            node=self.node,
+            runtime=self.runtime,
+            workload=self.workload,
+            process=process,
+            loaded_libs=list(loaded_libs) if loaded_libs is not None else None,
+            posture=posture,
+            delta=delta,
+            evidence=list(evidence)[:_MAX_EVIDENCE],
+            warning=warning,
+        ).with_computed_id()
+
+
+def context_for(
+    info: ContainerInfo,
+    *,
+    tenant: str,
+    node: str,
+    owner: tuple[str | None, str | None] = (None, None),
+) -> EventContext:
+    """The :class:`EventContext` of a container as an engine (plus pod metadata for ``owner``) sees it."""
+    k8s = info.kubernetes
+    owner_model = Owner(kind=owner[0], name=owner[1]) if owner[0] and owner[1] else None
+    workload = Workload(
+        platform="kubernetes" if k8s is not None else ("docker" if info.engine == "docker" else "host"),
+        namespace=k8s.namespace if k8s else None,
+        pod=k8s.pod if k8s else None,
+        container=(k8s.container if k8s and k8s.container else info.name),
+        container_id=info.container_id,
+        image_ref=info.image_ref_by_digest,
+        owner=owner_model,
+    )
+    return EventContext(
+        tenant=tenant,
+        node=node,
+        runtime=RuntimeInfo(engine=info.engine, version=info.runtime_version),
+        workload=workload,
+        image_digest=info.image_digest,
+    )

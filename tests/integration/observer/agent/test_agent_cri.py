@@ -1,0 +1,168 @@
+"""The observer agent through the CRI engine on a real containerd (host-network pod), and the
+``zastava observer snapshot`` command on real engines.
+
+EntryTrace is not on this branch yet: the TEMPORARY static tracer of ``standins.py`` states the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+from tests.unit.observer.agent.standins import Collector, StaticTracer
+from zastava import devstack
+from zastava.contracts import EventKind, RuntimeEvent
+from zastava.devstack.cri import CriClient
+from zastava.observer.agent import AgentSettings, ObserverAgent
+from zastava.observer.engines.cri import CriEngine
+
+
+async def test_cri_pod_start_and_stop_events(
+    cri: devstack.ContainerdService, cri_images: dict[str, str]
+) -> None:
+    collector = Collector()
+    engine = CriEngine(cri.socket, poll_interval=0.3)
+    agent = ObserverAgent(
+        engine,
+        collector,
+        AgentSettings(tenant="t", node="n", drift_interval=0.3),
+        tracer=StaticTracer({("/entry.sh",): ["/bin/sleep"]}),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    client = CriClient(cri.socket)
+    name = f"agent-{uuid.uuid4().hex[:6]}"
+    sandbox = ""
+    try:
+        await asyncio.sleep(0.5)
+        sandbox, config = await asyncio.to_thread(client.run_pod, name, "payments", {"app": name})
+        container_id = await asyncio.to_thread(
+            client.run_container, sandbox, config, "app", cri_images["busybox"]
+        )
+
+        def ours(kind: EventKind) -> Any:
+            return lambda e: e.kind is kind and e.workload.container_id == f"containerd://{container_id}"
+
+        start: RuntimeEvent = await collector.wait_for(ours(EventKind.CONTAINER_START), timeout=15)
+        pid = await asyncio.to_thread(client.container_pid, container_id)
+        assert start.process is not None and start.process.pid == pid
+        assert start.process.entrypoint == ["/entry.sh"] and start.process.terminals == ["/bin/sleep"]
+        assert start.runtime.engine == "containerd" and start.runtime.version
+        assert (
+            start.workload.platform,
+            start.workload.namespace,
+            start.workload.pod,
+            start.workload.container,
+        ) == (
+            "kubernetes",
+            "payments",
+            name,
+            "app",
+        )
+        assert start.workload.image_ref is not None and "@sha256:" in start.workload.image_ref
+        # the pause sandbox is not a container event
+        assert not any(sandbox in e.workload.container_id for e in collector.events)
+        await asyncio.sleep(0.7)  # drift passes over the entrypoint's own program report nothing
+        assert not [e for e in collector.events if ours(EventKind.DRIFT)(e)]
+
+        await asyncio.to_thread(
+            client.runtime.StopContainer,
+            client.pb.StopContainerRequest(container_id=container_id, timeout=1),
+            timeout=30,
+        )
+        stopped = await collector.wait_for(ours(EventKind.CONTAINER_STOP), timeout=15)
+        assert stopped.process is not None and stopped.process.pid == pid
+    finally:
+        if sandbox:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(
+                    client.runtime.StopPodSandbox,
+                    client.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox),
+                    timeout=30,
+                )
+                await asyncio.to_thread(
+                    client.runtime.RemovePodSandbox,
+                    client.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox),
+                    timeout=30,
+                )
+        client.close()
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await engine.aclose()
+
+
+def test_snapshot_command_lists_running_docker_containers(
+    docker_engine: devstack.DockerEngine, pushed_busybox: str, tmp_path: Any
+) -> None:
+    container = docker_engine.client().containers.run(pushed_busybox, detach=True, network_mode="none")
+    try:
+        config = tmp_path / "zastava.yaml"
+        config.write_text(
+            "zastava:\n  runtime:\n    procfs: /proc\n  observer:\n    nodeName: snap-node\n"
+            f"    engines:\n      dockerHost: {docker_engine.host}\n"
+        )
+        env = {**os.environ, "ZASTAVA_CACHE_DIR": str(tmp_path / "cache")}
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "zastava",
+                "observer",
+                "snapshot",
+                "--engine",
+                "docker",
+                "--json",
+                "-c",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        events = json.loads(result.stdout)
+        ours = [e for e in events if e["workload"]["containerId"] == f"docker://{container.id}"]
+        assert len(ours) == 1
+        event = ours[0]
+        container.reload()
+        assert event["kind"] == "CONTAINER_START" and event["node"] == "snap-node"
+        assert event["process"]["pid"] == container.attrs["State"]["Pid"]
+        assert event["workload"]["imageRef"] == pushed_busybox
+        assert {"signal": "observer.resync", "value": "found running"} in event["evidence"]
+        table = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "zastava",
+                "observer",
+                "snapshot",
+                "--engine",
+                "docker",
+                "-c",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, "COLUMNS": "200"},
+            check=False,
+        )
+        assert table.returncode == 0 and container.id[:12] in table.stdout
+        bad = subprocess.run(
+            [sys.executable, "-m", "zastava", "observer", "snapshot", "--engine", "nope", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert bad.returncode == 2 and "unknown engine" in bad.stderr
+    finally:
+        container.remove(force=True)

@@ -1,0 +1,211 @@
+"""Drift functions over fixed procfs/rootfs fixtures (parsers, caps, upper-layer confirmation)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zastava.contracts import EventKind, RuntimeInfo, Workload
+from zastava.observer import drift
+from zastava.observer.events import EventContext
+from zastava.observer.rootfs import RootFS
+
+_TAIL = "00000000:00000000 00:00000000 00000000     0        0"
+TCP = "\n".join(
+    [
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+        f"   0: 0100007F:1F90 00000000:0000 0A {_TAIL} 1111 1 0000000000000000 100 0 0 10 0",
+        f"   1: 00000000:1F91 00000000:0000 0A {_TAIL} 2222 1 0000000000000000 100 0 0 10 0",
+        f"   2: 0100007F:1F90 0100007F:C350 01 {_TAIL} 3333 1 0000000000000000 20 4 30 10 -1",
+        "   garbage line",
+        "",
+    ]
+)
+TCP6 = "\n".join(
+    [
+        "  sl  local_address                         remote_address                        st tx_queue",
+        "   0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A "
+        f"{_TAIL} 4444 1 0000000000000000 100 0 0 10 0",
+        "",
+    ]
+)
+
+CTX = EventContext(
+    tenant="t",
+    node="n",
+    runtime=RuntimeInfo(engine="docker", version="20.10"),
+    workload=Workload(platform="docker", container_id="docker://abc", image_ref="r@sha256:" + "1" * 64),
+    image_digest="sha256:" + "1" * 64,
+)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def fake_proc(tmp: Path) -> str:
+    net = tmp / "proc" / "42" / "net"
+    net.mkdir(parents=True)
+    (net / "tcp").write_text(TCP)
+    (net / "tcp6").write_text(TCP6)
+    return str(tmp / "proc")
+
+
+def test_listening_sockets_parse_ipv4_and_ipv6(tmp_path: Path) -> None:
+    procfs = fake_proc(tmp_path)
+    listeners = drift.listening_sockets(procfs, 42)
+    assert [(x.proto, x.address, x.port, x.inode) for x in listeners] == [
+        ("tcp", "127.0.0.1", 8080, 1111),
+        ("tcp", "0.0.0.0", 8081, 2222),
+        ("tcp6", "::1", 80, 4444),
+    ]
+    found = drift.detect_network_drift(listeners, allowed_ports={8080})
+    assert [x.port for x in found] == [8081, 80]
+    event = drift.network_drift_event(CTX, found, when=NOW, pid=42)
+    assert event.kind is EventKind.DRIFT and event.event_id == event.compute_id()
+    assert [e.signal for e in event.evidence] == ["drift.network", "drift.network"]
+    assert drift.listening_sockets(procfs, 43) == []
+
+
+@given(st.binary(max_size=2000))
+@settings(max_examples=60, deadline=None)
+def test_hostile_net_tcp_never_raises(data: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        net = Path(tmp) / "7" / "net"
+        net.mkdir(parents=True)
+        (net / "tcp").write_bytes(b"header\n" + data)
+        for listener in drift.listening_sockets(tmp, 7):
+            assert 0 <= listener.port <= 0xFFFF
+
+
+def test_overlay_upper_dir_from_mountinfo(tmp_path: Path) -> None:
+    proc = tmp_path / "9"
+    proc.mkdir()
+    (proc / "mountinfo").write_text(
+        "1 0 0:1 / /proc rw - proc proc rw\n"
+        "72 48 0:39 / / rw,relatime master:2 - overlay overlay rw,lowerdir=/l1:/l2,"
+        "upperdir=/var/lib/x\\040y/diff,workdir=/var/lib/w\n"
+    )
+    assert drift.overlay_upper_dir(str(tmp_path), 9) == "/var/lib/x y/diff"
+    (proc / "mountinfo").write_text("72 48 0:39 / / rw - ext4 /dev/sda1 rw\n")
+    assert drift.overlay_upper_dir(str(tmp_path), 9) is None
+    assert drift.overlay_upper_dir(str(tmp_path), 10) is None
+
+
+def _exe(path: Path, data: bytes = b"\x7fELF...", mtime: float | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(0o755)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+def test_filesystem_drift_mtime_executable_upper_layer_and_caps(tmp_path: Path) -> None:
+    root, upper = tmp_path / "root", tmp_path / "host" / "upper"
+    image_created = datetime.now(UTC) - timedelta(hours=1)
+    old = (image_created - timedelta(days=1)).timestamp()
+    _exe(root / "usr/local/bin/shipped", mtime=old)  # from the image
+    _exe(root / "usr/local/bin/new-tool", b"new")  # written in the container
+    _exe(root / "opt/deep/a/b/c/tool", b"deep")  # nested
+    _exe(root / "app/lower-only", b"x")  # new mtime but not on the upper layer (e.g. clock skew)
+    (root / "app/data.txt").write_text("not executable")
+    (root / "app/link").symlink_to("/etc/shadow")  # symlinks are not followed
+    (root / "opt/escape").symlink_to("/")  # nor symlinked directories (the host's / would be walked)
+    (root / "opt/up").symlink_to("../../..")
+    _exe(upper / "usr/local/bin/new-tool", b"new")
+    _exe(upper / "opt/deep/a/b/c/tool", b"deep")
+    rootfs, host = RootFS(root), RootFS(tmp_path / "host")
+
+    found = drift.detect_filesystem_drift(rootfs, image_created, upper=host, upper_dir="/upper")
+    assert sorted(f.path for f in found) == ["/opt/deep/a/b/c/tool", "/usr/local/bin/new-tool"]
+    assert all(f.on_upper_layer is True for f in found)
+    by_path = {f.path: f for f in found}
+    import hashlib
+
+    assert by_path["/usr/local/bin/new-tool"].sha256 == hashlib.sha256(b"new").hexdigest()
+
+    # no upper layer known: unconfirmed candidates are kept, marked unknown
+    unconfirmed = drift.detect_filesystem_drift(rootfs, image_created)
+    assert "/app/lower-only" in {f.path for f in unconfirmed}
+    assert {f.on_upper_layer for f in unconfirmed} == {None}
+    # an unreachable upper dir is "unknown", not "absent"
+    unreachable = drift.detect_filesystem_drift(rootfs, image_created, upper=host, upper_dir="/nope")
+    assert {f.path for f in unreachable} == {f.path for f in unconfirmed}
+
+    # caps: depth, file count, hash budget
+    shallow = drift.detect_filesystem_drift(rootfs, image_created, max_depth=2)
+    assert "/opt/deep/a/b/c/tool" not in {f.path for f in shallow}
+    assert len(drift.detect_filesystem_drift(rootfs, image_created, max_files=1)) <= 1
+    no_hash = drift.detect_filesystem_drift(rootfs, image_created, max_hash_bytes=0)
+    assert {f.sha256 for f in no_hash} == {None}
+    event = drift.filesystem_drift_event(
+        CTX, no_hash, when=NOW, since=image_created, since_source="imageCreated"
+    )
+    assert any(e.signal == "drift.filesystem.hash-skipped" for e in event.evidence)
+    # already reported (path, mtime) pairs are not reported again
+    assert drift.detect_filesystem_drift(rootfs, image_created, reported={f.key for f in unconfirmed}) == []
+
+
+def test_library_drift() -> None:
+    usage = {"/lib/x86_64-linux-gnu/libc.so.6", "usr/lib/libssl.so.3"}
+    loaded = ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/libssl.so.3", "/tmp//evil.so", "/tmp/evil.so"]
+    assert drift.detect_library_drift(loaded, usage) == ["/tmp/evil.so"]
+    assert drift.detect_library_drift(loaded, None) == []
+    assert drift.detect_library_drift(loaded, usage, reported={"/tmp/evil.so"}) == []
+    event = drift.library_drift_event(CTX, ["/tmp/evil.so"], when=NOW, pid=3)
+    assert event.delta is not None and event.delta.changed_files == ["/tmp/evil.so"]
+
+
+def test_allowed_programs_resolve_path_symlinks_and_sh_c(tmp_path: Path) -> None:
+    _exe(tmp_path / "bin/busybox")
+    (tmp_path / "bin/sh").symlink_to("busybox")
+    (tmp_path / "bin/sleep").symlink_to("busybox")
+    _exe(tmp_path / "usr/bin/health")
+    _exe(tmp_path / "usr/bin/checker")
+    allowed = drift.allowed_programs(
+        RootFS(tmp_path),
+        terminals=["/bin/sleep"],
+        declared_commands=[
+            ["health", "--live"],
+            ["/bin/sh", "-c", "checker --quiet && exit 0"],
+            [],
+            ["missing"],
+        ],
+        extra=["/opt/allowed"],
+    )
+    assert {
+        "/bin/sleep",
+        "/bin/busybox",
+        "/usr/bin/health",
+        "/usr/bin/checker",
+        "/bin/sh",
+        "/opt/allowed",
+    } <= allowed
+    assert "missing" not in allowed
+
+
+def test_processes_keyed_by_pid_and_start_time_on_the_real_procfs() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        mine = drift.container_processes("/proc", os.getpid(), max_processes=100_000)
+        entry = next(p for p in mine if p.pid == child.pid)
+        assert entry.exe == os.path.realpath(sys.executable)
+        assert entry.ppid == os.getpid()
+        assert entry.start_time == drift.process_start_time("/proc", child.pid) > 0
+        allowed = {p.exe for p in mine if p.pid != child.pid and p.exe}
+        found = drift.detect_process_drift([entry], allowed - {entry.exe})
+        assert found == [entry]
+        assert drift.detect_process_drift([entry], allowed - {entry.exe}, {entry.key}) == []
+        # a reused pid with another start time is a new process
+        reused = drift.ContainerProcess(entry.pid, entry.start_time + 1, entry.ppid, entry.exe)
+        assert drift.detect_process_drift([reused], set(), {entry.key}) == [reused]
+        assert len(drift.container_processes("/proc", os.getpid(), max_processes=1)) == 1
+    finally:
+        child.kill()
+        child.wait()
+    assert drift.container_processes("/proc", 2**22 + 7) == []

@@ -903,11 +903,10 @@ class ObserverAgent:
 
 
 def _optional_inspector(config: Any, metrics: ZastavaMetrics | None) -> Inspector | None:
-    """The inspection module's ``inspect_process`` when it is installed (another branch), else None."""
-    try:
-        from .inspect import inspect_process  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
+    """``inspect_process`` with one bounded hash cache for the agent's lifetime (None when disabled)."""
+    from .hashing import HashCache
+    from .inspect import inspect_process
+
     collect = config.runtime.collect
     if not collect.loaded_libs:
         return None
@@ -916,7 +915,7 @@ def _optional_inspector(config: Any, metrics: ZastavaMetrics | None) -> Inspecto
         procfs=config.runtime.procfs,
         max_libs=collect.max_libs,
         max_hash_bytes=collect.max_hash_bytes_per_container,
-        cache=None,
+        cache=HashCache(),
         metrics=metrics,
     )
 

@@ -236,7 +236,9 @@ class BackendServer(Section):
     @model_validator(mode="after")
     def _store(self) -> BackendServer:
         if not self.store.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")):
-            raise ValueError(f"store must be sqlite:///PATH or postgresql://…, got {self.store.split('://')[0]!r}")
+            raise ValueError(
+                f"store must be sqlite:///PATH or postgresql://…, got {self.store.split('://')[0]!r}"
+            )
         return self
 
 

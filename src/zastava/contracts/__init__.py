@@ -4,8 +4,8 @@ This package depends on nothing else of Zastava's; every plane imports it.
 """
 
 from .admission import AdmissionDecision, AdmissionImage, PolicyVerdict
-from .catalog import CatalogComponent, CatalogEntry, CatalogVulnerability
 from .canonical import CanonicalizationError, canonical_bytes, canonical_id, multihash_id, parse_multihash_id
+from .catalog import CatalogComponent, CatalogEntry, CatalogVulnerability
 from .envelope import (
     AdmissionDecisionEnvelope,
     EnvelopeError,

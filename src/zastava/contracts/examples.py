@@ -215,7 +215,9 @@ CONTRACTS: dict[str, Contract] = {
                 )
             ],
             vulnerabilities=[
-                CatalogVulnerability(id="CVE-2024-0001", severity="high", affects=["pkg:deb/debian/libssl3@3.0.11"])
+                CatalogVulnerability(
+                    id="CVE-2024-0001", severity="high", affects=["pkg:deb/debian/libssl3@3.0.11"]
+                )
             ],
             build_ids=["9f3a1cd4c0b7adfe91c0e3b51d2f45fb0f76a4c1"],
         ).wire(),

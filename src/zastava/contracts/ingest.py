@@ -1,4 +1,4 @@
-"""Ingest response (backend → observer's durable publisher), answer to ``POST /api/v1/scanner/runtime/events``.
+"""Ingest response (backend → durable publisher), the answer to ``POST /api/v1/scanner/runtime/events``.
 
 The publisher drops from its buffer every line that was ``accepted``, a ``duplicate`` or ``rejected`` (a
 rejection is permanent: resending the same bytes fails again); it keeps and resends the whole batch only on
@@ -19,7 +19,9 @@ __all__ = ["IngestRejection", "IngestResponse"]
 
 
 class IngestRejection(ContractModel):
-    index: int = Field(ge=0, description="0-based position of the envelope in the request (array item or line)")
+    index: int = Field(
+        ge=0, description="0-based position of the envelope in the request (array item or line)"
+    )
     error: str = Field(description="why the envelope was refused; fit for logs")
     event_id: str | None = OptionalField(description="the eventId when it could be read")
 
@@ -27,7 +29,9 @@ class IngestRejection(ContractModel):
 class IngestResponse(ContractModel):
     received: int = Field(ge=0, description="envelopes in the request (array items or non-blank lines)")
     accepted: int = Field(ge=0, description="envelopes stored by this request")
-    duplicates: int = Field(ge=0, description="envelopes whose id was already stored (or repeated in the batch)")
+    duplicates: int = Field(
+        ge=0, description="envelopes whose id was already stored (or repeated in the batch)"
+    )
     rejected: list[IngestRejection] = Field(default_factory=list)
     delta_scans_requested: list[str] = Field(
         default_factory=list,

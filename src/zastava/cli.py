@@ -27,7 +27,11 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 #: (module, attribute, group name) of plane command groups; each attribute is a ``typer.Typer``.
-_GROUPS: list[tuple[str, str, str]] = []
+_GROUPS: list[tuple[str, str, str]] = [
+    (".backend.cli", "backend_app", "backend"),
+    (".backend.cli", "catalog_app", "catalog"),
+    (".backend.cli", "runtime_app", "runtime"),
+]
 #: (module, attribute, command name) of top-level plane commands; each attribute is a typer command function.
 _COMMANDS: list[tuple[str, str, str]] = []
 

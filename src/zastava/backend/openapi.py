@@ -113,6 +113,11 @@ def _errors(*codes: int) -> dict[str, Any]:
     return out
 
 
+def _rejected_or_error(description: str) -> dict[str, Any]:
+    schema = {"oneOf": [_ref(IngestResponse), _ref(ErrorBody)]}
+    return {"400": _json(schema, description)}
+
+
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
@@ -188,7 +193,10 @@ def document() -> dict[str, Any]:
                     "202": _json(
                         IngestResponse, "stored; delta scans requested for unknown images / no SBOM"
                     ),
-                    **_errors(400, 401, 403, 413, 415, 429),
+                    **_errors(401, 403, 413, 415, 429),
+                    **_rejected_or_error(
+                        "body unreadable (ErrorBody), or every envelope rejected (IngestResponse)"
+                    ),
                 },
             },
             "get": {
@@ -253,7 +261,10 @@ def document() -> dict[str, Any]:
                 "requestBody": decisions_body,
                 "responses": {
                     "200": _json(IngestResponse, "stored (bad envelopes listed in rejected)"),
-                    **_errors(400, 401, 403, 413, 415),
+                    **_errors(401, 403, 413, 415),
+                    **_rejected_or_error(
+                        "body unreadable (ErrorBody), or every envelope rejected (IngestResponse)"
+                    ),
                 },
             },
             "get": {

@@ -401,12 +401,14 @@ class Store:
         if not rows:
             return 0
         with self._write() as conn:
-            stmt = _upsert(conn)(admission_decisions).on_conflict_do_nothing(
-                index_elements=["tenant", "admission_id"]
+            stmt = (
+                _upsert(conn)(admission_decisions)
+                .on_conflict_do_nothing(index_elements=["tenant", "admission_id"])
+                .returning(admission_decisions.c.id)
             )
             inserted = 0
             for row in sorted(rows, key=lambda r: r.admission_id):
-                inserted += conn.execute(stmt, [row._asdict()]).rowcount
+                inserted += len(conn.execute(stmt, row._asdict()).all())
             return inserted
 
     def query_decisions(

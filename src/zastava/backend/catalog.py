@@ -104,8 +104,10 @@ def _sha256_of(component: dict[str, Any]) -> list[str]:
 
 
 def _walk(components: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
-    if depth > MAX_DEPTH or not isinstance(components, list):
+    if not isinstance(components, list):
         return
+    if depth > MAX_DEPTH:
+        raise SbomError(f"sbom components are nested deeper than {MAX_DEPTH} levels")
     for component in components:
         if isinstance(component, dict):
             yield component

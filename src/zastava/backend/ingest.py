@@ -230,6 +230,9 @@ class Ingestor:
         build_ids: dict[tuple[str, str], int] = {}
         usage: dict[tuple[str, str], tuple[str, int, str]] = {}
         per_node: Counter[str] = Counter()
+        matched: dict[
+            tuple[str, tuple[tuple[str, str | None], ...], tuple[str, ...]], list[tuple[str, str]]
+        ] = {}
         for item, version, event in valid:
             ref = event.workload.image_ref
             digest = image_digest(ref)
@@ -256,7 +259,15 @@ class Ingestor:
                     key = (digest, event.process.build_id)
                     build_ids[key] = max(build_ids.get(key, 0), when_us)
                 if head is not None and head.has_sbom:
-                    used = self._used(tenant, head, event)
+                    # containers of one image load the same files: match each distinct set once per batch
+                    files = (
+                        digest,
+                        tuple((lib.path, lib.sha256) for lib in event.loaded_libs or ()),
+                        tuple(event.process.terminals or ()) if event.process else (),
+                    )
+                    used = matched.get(files)
+                    if used is None:
+                        used = matched[files] = self._used(tenant, head, event)
                     for bom_ref, how in used:
                         usage[(digest, bom_ref)] = (how, when_us, event.event_id)
                     if used:

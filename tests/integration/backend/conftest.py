@@ -30,13 +30,17 @@ def pg_template(postgres: devstack.PostgresServer) -> devstack.PostgresServer:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.real)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'backend.db'}"
+        yield f"sqlite:///{tmp_path / 'backend.db'}"
+        return
     server: devstack.PostgresServer = request.getfixturevalue("pg_template")
     name = f"t_{uuid.uuid4().hex[:16]}"
-    server.psql(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
-    return server.url(name)
+    server.psql(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}" STRATEGY FILE_COPY')
+    try:
+        yield server.url(name)
+    finally:  # dropping discards the database's buffers: the server stops fast and the disk stays small
+        server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -333,7 +333,7 @@ class BackendService:
                 continue
             try:
                 version, decision = parse_admission_envelope(item.data)
-            except EnvelopeError as exc:
+            except (EnvelopeError, OverflowError, ValueError) as exc:
                 rejected.append(IngestRejection(index=item.index, error=str(exc)[:1000]))
                 continue
             problem = _decision_problem(decision.admission_id, decision.namespace, decision.pod_spec_digest)

@@ -65,6 +65,8 @@ async def test_ndjson_bad_lines_reported_by_index_good_kept(client, store: Store
     wrong_major["schemaVersion"] = "zastava.runtime.event@v2.0"
     bad_field = envelope(make_event(10))
     bad_field["event"]["kind"] = "EXPLODED"
+    out_of_range = envelope(make_event(11))
+    out_of_range["event"]["when"] = "9999-12-31T23:59:59-14:00"  # year 10000 in UTC
     body = (
         orjson.dumps(envelope(good[0]))
         + b"\n{not json\n\n"
@@ -76,13 +78,16 @@ async def test_ndjson_bad_lines_reported_by_index_good_kept(client, store: Store
         + b"\n"
         + orjson.dumps(envelope(good[2]))
         + b"\n"
+        + orjson.dumps(out_of_range)
+        + b"\n"
     )
     r = await client.post(EVENTS, content=body, headers={"content-type": "application/x-ndjson"})
     assert r.status_code == 202
     data = r.json()
-    assert data["received"] == 6 and data["accepted"] == 3
+    assert data["received"] == 7 and data["accepted"] == 3
     by_index = {rej["index"]: rej for rej in data["rejected"]}
-    assert set(by_index) == {1, 2, 4}
+    assert set(by_index) == {1, 2, 4, 6}
+    assert "out of range" in by_index[6]["error"]
     assert "not valid JSON" in by_index[1]["error"]
     assert "unsupported major" in by_index[2]["error"] and "v2.0" in by_index[2]["error"]
     assert "event.kind" in by_index[4]["error"]
@@ -102,7 +107,7 @@ async def test_wrong_major_only_is_400_and_nothing_stored(client, store: Store) 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"[{", "not valid JSON"),
+        (b"[]", "empty array"),
         (b"", "empty body"),
         (b"  \n ", "empty body"),
     ],
@@ -112,6 +117,17 @@ async def test_unreadable_bodies_are_400(client, store: Store, body: bytes, mess
     assert r.status_code == 400 and message in r.json()["error"]
     assert r.headers[SCHEMA_VERSIONS_HEADER]
     assert store.count_events() == 0
+
+
+async def test_malformed_array_is_judged_as_one_line(client, store: Store) -> None:  # type: ignore[no-untyped-def]
+    r = await client.post(EVENTS, content=b'[{"schemaVersion": ')
+    assert r.status_code == 400
+    assert r.json()["rejected"] == [{"index": 0, "error": r.json()["rejected"][0]["error"]}]
+    assert "not valid JSON" in r.json()["rejected"][0]["error"]
+    # ND-JSON whose first line is an array: the good lines after it are kept
+    r = await client.post(EVENTS, content=b"[1]\n" + ndjson([envelope(make_event(1))]))
+    assert r.status_code == 202 and r.json()["accepted"] == 1 and r.json()["rejected"][0]["index"] == 0
+    assert store.count_events() == 1
 
 
 async def test_huge_body_is_413_before_reading_it_all(make_app: AppFactory, store: Store) -> None:

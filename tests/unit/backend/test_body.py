@@ -77,8 +77,13 @@ def test_split_forms() -> None:
     with pytest.raises(BodyError) as info:
         split_envelopes(b"\n".join([orjson.dumps(env)] * 11), 10)
     assert info.value.status == 413
+    items = split_envelopes(b'[{"a": 1}', 10)  # judged as one bad line
+    assert len(items) == 1 and items[0].error is not None
     with pytest.raises(BodyError):
-        split_envelopes(b'[{"a": 1}', 10)
+        split_envelopes(b"[]", 10)
+    with pytest.raises(BodyError) as info:
+        split_envelopes(orjson.dumps([env] * 11), 10)
+    assert info.value.status == 413
 
 
 @settings(max_examples=300, deadline=None)

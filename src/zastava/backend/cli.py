@@ -95,6 +95,22 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
 
 
+@backend_app.command("check-policy")
+def check_policy(
+    source: Annotated[str, typer.Argument(help="Backend policy file (YAML), or - for stdin.")],
+) -> None:
+    """Validate a backend policy file; print its revision (exit 2 with the offending key when invalid)."""
+    from .policy import PolicyError, load_policy
+
+    try:
+        policy = load_policy(read_input(source).decode("utf-8", errors="replace"), source)
+    except PolicyError as exc:
+        fail(str(exc))
+    typer.echo(
+        f"valid: {len(policy.rules)} rule(s), ttlSeconds {policy.ttl_seconds}, revision {policy.revision()}"
+    )
+
+
 @catalog_app.command("import")
 def catalog_import(
     image: Annotated[str, typer.Option("--image", help="Image digest sha256:<hex> (or repo@sha256:<hex>).")],

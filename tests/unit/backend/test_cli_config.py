@@ -43,6 +43,17 @@ def test_serve_refuses_a_bad_policy_file(tmp_path) -> None:  # type: ignore[no-u
     assert out.returncode == 2 and "p.yaml" in out.stderr
 
 
+def test_check_policy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    good = tmp_path / "good.yaml"
+    good.write_text("ttlSeconds: 60\nrules: [{check: signed}, {check: sbom, action: warn}]\n")
+    out = run("backend", "check-policy", str(good))
+    assert out.returncode == 0 and "valid: 2 rule(s), ttlSeconds 60, revision sha256-" in out.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules: [{check: sbom, action: explode}]\n")
+    out = run("backend", "check-policy", str(bad))
+    assert out.returncode == 2 and "rules.0.sbom.action" in out.stderr
+
+
 def test_config_section() -> None:
     cfg = load_config(
         text="""

@@ -19,6 +19,8 @@ import anyio.to_thread
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -466,6 +468,12 @@ def _endpoint(
             response = _error(exc.status, str(exc), headers)
         except (ApiError, BodyError) as exc:
             response = _error(exc.status, str(exc), getattr(exc, "headers", None))
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
+            # the database is down or saturated: nothing was stored; clients keep their data and retry
+            log.error(
+                "store unavailable", extra={"zastava_fields": {"endpoint": name, "error": type(exc).__name__}}
+            )
+            response = _error(503, "store unavailable; retry later", {"Retry-After": "5"})
         service.metrics.requests.labels(name, str(response.status_code)).inc()
         service.metrics.latency_ms.labels(name).observe((time.perf_counter() - started) * 1000)
         return response

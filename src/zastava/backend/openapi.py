@@ -105,11 +105,12 @@ def _errors(*codes: int) -> dict[str, Any]:
         413: "Body, decompressed body or envelope count too large",
         415: "Unsupported Content-Encoding",
         429: "Rate cap reached; retry after Retry-After seconds",
-        503: "Store not ready",
+        503: "Store unavailable (nothing stored); retry after Retry-After seconds",
     }
     out = {str(code): _json(ErrorBody, text[code]) for code in codes}
-    if 429 in codes:
-        out["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
+    for code in (429, 503):
+        if code in codes:
+            out[str(code)]["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
     return out
 
 
@@ -193,7 +194,7 @@ def document() -> dict[str, Any]:
                     "202": _json(
                         IngestResponse, "stored; delta scans requested for unknown images / no SBOM"
                     ),
-                    **_errors(401, 403, 413, 415, 429),
+                    **_errors(401, 403, 413, 415, 429, 503),
                     **_rejected_or_error(
                         "body unreadable (ErrorBody), or every envelope rejected (IngestResponse)"
                     ),
@@ -210,7 +211,7 @@ def document() -> dict[str, Any]:
                     _query("since", {"type": "string", "format": "date-time"}, "event time at or after"),
                     *_PAGING,
                 ],
-                "responses": {"200": _json(EventPage, "newest first"), **_errors(400, 401, 403)},
+                "responses": {"200": _json(EventPage, "newest first"), **_errors(400, 401, 403, 503)},
             },
         },
         "/api/v1/scanner/policy/runtime": {
@@ -222,7 +223,7 @@ def document() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(RuntimePolicyResponse, "per-image verdicts (spec §5.2)"),
-                    **_errors(400, 401, 403, 413, 415),
+                    **_errors(400, 401, 403, 413, 415, 503),
                 },
             }
         },
@@ -236,13 +237,16 @@ def document() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(CatalogEntry, "the stored catalog entry"),
-                    **_errors(400, 401, 403, 413, 415),
+                    **_errors(400, 401, 403, 413, 415, 503),
                 },
             },
             "get": {
                 "operationId": "getCatalogImage",
                 "parameters": [_DIGEST_PARAM],
-                "responses": {"200": _json(CatalogEntry, "usage SBOM view"), **_errors(400, 401, 403, 404)},
+                "responses": {
+                    "200": _json(CatalogEntry, "usage SBOM view"),
+                    **_errors(400, 401, 403, 404, 503),
+                },
             },
         },
         "/api/v1/scanner/delta-scans": {
@@ -252,7 +256,7 @@ def document() -> dict[str, Any]:
                     _query("status", {"type": "string", "enum": ["pending", "done"]}, "filter"),
                     *_PAGING,
                 ],
-                "responses": {"200": _json(DeltaScanPage, "newest first"), **_errors(400, 401, 403)},
+                "responses": {"200": _json(DeltaScanPage, "newest first"), **_errors(400, 401, 403, 503)},
             }
         },
         "/api/v1/scanner/admission/decisions": {
@@ -261,7 +265,7 @@ def document() -> dict[str, Any]:
                 "requestBody": decisions_body,
                 "responses": {
                     "200": _json(IngestResponse, "stored (bad envelopes listed in rejected)"),
-                    **_errors(401, 403, 413, 415),
+                    **_errors(401, 403, 413, 415, 503),
                     **_rejected_or_error(
                         "body unreadable (ErrorBody), or every envelope rejected (IngestResponse)"
                     ),
@@ -275,7 +279,7 @@ def document() -> dict[str, Any]:
                     _query("since", {"type": "string", "format": "date-time"}, "received at or after"),
                     *_PAGING,
                 ],
-                "responses": {"200": _json(DecisionPage, "newest first"), **_errors(400, 401, 403)},
+                "responses": {"200": _json(DecisionPage, "newest first"), **_errors(400, 401, 403, 503)},
             },
         },
     }

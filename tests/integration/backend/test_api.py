@@ -240,3 +240,23 @@ def test_bad_store_urls(url: str) -> None:
 
     with pytest.raises(StoreError):
         Store(url)
+
+
+async def test_store_down_is_503_and_readyz_says_so() -> None:
+    """A PostgreSQL URL where nothing listens stands in for a database that went down after start."""
+    from zastava.backend.app import create_app
+    from zastava.config import BackendServer
+    from zastava.devstack import free_port
+
+    down = Store(f"postgresql://postgres@127.0.0.1:{free_port()}/none", migrate=False)
+    app = create_app(BackendServer(), store=down, purge=False)
+    try:
+        async with client_for(app) as c:
+            r = await c.post(EVENTS, content=ndjson([envelope(make_event(1))]))
+            assert r.status_code == 503 and r.headers["retry-after"] == "5"
+            assert r.json()["error"] == "store unavailable; retry later"
+            assert (await c.post(POLICY, json={"images": [API]})).status_code == 503
+            assert (await c.get("/readyz")).status_code == 503
+            assert (await c.get("/healthz")).status_code == 200
+    finally:
+        down.close()

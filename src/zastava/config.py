@@ -228,6 +228,7 @@ class BackendServer(Section):
     max_body_bytes: PositiveSize = 16_000_000
     max_decompressed_bytes: PositiveSize = 64_000_000
     max_events_per_request: PositiveSize = Field(10_000, le=1_000_000)
+    max_concurrent_requests: PositiveSize = Field(64, le=100_000)
     retention: BackendRetention = Field(default_factory=BackendRetention)
     tenant_rate: RateCap = Field(default_factory=lambda: RateCap(events_per_second=50_000, burst=100_000))
     node_rate: RateCap = Field(default_factory=lambda: RateCap(events_per_second=1_000, burst=10_000))

@@ -92,7 +92,15 @@ def serve(
     err.print(
         f"zastava backend on http://{host}:{port} (store {app.service.store.redacted_url})", highlight=False
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        limit_concurrency=settings.max_concurrent_requests,  # beyond it: 503, bounded memory
+    )
 
 
 @backend_app.command("check-policy")

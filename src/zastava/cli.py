@@ -31,6 +31,9 @@ _GROUPS: list[tuple[str, str, str]] = [
     (".auth.cli", "app", "authority"),
     (".registry.cli", "app", "registry"),
     (".observer.agent_cli", "app", "observer"),
+    (".backend.cli", "backend_app", "backend"),
+    (".backend.cli", "catalog_app", "catalog"),
+    (".backend.cli", "runtime_app", "runtime"),
 ]
 #: (module, attribute, command name) of top-level plane commands; each attribute is a typer command function.
 _COMMANDS: list[tuple[str, str, str]] = [

@@ -319,6 +319,47 @@ class Observer(Section):
     drift: ObserverDrift = Field(default_factory=ObserverDrift)
 
 
+class RateCap(Section):
+    """A token bucket: sustained events per second and the burst allowed on top."""
+
+    events_per_second: float = Field(gt=0)
+    burst: PositiveSize
+
+
+class BackendRetention(Section):
+    """How long the reference backend keeps records (by receive time); a purge task enforces it."""
+
+    events_seconds: int = Field(7 * 86400, ge=60)
+    admission_decisions_seconds: int = Field(30 * 86400, ge=60)
+    delta_scans_seconds: int = Field(30 * 86400, ge=60)
+    purge_interval_seconds: float = Field(300, gt=0, le=86400)
+
+
+class BackendServer(Section):
+    """The reference backend (``zastava backend serve``)."""
+
+    listen: str = Field("127.0.0.1:8080", pattern=r"^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$")
+    store: str = Field("sqlite:///zastava-backend.db", description="sqlite:///PATH or postgresql://…")
+    policy_file: str | None = None
+    policy_reload_seconds: float = Field(2.0, gt=0, le=3600)
+    max_body_bytes: PositiveSize = 16_000_000
+    max_decompressed_bytes: PositiveSize = 64_000_000
+    max_events_per_request: PositiveSize = Field(10_000, le=1_000_000)
+    max_concurrent_requests: PositiveSize = Field(64, le=100_000)
+    retention: BackendRetention = Field(default_factory=BackendRetention)
+    tenant_rate: RateCap = Field(default_factory=lambda: RateCap(events_per_second=50_000, burst=100_000))
+    node_rate: RateCap = Field(default_factory=lambda: RateCap(events_per_second=1_000, burst=10_000))
+    static_tenant: str = Field("tenant-01", min_length=1, max_length=253)
+
+    @model_validator(mode="after")
+    def _store(self) -> BackendServer:
+        if not self.store.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError(
+                f"store must be sqlite:///PATH or postgresql://…, got {self.store.split('://')[0]!r}"
+            )
+        return self
+
+
 class ZastavaConfig(BaseSettings):
     """The ``zastava:`` section of the YAML, with environment overrides."""
 
@@ -339,8 +380,8 @@ class ZastavaConfig(BaseSettings):
     security: Security = Field(default_factory=Security)
     publisher: Publisher = Field(default_factory=Publisher)
     registry: Registry = Field(default_factory=Registry)
-
     observer: Observer = Field(default_factory=Observer)
+    backend_server: BackendServer = Field(default_factory=BackendServer)
 
     @classmethod
     def settings_customise_sources(

@@ -5,6 +5,7 @@ This package depends on nothing else of Zastava's; every plane imports it.
 
 from .admission import AdmissionDecision, AdmissionImage, PolicyVerdict
 from .canonical import CanonicalizationError, canonical_bytes, canonical_id, multihash_id, parse_multihash_id
+from .catalog import CatalogComponent, CatalogEntry, CatalogVulnerability
 from .envelope import (
     AdmissionDecisionEnvelope,
     EnvelopeError,
@@ -14,6 +15,7 @@ from .envelope import (
     parse_runtime_envelope,
     runtime_envelope_wire,
 )
+from .ingest import IngestRejection, IngestResponse
 from .policy import ImagePolicy, RekorRef, RuntimePolicyRequest, RuntimePolicyResponse
 from .runtime_event import (
     KINDS_V1_0,
@@ -54,12 +56,17 @@ __all__ = [
     "AgentWarning",
     "Attestation",
     "CanonicalizationError",
+    "CatalogComponent",
+    "CatalogEntry",
+    "CatalogVulnerability",
     "ContractVersionError",
     "EntryTraceStep",
     "EnvelopeError",
     "EventKind",
     "Evidence",
     "ImagePolicy",
+    "IngestRejection",
+    "IngestResponse",
     "LoadedLib",
     "NewBinary",
     "Owner",

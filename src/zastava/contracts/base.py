@@ -44,7 +44,10 @@ def format_utc(value: datetime) -> str:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp is out of range once converted to UTC") from None
 
 
 #: A timezone-aware timestamp normalised to UTC and written as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``.

@@ -10,7 +10,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from .admission import AdmissionDecision, AdmissionImage
+from .catalog import CatalogComponent, CatalogEntry, CatalogVulnerability
 from .envelope import AdmissionDecisionEnvelope, RuntimeEventEnvelope, runtime_envelope_wire
+from .ingest import IngestRejection, IngestResponse
 from .policy import ImagePolicy, RekorRef, RuntimePolicyRequest, RuntimePolicyResponse
 from .runtime_event import (
     Attestation,
@@ -169,6 +171,58 @@ CONTRACTS: dict[str, Contract] = {
         ).wire(),
         "POST /api/v1/scanner/policy/runtime response (spec §5.2)",
     ),
+    "zastava.ingest.response": Contract(
+        "zastava.ingest.response",
+        IngestResponse,
+        lambda: IngestResponse(
+            received=3,
+            accepted=1,
+            duplicates=1,
+            rejected=[
+                IngestRejection(
+                    index=2,
+                    error="unsupported major in schemaVersion zastava.runtime.event@v2.0: this build speaks "
+                    "v1.x of zastava.runtime.event",
+                )
+            ],
+            delta_scans_requested=[_DIGEST],
+            schema_version=str(versions.current(RUNTIME_EVENT)),
+        ).wire(),
+        "POST /api/v1/scanner/runtime/events response (200, 202 with delta scans, 400 when nothing was read)",
+    ),
+    "zastava.catalog.entry": Contract(
+        "zastava.catalog.entry",
+        CatalogEntry,
+        lambda: CatalogEntry(
+            digest=_DIGEST,
+            signed=True,
+            has_sbom=True,
+            rekor=RekorRef(uuid="24296fb24b8ad77a1ad0e9ae1ea6ad08"),
+            base_image_digest="sha256:" + "ef" * 32,
+            updated_at=datetime(2025, 10, 17, 12, 0, 0, tzinfo=UTC),
+            components=[
+                CatalogComponent(
+                    bom_ref="pkg:deb/debian/libssl3@3.0.11",
+                    name="libssl3",
+                    version="3.0.11",
+                    type="library",
+                    purl="pkg:deb/debian/libssl3@3.0.11",
+                    paths=["/lib/x86_64-linux-gnu/libssl.so.3"],
+                    sha256=["1a" * 32],
+                    used_by_entrypoint=True,
+                    used_matched_by="path",
+                    last_used=datetime(2025, 10, 17, 12, 34, 56, tzinfo=UTC),
+                )
+            ],
+            vulnerabilities=[
+                CatalogVulnerability(
+                    id="CVE-2024-0001", severity="high", affects=["pkg:deb/debian/libssl3@3.0.11"]
+                )
+            ],
+            build_ids=["9f3a1cd4c0b7adfe91c0e3b51d2f45fb0f76a4c1"],
+        ).wire(),
+        "GET /api/v1/scanner/catalog/images/{digest} response: the image's usage SBOM view",
+    ),
 }
 
 _SHORT = {
@@ -176,6 +230,8 @@ _SHORT = {
     "admission-decision": ADMISSION_DECISION,
     "policy-request": "zastava.policy.runtime.request",
     "policy-response": "zastava.policy.runtime.response",
+    "ingest-response": "zastava.ingest.response",
+    "catalog-entry": "zastava.catalog.entry",
 }
 
 

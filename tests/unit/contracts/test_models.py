@@ -167,3 +167,10 @@ def test_admission_envelope_round_trip() -> None:
     bad["decision"]["decision"] = "Maybe"
     with pytest.raises(EnvelopeError, match=r"decision\.decision"):
         parse_admission_envelope(bad)
+
+
+def test_timestamps_overflowing_utc_are_a_clear_error() -> None:
+    wire = runtime_envelope_wire(example_runtime_event())
+    wire["event"]["when"] = "9999-12-31T23:59:59-14:00"
+    with pytest.raises(EnvelopeError, match="event.when"):
+        parse_runtime_envelope(wire)

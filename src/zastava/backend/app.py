@@ -1,0 +1,592 @@
+"""The backend's ASGI application: Starlette routes over :class:`BackendService`.
+
+``create_app(settings)`` returns a :class:`BackendApp` (an ASGI callable; ``.service`` holds the store,
+policy, rate limiter). Every response carries ``Zastava-Schema-Versions``. Database work runs in worker
+threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from ..config import BackendServer
+from ..contracts import (
+    ADMISSION_DECISION,
+    SCHEMA_VERSIONS_HEADER,
+    EnvelopeError,
+    EventKind,
+    IngestRejection,
+    IngestResponse,
+    RuntimePolicyRequest,
+    RuntimePolicyResponse,
+    parse_admission_envelope,
+    versions,
+)
+from ..contracts.base import format_utc
+from . import auth
+from .auth import Authenticator, AuthError, Principal, static_tenant
+from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, image_digest
+from .ingest import BodyError, Ingestor, read_body, split_envelopes
+from .openapi import document
+from .policy import PolicyEngine, evaluate
+from .ratelimit import RateLimiter
+from .store import DecisionRow, Page, Store
+
+__all__ = ["ApiError", "BackendApp", "BackendService", "create_app"]
+
+log = logging.getLogger("zastava.backend")
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+JSON = "application/json"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+def _json_response(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type=JSON, headers=dict(headers or {}))
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    return _json_response({"error": message, "status": status}, status, headers)
+
+
+def _iso(us: int) -> str:
+    return format_utc(datetime.fromtimestamp(us / 1_000_000, tz=UTC))
+
+
+class BackendMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "zastava_backend_requests",
+            "HTTP requests, by endpoint and status",
+            ("endpoint", "status"),
+            registry=self.registry,
+        )
+        self.latency_ms = Histogram(
+            "zastava_backend_request_latency_ms",
+            "Request latency in ms, by endpoint",
+            ("endpoint",),
+            buckets=(0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "zastava_backend_ingest_events",
+            "Ingested envelopes, by result",
+            ("result",),
+            registry=self.registry,
+        )
+        self.delta_scans = Counter(
+            "zastava_backend_delta_scans_requested", "Delta-scan requests recorded", registry=self.registry
+        )
+        self.rate_limited = Counter(
+            "zastava_backend_rate_limited", "Requests refused by a rate cap", registry=self.registry
+        )
+        self.purged = Counter(
+            "zastava_backend_purged_rows",
+            "Rows deleted by retention, by table",
+            ("table",),
+            registry=self.registry,
+        )
+
+
+class BackendService:
+    """Store, policy, caps and authentication of one backend process; handlers are thin over it."""
+
+    def __init__(
+        self,
+        settings: BackendServer,
+        store: Store,
+        *,
+        authenticator: Authenticator | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.authenticate = authenticator or static_tenant(settings.static_tenant)
+        self.clock = clock
+        self.policy = PolicyEngine(settings.policy_file, reload_seconds=settings.policy_reload_seconds)
+        self.limiter = RateLimiter(
+            (settings.tenant_rate.events_per_second, settings.tenant_rate.burst),
+            (settings.node_rate.events_per_second, settings.node_rate.burst),
+            clock=monotonic,
+        )
+        self.ingestor = Ingestor(store)
+        self.metrics = BackendMetrics()
+
+    def now_us(self) -> int:
+        return int(self.clock() * 1_000_000)
+
+    def purge_once(self) -> dict[str, int]:
+        retention = self.settings.retention
+        counts = self.store.purge(
+            self.now_us(),
+            events_s=retention.events_seconds,
+            decisions_s=retention.admission_decisions_seconds,
+            delta_scans_s=retention.delta_scans_seconds,
+        )
+        for table, count in counts.items():
+            if count:
+                self.metrics.purged.labels(table).inc(count)
+        if any(counts.values()):
+            log.info("retention purge", extra={"zastava_fields": {"deleted": counts}})
+        return counts
+
+    async def body(self, request: Request) -> bytes:
+        return await read_body(
+            request.stream(),
+            content_length=request.headers.get("content-length"),
+            content_encoding=request.headers.get("content-encoding"),
+            max_bytes=self.settings.max_body_bytes,
+            max_decompressed=self.settings.max_decompressed_bytes,
+        )
+
+    async def json_model(self, request: Request, model: type[M]) -> M:
+        raw = await self.body(request)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, f"body is not valid JSON: {exc}") from None
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            parts = [
+                f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}"
+                for err in exc.errors(include_url=False)[:10]
+            ]
+            raise ApiError(400, "; ".join(parts)) from None
+
+    # --------------------------------------------------------------------------------------- handlers
+
+    async def ingest_events(self, request: Request, principal: Principal) -> Response:
+        principal.require(auth.SCOPE_RUNTIME_WRITE)
+        body = await self.body(request)
+        items = split_envelopes(body, self.settings.max_events_per_request)
+        prepared = await anyio.to_thread.run_sync(
+            self.ingestor.prepare, principal.tenant, items, self.now_us()
+        )
+        wait = self.limiter.acquire(principal.tenant, prepared.per_node)
+        if wait is not None:
+            self.metrics.rate_limited.inc()
+            retry = RateLimiter.retry_after(wait)
+            raise ApiError(
+                429,
+                f"event rate cap reached for tenant or node; retry after {retry} s",
+                {"Retry-After": retry},
+            )
+        response = await anyio.to_thread.run_sync(self.ingestor.store_prepared, prepared)
+        m = self.metrics.events
+        m.labels("accepted").inc(response.accepted)
+        m.labels("duplicate").inc(response.duplicates)
+        m.labels("rejected").inc(len(response.rejected))
+        self.metrics.delta_scans.inc(len(response.delta_scans_requested))
+        return _json_response(response.wire(), _ingest_status(response))
+
+    async def list_events(self, request: Request, principal: Principal) -> Response:
+        principal.require(auth.SCOPE_RUNTIME_READ)
+        q = request.query_params
+        tenant = q.get("tenant")
+        if tenant is not None and tenant != principal.tenant:
+            raise ApiError(403, "tenant filter must be the caller's tenant")
+        kind = q.get("kind")
+        if kind is not None and kind not in EventKind.__members__:
+            raise ApiError(400, f"unknown kind {kind!r}; known: {', '.join(EventKind.__members__)}")
+        page = await anyio.to_thread.run_sync(
+            lambda: self.store.query_events(
+                principal.tenant,
+                node=q.get("node"),
+                namespace=q.get("namespace"),
+                kind=kind,
+                image=q.get("image"),
+                since_us=_since(q.get("since")),
+                limit=_limit(q.get("limit")),
+                cursor=_cursor(q.get("cursor")),
+            )
+        )
+        items = [
+            {
+                "receivedAt": _iso(item["receivedUs"]),
+                "envelope": item["envelope"],
+                **({"correlation": item["correlation"]} if item["correlation"] else {}),
+            }
+            for item in page.items
+        ]
+        return _json_response(_page(page, items))
+
+    async def runtime_policy(self, request: Request, principal: Principal) -> Response:
+        principal.require(auth.SCOPE_POLICY_READ)
+        req = await self.json_model(request, RuntimePolicyRequest)
+        policy, revision = self.policy.current()
+
+        def decide() -> RuntimePolicyResponse:
+            digests = {image: image_digest(image) for image in req.images}
+            known = sorted({d for d in digests.values() if d})
+            heads = self.store.catalog_heads(principal.tenant, known)
+            builds = self.store.recent_build_ids(principal.tenant, known)
+            results = {
+                image: evaluate(
+                    policy,
+                    heads.get(digest) if digest else None,
+                    namespace=req.namespace,
+                    labels=req.labels,
+                    build_ids=builds.get(digest) if digest else None,
+                )
+                for image, digest in digests.items()
+            }
+            return RuntimePolicyResponse(
+                ttl_seconds=policy.ttl_seconds, results=results, policy_revision=revision
+            )
+
+        response = await anyio.to_thread.run_sync(decide)
+        return _json_response(response.wire(), headers={"Zastava-Policy-Revision": revision})
+
+    async def put_catalog(self, request: Request, principal: Principal) -> Response:
+        principal.require(auth.SCOPE_CATALOG_WRITE)
+        digest = _digest(request)
+        put = await self.json_model(request, CatalogPut)
+        try:
+            record = build_record(digest, put, self.now_us())
+        except SbomError as exc:
+            raise ApiError(400, str(exc)) from None
+        await anyio.to_thread.run_sync(self.store.catalog_put, principal.tenant, record)
+        return await self._catalog_entry(principal.tenant, digest)
+
+    async def get_catalog(self, request: Request, principal: Principal) -> Response:
+        principal.require(auth.SCOPE_CATALOG_READ)
+        return await self._catalog_entry(principal.tenant, _digest(request))
+
+    async def _catalog_entry(self, tenant: str, digest: str) -> Response:
+        def load() -> dict[str, Any] | None:
+            record = self.store.catalog_get(tenant, digest)
+            if record is None:
+                return None
+            usage = self.store.component_usage(tenant, digest)
+            builds = self.store.recent_build_ids(tenant, [digest]).get(digest, [])
+            return build_entry(record, usage, builds).wire()
+
+        entry = await anyio.to_thread.run_sync(load)
+        if entry is None:
+            raise ApiError(404, f"image {digest} is not in the catalog")
+        return _json_response(entry)
+
+    async def list_delta_scans(self, request: Request, principal: Principal) -> Response:
+        principal.require(auth.SCOPE_RUNTIME_READ)
+        q = request.query_params
+        status = q.get("status")
+        if status is not None and status not in ("pending", "done"):
+            raise ApiError(400, "status must be pending or done")
+        page = await anyio.to_thread.run_sync(
+            lambda: self.store.query_delta_scans(
+                principal.tenant, status=status, limit=_limit(q.get("limit")), cursor=_cursor(q.get("cursor"))
+            )
+        )
+        items = [
+            {
+                "image": i["image"],
+                "reason": i["reason"],
+                "status": i["status"],
+                "requestedAt": _iso(i["requestedUs"]),
+                "lastRequestedAt": _iso(i["lastRequestedUs"]),
+                "count": i["count"],
+                **({"lastEventId": i["lastEventId"]} if i["lastEventId"] else {}),
+            }
+            for i in page.items
+        ]
+        return _json_response(_page(page, items))
+
+    async def ingest_decisions(self, request: Request, principal: Principal) -> Response:
+        principal.require(auth.SCOPE_ADMISSION_WRITE)
+        body = await self.body(request)
+        items = split_envelopes(body, self.settings.max_events_per_request)
+        now = self.now_us()
+        rows: list[DecisionRow] = []
+        rejected: list[IngestRejection] = []
+        seen: set[str] = set()
+        duplicates = 0
+        for item in items:
+            if item.error is not None:
+                rejected.append(IngestRejection(index=item.index, error=item.error))
+                continue
+            try:
+                version, decision = parse_admission_envelope(item.data)
+            except (EnvelopeError, OverflowError, ValueError) as exc:
+                rejected.append(IngestRejection(index=item.index, error=str(exc)[:1000]))
+                continue
+            problem = _decision_problem(decision.admission_id, decision.namespace, decision.pod_spec_digest)
+            if problem:
+                rejected.append(IngestRejection(index=item.index, error=problem))
+                continue
+            if decision.admission_id in seen:
+                duplicates += 1
+                continue
+            seen.add(decision.admission_id)
+            rows.append(
+                DecisionRow(
+                    tenant=principal.tenant,
+                    admission_id=decision.admission_id,
+                    namespace=decision.namespace,
+                    decision=decision.decision,
+                    pod_spec_digest=decision.pod_spec_digest,
+                    received_us=now,
+                    schema_version=str(version),
+                    body=item.raw if item.raw is not None else orjson.dumps(item.data).decode(),
+                )
+            )
+        inserted = await anyio.to_thread.run_sync(self.store.insert_decisions, rows)
+        response = IngestResponse(
+            received=len(items),
+            accepted=inserted,
+            duplicates=duplicates + len(rows) - inserted,
+            rejected=rejected,
+            schema_version=str(versions.current(ADMISSION_DECISION)),
+        )
+        return _json_response(response.wire(), _ingest_status(response))
+
+    async def list_decisions(self, request: Request, principal: Principal) -> Response:
+        principal.require(auth.SCOPE_ADMISSION_READ)
+        q = request.query_params
+        decision = q.get("decision")
+        if decision is not None and decision not in ("Allow", "Deny"):
+            raise ApiError(400, "decision must be Allow or Deny")
+        page = await anyio.to_thread.run_sync(
+            lambda: self.store.query_decisions(
+                principal.tenant,
+                namespace=q.get("namespace"),
+                decision=decision,
+                since_us=_since(q.get("since")),
+                limit=_limit(q.get("limit")),
+                cursor=_cursor(q.get("cursor")),
+            )
+        )
+        items = [{"receivedAt": _iso(i["receivedUs"]), "envelope": i["envelope"]} for i in page.items]
+        return _json_response(_page(page, items))
+
+
+def _ingest_status(response: IngestResponse) -> int:
+    if response.received and response.accepted + response.duplicates == 0:
+        return 400
+    return 202 if response.delta_scans_requested else 200
+
+
+def _decision_problem(admission_id: str, namespace: str, pod_spec_digest: str) -> str | None:
+    for name, value, limit in (
+        ("admissionId", admission_id, 253),
+        ("namespace", namespace, 253),
+        ("podSpecDigest", pod_spec_digest, 128),
+    ):
+        if len(value) > limit:
+            return f"decision.{name} is longer than {limit} characters"
+        if "\x00" in value:
+            return f"decision.{name} contains a NUL character"
+    return None
+
+
+def _page(page: Page, items: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"items": items, "total": page.total}
+    if page.next_cursor:
+        out["nextCursor"] = page.next_cursor
+    return out
+
+
+def _digest(request: Request) -> str:
+    digest = str(request.path_params["digest"])
+    if not DIGEST_RE.match(digest):
+        raise ApiError(400, f"image digest must be sha256:<64 hex>, got {digest[:100]!r}")
+    return digest
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return 100
+    if not value.isdigit() or not 1 <= int(value) <= 1000:
+        raise ApiError(400, "limit must be an integer from 1 to 1000")
+    return int(value)
+
+
+def _cursor(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 19:
+        raise ApiError(400, "cursor must be the nextCursor of a previous page")
+    return int(value)
+
+
+def _since(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, f"since must be an RFC 3339 timestamp, got {value[:64]!r}") from None
+    if parsed.tzinfo is None:
+        raise ApiError(400, "since must carry a timezone (e.g. a trailing Z)")
+    try:
+        return int(parsed.timestamp() * 1_000_000)
+    except (OverflowError, ValueError, OSError):
+        raise ApiError(400, "since is out of range") from None
+
+
+Handler = Callable[[Request, Principal], Awaitable[Response]]
+
+
+def _endpoint(
+    service: BackendService, name: str, handler: Handler
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            principal = await service.authenticate(request)
+            response = await handler(request, principal)
+        except AuthError as exc:
+            headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
+            response = _error(exc.status, str(exc), headers)
+        except (ApiError, BodyError) as exc:
+            response = _error(exc.status, str(exc), getattr(exc, "headers", None))
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
+            # the database is down or saturated: nothing was stored; clients keep their data and retry
+            log.error(
+                "store unavailable", extra={"zastava_fields": {"endpoint": name, "error": type(exc).__name__}}
+            )
+            response = _error(503, "store unavailable; retry later", {"Retry-After": "5"})
+        service.metrics.requests.labels(name, str(response.status_code)).inc()
+        service.metrics.latency_ms.labels(name).observe((time.perf_counter() - started) * 1000)
+        return response
+
+    return endpoint
+
+
+class BackendApp:
+    """ASGI app: Starlette with the schema-versions header added to every response (errors included)."""
+
+    def __init__(self, service: BackendService, starlette: Starlette) -> None:
+        self.service = service
+        self.starlette = starlette
+        self.state = starlette.state
+        self._header = (SCHEMA_VERSIONS_HEADER.lower().encode(), versions.header_value().encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.starlette(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self._header]}
+            await send(message)
+
+        await self.starlette(scope, receive, send_with_header)
+
+
+def create_app(
+    settings: BackendServer | None = None,
+    *,
+    store: Store | None = None,
+    authenticator: Authenticator | None = None,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+    purge: bool = True,
+) -> BackendApp:
+    """The backend app. Opens (and migrates) the store from ``settings.store`` unless one is given."""
+    settings = settings or BackendServer()
+    owned = store is None
+    store = store or Store(settings.store)
+    service = BackendService(settings, store, authenticator=authenticator, clock=clock, monotonic=monotonic)
+    openapi = orjson.dumps(document())
+
+    async def healthz(_request: Request) -> Response:
+        return _json_response({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        if await anyio.to_thread.run_sync(store.ready):
+            return _json_response({"status": "ready"})
+        return _error(503, "store not reachable or not migrated")
+
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(service.metrics.registry), media_type="text/plain; version=0.0.4")
+
+    async def openapi_json(_request: Request) -> Response:
+        return Response(openapi, media_type=JSON)
+
+    def route(path: str, name: str, handler: Handler, method: str) -> Route:
+        return Route(path, _endpoint(service, name, handler), methods=[method], name=name)
+
+    api = "/api/v1/scanner"
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        route(f"{api}/runtime/events", "events.ingest", service.ingest_events, "POST"),
+        route(f"{api}/runtime/events", "events.list", service.list_events, "GET"),
+        route(f"{api}/policy/runtime", "policy.runtime", service.runtime_policy, "POST"),
+        route(f"{api}/catalog/images/{{digest}}", "catalog.put", service.put_catalog, "PUT"),
+        route(f"{api}/catalog/images/{{digest}}", "catalog.get", service.get_catalog, "GET"),
+        route(f"{api}/delta-scans", "deltaScans.list", service.list_delta_scans, "GET"),
+        route(f"{api}/admission/decisions", "decisions.ingest", service.ingest_decisions, "POST"),
+        route(f"{api}/admission/decisions", "decisions.list", service.list_decisions, "GET"),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(_purge_loop(service)) if purge else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if owned:
+                store.close()
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, str(exc.detail), exc.headers)
+
+    async def server_error(_request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        return _error(500, "internal error")
+
+    starlette = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+    )
+    starlette.state.service = service
+    return BackendApp(service, starlette)
+
+
+async def _purge_loop(service: BackendService) -> None:
+    interval = service.settings.retention.purge_interval_seconds
+    while True:
+        try:
+            await anyio.to_thread.run_sync(service.purge_once)
+        except Exception:
+            log.exception("retention purge failed; will retry")
+        await asyncio.sleep(interval)

@@ -1,0 +1,215 @@
+"""CLI of the reference backend: ``zastava backend serve``, ``zastava catalog import``,
+``zastava runtime policy test`` (spec §3.4 step 4). Heavy modules are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..cli import err, fail, read_input, write_json
+
+__all__ = ["DEFAULT_BACKEND_URL", "backend_app", "catalog_app", "runtime_app"]
+
+#: Where the client commands find the backend without ``--backend`` (or ``ZASTAVA_BACKEND_URL``).
+DEFAULT_BACKEND_URL = "http://127.0.0.1:8080"
+
+backend_app = typer.Typer(help="The reference runtime backend.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The backend's image catalog.", no_args_is_help=True)
+runtime_app = typer.Typer(help="Runtime policy and events, as the backend sees them.", no_args_is_help=True)
+policy_app = typer.Typer(help="Runtime policy verdicts.", no_args_is_help=True)
+runtime_app.add_typer(policy_app, name="policy")
+
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend", help=f"Backend base URL (default $ZASTAVA_BACKEND_URL or {DEFAULT_BACKEND_URL})."
+    ),
+]
+
+
+def _backend_url(value: str | None) -> str:
+    url = value or os.environ.get("ZASTAVA_BACKEND_URL") or DEFAULT_BACKEND_URL
+    if not url.startswith(("http://", "https://")):
+        fail(f"--backend must be an http(s) URL, got {url!r}")
+    return url.rstrip("/")
+
+
+def _split_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"--listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+@backend_app.command("serve")
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML configuration (zastava.backendServer).")
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option("--store", help="sqlite:///PATH (default) or postgresql://…")
+    ] = None,
+    listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT (default 127.0.0.1:8080)")] = None,
+    policy: Annotated[Path | None, typer.Option("--policy", help="Backend policy file (YAML).")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR")] = "INFO",
+) -> None:
+    """Serve the backend API (migrations are applied to the store on start)."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from ..config import BackendServer, ConfigError, load_config
+    from ..telemetry import configure_logging
+    from .app import create_app
+    from .policy import PolicyError
+    from .store import StoreError
+
+    try:
+        cfg = load_config(config) if config else load_config(None, warn=False)
+    except ConfigError as exc:
+        fail(str(exc))
+    overrides: dict[str, Any] = {}
+    if store:
+        overrides["store"] = store
+    if listen:
+        overrides["listen"] = listen
+    if policy:
+        overrides["policy_file"] = str(policy)
+    try:
+        settings = BackendServer.model_validate({**cfg.backend_server.model_dump(), **overrides})
+    except ValidationError as exc:
+        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)))
+    host, port = _split_listen(settings.listen)
+    configure_logging(log_level.upper(), fmt=cfg.runtime.logging.format)
+    try:
+        app = create_app(settings)
+    except (StoreError, PolicyError) as exc:
+        fail(str(exc))
+    err.print(
+        f"zastava backend on http://{host}:{port} (store {app.service.store.redacted_url})", highlight=False
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        limit_concurrency=settings.max_concurrent_requests,  # beyond it: 503, bounded memory
+    )
+
+
+@backend_app.command("check-policy")
+def check_policy(
+    source: Annotated[str, typer.Argument(help="Backend policy file (YAML), or - for stdin.")],
+) -> None:
+    """Validate a backend policy file; print its revision (exit 2 with the offending key when invalid)."""
+    from .policy import PolicyError, load_policy
+
+    try:
+        policy = load_policy(read_input(source).decode("utf-8", errors="replace"), source)
+    except PolicyError as exc:
+        fail(str(exc))
+    typer.echo(
+        f"valid: {len(policy.rules)} rule(s), ttlSeconds {policy.ttl_seconds}, revision {policy.revision()}"
+    )
+
+
+@catalog_app.command("import")
+def catalog_import(
+    image: Annotated[str, typer.Option("--image", help="Image digest sha256:<hex> (or repo@sha256:<hex>).")],
+    sbom: Annotated[str | None, typer.Option("--sbom", help="CycloneDX JSON file, or - for stdin.")] = None,
+    signed: Annotated[bool, typer.Option("--signed", help="The image signature was verified.")] = False,
+    rekor: Annotated[str | None, typer.Option("--rekor", help="Rekor entry UUID.")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="Base image digest.")] = None,
+    backend: BackendOption = None,
+) -> None:
+    """Put an image's SBOM and posture facts into the backend catalog."""
+    import httpx
+
+    from .catalog import image_digest
+
+    digest = image_digest(image)
+    if digest is None:
+        fail(f"--image must be sha256:<64 hex> or repo@sha256:<64 hex>, got {image!r}")
+    body: dict[str, Any] = {"signed": signed}
+    if sbom is not None:
+        try:
+            body["sbom"] = json.loads(read_input(sbom))
+        except ValueError as exc:
+            fail(f"{sbom} is not JSON: {exc}")
+    if rekor:
+        body["rekor"] = {"uuid": rekor}
+    if base:
+        body["baseImageDigest"] = base
+    url = f"{_backend_url(backend)}/api/v1/scanner/catalog/images/{digest}"
+    try:
+        response = httpx.put(url, json=body, timeout=60)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the backend at {url}: {exc}", 1)
+    if response.status_code != 200:
+        fail(f"backend refused the catalog entry ({response.status_code}): {_error_text(response)}", 1)
+    entry = response.json()
+    typer.echo(
+        f"{entry['digest']}: signed={str(entry['signed']).lower()} hasSbom={str(entry['hasSbom']).lower()} "
+        f"components={len(entry['components'])} vulnerabilities={len(entry['vulnerabilities'])}"
+    )
+
+
+@policy_app.command("test")
+def policy_test(
+    image: Annotated[str, typer.Option("--image", help="Image digest or reference.")],
+    namespace: Annotated[str | None, typer.Option("--namespace", help="Namespace the image runs in.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="Pod label KEY=VALUE (repeatable).")
+    ] = None,
+    backend: BackendOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the backend response as JSON.")] = False,
+) -> None:
+    """Print the backend's verdict, reasons and most recent build-ids for an image.
+
+    Exit status 0 whatever the verdict; 1 when the backend cannot answer; 2 on bad arguments.
+    """
+    import httpx
+
+    labels: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--label must be KEY=VALUE, got {item!r}")
+        labels[key] = value
+    request: dict[str, Any] = {"images": [image], "labels": labels}
+    if namespace is not None:
+        request["namespace"] = namespace
+    url = f"{_backend_url(backend)}/api/v1/scanner/policy/runtime"
+    try:
+        response = httpx.post(url, json=request, timeout=30)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the backend at {url}: {exc}", 1)
+    if response.status_code != 200:
+        fail(f"backend refused the policy request ({response.status_code}): {_error_text(response)}", 1)
+    data = response.json()
+    if as_json:
+        write_json(data)
+        return
+    result = data["results"][image]
+    typer.echo(f"image:     {image}")
+    typer.echo(f"verdict:   {result['policyVerdict']}")
+    typer.echo(f"signed:    {str(result['signed']).lower()}")
+    typer.echo(f"hasSbom:   {str(result['hasSbom']).lower()}")
+    typer.echo("reasons:   " + ("; ".join(result.get("reasons") or []) or "-"))
+    typer.echo("buildIds:  " + (" ".join(result.get("buildIds") or []) or "-"))
+    if result.get("rekor", {}).get("uuid"):
+        typer.echo(f"rekor:     {result['rekor']['uuid']}")
+    typer.echo(f"ttl:       {data['ttlSeconds']}s   policyRevision: {data.get('policyRevision', '-')}")
+
+
+def _error_text(response: Any) -> str:
+    try:
+        return str(response.json().get("error", response.text))[:2000]
+    except ValueError:
+        return str(response.text)[:2000]

@@ -1,0 +1,364 @@
+"""Event ingest: bounded body reading (gzip-bomb safe), envelope splitting, validation, correlation.
+
+Flow of ``POST /api/v1/scanner/runtime/events``: :func:`read_body` (size caps before and after gzip) →
+:func:`split_envelopes` (JSON array or ND-JSON; a bad line is a rejection by index, not a failed request) →
+:meth:`Ingestor.prepare` (validate each envelope with the contracts' version negotiation, tenant check, dedupe
+within the batch, catalog correlation, build-ids, used components, delta-scan requests) → rate caps →
+:meth:`Store.ingest` (one transaction, idempotent by ``(tenant, eventId)``).
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..contracts import (
+    RUNTIME_EVENT,
+    EnvelopeError,
+    EventKind,
+    IngestRejection,
+    IngestResponse,
+    RuntimeEvent,
+    SchemaVersion,
+    parse_runtime_envelope,
+    versions,
+)
+from .catalog import CatalogIndex, image_digest
+from .store import CatalogHead, EventRow, IngestWrite, Store
+
+__all__ = [
+    "BodyError",
+    "Ingestor",
+    "Prepared",
+    "read_body",
+    "split_envelopes",
+]
+
+_MAX_ERROR = 1000
+
+
+class BodyError(Exception):
+    """The request body as a whole cannot be read: ``status`` is 400, 413 or 415."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def read_body(
+    chunks: AsyncIterator[bytes],
+    *,
+    content_length: str | None,
+    content_encoding: str | None,
+    max_bytes: int,
+    max_decompressed: int,
+) -> bytes:
+    """The (decompressed) body, never holding more than ``max_bytes`` compressed + ``max_decompressed``."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding not in ("identity", "gzip", "x-gzip"):
+        raise BodyError(415, f"unsupported Content-Encoding {encoding!r}: send identity or gzip")
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise BodyError(400, "invalid Content-Length") from None
+        if declared > max_bytes:
+            raise BodyError(413, f"body of {declared} bytes exceeds the limit of {max_bytes} bytes")
+    buffer = bytearray()
+    async for chunk in chunks:
+        buffer += chunk
+        if len(buffer) > max_bytes:
+            raise BodyError(413, f"body exceeds the limit of {max_bytes} bytes")
+    if encoding == "identity":
+        return bytes(buffer)
+    return gunzip_bounded(bytes(buffer), max_decompressed)
+
+
+def gunzip_bounded(data: bytes, limit: int) -> bytes:
+    """Decompress one or more concatenated gzip members, refusing output beyond ``limit`` bytes."""
+    out = bytearray()
+    rest = data
+    while rest:
+        decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            piece = decomp.decompress(rest, limit - len(out) + 1)
+        except zlib.error as exc:
+            raise BodyError(400, f"body is not valid gzip: {exc}") from None
+        out += piece
+        if len(out) > limit or decomp.unconsumed_tail:
+            raise BodyError(413, f"decompressed body exceeds the limit of {limit} bytes")
+        if not decomp.eof:
+            raise BodyError(400, "gzip body is truncated")
+        rest = decomp.unused_data
+        if rest and not rest.lstrip(b"\0"):
+            break  # trailing zero padding
+    return bytes(out)
+
+
+@dataclass
+class Item:
+    index: int
+    data: Any = None
+    raw: str | None = None  # the envelope text as received (ND-JSON line), when available
+    error: str | None = None
+
+
+def split_envelopes(body: bytes, max_items: int) -> list[Item]:
+    """A JSON array of envelopes, one JSON object, or ND-JSON (one per non-blank line).
+
+    Indexes count envelopes from 0 (for ND-JSON: the position among non-blank lines).
+    """
+    head = body.lstrip()
+    if not head:
+        raise BodyError(400, "empty body: send a JSON array of envelopes or ND-JSON, one envelope per line")
+    if head[:1] in (b"[", b"{"):
+        # a JSON array or one object, unless the body only parses line by line (ND-JSON whose first line
+        # happens to be an array or object): then every line is judged on its own and nothing good is lost
+        try:
+            whole: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            whole = None
+        if isinstance(whole, dict):
+            return [Item(0, whole)]
+        if isinstance(whole, list):
+            if not whole:
+                raise BodyError(400, "empty array: send at least one envelope")
+            if len(whole) > max_items:
+                raise BodyError(413, f"{len(whole)} envelopes in one request exceed the limit of {max_items}")
+            return [Item(i, value) for i, value in enumerate(whole)]
+    items: list[Item] = []
+    for line in body.split(b"\n"):
+        if not line.strip():
+            continue
+        if len(items) >= max_items:
+            raise BodyError(413, f"more than {max_items} envelopes in one request")
+        index = len(items)
+        try:
+            items.append(Item(index, orjson.loads(line), raw=line.decode("utf-8").strip()))
+        except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+            items.append(Item(index, error=f"line is not valid JSON: {exc}"[:_MAX_ERROR]))
+    return items
+
+
+@dataclass
+class Prepared:
+    write: IngestWrite
+    response: IngestResponse
+    per_node: Counter[str] = field(default_factory=Counter)
+
+
+def _us(event: RuntimeEvent) -> int:
+    return int(event.when.timestamp() * 1_000_000)
+
+
+class Ingestor:
+    """Validation and correlation of one batch; keeps a small cache of catalog file indexes."""
+
+    def __init__(self, store: Store, *, index_cache: int = 256) -> None:
+        self.store = store
+        self._cache: OrderedDict[tuple[str, str], tuple[int, CatalogIndex]] = OrderedDict()
+        self._cache_size = index_cache
+        self._lock = threading.Lock()
+
+    def _index(self, tenant: str, head: CatalogHead) -> CatalogIndex | None:
+        key = (tenant, head.digest)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == head.updated_us:
+                self._cache.move_to_end(key)
+                return hit[1]
+        record = self.store.catalog_get(tenant, head.digest)
+        if record is None:
+            return None
+        index = CatalogIndex.of(record.components)
+        with self._lock:
+            self._cache[key] = (record.updated_us, index)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return index
+
+    def prepare(self, tenant: str, items: Iterable[Item], now_us: int) -> Prepared:
+        write = IngestWrite(tenant=tenant)
+        rejected: list[IngestRejection] = []
+        received = duplicates = 0
+        seen: set[str] = set()
+        valid: list[tuple[Item, str, RuntimeEvent]] = []
+        schema: SchemaVersion
+        for item in items:
+            received += 1
+            if item.error is not None:
+                rejected.append(IngestRejection(index=item.index, error=item.error))
+                continue
+            try:
+                schema, event = parse_runtime_envelope(item.data)
+            except (EnvelopeError, OverflowError, ValueError) as exc:
+                # OverflowError: a timestamp whose UTC conversion leaves the datetime range (the contracts'
+                # UTC normaliser raises it outside pydantic's error handling)
+                event_id = _peek_event_id(item.data)
+                rejected.append(
+                    IngestRejection(index=item.index, error=str(exc)[:_MAX_ERROR], event_id=event_id)
+                )
+                continue
+            problem = _column_problem(event)
+            if problem is not None:
+                rejected.append(IngestRejection(index=item.index, error=problem))
+                continue
+            if event.tenant != tenant:
+                rejected.append(
+                    IngestRejection(
+                        index=item.index,
+                        error=f"event tenant {event.tenant!r} does not match the caller's tenant",
+                        event_id=event.event_id,
+                    )
+                )
+                continue
+            if event.event_id in seen:
+                duplicates += 1
+                continue
+            seen.add(event.event_id)
+            valid.append((item, str(schema), event))
+
+        digests = {d for _, _, ev in valid if (d := image_digest(ev.workload.image_ref))}
+        heads = self.store.catalog_heads(tenant, sorted(digests)) if digests else {}
+        requested: dict[str, str] = {}
+        build_ids: dict[tuple[str, str], int] = {}
+        usage: dict[tuple[str, str], tuple[str, int, str]] = {}
+        per_node: Counter[str] = Counter()
+        matched: dict[
+            tuple[str, tuple[tuple[str, str | None], ...], tuple[str, ...]], list[tuple[str, str]]
+        ] = {}
+        for item, version, event in valid:
+            ref = event.workload.image_ref
+            digest = image_digest(ref)
+            image = digest or ref
+            head = heads.get(digest) if digest else None
+            when_us = _us(event)
+            correlation: dict[str, Any] | None = None
+            if head is not None:
+                correlation = {
+                    "catalog": {
+                        "digest": head.digest,
+                        "signed": head.signed,
+                        "hasSbom": head.has_sbom,
+                        **({"baseImageDigest": head.base_digest} if head.base_digest else {}),
+                    }
+                }
+            if image and (head is None or not head.has_sbom):
+                reason = "no-sbom" if head is not None else "unknown-image" if digest else "unpinned-image"
+                requested.setdefault(image, reason)
+                write.delta_scans.append((image, reason, now_us, event.event_id))
+                correlation = {**(correlation or {}), "deltaScan": reason}
+            if event.kind is EventKind.CONTAINER_START and digest:
+                if event.process is not None and event.process.build_id:
+                    key = (digest, event.process.build_id)
+                    build_ids[key] = max(build_ids.get(key, 0), when_us)
+                if head is not None and head.has_sbom:
+                    # containers of one image load the same files: match each distinct set once per batch
+                    files = (
+                        digest,
+                        tuple((lib.path, lib.sha256) for lib in event.loaded_libs or ()),
+                        tuple(event.process.terminals or ()) if event.process else (),
+                    )
+                    used = matched.get(files)
+                    if used is None:
+                        used = matched[files] = self._used(tenant, head, event)
+                    for bom_ref, how in used:
+                        usage[(digest, bom_ref)] = (how, when_us, event.event_id)
+                    if used:
+                        assert correlation is not None
+                        correlation["usedComponents"] = sorted({ref for ref, _ in used})
+            per_node[event.node] += 1
+            workload = event.workload
+            write.events.append(
+                EventRow(
+                    tenant=tenant,
+                    event_id=event.event_id,
+                    received_us=now_us,
+                    when_us=when_us,
+                    kind=event.kind.value,
+                    node=event.node,
+                    namespace=workload.namespace,
+                    pod=workload.pod,
+                    container_id=workload.container_id,
+                    image=image,
+                    image_digest=digest,
+                    build_id=event.process.build_id if event.process else None,
+                    schema_version=version,
+                    body=item.raw if item.raw is not None else orjson.dumps(item.data).decode(),
+                    correlation=orjson.dumps(correlation).decode() if correlation else None,
+                )
+            )
+        # one delta-scan upsert per image and batch
+        write.delta_scans = list({d[0]: d for d in write.delta_scans}.values())
+        write.build_ids = [(d, b, t) for (d, b), t in build_ids.items()]
+        write.usage = [(d, ref, how, t, eid) for (d, ref), (how, t, eid) in usage.items()]
+        response = IngestResponse(
+            received=received,
+            accepted=0,  # filled in once stored
+            duplicates=duplicates,
+            rejected=rejected,
+            delta_scans_requested=sorted(requested),
+            schema_version=str(versions.current(RUNTIME_EVENT)),
+        )
+        return Prepared(write, response, per_node)
+
+    def _used(self, tenant: str, head: CatalogHead, event: RuntimeEvent) -> list[tuple[str, str]]:
+        index = self._index(tenant, head)
+        if index is None:
+            return []
+        found: list[tuple[str, str]] = []
+        for lib in event.loaded_libs or []:
+            hit = index.match(lib.path, lib.sha256)
+            if hit is not None:
+                found.append(hit)
+        if event.process is not None:
+            for path in event.process.terminals or []:
+                hit = index.match(path, None)
+                if hit is not None:
+                    found.append(hit)
+        return found
+
+    def store_prepared(self, prepared: Prepared) -> IngestResponse:
+        inserted = self.store.ingest(prepared.write)
+        response = prepared.response
+        stored = len(prepared.write.events)
+        return response.model_copy(
+            update={"accepted": inserted, "duplicates": response.duplicates + (stored - inserted)}
+        )
+
+
+#: Longest value the store indexes, per event field (longer values are refused, never truncated).
+_COLUMN_LIMITS: tuple[tuple[str, int, Callable[[RuntimeEvent], str | None]], ...] = (
+    ("eventId", 128, lambda e: e.event_id),
+    ("node", 253, lambda e: e.node),
+    ("workload.namespace", 253, lambda e: e.workload.namespace),
+    ("workload.pod", 253, lambda e: e.workload.pod),
+    ("workload.containerId", 512, lambda e: e.workload.container_id),
+    ("workload.imageRef", 1024, lambda e: e.workload.image_ref),
+)
+
+
+def _column_problem(event: RuntimeEvent) -> str | None:
+    for name, limit, get in _COLUMN_LIMITS:
+        value = get(event)
+        if value is None:
+            continue
+        if len(value) > limit:
+            return f"event.{name} is longer than {limit} characters"
+        if "\x00" in value:
+            return f"event.{name} contains a NUL character"
+    return None
+
+
+def _peek_event_id(data: Any) -> str | None:
+    if isinstance(data, dict) and isinstance(data.get("event"), dict):
+        value = data["event"].get("eventId")
+        if isinstance(value, str) and 0 < len(value) <= 128:
+            return value
+    return None

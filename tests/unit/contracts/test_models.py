@@ -172,5 +172,5 @@ def test_admission_envelope_round_trip() -> None:
 def test_timestamps_overflowing_utc_are_a_clear_error() -> None:
     wire = runtime_envelope_wire(example_runtime_event())
     wire["event"]["when"] = "9999-12-31T23:59:59-14:00"
-    with pytest.raises(EnvelopeError, match="event.when"):
+    with pytest.raises(EnvelopeError, match=r"event\.when"):
         parse_runtime_envelope(wire)

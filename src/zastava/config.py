@@ -350,6 +350,15 @@ class BackendServer(Section):
     tenant_rate: RateCap = Field(default_factory=lambda: RateCap(events_per_second=50_000, burst=100_000))
     node_rate: RateCap = Field(default_factory=lambda: RateCap(events_per_second=1_000, burst=10_000))
     static_tenant: str = Field("tenant-01", min_length=1, max_length=253)
+    auth: Literal["static", "optok"] = Field(
+        "static",
+        description="static: every caller is staticTenant (development); optok: Authority OpToks verified "
+        "against zastava.runtime.authority.issuer, DPoP/mTLS per requireDpop/requireMutualTls",
+    )
+    tenants: list[str] = Field(default_factory=list, description="tenants served (optok); empty = any")
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    client_ca_file: str | None = Field(None, description="CA of client certificates (mTLS binding)")
 
     @model_validator(mode="after")
     def _store(self) -> BackendServer:

@@ -464,8 +464,7 @@ def _endpoint(
             principal = await service.authenticate(request)
             response = await handler(request, principal)
         except AuthError as exc:
-            headers = {"WWW-Authenticate": exc.challenge} if exc.challenge else None
-            response = _error(exc.status, str(exc), headers)
+            response = _error(exc.status, str(exc), exc.headers or None)
         except (ApiError, BodyError) as exc:
             response = _error(exc.status, str(exc), getattr(exc, "headers", None))
         except (OperationalError, InterfaceError, PoolTimeout) as exc:

@@ -51,10 +51,20 @@ ALL_SCOPES = frozenset(
 class AuthError(Exception):
     """Authentication (401) or authorisation (403) failed; ``str()`` is safe to return to the caller."""
 
-    def __init__(self, status: int, message: str, *, challenge: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        challenge: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.challenge = challenge
+        self.headers = dict(headers or {})
+        if challenge:
+            self.headers["WWW-Authenticate"] = challenge
 
 
 @dataclass(frozen=True)

@@ -85,12 +85,27 @@ def serve(
         fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)))
     host, port = _split_listen(settings.listen)
     configure_logging(log_level.upper(), fmt=cfg.runtime.logging.format)
+    authenticator = None
+    tls: dict[str, Any] = {}
+    if settings.auth == "optok":
+        from .optok import optok_authenticator
+
+        authenticator, _verifier = optok_authenticator(cfg.model_copy(update={"backend_server": settings}))
+    if settings.tls_cert_file and settings.tls_key_file:
+        from ..auth import uvicorn_tls_kwargs
+
+        tls = uvicorn_tls_kwargs(
+            certfile=settings.tls_cert_file, keyfile=settings.tls_key_file, client_ca=settings.client_ca_file
+        )
     try:
-        app = create_app(settings)
+        app = create_app(settings, authenticator=authenticator)
     except (StoreError, PolicyError) as exc:
         fail(str(exc))
+    scheme = "https" if tls else "http"
     err.print(
-        f"zastava backend on http://{host}:{port} (store {app.service.store.redacted_url})", highlight=False
+        f"zastava backend on {scheme}://{host}:{port} "
+        f"(auth {settings.auth}, store {app.service.store.redacted_url})",
+        highlight=False,
     )
     uvicorn.run(
         app,
@@ -100,6 +115,7 @@ def serve(
         access_log=False,
         lifespan="on",
         limit_concurrency=settings.max_concurrent_requests,  # beyond it: 503, bounded memory
+        **tls,
     )
 
 

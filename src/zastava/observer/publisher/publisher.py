@@ -1,0 +1,451 @@
+"""The asynchronous event pipeline: rate limit/coalesce → disk ring buffer → batch → gzip → POST (spec §3.3).
+
+Every accepted event is appended to the disk buffer before :meth:`EventPublisher.publish` returns (one
+``write(2)``), so a crash of the agent loses nothing it accepted; a sender task reads the buffer in order,
+batches by ``publisher.batchMaxEvents`` or ``publisher.flushIntervalSeconds``, and acknowledges records only
+after the backend answered 2xx. Delivery is at-least-once; the backend stores each ``eventId`` once.
+
+Backend answers: 2xx → acknowledged; 429/503 → wait ``Retry-After`` (else jittered exponential backoff);
+other 5xx, timeouts and connection errors → jittered exponential backoff; 400/413/422 → the batch is split
+until the offending event is isolated, which is then counted (``zastava_runtime_events_rejected_total``),
+logged and skipped so that it never blocks the queue; 401/403/404 → retried slowly, never dropped.
+
+Envelopes are written at the schema version negotiated from the backend's ``Zastava-Schema-Versions`` header
+(current v1.1 until a response says otherwise). Towards a v1.0 backend ``count`` is left out and
+``AGENT_WARNING`` events, which v1.0 cannot carry, are logged instead of sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+
+from ...config import ZastavaConfig
+from ...contracts import (
+    KINDS_V1_0,
+    RUNTIME_EVENT,
+    AgentWarning,
+    EnvelopeError,
+    EventKind,
+    RuntimeEvent,
+    RuntimeInfo,
+    SchemaVersion,
+    Workload,
+    dump_runtime_envelope,
+    parse_runtime_envelope,
+    versions,
+)
+from ...telemetry.logging import fields
+from ...telemetry.metrics import ZastavaMetrics, default_metrics
+from ...telemetry.tracing import span
+from .buffer import BufferRecord, DiskBuffer, Gap
+from .client import Backoff, EventsClient, HeadersProvider, Outcome, PostResult
+from .ratelimit import Admission, Coalescer, TokenBucket
+
+__all__ = ["EventPublisher", "PublisherClosed", "gap_warning_event"]
+
+log = logging.getLogger("zastava.observer.publisher")
+
+_ENDPOINT = "events"
+#: Delay between retries of answers that need an operator (401/403/404): slow, but never give up.
+_FATAL_RETRY_SECONDS = 30.0
+
+
+class PublisherClosed(RuntimeError):
+    """publish() after aclose(), or before start()."""
+
+
+def _ts_us(value: datetime) -> int:
+    return int(value.timestamp() * 1_000_000)
+
+
+def _from_us(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value / 1_000_000, UTC)
+
+
+def gap_warning_event(gap: Gap, *, tenant: str, node: str, engine: str = "unknown") -> RuntimeEvent:
+    """The ``AGENT_WARNING`` event (v1.1) reporting events dropped from the buffer past its cap."""
+    warning = AgentWarning(
+        code="buffer.drop",
+        message=f"disk buffer full: dropped the {gap.count} oldest undelivered event(s)",
+        count=gap.count,
+        since=_from_us(gap.since_us),
+        until=_from_us(gap.until_us),
+    )
+    runtime_engine = engine if engine in ("containerd", "cri-o", "docker") else "unknown"
+    event = RuntimeEvent(
+        event_id="pending",
+        when=datetime.now(UTC),
+        kind=EventKind.AGENT_WARNING,
+        tenant=tenant,
+        node=node,
+        runtime=RuntimeInfo(engine=runtime_engine),
+        workload=Workload(platform="host", container_id=f"host://{node}"),
+        warning=warning,
+    )
+    return event.with_computed_id()
+
+
+class EventPublisher:
+    """Durable, batching publisher of runtime events to the backend.
+
+    ``buffer_dir`` overrides ``publisher.bufferDir``; ``headers_provider(method, url)`` returns per-request
+    auth headers; ``http_client`` is used as is (and not closed) when given. ``rate_limit=False`` bypasses
+    ``zastava.limits`` (the ``events send`` replay command uses it). ``node_name`` names this node in the gap
+    warning event (default: ``$NODE_NAME``, else the host name).
+    """
+
+    def __init__(
+        self,
+        config: ZastavaConfig,
+        *,
+        buffer_dir: Path | None = None,
+        metrics: ZastavaMetrics | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        headers_provider: HeadersProvider | None = None,
+        rate_limit: bool = True,
+        node_name: str | None = None,
+    ) -> None:
+        self.config = config
+        pub = config.publisher
+        self.metrics = metrics or default_metrics()
+        self.buffer = DiskBuffer(buffer_dir or Path(pub.buffer_dir), pub.buffer_max_bytes)
+        self.buffer.on_drop = self._on_drop  # type: ignore[method-assign]
+        self.buffer.on_corrupt = self._on_corrupt  # type: ignore[method-assign]
+        self.client = EventsClient(
+            config.backend.base_address,
+            config.backend.events_path,
+            http_client=http_client,
+            headers_provider=headers_provider,
+            gzip=pub.gzip,
+            timeout=config.backend.request_timeout_seconds,
+        )
+        limits = config.limits
+        self.limiter: Coalescer | None = (
+            Coalescer(TokenBucket(limits.events_per_second, limits.burst), limits.per_node_queue)
+            if rate_limit
+            else None
+        )
+        self.batch_max = pub.batch_max_events
+        self.flush_interval = pub.flush_interval_seconds
+        self.node_name = node_name or os.environ.get("NODE_NAME") or socket.gethostname()
+        self.version: SchemaVersion | None = None  # negotiated with the backend; None until it answered
+        self.rejected_total = 0
+        self.delivered_total = 0
+        self._accept_header = versions.header_value(RUNTIME_EVENT)
+        self._backoff = Backoff()
+        self._wake = asyncio.Event()
+        self._release_wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._flush_requested = 0
+        self._sender: asyncio.Task[None] | None = None
+        self._releaser: asyncio.Task[None] | None = None
+        self._started = False
+        self._closed = False
+        self._limit_drop_logged = 0.0
+
+    # ------------------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self.buffer.open()
+        self._started = True
+        self._update_gauges()
+        if self.buffer.pending:
+            log.info("replaying buffered events", extra=fields(pending=self.buffer.pending))
+        self._sender = asyncio.create_task(self._run_sender(), name="zastava-publisher-sender")
+        if self.limiter is not None:
+            self._releaser = asyncio.create_task(self._run_releaser(), name="zastava-publisher-limiter")
+
+    async def __aenter__(self) -> EventPublisher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Persist events waiting in the rate limiter, deliver what can be within ``timeout`` (default: the
+        backend request timeout), keep the rest on disk for the next start."""
+        if self._closed or not self._started:
+            self._closed = True
+            return
+        if self.limiter is not None:
+            for event in self.limiter.drain():
+                self._store(event)
+        if self.buffer.pending:
+            await self.flush(timeout if timeout is not None else self.config.backend.request_timeout_seconds)
+        self._closed = True
+        self._closing.set()
+        for task in (self._sender, self._releaser):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.buffer.close()
+        await self.client.aclose()
+        self._update_gauges()
+
+    # ------------------------------------------------------------------------------------- publishing
+
+    async def publish(self, event: RuntimeEvent) -> None:
+        """Accept one event: rate limit/coalesce, append it to the disk buffer. Never waits on the network."""
+        if not self._started or self._closed:
+            raise PublisherClosed("publisher is not running (call start() first; not after aclose())")
+        self.metrics.events_total.labels(kind=event.kind.value).inc()
+        if self.limiter is None:
+            self._store(event)
+            return
+        outcome = self.limiter.offer(event)
+        if outcome == Admission.ACCEPT:
+            self._store(event)
+        elif outcome == Admission.QUEUED:
+            self.metrics.events_limited.labels(outcome="queued").inc()
+            self._release_wake.set()
+        elif outcome == Admission.COALESCED:
+            self.metrics.events_coalesced.inc()
+        else:
+            self.metrics.events_limited.labels(outcome="dropped").inc()
+            now = time.monotonic()
+            if now - self._limit_drop_logged > 10:
+                self._limit_drop_logged = now
+                log.warning(
+                    "rate-limit queue full: dropping distinct events",
+                    extra=fields(
+                        perNodeQueue=self.limiter.max_queue, droppedTotal=self.limiter.dropped_total
+                    ),
+                )
+        self.metrics.limit_queue.set(len(self.limiter))
+
+    def _store(self, event: RuntimeEvent) -> None:
+        line = dump_runtime_envelope(event)
+        self._store_line(line, _ts_us(event.when))
+
+    def _store_line(self, line: bytes, ts_us: int) -> None:
+        try:
+            self.buffer.append(line, ts_us)
+        except OSError as exc:
+            self.metrics.buffer_drops.inc()
+            log.error("cannot write to the disk buffer; event lost", extra=fields(error=str(exc)))
+            return
+        self.metrics.buffer_bytes.set(self.buffer.bytes_in_use)
+        if self.buffer.pending >= self.batch_max:
+            self._wake.set()
+
+    async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """Deliver everything buffered so far. True when all of it was settled (delivered, rejected or
+        dropped) within ``timeout`` seconds (None: wait as long as it takes)."""
+        if not self._started or self._closed:
+            return self.buffer.pending == 0 if self._started else True
+        target = self.buffer.last_seq
+        self._flush_requested += 1
+        self._wake.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while self.buffer.settled_seq < target:
+                if self._sender is not None and self._sender.done():
+                    return False
+                self._progress.clear()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                try:
+                    await asyncio.wait_for(self._progress.wait(), remaining)
+                except TimeoutError:
+                    return self.buffer.settled_seq >= target
+            return True
+        finally:
+            self._flush_requested -= 1
+
+    # ------------------------------------------------------------------------------------- rate limiter
+
+    async def _run_releaser(self) -> None:
+        assert self.limiter is not None
+        while True:
+            if not len(self.limiter):
+                self._release_wake.clear()
+                await self._release_wake.wait()
+            delay = self.limiter.wait_time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for event in self.limiter.release():
+                self._store(event)
+            self.metrics.limit_queue.set(len(self.limiter))
+
+    # ------------------------------------------------------------------------------------- sending
+
+    async def _run_sender(self) -> None:
+        while True:
+            try:
+                urgent = self._flush_requested or self.buffer.pending >= self.batch_max
+                if not (urgent and self.buffer.has_unread()):
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                self._wake.clear()
+                while True:
+                    records = self.buffer.read(self.batch_max)
+                    if not records:
+                        break
+                    await self._deliver(records)
+                    self._update_gauges()
+                    self._progress.set()
+                    if self.buffer.pending < self.batch_max and not self._flush_requested:
+                        break
+                self._progress.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let the sender die: log and retry after a pause
+                log.exception("publisher sender failed; retrying")
+                self.buffer.rewind()
+                await self._sleep(self._backoff.next_delay())
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
+
+    def _encode(self, records: Sequence[BufferRecord]) -> tuple[list[bytes], SchemaVersion]:
+        """Lines for ``records`` at the negotiated version (stored lines are at the current version)."""
+        version = self.version or versions.current(RUNTIME_EVENT)
+        if version == versions.current(RUNTIME_EVENT):
+            return [r.payload for r in records], version
+        lines: list[bytes] = []
+        for record in records:
+            try:
+                _v, event = parse_runtime_envelope(orjson.loads(record.payload))
+            except (orjson.JSONDecodeError, EnvelopeError) as exc:
+                self._reject_one(record, f"unreadable buffered record: {exc}")
+                continue
+            if event.kind not in KINDS_V1_0:
+                log.warning(
+                    f"backend speaks {version}: {event.kind} event not sent, logged here",
+                    extra=fields(
+                        eventId=event.event_id,
+                        kind=event.kind.value,
+                        warning=event.warning.wire() if event.warning else None,
+                    ),
+                )
+                continue
+            lines.append(dump_runtime_envelope(event, version))
+        return lines, version
+
+    def _negotiate(self, result: PostResult) -> bool:
+        """Update the version from a response; True when it changed."""
+        if not result.schema_versions:
+            return False
+        negotiated = versions.negotiate_header(RUNTIME_EVENT, result.schema_versions)
+        if negotiated != self.version:
+            log.info("negotiated runtime-event schema", extra=fields(version=str(negotiated)))
+            self.version = negotiated
+            return True
+        return False
+
+    async def _deliver(self, records: Sequence[BufferRecord]) -> None:
+        """Deliver ``records`` (in order) or settle them as rejected; retries until then."""
+        while True:
+            with span("batch", events=len(records)):
+                lines, version = self._encode(records)
+            if not lines:
+                self.buffer.ack(records[-1].seq)
+                return
+            with span("post", events=len(lines), version=str(version)):
+                result = await self.client.post(lines, self._accept_header)
+            if result.status is not None:
+                self.metrics.backend_latency_ms.labels(endpoint=_ENDPOINT).observe(result.latency_ms)
+            changed = self._negotiate(result)
+            if result.outcome is Outcome.ACKED:
+                self._backoff.reset()
+                self.buffer.ack(records[-1].seq)
+                self.delivered_total += len(lines)
+                self.metrics.events_delivered.inc(len(lines))
+                self._report_gap()
+                return
+            if result.outcome is Outcome.REJECTED:
+                if changed and self.version != version:
+                    continue  # the backend speaks another version: re-encode and resend
+                self._backoff.reset()
+                if len(records) == 1:
+                    self._reject_one(records[0], f"HTTP {result.status}: {result.detail}")
+                    self.buffer.ack(records[0].seq)
+                    return
+                middle = len(records) // 2
+                await self._deliver(records[:middle])
+                await self._deliver(records[middle:])
+                return
+            self.metrics.backend_failures.labels(endpoint=_ENDPOINT).inc()
+            if result.outcome is Outcome.BACKOFF and result.retry_after is not None:
+                delay = result.retry_after
+                self._backoff.attempt += 1
+            elif result.outcome is Outcome.FATAL:
+                delay = _FATAL_RETRY_SECONDS
+            else:
+                delay = self._backoff.next_delay()
+            log.warning(
+                "backend did not accept the batch; will retry",
+                extra=fields(
+                    status=result.status,
+                    outcome=result.outcome.value,
+                    delaySeconds=round(delay, 3),
+                    events=len(lines),
+                    detail=result.detail[:200],
+                ),
+            )
+            await self._sleep(delay)
+            if self._closing.is_set():
+                raise asyncio.CancelledError
+
+    def _reject_one(self, record: BufferRecord, reason: str) -> None:
+        self.rejected_total += 1
+        self.metrics.events_rejected.inc()
+        event_id = None
+        with contextlib.suppress(Exception):
+            event_id = orjson.loads(record.payload)["event"]["eventId"]
+        log.error(
+            "backend rejected an event; skipped",
+            extra=fields(eventId=event_id, seq=record.seq, reason=reason[:500]),
+        )
+
+    def _report_gap(self) -> None:
+        gap = self.buffer.take_gap()
+        if gap is None:
+            return
+        event = gap_warning_event(
+            gap, tenant=self.config.runtime.tenant, node=self.node_name, engine=self.config.runtime.engine
+        )
+        log.warning(
+            "events were dropped from the disk buffer",
+            extra=fields(
+                code="buffer.drop",
+                count=gap.count,
+                since=event.warning.since.isoformat() if event.warning and event.warning.since else None,
+                until=event.warning.until.isoformat() if event.warning and event.warning.until else None,
+            ),
+        )
+        if self.version is not None and self.version.minor == 0:
+            return  # a v1.0 backend cannot take AGENT_WARNING: the log line above is the record
+        self.metrics.events_total.labels(kind=event.kind.value).inc()
+        self._store(event)
+
+    # ------------------------------------------------------------------------------------- metrics
+
+    def _on_drop(self, count: int, since_us: int | None, until_us: int | None) -> None:
+        if count:
+            self.metrics.buffer_drops.inc(count)
+
+    def _on_corrupt(self, count: int) -> None:
+        self.metrics.buffer_corrupt.inc(count)
+
+    def _update_gauges(self) -> None:
+        self.metrics.buffer_bytes.set(self.buffer.bytes_in_use)
+        self.metrics.buffer_pending.set(self.buffer.pending)

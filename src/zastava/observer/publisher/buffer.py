@@ -83,7 +83,8 @@ class _Segment:
     last_seq: int = -1  # last valid seq written/seen; -1 when empty
     size: int = 0
     records: int = 0
-    torn: bool = False  # holds a damaged region (counted when the reader reaches it)
+    damaged: int = 0  # damaged regions found when scanning at open (counted then)
+    scanned: bool = False  # found at open (else written by this process)
 
 
 def _segment_name(first_seq: int) -> str:
@@ -172,6 +173,9 @@ class DiskBuffer:
         self._bytes = 0
         self._floor = -1  # highest sequence number dropped past the cap
         self._read_hi = -1  # highest sequence number handed out by read()
+        # (seq, ts_us) of records dropped past the cap while handed out to the sender: not counted yet,
+        # as they may still be delivered; counted on rewind() (the send failed), forgotten on ack()
+        self._limbo: list[tuple[int, int]] = []
         self.gap = Gap()
         self.dropped_total = 0
         self.corrupt_total = 0
@@ -187,6 +191,7 @@ class DiskBuffer:
             p for p in self.directory.iterdir() if p.name.startswith(_SEGMENT_PREFIX) and p.suffix == ".log"
         )
         last_seq = self._acked
+        damaged_only: list[_Segment] = []
         for path in segments:
             try:
                 first = int(path.name[len(_SEGMENT_PREFIX) : -len(_SEGMENT_SUFFIX)])
@@ -194,7 +199,9 @@ class DiskBuffer:
                 log.warning("ignoring unexpected file in buffer dir", extra=fields(file=path.name))
                 continue
             seg = self._scan(path, first)
-            if seg.records == 0 and seg.size == 0:
+            if seg.records == 0:  # empty, or nothing but damage: count it and reclaim the file
+                if seg.damaged:
+                    damaged_only.append(seg)
                 path.unlink(missing_ok=True)
                 continue
             if seg.last_seq >= 0 and seg.last_seq <= self._acked:
@@ -206,16 +213,27 @@ class DiskBuffer:
         self._next_seq = last_seq + 1
         self._read_seg, self._read_pos = 0, 0
         self._opened = True
+        damaged = sum(seg.damaged for seg in [*damaged_only, *self._segments])
+        if damaged:
+            self.corrupt_total += damaged
+            log.warning(
+                "skipped damaged buffer records",
+                extra=fields(
+                    count=damaged,
+                    segments=[s.path.name for s in [*damaged_only, *self._segments] if s.damaged],
+                ),
+            )
+            self.on_corrupt(damaged)
         # Always write into a fresh segment: an old one may end in a torn record.
         self._roll()
         return self
 
     def _scan(self, path: Path, first: int) -> _Segment:
         data = path.read_bytes()
-        seg = _Segment(path, first, size=len(data))
+        seg = _Segment(path, first, size=len(data), scanned=True)
         for record, _start, _end in iter_records(data):
             if record is None:
-                seg.torn = True
+                seg.damaged += 1
                 continue
             seg.records += 1
             seg.last_seq = max(seg.last_seq, record.seq)
@@ -312,7 +330,7 @@ class DiskBuffer:
 
     def _drop_oldest(self) -> None:
         seg = self._segments.pop(0)
-        count, since, until = 0, None, None
+        dropped: list[tuple[int, int]] = []
         try:
             data = seg.path.read_bytes()
         except FileNotFoundError:
@@ -321,13 +339,12 @@ class DiskBuffer:
             if record is None:
                 continue
             self._floor = max(self._floor, record.seq)
-            # acknowledged records are gone anyway; records already handed to the sender are held in
-            # its memory and still delivered, so neither counts as dropped
-            if record.seq <= max(self._acked, self._read_hi):
+            if record.seq <= self._acked:
+                continue  # delivered already
+            if record.seq <= self._read_hi:
+                self._limbo.append((record.seq, record.ts_us))  # in flight: decided by ack()/rewind()
                 continue
-            count += 1
-            since = record.ts_us if since is None else min(since, record.ts_us)
-            until = record.ts_us if until is None else max(until, record.ts_us)
+            dropped.append((record.seq, record.ts_us))
         seg.path.unlink(missing_ok=True)
         self._bytes -= seg.size
         # keep the reader on the same record (segment indices shifted by one)
@@ -336,14 +353,21 @@ class DiskBuffer:
         else:
             self._read_seg -= 1
         self._read_cache = None
-        if count:
-            self.dropped_total += count
-            self.gap.merge(count, since, until)
-            self._persist_gap()
-            log.warning(
-                "buffer full: dropped oldest events",
-                extra=fields(dropped=count, segment=seg.path.name, bufferBytes=self._bytes),
-            )
+        self._count_dropped(dropped, seg.path.name)
+
+    def _count_dropped(self, dropped: list[tuple[int, int]], where: str) -> None:
+        if not dropped:
+            return
+        count = len(dropped)
+        since = min(ts for _seq, ts in dropped)
+        until = max(ts for _seq, ts in dropped)
+        self.dropped_total += count
+        self.gap.merge(count, since, until)
+        self._persist_gap()
+        log.warning(
+            "buffer full: dropped oldest events",
+            extra=fields(dropped=count, segment=where, bufferBytes=self._bytes),
+        )
         self.on_drop(count, since, until)
 
     def on_drop(self, count: int, since_us: int | None, until_us: int | None) -> None:
@@ -399,7 +423,7 @@ class DiskBuffer:
                 total += len(record.payload)
                 self._read_hi = max(self._read_hi, record.seq)
             self._read_pos = pos
-            if corrupt:
+            if corrupt and not seg.scanned:  # damage found at open was counted then
                 self.corrupt_total += corrupt
                 log.warning(
                     "skipped damaged buffer records", extra=fields(count=corrupt, segment=seg.path.name)
@@ -413,12 +437,17 @@ class DiskBuffer:
         """Move the read cursor back to the first unacknowledged record."""
         self._read_seg, self._read_pos = 0, 0
         self._read_hi = self._acked
+        limbo = [item for item in self._limbo if item[0] > self._acked]
+        self._limbo = []
+        self._count_dropped(limbo, "in flight")
 
     def ack(self, seq: int) -> None:
         """Acknowledge every record up to ``seq``; deletes fully acknowledged segments."""
         if seq <= self._acked:
             return
         self._acked = seq
+        if self._limbo:
+            self._limbo = [item for item in self._limbo if item[0] > seq]
         self._write_small(
             "ack", struct.pack(">q", seq) + struct.pack(">I", zlib.crc32(struct.pack(">q", seq)))
         )

@@ -24,7 +24,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -65,12 +65,15 @@ class PublisherClosed(RuntimeError):
     """publish() after aclose(), or before start()."""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _ts_us(value: datetime) -> int:
-    return int(value.timestamp() * 1_000_000)
+    return (value - _EPOCH) // timedelta(microseconds=1)
 
 
 def _from_us(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1_000_000, UTC)
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
 def gap_warning_event(gap: Gap, *, tenant: str, node: str, engine: str = "unknown") -> RuntimeEvent:
@@ -298,9 +301,14 @@ class EventPublisher:
                     records = self.buffer.read(self.batch_max)
                     if not records:
                         break
-                    await self._deliver(records)
+                    delay = await self._deliver(records)
                     self._update_gauges()
                     self._progress.set()
+                    if delay is not None:
+                        # not delivered: forget what was read (it is re-read from disk), wait, retry
+                        self.buffer.rewind()
+                        await self._sleep(delay)
+                        continue
                     if self.buffer.pending < self.batch_max and not self._flush_requested:
                         break
                 self._progress.set()
@@ -351,14 +359,15 @@ class EventPublisher:
             return True
         return False
 
-    async def _deliver(self, records: Sequence[BufferRecord]) -> None:
-        """Deliver ``records`` (in order) or settle them as rejected; retries until then."""
+    async def _deliver(self, records: Sequence[BufferRecord]) -> float | None:
+        """Deliver ``records`` in order, settling refused ones as rejected. None when all are settled, else
+        the delay before a retry (records up to the last acknowledged one stay settled)."""
         while True:
             with span("batch", events=len(records)):
                 lines, version = self._encode(records)
             if not lines:
                 self.buffer.ack(records[-1].seq)
-                return
+                return None
             with span("post", events=len(lines), version=str(version)):
                 result = await self.client.post(lines, self._accept_header)
             if result.status is not None:
@@ -370,7 +379,7 @@ class EventPublisher:
                 self.delivered_total += len(lines)
                 self.metrics.events_delivered.inc(len(lines))
                 self._report_gap()
-                return
+                return None
             if result.outcome is Outcome.REJECTED:
                 if changed and self.version != version:
                     continue  # the backend speaks another version: re-encode and resend
@@ -378,11 +387,12 @@ class EventPublisher:
                 if len(records) == 1:
                     self._reject_one(records[0], f"HTTP {result.status}: {result.detail}")
                     self.buffer.ack(records[0].seq)
-                    return
+                    return None
                 middle = len(records) // 2
-                await self._deliver(records[:middle])
-                await self._deliver(records[middle:])
-                return
+                delay = await self._deliver(records[:middle])
+                if delay is None:
+                    delay = await self._deliver(records[middle:])
+                return delay
             self.metrics.backend_failures.labels(endpoint=_ENDPOINT).inc()
             if result.outcome is Outcome.BACKOFF and result.retry_after is not None:
                 delay = result.retry_after
@@ -401,9 +411,7 @@ class EventPublisher:
                     detail=result.detail[:200],
                 ),
             )
-            await self._sleep(delay)
-            if self._closing.is_set():
-                raise asyncio.CancelledError
+            return delay
 
     def _reject_one(self, record: BufferRecord, reason: str) -> None:
         self.rejected_total += 1

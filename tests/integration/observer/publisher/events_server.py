@@ -74,7 +74,9 @@ class EventsStore:
 
     def rows(self) -> list[tuple[int, str, str, str, str, bytes]]:
         with self._lock:
-            return list(self._db.execute("SELECT seq, event_id, node, kind, version, body FROM events ORDER BY seq"))
+            return list(
+                self._db.execute("SELECT seq, event_id, node, kind, version, body FROM events ORDER BY seq")
+            )
 
     def count(self) -> int:
         with self._lock:
@@ -170,7 +172,9 @@ class EventsServer:
                 return self._response(400, {"error": f"line {number}: event {event_id} refused"})
             rows.append((event_id, node, kind, str(version), bytes(line)))
         stored = self.store.add(rows)
-        return self._response(202, {"accepted": len(rows), "stored": stored, "duplicates": len(rows) - stored})
+        return self._response(
+            202, {"accepted": len(rows), "stored": stored, "duplicates": len(rows) - stored}
+        )
 
     async def _get(self, request: Request) -> Response:
         try:
@@ -249,7 +253,7 @@ def make_event(
     """A valid runtime event numbered ``index`` (distinct content per index, reproducible id)."""
     from datetime import UTC, datetime, timedelta
 
-    from zastava.contracts import Evidence, EventKind, Process, RuntimeEvent, RuntimeInfo, Workload
+    from zastava.contracts import EventKind, Evidence, Process, RuntimeEvent, RuntimeInfo, Workload
 
     base = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     when = base + timedelta(microseconds=when_us if when_us is not None else index * 1000)

@@ -68,6 +68,17 @@ class PublisherClosed(RuntimeError):
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+async def _wait_event(event: asyncio.Event, seconds: float | None) -> bool:
+    """Wait for ``event`` at most ``seconds``; False on timeout. (``asyncio.timeout`` rather than
+    ``wait_for``, which on Python 3.11 can swallow a cancellation that races with the timeout.)"""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+        return True
+    except TimeoutError:
+        return False
+
+
 def _ts_us(value: datetime) -> int:
     return (value - _EPOCH) // timedelta(microseconds=1)
 
@@ -146,11 +157,13 @@ class EventPublisher:
         self.rejected_total = 0
         self.delivered_total = 0
         self._accept_header = versions.header_value(RUNTIME_EVENT)
-        self._backoff = Backoff()
+        self._backoff = Backoff(base=0.2, cap=10.0)
         self._wake = asyncio.Event()
         self._release_wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._closing = asyncio.Event()
+        self._retry_now = asyncio.Event()  # set by flush(): cut a backoff wait short once
+        self._told_to_wait = False  # the last answer carried Retry-After
         self._flush_requested = 0
         self._sender: asyncio.Task[None] | None = None
         self._releaser: asyncio.Task[None] | None = None
@@ -255,6 +268,7 @@ class EventPublisher:
         target = self.buffer.last_seq
         self._flush_requested += 1
         self._wake.set()
+        self._retry_now.set()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while self.buffer.settled_seq < target:
@@ -264,9 +278,7 @@ class EventPublisher:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                try:
-                    await asyncio.wait_for(self._progress.wait(), remaining)
-                except TimeoutError:
+                if not await _wait_event(self._progress, remaining):
                     return self.buffer.settled_seq >= target
             return True
         finally:
@@ -276,7 +288,7 @@ class EventPublisher:
 
     async def _run_releaser(self) -> None:
         assert self.limiter is not None
-        while True:
+        while not self._closing.is_set():
             if not len(self.limiter):
                 self._release_wake.clear()
                 await self._release_wake.wait()
@@ -290,12 +302,11 @@ class EventPublisher:
     # ------------------------------------------------------------------------------------- sending
 
     async def _run_sender(self) -> None:
-        while True:
+        while not self._closing.is_set():
             try:
                 urgent = self._flush_requested or self.buffer.pending >= self.batch_max
                 if not (urgent and self.buffer.has_unread()):
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                    await _wait_event(self._wake, self.flush_interval)
                 self._wake.clear()
                 while True:
                     records = self.buffer.read(self.batch_max)
@@ -307,7 +318,7 @@ class EventPublisher:
                     if delay is not None:
                         # not delivered: forget what was read (it is re-read from disk), wait, retry
                         self.buffer.rewind()
-                        await self._sleep(delay)
+                        await self._sleep(delay, interruptible=not self._told_to_wait)
                         continue
                     if self.buffer.pending < self.batch_max and not self._flush_requested:
                         break
@@ -319,9 +330,17 @@ class EventPublisher:
                 self.buffer.rewind()
                 await self._sleep(self._backoff.next_delay())
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), seconds)
+    async def _sleep(self, seconds: float, *, interruptible: bool = True) -> None:
+        """Wait ``seconds``, or less when closing or (``interruptible``) when flush() asks to try now."""
+        self._retry_now.clear()
+        waiters = [asyncio.ensure_future(self._closing.wait())]
+        if interruptible:
+            waiters.append(asyncio.ensure_future(self._retry_now.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     def _encode(self, records: Sequence[BufferRecord]) -> tuple[list[bytes], SchemaVersion]:
         """Lines for ``records`` at the negotiated version (stored lines are at the current version)."""
@@ -394,8 +413,10 @@ class EventPublisher:
                     delay = await self._deliver(records[middle:])
                 return delay
             self.metrics.backend_failures.labels(endpoint=_ENDPOINT).inc()
+            self._told_to_wait = False
             if result.outcome is Outcome.BACKOFF and result.retry_after is not None:
                 delay = result.retry_after
+                self._told_to_wait = True  # flush() must not cut a Retry-After short
                 self._backoff.attempt += 1
             elif result.outcome is Outcome.FATAL:
                 delay = _FATAL_RETRY_SECONDS

@@ -12,7 +12,8 @@ contract the backend documents, so it can be swapped for the real backend withou
 * Every response carries ``Zastava-Schema-Versions`` (configurable, to play a v1.0 backend).
 
 Failure injection for tests: :meth:`EventsServer.stop`/:meth:`EventsServer.start` (same port, same database),
-``fail_status``/``retry_after`` (answer e.g. 429/503 to every POST), ``delay_seconds`` (slow backend),
+``fail_status``/``retry_after`` (answer e.g. 429/503 to every POST), ``delay_seconds`` (slow answer,
+after storing),
 ``reject_event_ids`` (400 for any batch holding one of them), ``max_body_bytes`` (413).
 
 Run it as a process (used by the benchmark): ``python -m tests.integration.observer.publisher.events_server
@@ -34,7 +35,7 @@ from typing import Any
 import orjson
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -134,12 +135,13 @@ class EventsServer:
 
     async def _post(self, request: Request) -> Response:
         self.posts += 1
-        if self.delay_seconds:
-            await asyncio.sleep(self.delay_seconds)
         if self.fail_status is not None:
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
             return self._response(self.fail_status, {"error": "injected failure"}, headers)
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:
+            return self._response(499, {"error": "client went away"})
         if request.headers.get("content-encoding", "").lower() == "gzip":
             try:
                 raw = gzip.decompress(raw)
@@ -172,6 +174,8 @@ class EventsServer:
                 return self._response(400, {"error": f"line {number}: event {event_id} refused"})
             rows.append((event_id, node, kind, str(version), bytes(line)))
         stored = self.store.add(rows)
+        if self.delay_seconds:  # slow to answer: stored, but the client may give up before the answer
+            await asyncio.sleep(self.delay_seconds)
         return self._response(
             202, {"accepted": len(rows), "stored": stored, "duplicates": len(rows) - stored}
         )

@@ -2,7 +2,7 @@
 
 ``python -m tests.integration.observer.publisher.publish_proc URL BUFFER_DIR PROGRESS_FILE START TOTAL``
 
-After each ``publish()`` returns, the event's index is appended to PROGRESS_FILE (one ``write(2)``): the parent
+After each ``publish()`` returns, the index is appended to PROGRESS_FILE (one ``write(2)``): the parent
 restarts the process from the last recorded index + 1, so an event counts as accepted exactly when the
 publisher said so. Prints ``ready`` once started and ``done corrupt=<n> replayed=<n>`` when all is delivered.
 """
@@ -18,7 +18,7 @@ from zastava.config import ZastavaConfig
 from zastava.observer.publisher import EventPublisher
 from zastava.telemetry.metrics import ZastavaMetrics
 
-from .events_server import make_event
+from .factory import make_event
 
 
 async def main(url: str, buffer_dir: str, progress: str, start: int, total: int) -> int:

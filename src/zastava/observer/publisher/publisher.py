@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -170,6 +171,9 @@ class EventPublisher:
         self._started = False
         self._closed = False
         self._limit_drop_logged = 0.0
+        self._kind_counters: dict[EventKind, Any] = {}
+        self._current = versions.current(RUNTIME_EVENT)
+        self._line_prefix = b'{"schemaVersion":"' + str(self._current).encode() + b'","event":'
 
     # ------------------------------------------------------------------------------------- lifecycle
 
@@ -220,7 +224,12 @@ class EventPublisher:
         """Accept one event: rate limit/coalesce, append it to the disk buffer. Never waits on the network."""
         if not self._started or self._closed:
             raise PublisherClosed("publisher is not running (call start() first; not after aclose())")
-        self.metrics.events_total.labels(kind=event.kind.value).inc()
+        counter = self._kind_counters.get(event.kind)
+        if counter is None:  # labels() costs ~10 µs: keep the child per kind
+            counter = self._kind_counters[event.kind] = self.metrics.events_total.labels(
+                kind=event.kind.value
+            )
+        counter.inc()
         if self.limiter is None:
             self._store(event)
             return
@@ -246,8 +255,15 @@ class EventPublisher:
         self.metrics.limit_queue.set(len(self.limiter))
 
     def _store(self, event: RuntimeEvent) -> None:
-        line = dump_runtime_envelope(event)
-        self._store_line(line, _ts_us(event.when))
+        self._store_line(self.envelope_line(event), _ts_us(event.when))
+
+    def envelope_line(self, event: RuntimeEvent) -> bytes:
+        """The ND-JSON line stored for ``event``: its envelope at the current version.
+
+        Same JSON as :func:`~zastava.contracts.dump_runtime_envelope` (a test holds them equal), built with
+        pydantic's native serializer, which is markedly faster than ``wire()`` + orjson.
+        """
+        return self._line_prefix + event.model_dump_json(by_alias=True).encode() + b"}"
 
     def _store_line(self, line: bytes, ts_us: int) -> None:
         try:

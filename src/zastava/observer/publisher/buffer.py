@@ -32,7 +32,7 @@ import orjson
 
 from ...telemetry.logging import fields
 
-__all__ = ["RECORD_HEADER_SIZE", "BufferError", "BufferRecord", "DiskBuffer", "Gap"]
+__all__ = ["RECORD_HEADER_SIZE", "DiskBufferError", "BufferRecord", "DiskBuffer", "Gap"]
 
 log = logging.getLogger("zastava.observer.publisher.buffer")
 
@@ -47,7 +47,7 @@ _SEGMENT_PREFIX = "seg-"
 _SEGMENT_SUFFIX = ".log"
 
 
-class BufferError(RuntimeError):
+class DiskBufferError(RuntimeError):
     """The buffer cannot be used (e.g. a record larger than the whole buffer)."""
 
 
@@ -307,10 +307,10 @@ class DiskBuffer:
     def append(self, payload: bytes, ts_us: int = 0) -> int:
         """Append one record; returns its sequence number. Drops the oldest segments past the cap."""
         if not self._opened or self._fd is None:
-            raise BufferError("buffer is not open")
+            raise DiskBufferError("buffer is not open")
         record = encode_record(self._next_seq, ts_us, payload)
         if len(record) > self.segment_bytes:
-            raise BufferError(
+            raise DiskBufferError(
                 f"record of {len(record)} bytes exceeds the buffer segment size {self.segment_bytes}"
             )
         current = self._segments[-1]
@@ -378,17 +378,27 @@ class DiskBuffer:
 
     # ------------------------------------------------------------------------------------------ reading
 
-    def _segment_data(self, seg: _Segment) -> bytes:
-        cached = self._read_cache
-        if cached is not None and cached[0] == seg.path and len(cached[1]) >= seg.size:
-            return cached[1]
+    def _segment_data(self, seg: _Segment, pos: int) -> tuple[bytes, int]:
+        """``(data, base)``: bytes of ``seg`` from offset ``base`` (<= ``pos``) to its end.
+
+        Closed segments are read whole once and cached; the segment being written is read from ``pos`` only,
+        so following the writer costs what was appended, not the segment size.
+        """
+        active = seg is self._segments[-1]
+        if not active:
+            cached = self._read_cache
+            if cached is not None and cached[0] == seg.path and len(cached[1]) >= seg.size:
+                return cached[1], 0
         try:
-            data = seg.path.read_bytes()
+            with open(seg.path, "rb") as fh:
+                if active:
+                    fh.seek(pos)
+                    return fh.read(seg.size - pos), pos
+                data = fh.read()
         except FileNotFoundError:
-            data = b""
-        if seg is not self._segments[-1]:
-            self._read_cache = (seg.path, data)
-        return data
+            return b"", pos
+        self._read_cache = (seg.path, data)
+        return data, 0
 
     def read(self, max_records: int, max_bytes: int = 8 * 1024 * 1024) -> list[BufferRecord]:
         """Up to ``max_records`` unacknowledged records after the read cursor (the cursor advances)."""
@@ -402,26 +412,28 @@ class DiskBuffer:
                 self._read_seg += 1
                 self._read_pos = 0
                 continue
-            data = self._segment_data(seg)
-            view = memoryview(data)[: seg.size]
-            pos = self._read_pos
+            data, base = self._segment_data(seg, self._read_pos)
+            limit = min(len(data), seg.size - base)  # relative end
+            view = memoryview(data)[:limit]
+            rel = self._read_pos - base
             corrupt = 0
-            while pos < seg.size and len(out) < max_records and total < max_bytes:
-                record, end = _decode_at(view, pos)
+            while rel < limit and len(out) < max_records and total < max_bytes:
+                record, rel_end = _decode_at(view, rel)
                 if record is None:
                     # find the next valid record
-                    nxt = data.find(_MAGIC_BYTES, pos + 1, seg.size)
+                    nxt = data.find(_MAGIC_BYTES, rel + 1, limit)
                     while nxt != -1 and _decode_at(view, nxt)[0] is None:
-                        nxt = data.find(_MAGIC_BYTES, nxt + 1, seg.size)
+                        nxt = data.find(_MAGIC_BYTES, nxt + 1, limit)
                     corrupt += 1
-                    pos = seg.size if nxt == -1 else nxt
+                    rel = limit if nxt == -1 else nxt
                     continue
-                pos = end
+                rel = rel_end
                 if record.seq <= self._acked:
                     continue
                 out.append(record)
                 total += len(record.payload)
                 self._read_hi = max(self._read_hi, record.seq)
+            pos = base + rel
             self._read_pos = pos
             if corrupt and not seg.scanned:  # damage found at open was counted then
                 self.corrupt_total += corrupt

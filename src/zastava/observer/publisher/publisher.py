@@ -49,7 +49,7 @@ from ...contracts import (
 from ...telemetry.logging import fields
 from ...telemetry.metrics import ZastavaMetrics, default_metrics
 from ...telemetry.tracing import span
-from .buffer import BufferRecord, DiskBuffer, Gap
+from .buffer import DiskBufferError, BufferRecord, DiskBuffer, Gap
 from .client import Backoff, EventsClient, HeadersProvider, Outcome, PostResult
 from .ratelimit import Admission, Coalescer, TokenBucket
 
@@ -271,6 +271,11 @@ class EventPublisher:
     def _store_line(self, line: bytes, ts_us: int) -> None:
         try:
             self.buffer.append(line, ts_us)
+        except DiskBufferError as exc:  # larger than a buffer segment: refused locally, counted, logged
+            self.rejected_total += 1
+            self.metrics.events_rejected.inc()
+            log.error("event too large for the disk buffer; skipped", extra=fields(error=str(exc)))
+            return
         except OSError as exc:
             self.metrics.buffer_drops.inc()
             log.error("cannot write to the disk buffer; event lost", extra=fields(error=str(exc)))

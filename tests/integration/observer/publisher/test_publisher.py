@@ -334,3 +334,15 @@ async def test_publish_before_start_is_refused(tmp_path: Path, events_server: Ev
     )
     with pytest.raises(PublisherClosed):
         await publisher.publish(make_event(1))
+
+
+async def test_an_event_larger_than_a_buffer_segment_is_refused_and_counted(
+    events_server: EventsServer, tmp_path: Path, metrics: ZastavaMetrics
+) -> None:
+    config = publisher_config(events_server.url, publisher={"bufferMaxBytes": 64 * 1024})
+    async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
+        await publisher.publish(make_event(1, padding=8000))  # > the 4 KiB segments of a 64 KiB buffer
+        await publisher.publish(make_event(2))
+        assert await publisher.flush(10)
+    assert [row[1] for row in events_server.store.rows()] == [make_event(2).event_id]
+    assert sample(metrics, "zastava_runtime_events_rejected_total") == 1

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zastava.observer.publisher.buffer import RECORD_HEADER_SIZE, BufferError, DiskBuffer
+from zastava.observer.publisher.buffer import RECORD_HEADER_SIZE, DiskBufferError, DiskBuffer
 
 
 def payload(i: int, size: int = 40) -> bytes:
@@ -134,13 +134,16 @@ def test_garbage_files_and_damaged_ack_do_not_break_open(tmp_path: Path) -> None
 
 
 def test_oversized_record_is_refused(tmp_path: Path) -> None:
-    with DiskBuffer(tmp_path, 8192, segment_bytes=1024) as buf, pytest.raises(BufferError, match="exceeds"):
+    with (
+        DiskBuffer(tmp_path, 8192, segment_bytes=1024) as buf,
+        pytest.raises(DiskBufferError, match="exceeds"),
+    ):
         buf.append(b"x" * 2000)
 
 
 def test_closed_buffer_refuses_appends(tmp_path: Path) -> None:
     buf = DiskBuffer(tmp_path, 8192)
-    with pytest.raises(BufferError, match="not open"):
+    with pytest.raises(DiskBufferError, match="not open"):
         buf.append(b"x")
 
 

@@ -1,8 +1,8 @@
 """Event publisher: events/s through rate limit → disk buffer → batching → gzip → POST, and buffer writes.
 
-The backend is the events test server of ``tests/integration/observer/publisher/events_server.py`` (the stand-in
-for the reference backend of issue 5, SQLite store, pydantic validation of every line) running as a separate
-process, so the publisher has this process (one core) to itself. Figures:
+The backend is the events test server of ``tests/integration/observer/publisher/events_server.py`` (the
+stand-in for the reference backend of issue 5, SQLite store, pydantic validation of every line) running as a
+separate process, so the publisher has this process (one core) to itself. Figures:
 
 * end-to-end events/s (wall clock: publish N events, then flush until the backend acknowledged all);
 * publisher CPU per event (``time.process_time`` of this process / N) → events/s per core of the publisher;
@@ -162,8 +162,9 @@ def main(quick: bool = False) -> list[str]:
                     events = _events(naive_count, 9_000_000)
                     naive_wall, naive_cpu = asyncio.run(_naive(server.url, events))
                     out.append(
-                        f"baseline one POST per event ({naive_count} events): {naive_count / naive_wall:,.0f} "
-                        f"events/s end-to-end; client CPU {naive_cpu / naive_count * 1e6:.0f} µs/event"
+                        f"baseline one POST per event ({naive_count} events): "
+                        f"{naive_count / naive_wall:,.0f} events/s end-to-end; "
+                        f"client CPU {naive_cpu / naive_count * 1e6:.0f} µs/event"
                     )
             finally:
                 server.stop()

@@ -32,7 +32,7 @@ import orjson
 
 from ...telemetry.logging import fields
 
-__all__ = ["RECORD_HEADER_SIZE", "DiskBufferError", "BufferRecord", "DiskBuffer", "Gap"]
+__all__ = ["RECORD_HEADER_SIZE", "BufferRecord", "DiskBuffer", "DiskBufferError", "Gap"]
 
 log = logging.getLogger("zastava.observer.publisher.buffer")
 

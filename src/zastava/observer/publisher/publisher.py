@@ -49,7 +49,7 @@ from ...contracts import (
 from ...telemetry.logging import fields
 from ...telemetry.metrics import ZastavaMetrics, default_metrics
 from ...telemetry.tracing import span
-from .buffer import DiskBufferError, BufferRecord, DiskBuffer, Gap
+from .buffer import BufferRecord, DiskBuffer, DiskBufferError, Gap
 from .client import Backoff, EventsClient, HeadersProvider, Outcome, PostResult
 from .ratelimit import Admission, Coalescer, TokenBucket
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zastava.observer.publisher.buffer import RECORD_HEADER_SIZE, DiskBufferError, DiskBuffer
+from zastava.observer.publisher.buffer import RECORD_HEADER_SIZE, DiskBuffer, DiskBufferError
 
 
 def payload(i: int, size: int = 40) -> bytes:

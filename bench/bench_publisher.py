@@ -64,6 +64,11 @@ class _Server:
                     raise RuntimeError("events test server did not start") from None
                 time.sleep(0.1)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -150,13 +155,16 @@ def main(quick: bool = False) -> list[str]:
                 label = "server validates every line" if validate else "server stores without validation"
                 for gzip in (True, False):
                     events = _events(count, (1 + 2 * validate + gzip) * 1_000_000)
+                    server_cpu = server.cpu_seconds()
                     wall, cpu = asyncio.run(
                         _pipeline(server.url, events, directory / f"p{validate}{gzip}", gzip)
                     )
+                    server_cpu = server.cpu_seconds() - server_cpu
                     out.append(
                         f"pipeline gzip={'on' if gzip else 'off'} ({label}): {count / wall:,.0f} events/s "
                         f"end-to-end; publisher CPU {cpu / count * 1e6:.1f} µs/event = "
-                        f"{count / cpu:,.0f} events/s per core"
+                        f"{count / cpu:,.0f} events/s per core; server CPU "
+                        f"{server_cpu / count * 1e6:.1f} µs/event"
                     )
                 if validate:
                     events = _events(naive_count, 9_000_000)

@@ -122,7 +122,8 @@ class EventsClient:
         self._headers_provider = headers_provider
         self.timeout = timeout
 
-    async def post(self, lines: Sequence[bytes], accept_versions: str) -> PostResult:
+    def prepare(self, lines: Sequence[bytes], accept_versions: str) -> tuple[bytes, dict[str, str]]:
+        """Body (ND-JSON, gzipped when configured) and headers of a batch; CPU only, no I/O."""
         body = b"\n".join(lines) + b"\n"
         headers = {
             "Content-Type": "application/x-ndjson",
@@ -132,6 +133,13 @@ class EventsClient:
         if self.gzip:
             body = gzip_bytes(body)
             headers["Content-Encoding"] = "gzip"
+        return body, headers
+
+    async def post(self, lines: Sequence[bytes], accept_versions: str) -> PostResult:
+        return await self.post_prepared(*self.prepare(lines, accept_versions))
+
+    async def post_prepared(self, body: bytes, headers: dict[str, str]) -> PostResult:
+        headers = dict(headers)
         started = time.perf_counter()
         try:
             if self._headers_provider is not None:

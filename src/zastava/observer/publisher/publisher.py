@@ -24,6 +24,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,17 @@ log = logging.getLogger("zastava.observer.publisher")
 _ENDPOINT = "events"
 #: Delay between retries of answers that need an operator (401/403/404): slow, but never give up.
 _FATAL_RETRY_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Buffer records encoded at ``version`` and ready to POST."""
+
+    records: Sequence[BufferRecord]
+    lines: list[bytes]
+    version: SchemaVersion
+    body: bytes
+    headers: dict[str, str]
 
 
 class PublisherClosed(RuntimeError):
@@ -336,7 +348,7 @@ class EventPublisher:
                     records = self.buffer.read(self.batch_max)
                     if not records:
                         break
-                    delay = await self._deliver(records)
+                    delay = await self._deliver_stream(records)
                     self._update_gauges()
                     self._progress.set()
                     if delay is not None:
@@ -402,26 +414,82 @@ class EventPublisher:
             return True
         return False
 
-    async def _deliver(self, records: Sequence[BufferRecord]) -> float | None:
+    def _prepare(self, records: Sequence[BufferRecord]) -> _Batch:
+        with span("batch", events=len(records)):
+            lines, version = self._encode(records)
+            body, headers = self.client.prepare(lines, self._accept_header) if lines else (b"", {})
+        return _Batch(records, lines, version, body, headers)
+
+    async def _post(self, batch: _Batch) -> tuple[PostResult, bool]:
+        """POST a prepared batch; (result, whether the negotiated version changed)."""
+        with span("post", events=len(batch.lines), version=str(batch.version)):
+            result = await self.client.post_prepared(batch.body, batch.headers)
+        if result.status is not None:
+            self.metrics.backend_latency_ms.labels(endpoint=_ENDPOINT).observe(result.latency_ms)
+        return result, self._negotiate(result)
+
+    def _more_ready(self, in_hand: int) -> bool:
+        """Whether to read the next batch now (a full one is waiting, or flush() wants everything)."""
+        return bool(self._flush_requested) or self.buffer.pending - in_hand >= self.batch_max
+
+    async def _deliver_stream(self, records: Sequence[BufferRecord]) -> float | None:
+        """Deliver ``records`` and the batches after them, preparing (encoding, gzipping) the next batch
+        while the backend works on the current one. Same result as :meth:`_deliver`."""
+        batch: _Batch | None = self._prepare(records)
+        while batch is not None:
+            if batch.version != (self.version or self._current):
+                batch = self._prepare(batch.records)  # the negotiated version changed meanwhile
+            if not batch.lines:
+                self.buffer.ack(batch.records[-1].seq)
+                upcoming = self.buffer.read(self.batch_max) if self._more_ready(0) else []
+                batch = self._prepare(upcoming) if upcoming else None
+                continue
+            posting = asyncio.ensure_future(self._post(batch))
+            upcoming = self.buffer.read(self.batch_max) if self._more_ready(len(batch.records)) else []
+            following = self._prepare(upcoming) if upcoming else None
+            try:
+                result, changed = await posting
+            except BaseException:
+                posting.cancel()
+                raise
+            if result.outcome is not Outcome.ACKED:
+                delay = await self._deliver(batch.records, (result, changed), batch)
+                if delay is not None:
+                    return delay  # the caller rewinds: a prefetched batch is re-read from disk later
+                batch = following  # settled (refused events isolated): go on in order
+                continue
+            self._acknowledged(batch)
+            self._update_gauges()
+            self._progress.set()
+            batch = following
+        return None
+
+    def _acknowledged(self, batch: _Batch) -> None:
+        self._backoff.reset()
+        self.buffer.ack(batch.records[-1].seq)
+        self.delivered_total += len(batch.lines)
+        self.metrics.events_delivered.inc(len(batch.lines))
+        self._report_gap()
+
+    async def _deliver(
+        self,
+        records: Sequence[BufferRecord],
+        answered: tuple[PostResult, bool] | None = None,
+        prepared: _Batch | None = None,
+    ) -> float | None:
         """Deliver ``records`` in order, settling refused ones as rejected. None when all are settled, else
-        the delay before a retry (records up to the last acknowledged one stay settled)."""
+        the delay before a retry (records up to the last acknowledged one stay settled). ``answered`` is the
+        backend's answer to ``prepared`` when the caller already posted it."""
         while True:
-            with span("batch", events=len(records)):
-                lines, version = self._encode(records)
+            batch = prepared or self._prepare(records)
+            version, lines = batch.version, batch.lines
             if not lines:
                 self.buffer.ack(records[-1].seq)
                 return None
-            with span("post", events=len(lines), version=str(version)):
-                result = await self.client.post(lines, self._accept_header)
-            if result.status is not None:
-                self.metrics.backend_latency_ms.labels(endpoint=_ENDPOINT).observe(result.latency_ms)
-            changed = self._negotiate(result)
+            result, changed = answered or await self._post(batch)
+            answered = prepared = None
             if result.outcome is Outcome.ACKED:
-                self._backoff.reset()
-                self.buffer.ack(records[-1].seq)
-                self.delivered_total += len(lines)
-                self.metrics.events_delivered.inc(len(lines))
-                self._report_gap()
+                self._acknowledged(batch)
                 return None
             if result.outcome is Outcome.REJECTED:
                 if changed and self.version != version:

@@ -36,7 +36,7 @@ async def main(url: str, buffer_dir: str, progress: str, start: int, total: int)
         await publisher.publish(make_event(index, node=f"node-{index % 3}"))
         os.write(fd, f"{index}\n".encode())
         if index % 5 == 0:
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.002)  # paced, so that the parent's kills land while publishing
     delivered = await publisher.flush(60)
     corrupt = publisher.buffer.corrupt_total
     await publisher.aclose()

@@ -16,7 +16,7 @@ from pathlib import Path
 from .events_server import EventsServer, make_event
 
 REPO = Path(__file__).resolve().parents[4]
-TOTAL = 5000
+TOTAL = 20_000  # the publishing process is paced (<= ~2.5k events/s): every kill lands mid-stream
 KILLS = 20
 
 
@@ -67,7 +67,7 @@ def test_kill_9_twenty_times_loses_nothing_and_stores_nothing_twice(
     assert out.startswith("done")
 
     # the kills happened at different points of the stream (while publishing, not only after it)
-    assert len(set(accepted_at_kill)) > KILLS // 2 and accepted_at_kill[0] < TOTAL - 1
+    assert len(set(accepted_at_kill)) > KILLS // 2 and max(accepted_at_kill) < TOTAL - 1
 
     expected = [make_event(i, node=f"node-{i % 3}").event_id for i in range(TOTAL)]
     rows = events_server.store.rows()

@@ -420,6 +420,16 @@ class EventPublisher:
             body, headers = self.client.prepare(lines, self._accept_header) if lines else (b"", {})
         return _Batch(records, lines, version, body, headers)
 
+    async def _prepare_async(self, records: Sequence[BufferRecord]) -> _Batch:
+        """As :meth:`_prepare`, with joining and gzip in a worker thread (zlib releases the GIL), so that it
+        overlaps with a POST in flight."""
+        with span("batch", events=len(records)):
+            lines, version = self._encode(records)
+            if not lines:
+                return _Batch(records, lines, version, b"", {})
+            body, headers = await asyncio.to_thread(self.client.prepare, lines, self._accept_header)
+        return _Batch(records, lines, version, body, headers)
+
     async def _post(self, batch: _Batch) -> tuple[PostResult, bool]:
         """POST a prepared batch; (result, whether the negotiated version changed)."""
         with span("post", events=len(batch.lines), version=str(batch.version)):
@@ -435,22 +445,25 @@ class EventPublisher:
     async def _deliver_stream(self, records: Sequence[BufferRecord]) -> float | None:
         """Deliver ``records`` and the batches after them, preparing (encoding, gzipping) the next batch
         while the backend works on the current one. Same result as :meth:`_deliver`."""
-        batch: _Batch | None = self._prepare(records)
+        batch: _Batch | None = await self._prepare_async(records)
         while batch is not None:
             if batch.version != (self.version or self._current):
                 batch = self._prepare(batch.records)  # the negotiated version changed meanwhile
             if not batch.lines:
                 self.buffer.ack(batch.records[-1].seq)
                 upcoming = self.buffer.read(self.batch_max) if self._more_ready(0) else []
-                batch = self._prepare(upcoming) if upcoming else None
+                batch = await self._prepare_async(upcoming) if upcoming else None
                 continue
             posting = asyncio.ensure_future(self._post(batch))
             upcoming = self.buffer.read(self.batch_max) if self._more_ready(len(batch.records)) else []
-            following = self._prepare(upcoming) if upcoming else None
+            preparing = asyncio.ensure_future(self._prepare_async(upcoming)) if upcoming else None
             try:
                 result, changed = await posting
+                following = await preparing if preparing is not None else None
             except BaseException:
                 posting.cancel()
+                if preparing is not None:
+                    preparing.cancel()
                 raise
             if result.outcome is not Outcome.ACKED:
                 delay = await self._deliver(batch.records, (result, changed), batch)

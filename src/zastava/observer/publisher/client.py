@@ -117,7 +117,7 @@ class EventsClient:
         self.gzip = gzip
         self._own_client = http_client is None
         self._client = http_client or httpx.AsyncClient(
-            timeout=timeout, limits=httpx.Limits(max_connections=4, max_keepalive_connections=2)
+            http2=True, timeout=timeout, limits=httpx.Limits(max_connections=4, max_keepalive_connections=2)
         )
         self._headers_provider = headers_provider
         self.timeout = timeout

@@ -346,3 +346,30 @@ async def test_an_event_larger_than_a_buffer_segment_is_refused_and_counted(
         assert await publisher.flush(10)
     assert [row[1] for row in events_server.store.rows()] == [make_event(2).event_id]
     assert sample(metrics, "zastava_runtime_events_rejected_total") == 1
+
+
+async def test_batch_and_post_spans_are_recorded(events_server: EventsServer, tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from zastava.telemetry import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use_tracer(provider.get_tracer("test"))
+    try:
+        config = publisher_config(events_server.url, publisher={"batchMaxEvents": 10})
+        async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=ZastavaMetrics()) as publisher:
+            for i in range(25):
+                await publisher.publish(make_event(i))
+            assert await publisher.flush(10)
+    finally:
+        tracing.use_tracer(None)
+    spans = exporter.get_finished_spans()
+    posts = [s for s in spans if s.name == "post"]
+    batches = [s for s in spans if s.name == "batch"]
+    assert sum(s.attributes["events"] for s in posts) == 25  # type: ignore[index]
+    assert sum(s.attributes["events"] for s in batches) == 25  # type: ignore[index]
+    assert {s.attributes["version"] for s in posts} == {"zastava.runtime.event@v1.1"}  # type: ignore[index]

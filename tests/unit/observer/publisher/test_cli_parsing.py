@@ -39,3 +39,13 @@ def test_parse_page_shapes() -> None:
     for bad in ({"cursor": "1"}, {"items": {}}, "text"):
         with pytest.raises(ValueError):
             parse_page(bad)
+
+
+def test_oversized_input_lines_are_reported_and_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from zastava.observer.publisher import cli
+
+    monkeypatch.setattr(cli, "MAX_LINE_BYTES", 64)
+    stream = io.BytesIO(b"short\n" + b"x" * 500 + b"\nafter\n" + b"y" * 70)
+    assert list(cli._lines(stream)) == [(1, b"short\n"), (2, None), (3, b"after\n"), (4, None)]

@@ -184,6 +184,7 @@ class EventPublisher:
         self._closed = False
         self._limit_drop_logged = 0.0
         self._kind_counters: dict[EventKind, Any] = {}
+        self._encode_reported = -1  # highest buffer seq whose down-conversion problems were reported
         # children of per-event metrics, resolved once (prometheus-client's labels() costs ~10 µs)
         self._m_buffer_bytes = self.metrics.buffer_bytes.labels()
         self._m_limit_queue = self.metrics.limit_queue.labels()
@@ -385,12 +386,17 @@ class EventPublisher:
             return [r.payload for r in records], version
         lines: list[bytes] = []
         for record in records:
+            first_time = record.seq > self._encode_reported  # retries re-encode: report each record once
+            self._encode_reported = max(self._encode_reported, record.seq)
             try:
                 _v, event = parse_runtime_envelope(orjson.loads(record.payload))
             except (orjson.JSONDecodeError, EnvelopeError) as exc:
-                self._reject_one(record, f"unreadable buffered record: {exc}")
+                if first_time:
+                    self._reject_one(record, f"unreadable buffered record: {exc}")
                 continue
             if event.kind not in KINDS_V1_0:
+                if not first_time:
+                    continue
                 log.warning(
                     f"backend speaks {version}: {event.kind} event not sent, logged here",
                     extra=fields(

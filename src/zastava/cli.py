@@ -34,6 +34,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     (".backend.cli", "backend_app", "backend"),
     (".backend.cli", "catalog_app", "catalog"),
     (".backend.cli", "runtime_app", "runtime"),
+    (".observer.publisher.cli", "events_app", "events"),
 ]
 #: (module, attribute, command name) of top-level plane commands; each attribute is a typer command function.
 _COMMANDS: list[tuple[str, str, str]] = [

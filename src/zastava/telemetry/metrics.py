@@ -98,6 +98,31 @@ class ZastavaMetrics:
         self.buffer_drops = counter(
             "zastava_buffer_drops", "Events dropped from the disk ring buffer past its cap"
         )
+        # Observer event publisher (beyond spec §8)
+        self.buffer_bytes = gauge("zastava_buffer_bytes", "Bytes of the disk ring buffer in use")
+        self.buffer_pending = gauge(
+            "zastava_buffer_pending_events", "Events in the disk buffer not yet acknowledged by the backend"
+        )
+        self.buffer_corrupt = counter(
+            "zastava_buffer_corrupt_records", "Torn or corrupt disk-buffer records skipped"
+        )
+        self.events_delivered = counter(
+            "zastava_runtime_events_delivered", "Runtime events acknowledged by the backend"
+        )
+        self.events_rejected = counter(
+            "zastava_runtime_events_rejected", "Runtime events refused by the backend (400/413) and skipped"
+        )
+        self.events_coalesced = counter(
+            "zastava_runtime_events_coalesced", "Repeated identical events folded into one by the rate limit"
+        )
+        self.events_limited = counter(
+            "zastava_runtime_events_limited",
+            "Events past the local rate limit, by outcome (queued, dropped: perNodeQueue full)",
+            ("outcome",),
+        )
+        self.limit_queue = gauge(
+            "zastava_runtime_events_limit_queue", "Distinct events waiting in the rate-limit queue"
+        )
         # Webhook (spec §8)
         self.admission_decisions = counter(
             "zastava_admission_decisions", "Admission decisions, by decision", ("decision",)

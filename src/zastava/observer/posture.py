@@ -186,27 +186,19 @@ class BackendPosture:
 
 
 def component_paths(document: Any, *, limit: int = 200_000) -> frozenset[str] | None:
-    """Paths from a catalog entry: ``components[].files[].path`` / ``components[].path`` (also under
-    ``sbom``/``usage``). None when the document has no components list at all."""
-    if not isinstance(document, Mapping):
-        return None
-    containers = [document, document.get("sbom"), document.get("usage")]
-    components = None
-    for container in containers:
-        if isinstance(container, Mapping) and isinstance(container.get("components"), list):
-            components = container["components"]
-            break
-    if components is None:
+    """File paths of the image's SBOM components from the backend's catalog entry (contract
+    ``zastava.catalog.entry``: ``components[].paths``). None when the document is not a catalog entry."""
+    from pydantic import ValidationError
+
+    from ..contracts import CatalogEntry
+
+    try:
+        entry = CatalogEntry.model_validate(document)
+    except ValidationError:
         return None
     out: set[str] = set()
-    for component in components[:limit]:
-        if not isinstance(component, Mapping):
-            continue
-        candidates = [component.get("path")]
-        files = component.get("files")
-        if isinstance(files, list):
-            candidates += [f.get("path") if isinstance(f, Mapping) else f for f in files[:limit]]
-        for path in candidates:
-            if isinstance(path, str) and path.startswith("/") and len(out) < limit:
+    for component in entry.components[:limit]:
+        for path in component.paths:
+            if path.startswith("/") and len(out) < limit:
                 out.add(path)
     return frozenset(out)

@@ -91,26 +91,18 @@ async def test_backend_down_is_none() -> None:
         await posture.aclose()
 
 
-async def test_usage_paths_from_catalog() -> None:
+def test_component_paths_read_the_catalog_contract() -> None:
     digest = "sha256:" + "a" * 64
-    catalog = {
-        digest: {
-            "components": [
-                {
-                    "name": "libc",
-                    "files": [{"path": "/lib/libc.so.6", "sha256": "0" * 64}, "/lib/ld.so", {"path": 3}],
-                },
-                {"name": "app", "path": "/app/server"},
-                "garbage",
-            ]
-        }
+    entry = {
+        "digest": digest,
+        "signed": True,
+        "hasSbom": True,
+        "updatedAt": "2025-10-17T12:00:00Z",
+        "components": [
+            {"bomRef": "libc", "name": "libc", "paths": ["/lib/libc.so.6", "/lib/ld.so"]},
+            {"bomRef": "app", "name": "app", "paths": ["/app/server", "relative/ignored"]},
+        ],
     }
-    posture = BackendPosture("http://backend", client=client_for(policy_app({}, catalog)))
-    assert await posture.usage_paths(digest) == {"/lib/libc.so.6", "/lib/ld.so", "/app/server"}
-    assert await posture.usage_paths("sha256:" + "f" * 64) is None  # 404: unknown image
-
-
-def test_component_paths_shapes() -> None:
+    assert component_paths(entry) == {"/lib/libc.so.6", "/lib/ld.so", "/app/server"}
     assert component_paths([]) is None
-    assert component_paths({"sbom": {"components": [{"path": "/x"}]}}) == {"/x"}
-    assert component_paths({"components": [{"path": "relative"}]}) == frozenset()
+    assert component_paths({"components": [{"path": "/x"}]}) is None  # not a catalog entry

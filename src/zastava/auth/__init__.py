@@ -12,6 +12,7 @@ Authority. One concept per module:
 Planes import this package; it imports nothing of theirs.
 """
 
+from .backend import BackendAuth, backend_auth
 from .dpop import DpopKey, NonceIssuer, ReplayCache, normalize_htu, verify_proof
 from .errors import AuthError, AuthorityError
 from .mtls import TlsH11Protocol, build_http_client, cert_thumbprint, peer_certificate_der, uvicorn_tls_kwargs
@@ -32,6 +33,7 @@ __all__ = [
     "AccessToken",
     "AuthError",
     "AuthorityError",
+    "BackendAuth",
     "DpopKey",
     "NonceIssuer",
     "OpTokAuth",
@@ -42,6 +44,7 @@ __all__ = [
     "TokenProvider",
     "VerifierSettings",
     "auth_error_handler",
+    "backend_auth",
     "build_http_client",
     "cert_thumbprint",
     "normalize_htu",

@@ -938,6 +938,8 @@ async def create_agent(
     engine: str | None = None,
     metrics: ZastavaMetrics | None = None,
     backend: bool = True,
+    http_client: Any = None,
+    headers_provider: Callable[[str, str], Awaitable[dict[str, str]]] | None = None,
 ) -> tuple[ObserverAgent, Callable[[], Awaitable[None]]]:
     """An agent wired from a :class:`zastava.config.ZastavaConfig`; returns it and its ``aclose``."""
     from .engines import open_engine
@@ -960,6 +962,8 @@ async def create_agent(
             timeout=config.backend.request_timeout_seconds,
             cache_ttl=float(config.observer.posture_cache_ttl_seconds),
             metrics=metrics,
+            client=http_client,
+            headers_provider=headers_provider,
         )
     agent = ObserverAgent(
         chosen,

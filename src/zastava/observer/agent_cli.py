@@ -61,24 +61,29 @@ def run(config: ConfigOption = None, engine: EngineOption = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        publisher: Any = None
-        publish = _stdout_publish
-        try:
-            from .publisher import EventPublisher  # type: ignore[import-not-found, unused-ignore]
-        except ImportError:
-            typer.echo("observer: no durable publisher installed; writing events to stdout", err=True)
-        else:
-            publisher = EventPublisher(cfg)
-            await publisher.start()
-            publish = publisher.publish
-        agent, aclose = await create_agent(cfg, publish, engine=engine, metrics=metrics)
+        from ..auth import backend_auth
+        from .publisher import EventPublisher
+
+        auth = backend_auth(cfg, component="observer")
+        publisher = EventPublisher(
+            cfg, metrics=metrics, http_client=auth.http_client, headers_provider=auth.headers_provider
+        )
+        await publisher.start()
+        agent, aclose = await create_agent(
+            cfg,
+            publisher.publish,
+            engine=engine,
+            metrics=metrics,
+            http_client=auth.http_client,
+            headers_provider=auth.headers_provider,
+        )
         typer.echo(f"observer: node {cfg.observer.node_name}, engine {agent.engine.name}", err=True)
         try:
             await agent.run(stop)
         finally:
             await aclose()
-            if publisher is not None:
-                await publisher.aclose()
+            await publisher.aclose()
+            await auth.aclose()
 
     asyncio.run(main())
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +56,10 @@ class BackendPosture:
         timeout: float = 5.0,
         cache_ttl: float = 300.0,
         metrics: ZastavaMetrics | None = None,
+        headers_provider: Callable[[str, str], Awaitable[dict[str, str]]] | None = None,
     ) -> None:
         self.base = base_address.rstrip("/")
+        self.headers_provider = headers_provider
         self.policy_path = policy_path
         self._client = client
         self._own_client = client is None
@@ -68,6 +70,9 @@ class BackendPosture:
         self._usage: dict[str, tuple[float, frozenset[str] | None]] = {}
         self.policy_revision: str | None = None
         self.last_error: str | None = None
+
+    async def _auth(self, method: str, url: str) -> dict[str, str]:
+        return await self.headers_provider(method, url) if self.headers_provider is not None else {}
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -103,10 +108,11 @@ class BackendPosture:
         request = RuntimePolicyRequest(namespace=namespace, labels=dict(labels or {}), images=[image_ref])
         started = time.monotonic()
         try:
+            url = self.base + self.policy_path
             response = await self._http().post(
-                self.base + self.policy_path,
+                url,
                 content=orjson.dumps(request.wire()),
-                headers={"content-type": "application/json"},
+                headers={"content-type": "application/json", **(await self._auth("POST", url))},
                 timeout=self.timeout,
             )
         except httpx.HTTPError as exc:
@@ -157,9 +163,8 @@ class BackendPosture:
             return hit[1]
         started = time.monotonic()
         try:
-            response = await self._http().get(
-                self.base + CATALOG_PATH.format(digest=digest), timeout=self.timeout
-            )
+            url = self.base + CATALOG_PATH.format(digest=digest)
+            response = await self._http().get(url, headers=await self._auth("GET", url), timeout=self.timeout)
         except httpx.HTTPError as exc:
             self._failed("catalog", f"{type(exc).__name__}: {exc}")
             return None

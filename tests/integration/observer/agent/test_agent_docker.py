@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,8 @@ import pytest
 
 from tests.unit.observer.agent.standins import Collector, StaticTracer, policy_app
 from zastava import devstack
+from zastava.backend.app import create_app
+from zastava.config import BackendServer
 from zastava.contracts import EventKind, RuntimeEvent
 from zastava.observer.agent import AgentSettings, ObserverAgent
 from zastava.observer.drift import mapped_files
@@ -173,9 +176,10 @@ async def test_publisher_failure_does_not_stop_observation(
 
 
 async def test_library_drift_against_the_usage_view(
-    docker_engine: devstack.DockerEngine, dynamic_image: str
+    docker_engine: devstack.DockerEngine, dynamic_image: str, tmp_path: Path
 ) -> None:
-    """A dynamically linked container whose (stand-in) usage SBOM view lacks one mapped library."""
+    """A dynamically linked container whose usage SBOM view (the real backend's catalog) lacks one mapped
+    library."""
     container = await asyncio.to_thread(
         docker_engine.client().containers.run, dynamic_image, detach=True, network_mode="none"
     )
@@ -193,11 +197,20 @@ async def test_library_drift_against_the_usage_view(
         libc = next(p for p in maps if "libc.so" in p)
         ref = info.image_ref_by_digest
         assert ref is not None and info.image_digest is not None
-        backend = policy_app(
-            {ref: {"signed": True, "hasSbom": True, "policyVerdict": "pass"}},
-            catalog={info.image_digest: {"components": [{"path": p} for p in maps if p != libc]}},
+        # the real reference backend (in-process) with a CycloneDX SBOM listing every mapped file but libc
+        backend = create_app(
+            BackendServer(store=f"sqlite:///{tmp_path / 'b.db'}", static_tenant="t"), purge=False
         )
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=backend))
+        sbom = {
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.5",
+            "components": [{"bom-ref": p, "type": "file", "name": p} for p in sorted(maps) if p != libc],
+        }
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=backend), base_url="http://backend.test")
+        put = await client.put(
+            f"/api/v1/scanner/catalog/images/{info.image_digest}", json={"sbom": sbom, "signed": True}
+        )
+        assert put.status_code == 200, put.text
         collector = Collector()
         agent = ObserverAgent(
             engine,

@@ -27,7 +27,9 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 #: (module, attribute, group name) of plane command groups; each attribute is a ``typer.Typer``.
-_GROUPS: list[tuple[str, str, str]] = []
+_GROUPS: list[tuple[str, str, str]] = [
+    (".webhook.cli", "app", "webhook"),
+]
 #: (module, attribute, command name) of top-level plane commands; each attribute is a typer command function.
 _COMMANDS: list[tuple[str, str, str]] = []
 

@@ -1,0 +1,362 @@
+"""The admission decision: AdmissionReview in, AdmissionResponse + §2.2 decision record out.
+
+Flow (spans request → resolve → respond): only Pods on CREATE/UPDATE and the ``ephemeralcontainers``
+subresource are gated (everything else is allowed without work); on UPDATE only images that the old Pod did
+not already run are gated. Local gates run first; tag-only images are resolved to digests (``resolveTags``)
+and all images of the Pod go to the backend in one ``/policy/runtime`` request through the cache, all within
+the deadline. When the registry or backend fails or is too slow, namespaces in ``failOpenNamespaces`` are
+admitted with a warning and all others denied with a clear message. ``enforce: false`` is a dry run: always
+allow, record what would have been denied. The decision record is logged and posted in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from ..config import ZastavaConfig
+from ..contracts import (
+    AdmissionDecision,
+    AdmissionImage,
+    CanonicalizationError,
+    PolicyVerdict,
+    RuntimePolicyRequest,
+    RuntimePolicyResponse,
+    canonical_id,
+    multihash_id,
+)
+from ..telemetry import ZastavaMetrics, fields, span
+from .cache import CacheEntry, PolicyCache
+from .deadline import Deadline, budget_seconds
+from .gates import backend_gates, local_gates
+from .images import (
+    ContainerImage,
+    ImageRef,
+    InvalidImageRef,
+    PodShapeError,
+    changed_images,
+    collect_images,
+    parse_image,
+)
+from .resolve import TagResolver
+from .review import AdmissionRequest, AdmissionResponse, AdmissionReview, Status
+
+__all__ = ["Admitter", "ImageOutcome", "PolicySource"]
+
+log = logging.getLogger("zastava.webhook")
+
+#: ``policy(request, time_budget=…)`` — :meth:`BackendClient.policy` has this shape.
+PolicySource = Callable[..., Awaitable[RuntimePolicyResponse]]
+#: Receives each decision record to post (``DecisionRecorder.submit``).
+RecordSink = Callable[[AdmissionDecision], None]
+
+MAX_WARNINGS = 16
+MAX_WARNING_CHARS = 256
+MAX_MESSAGE_CHARS = 4000
+
+
+@dataclass(slots=True)
+class ImageOutcome:
+    item: ContainerImage
+    ref: ImageRef | None = None
+    resolved: str | None = None
+    signed: bool | None = None
+    has_sbom: bool | None = None
+    deny: list[str] = field(default_factory=list)
+    warn: list[str] = field(default_factory=list)
+    unavailable: str | None = None
+    ttl: int | None = None
+
+    @property
+    def verdict(self) -> PolicyVerdict:
+        if self.deny:
+            return "fail"
+        if self.warn or self.unavailable:
+            return "warn"
+        return "pass"
+
+    def record(self) -> AdmissionImage:
+        reasons = [*self.deny, *self.warn]
+        if self.unavailable:
+            reasons.append(self.unavailable)
+        return AdmissionImage(
+            name=self.item.image,
+            resolved=self.resolved,
+            signed=self.signed,
+            has_sbom_referrers=self.has_sbom,
+            policy_verdict=self.verdict,
+            reasons=reasons,
+        )
+
+    def line(self) -> str:
+        reasons = [*self.deny] or [*self.warn]
+        if self.unavailable and not self.deny:
+            reasons.append(self.unavailable)
+        return f"{self.item.where} {self.item.image}: " + ("; ".join(reasons) or "pass")
+
+
+def _gated(request: AdmissionRequest) -> bool:
+    resource = request.resource
+    if resource.group != "" or resource.version != "v1" or resource.resource != "pods":
+        return False
+    if request.sub_resource not in (None, "", "ephemeralcontainers"):
+        return False
+    return request.operation in ("CREATE", "UPDATE")
+
+
+def pod_spec_digest(pod: object) -> str:
+    spec = pod.get("spec") if isinstance(pod, dict) else None
+    try:
+        return canonical_id(spec)
+    except CanonicalizationError:
+        return multihash_id(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Admitter:
+    def __init__(
+        self,
+        config: ZastavaConfig,
+        *,
+        policy: PolicySource | None,
+        resolver: TagResolver | None = None,
+        cache: PolicyCache | None = None,
+        metrics: ZastavaMetrics | None = None,
+        record: RecordSink | None = None,
+    ) -> None:
+        self.config = config
+        self.admission = config.admission
+        self.policy = policy
+        self.resolver = resolver
+        self.cache = cache or PolicyCache(
+            max_ttl_seconds=config.admission.cache_ttl_seconds,
+            failure_ttl_seconds=config.webhook.failure_ttl_seconds,
+            max_entries=config.webhook.cache_max_entries,
+        )
+        self.metrics = metrics
+        self.record = record
+        self._fail_open = frozenset(config.admission.fail_open_namespaces)
+
+    # ------------------------------------------------------------------------------------------ entry
+
+    async def review(self, review: AdmissionReview, *, timeout_param: str | None = None) -> AdmissionResponse:
+        request = review.request
+        with span("request", uid=request.uid, namespace=request.namespace, operation=request.operation):
+            if not _gated(request):
+                return self._count(AdmissionResponse(uid=request.uid, allowed=True), "skip")
+            try:
+                images = collect_images(request.object)
+            except PodShapeError as exc:
+                return self._count(self._reject(request, f"malformed Pod: {exc}", 400), "invalid")
+            if request.operation == "UPDATE":
+                images = changed_images(images, request.old_object)
+            if not images:
+                return self._count(AdmissionResponse(uid=request.uid, allowed=True), "allow")
+            deadline = Deadline.after(
+                budget_seconds(
+                    timeout_param,
+                    self.config.webhook.deadline_margin_seconds,
+                    self.config.backend.request_timeout_seconds,
+                )
+            )
+            outcomes = [self._local(item) for item in images]
+            with span("resolve", images=len(outcomes)):
+                await self._evaluate(request, outcomes, deadline)
+            with span("respond"):
+                return self._decide(request, outcomes)
+
+    # ------------------------------------------------------------------------------------------ steps
+
+    def _local(self, item: ContainerImage) -> ImageOutcome:
+        outcome = ImageOutcome(item)
+        try:
+            outcome.ref = parse_image(item.image)
+        except InvalidImageRef as exc:
+            outcome.deny.append(str(exc))
+            return outcome
+        outcome.deny.extend(local_gates(outcome.ref, self.admission))
+        outcome.resolved = outcome.ref.pinned
+        return outcome
+
+    async def _evaluate(
+        self, request: AdmissionRequest, outcomes: list[ImageOutcome], deadline: Deadline
+    ) -> None:
+        usable = [o for o in outcomes if o.ref is not None]
+        if not usable:
+            return
+        try:
+            async with asyncio.timeout(deadline.remaining()):
+                await self._resolve(usable)
+        except TimeoutError:
+            for o in usable:
+                if (
+                    o.resolved is None
+                    and o.unavailable is None
+                    and o.ref is not None
+                    and o.ref.digest is None
+                ):
+                    o.unavailable = "registry did not resolve the tag before the deadline"
+        if self.policy is None:
+            for o in usable:
+                if o.unavailable is None:
+                    o.unavailable = "no policy backend configured"
+            return
+        keyed: dict[str, list[ImageOutcome]] = {}
+        for o in usable:
+            if o.unavailable is None and o.ref is not None:
+                keyed.setdefault(o.resolved or o.ref.original, []).append(o)
+        if not keyed:
+            return
+        labels = self._labels(request)
+        namespace = request.namespace
+        policy = self.policy
+
+        async def fetch(refs: list[str]) -> RuntimePolicyResponse:
+            return await policy(
+                RuntimePolicyRequest(namespace=namespace, labels=labels, images=refs),
+                time_budget=self.config.backend.request_timeout_seconds,
+            )
+
+        entries: dict[str, CacheEntry] = {}
+        budget = deadline.remaining()
+        try:
+            async with asyncio.timeout(budget):
+                entries, hits = await self.cache.get_many(list(keyed), fetch)
+            if hits and self.metrics is not None:
+                self.metrics.admission_cache_hits.inc(hits)
+        except TimeoutError:
+            pass
+        for key, group in keyed.items():
+            entry = entries.get(key)
+            for o in group:
+                if entry is None:
+                    o.unavailable = (
+                        f"backend did not answer before the admission deadline ({budget * 1000:.0f} ms)"
+                    )
+                elif entry.result is None:
+                    o.unavailable = f"policy unavailable: {entry.error}"
+                else:
+                    result = entry.result
+                    o.signed, o.has_sbom, o.ttl = result.signed, result.has_sbom, entry.ttl_seconds
+                    verdict = backend_gates(result, self.admission)
+                    o.deny.extend(verdict.deny)
+                    o.warn.extend(verdict.warn)
+
+    async def _resolve(self, outcomes: list[ImageOutcome]) -> None:
+        resolver = self.resolver
+        if not self.admission.resolve_tags or resolver is None:
+            return
+        pending = [o for o in outcomes if o.ref is not None and o.ref.digest is None]
+        if not pending:
+            return
+
+        async def one(o: ImageOutcome) -> None:
+            assert o.ref is not None
+            try:
+                digest = await resolver.resolve(o.item.image)
+            except Exception as exc:  # registry down, throttled, unknown tag: fail-open/closed decides
+                o.unavailable = f"registry could not resolve the tag: {str(exc) or type(exc).__name__}"
+                return
+            o.resolved = o.ref.with_digest(digest)
+
+        await asyncio.gather(*(one(o) for o in pending))
+
+    @staticmethod
+    def _labels(request: AdmissionRequest) -> dict[str, str]:
+        pod = request.object or {}
+        metadata = pod.get("metadata") if isinstance(pod, dict) else None
+        labels = metadata.get("labels") if isinstance(metadata, dict) else None
+        if not isinstance(labels, dict):
+            return {}
+        return {str(k): str(v) for k, v in labels.items() if isinstance(v, str)}
+
+    # --------------------------------------------------------------------------------------- decision
+
+    def _decide(self, request: AdmissionRequest, outcomes: list[ImageOutcome]) -> AdmissionResponse:
+        namespace = request.namespace or ""
+        denied = [o for o in outcomes if o.deny]
+        unavailable = [o for o in outcomes if o.unavailable and not o.deny]
+        warnings: list[str] = []
+        for o in outcomes:
+            if o.warn and not o.deny:
+                warnings.append(f"{o.item.where} {o.item.image}: " + "; ".join(o.warn))
+        message: str | None = None
+        if denied:
+            would_allow, label = False, "deny"
+            message = "zastava denied the Pod: " + " | ".join(o.line() for o in denied)
+        elif unavailable:
+            what = "; ".join(f"{o.item.where}: {o.unavailable}" for o in unavailable)
+            if namespace in self._fail_open:
+                would_allow, label = True, "fail-open"
+                warnings.append(f"zastava could not verify images and admitted them fail-open: {what}")
+            else:
+                would_allow, label = False, "fail-closed"
+                message = (
+                    f"zastava could not verify the Pod's images and namespace {namespace!r} "
+                    f"is fail-closed: {what}"
+                )
+                warnings.append("zastava: policy backend or registry unavailable; Pod denied fail-closed")
+        else:
+            would_allow, label = True, "allow"
+        allowed = would_allow
+        if not would_allow and not self.admission.enforce:
+            allowed, label = True, "dry-run-deny"
+            warnings.insert(0, f"zastava dry-run (enforce: false) would deny: {message}")
+            message = None
+        ttls = [o.ttl for o in outcomes if o.ttl is not None]
+        decision = AdmissionDecision(
+            admission_id=request.uid,
+            namespace=namespace,
+            pod_spec_digest=pod_spec_digest(request.object),
+            images=[o.record() for o in outcomes],
+            decision="Allow" if would_allow else "Deny",
+            ttl_seconds=min(ttls) if ttls else self.admission.cache_ttl_seconds,
+            enforced=self.admission.enforce,
+        )
+        log.info(
+            "admission decision",
+            extra=fields(
+                admissionId=request.uid,
+                namespace=namespace,
+                pod=request.name or (request.object or {}).get("metadata", {}).get("generateName"),
+                decision=decision.decision,
+                result=label,
+                podSpecDigest=decision.pod_spec_digest,
+                images=[i.wire() for i in decision.images],
+            ),
+        )
+        if self.record is not None and not request.dry_run:
+            self.record(decision)
+        response = AdmissionResponse(
+            uid=request.uid,
+            allowed=allowed,
+            status=None
+            if allowed
+            else Status(code=403, reason="Forbidden", message=_clip(message or "", MAX_MESSAGE_CHARS)),
+            warnings=[_clip(w, MAX_WARNING_CHARS) for w in warnings[:MAX_WARNINGS]] or None,
+            audit_annotations={
+                "decision": label,
+                "pod-spec-digest": decision.pod_spec_digest,
+                **({"reasons": _clip(message, 1000)} if message else {}),
+            },
+        )
+        return self._count(response, label)
+
+    def _reject(self, request: AdmissionRequest, message: str, code: int) -> AdmissionResponse:
+        return AdmissionResponse(
+            uid=request.uid,
+            allowed=False,
+            status=Status(code=code, reason="BadRequest" if code == 400 else "Forbidden", message=message),
+        )
+
+    def _count(self, response: AdmissionResponse, label: str) -> AdmissionResponse:
+        if self.metrics is not None:
+            self.metrics.admission_decisions.labels(decision=label).inc()
+        return response

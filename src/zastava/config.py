@@ -234,7 +234,7 @@ class Webhook(Section):
     @model_validator(mode="after")
     def _check(self) -> Webhook:
         host, sep, port = self.listen.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError(f"listen must be HOST:PORT, got {self.listen!r}")
         if not self.decisions_path.startswith("/"):
             raise ValueError("decisionsPath must start with '/'")

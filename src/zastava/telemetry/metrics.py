@@ -43,6 +43,8 @@ class Bound(Generic[M]):
         self._common = dict(common)
 
     def labels(self, **labels: str) -> Any:
+        if not self._common and not labels and not self.metric._labelnames:
+            return self.metric  # prometheus_client refuses .labels() on a metric without label names
         return self.metric.labels(**self._common, **labels)
 
     # convenience for metrics without labels of their own

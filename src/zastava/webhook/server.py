@@ -148,6 +148,7 @@ class WebhookServer:
             date_header=False,
             timeout_keep_alive=30,
             limit_concurrency=2048,
+            timeout_graceful_shutdown=5,
         )
         uv_config.load()
         uv_config.ssl = self.reloader.context  # every handshake picks reloader.current (sni_callback)

@@ -145,6 +145,12 @@ class PolicyCache:
         return found, hits
 
     async def drain(self) -> None:
-        """Wait for the backend calls still running (shutdown, tests)."""
+        """Wait for the backend calls still running (tests)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel the backend calls still running (shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drain()

@@ -89,7 +89,7 @@ def build_webhook(
         if recorder is not None:
             await recorder.flush(2.0)
             await recorder.stop()
-        await admitter.cache.drain()
+        await admitter.cache.close()
         if backend is not None:
             await backend.aclose()
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from zastava.contracts import ImagePolicy, canonical_id
-from zastava.webhook.review import parse_review
 from tests.unit.webhook.reviews import DIGEST_A, DIGEST_B, body, pod_with, review
+from zastava.contracts import ImagePolicy, canonical_id
+from zastava.webhook.review import ReviewError, parse_review
 
 from .conftest import RunningWebhook
 from .standins import PolicyBackend
@@ -268,5 +268,5 @@ def test_response_parses_as_admission_review(webhook: Factory) -> None:
     assert set(document) == {"apiVersion", "kind", "response"}
     assert set(document["response"]) <= {"uid", "allowed", "status", "warnings", "auditAnnotations"}
     assert "tag :latest is banned" in document["response"]["status"]["message"]
-    with pytest.raises(Exception):
+    with pytest.raises(ReviewError):
         parse_review(answer.content)  # a response is not a request

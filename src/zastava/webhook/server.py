@@ -7,9 +7,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import FrameType
+
+import uvicorn
 
 from ..config import ZastavaConfig
 from ..telemetry import ZastavaMetrics, fields
@@ -119,6 +126,27 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn, but SIGTERM/SIGINT end the server with exit status 0 (uvicorn re-raises the signal)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+
+
 class WebhookServer:
     """Serves :class:`WebhookComponents` over HTTPS until SIGINT/SIGTERM or :meth:`request_exit`."""
 
@@ -130,8 +158,6 @@ class WebhookServer:
         key_path: str,
         sock: socket.socket | None = None,
     ) -> None:
-        import uvicorn
-
         config = components.config
         self.components = components
         self.reloader = CertReloader(
@@ -152,7 +178,7 @@ class WebhookServer:
         )
         uv_config.load()
         uv_config.ssl = self.reloader.context  # every handshake picks reloader.current (sni_callback)
-        self.server = uvicorn.Server(uv_config)
+        self.server = _Uvicorn(uv_config)
 
     @property
     def started(self) -> bool:

@@ -86,7 +86,9 @@ class PolicyCache:
             self.fetches += 1
             response = await fetch(keys)
         except asyncio.CancelledError:
-            entries = {key: self._failure("policy lookup cancelled") for key in keys}
+            for key in keys:
+                self._inflight.pop(key, None)
+            self._settle(futures, {key: self._failure("policy lookup cancelled") for key in keys})
             raise
         except Exception as exc:  # every failure is an answer: the admitter applies fail-open/closed
             message = str(exc) or type(exc).__name__
@@ -110,6 +112,10 @@ class PolicyCache:
         finally:
             for key in keys:
                 self._inflight.pop(key, None)
+        self._settle(futures, entries)
+
+    @staticmethod
+    def _settle(futures: dict[str, asyncio.Future[CacheEntry]], entries: dict[str, CacheEntry]) -> None:
         for key, future in futures.items():
             if not future.done():
                 future.set_result(entries[key])

@@ -72,8 +72,8 @@ def parse_image(text: str) -> ImageRef:
     """Parse ``text`` as Kubernetes/containerd do (``nginx`` → ``docker.io/library/nginx``)."""
     if not isinstance(text, str) or not text or len(text) > MAX_REF_LENGTH or text != text.strip():
         raise InvalidImageRef(f"invalid image reference {text!r}")
-    rest, _, digest = text.partition("@")
-    if digest and not _DIGEST_RE.match(digest):
+    rest, at, digest = text.partition("@")
+    if at and not _DIGEST_RE.match(digest):
         raise InvalidImageRef(f"invalid digest in image reference {text!r}")
     tag: str | None = None
     slash = rest.rfind("/")

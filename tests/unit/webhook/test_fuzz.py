@@ -103,9 +103,7 @@ def test_arbitrary_bytes(loop: asyncio.AbstractEventLoop, app: WebhookApp, data:
 @FUZZ
 @given(json_values)
 def test_arbitrary_json(loop: asyncio.AbstractEventLoop, app: WebhookApp, value: Any) -> None:
-    check(
-        loop, app, orjson.dumps(value) if _dumpable(value) else b"{}"
-    )
+    check(loop, app, orjson.dumps(value) if _dumpable(value) else b"{}")
 
 
 def _dumpable(value: Any) -> bool:

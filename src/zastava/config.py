@@ -230,6 +230,7 @@ class Webhook(Section):
     decisions_path: str = "/api/v1/scanner/admission/decisions"
     post_decisions: bool = True
     decision_queue: PositiveSize = Field(1000, le=1_000_000)
+    decision_batch_max: PositiveSize = Field(100, le=10_000)
 
     @model_validator(mode="after")
     def _check(self) -> Webhook:

@@ -192,8 +192,9 @@ class Admitter:
         if not usable:
             return
         try:
-            async with asyncio.timeout(deadline.remaining()):
-                await self._resolve(usable)
+            if self._needs_resolution(usable):
+                async with asyncio.timeout(deadline.remaining()):
+                    await self._resolve(usable)
         except TimeoutError:
             for o in usable:
                 if (
@@ -226,13 +227,18 @@ class Admitter:
 
         entries: dict[str, CacheEntry] = {}
         budget = deadline.remaining()
-        try:
-            async with asyncio.timeout(budget):
-                entries, hits = await self.cache.get_many(list(keyed), fetch)
-            if hits and self.metrics is not None:
-                self.metrics.admission_cache_hits.inc(hits)
-        except TimeoutError:
-            pass
+        cached = self.cache.get_all(keyed)
+        if cached is not None:  # warm cache: no await, no timer
+            entries, hits = cached, len(cached)
+        else:
+            hits = 0
+            try:
+                async with asyncio.timeout(budget):
+                    entries, hits = await self.cache.get_many(list(keyed), fetch)
+            except TimeoutError:
+                pass
+        if hits and self.metrics is not None:
+            self.metrics.admission_cache_hits.inc(hits)
         for key, group in keyed.items():
             entry = entries.get(key)
             for o in group:
@@ -248,6 +254,11 @@ class Admitter:
                     verdict = backend_gates(result, self.admission)
                     o.deny.extend(verdict.deny)
                     o.warn.extend(verdict.warn)
+
+    def _needs_resolution(self, outcomes: list[ImageOutcome]) -> bool:
+        if not self.admission.resolve_tags or self.resolver is None:
+            return False
+        return any(o.ref is not None and o.ref.digest is None for o in outcomes)
 
     async def _resolve(self, outcomes: list[ImageOutcome]) -> None:
         resolver = self.resolver
@@ -310,30 +321,9 @@ class Admitter:
             allowed, label = True, "dry-run-deny"
             warnings.insert(0, f"zastava dry-run (enforce: false) would deny: {message}")
             message = None
-        ttls = [o.ttl for o in outcomes if o.ttl is not None]
-        decision = AdmissionDecision(
-            admission_id=request.uid,
-            namespace=namespace,
-            pod_spec_digest=pod_spec_digest(request.object),
-            images=[o.record() for o in outcomes],
-            decision="Allow" if would_allow else "Deny",
-            ttl_seconds=min(ttls) if ttls else self.admission.cache_ttl_seconds,
-            enforced=self.admission.enforce,
-        )
-        log.info(
-            "admission decision",
-            extra=fields(
-                admissionId=request.uid,
-                namespace=namespace,
-                pod=request.name or (request.object or {}).get("metadata", {}).get("generateName"),
-                decision=decision.decision,
-                result=label,
-                podSpecDigest=decision.pod_spec_digest,
-                images=[i.wire() for i in decision.images],
-            ),
-        )
-        if self.record is not None and not request.dry_run:
-            self.record(decision)
+        # The §2.2 record (canonical pod-spec id, log line, background post) is built after the response
+        # has been written: it never delays the answer to the API server.
+        asyncio.get_running_loop().call_soon(self._record, request, outcomes, would_allow, label)
         response = AdmissionResponse(
             uid=request.uid,
             allowed=allowed,
@@ -341,13 +331,46 @@ class Admitter:
             if allowed
             else Status(code=403, reason="Forbidden", message=_clip(message or "", MAX_MESSAGE_CHARS)),
             warnings=[_clip(w, MAX_WARNING_CHARS) for w in warnings[:MAX_WARNINGS]] or None,
-            audit_annotations={
-                "decision": label,
-                "pod-spec-digest": decision.pod_spec_digest,
-                **({"reasons": _clip(message, 1000)} if message else {}),
-            },
+            audit_annotations={"decision": label, **({"reasons": _clip(message, 1000)} if message else {})},
         )
         return self._count(response, label)
+
+    def _record(
+        self, request: AdmissionRequest, outcomes: list[ImageOutcome], would_allow: bool, label: str
+    ) -> None:
+        try:
+            decision = self.decision_record(request, outcomes, would_allow)
+            log.info(
+                "admission decision",
+                extra=fields(
+                    admissionId=request.uid,
+                    namespace=decision.namespace,
+                    pod=request.name or (request.object or {}).get("metadata", {}).get("generateName"),
+                    decision=decision.decision,
+                    result=label,
+                    podSpecDigest=decision.pod_spec_digest,
+                    images=[i.wire() for i in decision.images],
+                ),
+            )
+            if self.record is not None and not request.dry_run:
+                self.record(decision)
+        except Exception:  # a record must never take the webhook down
+            log.exception("decision record failed", extra=fields(admissionId=request.uid))
+
+    def decision_record(
+        self, request: AdmissionRequest, outcomes: list[ImageOutcome], would_allow: bool
+    ) -> AdmissionDecision:
+        """The §2.2 record; ``podSpecDigest`` is the canonical id of the Pod spec."""
+        ttls = [o.ttl for o in outcomes if o.ttl is not None]
+        return AdmissionDecision(
+            admission_id=request.uid,
+            namespace=request.namespace or "",
+            pod_spec_digest=pod_spec_digest(request.object),
+            images=[o.record() for o in outcomes],
+            decision="Allow" if would_allow else "Deny",
+            ttl_seconds=min(ttls) if ttls else self.admission.cache_ttl_seconds,
+            enforced=self.admission.enforce,
+        )
 
     def _reject(self, request: AdmissionRequest, message: str, code: int) -> AdmissionResponse:
         return AdmissionResponse(

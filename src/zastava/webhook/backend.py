@@ -67,7 +67,7 @@ class BackendClient:
             verify=verify,
             http2=http2,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            headers={"content-type": "application/json", "accept": "application/json"},
+            headers={"accept": "application/json"},
         )
 
     async def aclose(self) -> None:
@@ -78,10 +78,12 @@ class BackendClient:
             return {}
         return await self.headers_provider(method, url)
 
-    async def _post(self, endpoint: str, url: str, body: bytes, time_budget: float) -> bytes:
+    async def _post(
+        self, endpoint: str, url: str, body: bytes, time_budget: float, content_type: str = "application/json"
+    ) -> bytes:
         started = time.perf_counter()
         try:
-            headers = await self._headers("POST", url)
+            headers = {"content-type": content_type, **await self._headers("POST", url)}
             async with self._client.stream(
                 "POST", url, content=body, headers=headers, timeout=httpx.Timeout(time_budget)
             ) as response:
@@ -134,22 +136,28 @@ class BackendClient:
                 "policy", f"backend policy response is not a RuntimePolicyResponse: {detail}"
             ) from None
 
-    async def post_decision(self, decision: AdmissionDecision) -> None:
-        """``POST`` one ``zastava.admission.decision`` envelope; raises :class:`BackendError`."""
-        envelope = AdmissionDecisionEnvelope(
-            schema_version=str(versions.current(ADMISSION_DECISION)), decision=decision
+    async def post_decisions(self, decisions: list[AdmissionDecision]) -> None:
+        """``POST`` decision envelopes as ND-JSON (one per line); raises :class:`BackendError`."""
+        version = str(versions.current(ADMISSION_DECISION))
+        body = b"\n".join(
+            orjson.dumps(AdmissionDecisionEnvelope(schema_version=version, decision=d).wire())
+            for d in decisions
         )
-        await self._post("decisions", self.decisions_url, orjson.dumps(envelope.wire()), self.timeout)
+        await self._post(
+            "decisions", self.decisions_url, body + b"\n", self.timeout, content_type="application/x-ndjson"
+        )
 
 
 class DecisionRecorder:
     """Posts decision records in the background through a bounded queue; never delays a response.
 
-    When the queue is full the record is dropped (it was already logged) and a warning is logged.
+    Records queued meanwhile are sent together (up to ``batch_max`` per request, ND-JSON). When the queue is
+    full the record is dropped (it was already logged) and a warning is logged.
     """
 
-    def __init__(self, client: BackendClient, *, max_queue: int = 1000) -> None:
+    def __init__(self, client: BackendClient, *, max_queue: int = 1000, batch_max: int = 100) -> None:
         self.client = client
+        self.batch_max = batch_max
         self.queue: asyncio.Queue[AdmissionDecision] = asyncio.Queue(maxsize=max_queue)
         self.dropped = 0
         self.posted = 0
@@ -172,18 +180,21 @@ class DecisionRecorder:
 
     async def _worker(self) -> None:
         while True:
-            decision = await self.queue.get()
+            batch = [await self.queue.get()]
+            while len(batch) < self.batch_max and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
             try:
-                await self.client.post_decision(decision)
-                self.posted += 1
+                await self.client.post_decisions(batch)
+                self.posted += len(batch)
             except BackendError as exc:
-                self.failed += 1
+                self.failed += len(batch)
                 log.warning(
-                    "decision record not delivered",
-                    extra=fields(admissionId=decision.admission_id, error=str(exc)),
+                    "decision records not delivered",
+                    extra=fields(admissionIds=[d.admission_id for d in batch][:20], error=str(exc)),
                 )
             finally:
-                self.queue.task_done()
+                for _ in batch:
+                    self.queue.task_done()
 
     async def flush(self, wait_seconds: float = 5.0) -> None:
         """Wait until queued records were sent (or ``wait_seconds``)."""

@@ -65,6 +65,16 @@ class PolicyCache:
             return None
         return entry
 
+    def get_all(self, keys: Iterable[str]) -> dict[str, CacheEntry] | None:
+        """Entries for every key when all are cached and fresh, else None (the synchronous warm path)."""
+        found: dict[str, CacheEntry] = {}
+        for key in keys:
+            entry = self.get(key)
+            if entry is None:
+                return None
+            found[key] = entry
+        return found
+
     def clear(self) -> None:
         self._entries.clear()
 

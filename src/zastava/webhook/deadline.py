@@ -6,6 +6,7 @@ stops waiting after it; answering later is wasted work and turns into the webhoo
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ def _parse_units(text: str) -> float:
     return total
 
 
+@functools.lru_cache(maxsize=64)
 def budget_seconds(timeout_param: str | None, margin: float, backend_timeout: float) -> float:
     """Seconds the webhook may spend: ``min(timeout - margin, backend_timeout)``, at least 50 ms."""
     timeout = parse_go_duration(timeout_param)

@@ -4,7 +4,8 @@
   until it lands: a real HTTP server (uvicorn + Starlette) implementing
   ``POST /api/v1/scanner/policy/runtime``
   (``RuntimePolicyRequest`` → ``RuntimePolicyResponse``) and ``POST /api/v1/scanner/admission/decisions``
-  (decision envelopes), with controllable latency, failures, verdicts, TTL and ``policyRevision``.
+  (decision envelopes: one object, a JSON array or ND-JSON, as the reference backend accepts), with
+  controllable latency, failures, verdicts, TTL and ``policyRevision``.
 * :class:`ManifestHeadResolver` stands in for ``zastava.registry.RegistryClient.resolve`` until that lands:
   a minimal ``HEAD /v2/<repo>/manifests/<tag>`` with the manifest media types in ``Accept``, reading
   ``Docker-Content-Digest``, against the real distribution registry fixture.
@@ -90,11 +91,13 @@ class PolicyBackend:
     policy_calls: list[RuntimePolicyRequest] = field(default_factory=list)
     decisions: list[AdmissionDecisionEnvelope] = field(default_factory=list)
     decision_delay: float = 0.0
+    decision_posts: int = 0
     server: ThreadServer | None = None
 
     def reset(self) -> None:
         self.delay, self.fail_status, self.ttl_seconds, self.revision = 0.0, None, 300, "rev-1"
         self.decision_delay = 0.0
+        self.decision_posts = 0
         self.overrides.clear()
         self.policy_calls.clear()
         self.decisions.clear()
@@ -122,10 +125,17 @@ class PolicyBackend:
             return Response(orjson.dumps(body), media_type="application/json")
 
         async def decisions(request: Request) -> Response:
-            envelope = AdmissionDecisionEnvelope.model_validate(orjson.loads(await request.body()))
+            raw = await request.body()
+            try:
+                single = orjson.loads(raw)
+                items = single if isinstance(single, list) else [single]
+            except orjson.JSONDecodeError:
+                items = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+            envelopes = [AdmissionDecisionEnvelope.model_validate(item) for item in items]
             if self.decision_delay:
                 await asyncio.sleep(self.decision_delay)
-            self.decisions.append(envelope)
+            self.decisions.extend(envelopes)
+            self.decision_posts += 1
             return Response(b"{}", 202, media_type="application/json")
 
         return Starlette(

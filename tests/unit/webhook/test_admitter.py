@@ -67,7 +67,9 @@ def admitter(
 
 
 async def decide(a: Admitter, document: dict[str, Any], timeout_param: str | None = None) -> Any:
-    return await a.review(AdmissionReview.model_validate(document), timeout_param=timeout_param)
+    response = await a.review(AdmissionReview.model_validate(document), timeout_param=timeout_param)
+    await asyncio.sleep(0)  # the decision record is built right after the response
+    return response
 
 
 async def test_every_container_list_in_one_backend_request() -> None:

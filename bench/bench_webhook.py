@@ -1,0 +1,246 @@
+"""Admission webhook over TLS on loopback, driven by ``wrk`` in a separate process (the other core).
+
+Variants served by ``bench/webhook_target.py`` (one process, pinned to CPU 0; ``wrk`` pinned to CPU 1):
+``bare`` (a bare ASGI handler answering a fixed AdmissionReview: the same-run baseline), ``raw`` (the webhook
+as ``zastava webhook serve`` runs it) and ``starlette`` (the same admitter behind Starlette routing).
+Scenarios: warm cache (every image of the Pod already cached) and one backend round trip (one image with a
+digest never seen before per review) against the stand-in policy backend (``tests/integration/webhook``;
+it runs in this process). 1 and 16 connections. Decision records are posted to the backend as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from tests.integration.webhook.standins import PolicyBackend
+from tests.unit.webhook.reviews import DIGEST_A, DIGEST_B, body, pod_with, review
+from zastava.devstack import ensure_packages, free_port
+from zastava.webhook.certs import generate_certs, write_certs
+
+HERE = Path(__file__).resolve().parent
+PLACEHOLDER = "f" * 64
+
+LUA_COMMON = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open(os.getenv("ZASTAVA_BENCH_BODY"), "rb"))
+local template = f:read("*a")
+f:close()
+wrk.body = template
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %.1f %.1f %.1f %.1f %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max,
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+LUA_MISS = r"""
+local salt = os.getenv("ZASTAVA_BENCH_SALT")
+local counter = 0
+request = function()
+  counter = counter + 1
+  local digest = salt .. string.rep("0", 48) .. string.format("%08x", counter)
+  local b = template:gsub(string.rep("f", 64), digest)
+  return wrk.format(nil, nil, nil, b)
+end
+"""
+
+
+def _taskset(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if (os.cpu_count() or 1) > 1 else []
+
+
+def _wrk(url: str, connections: int, seconds: int, script: Path, body_file: Path) -> dict[str, float]:
+    env = {**os.environ, "ZASTAVA_BENCH_BODY": str(body_file), "ZASTAVA_BENCH_SALT": secrets.token_hex(4)}
+    out = subprocess.run(
+        [
+            *_taskset(1),
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
+    requests, duration_us, p50, p95, p99, worst, errors = (float(v) for v in line.split()[1:])
+    return {
+        "rps": requests / (duration_us / 1e6),
+        "p50": p50 / 1000,
+        "p95": p95 / 1000,
+        "p99": p99 / 1000,
+        "max": worst / 1000,
+        "errors": errors,
+        "requests": requests,
+    }
+
+
+class Target:
+    def __init__(self, variant: str, tls: Path, backend: str, extra: list[str]) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                *_taskset(0),
+                sys.executable,
+                str(HERE / "webhook_target.py"),
+                variant,
+                str(self.port),
+                str(tls / "tls.crt"),
+                str(tls / "tls.key"),
+                backend,
+                "--quiet",
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.client = httpx.Client(verify=ssl.create_default_context(cafile=str(tls / "ca.crt")), timeout=10)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if self.client.get(f"{self.url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{variant} target did not start: {self.process.stderr.read()!r}")  # type: ignore[union-attr]
+            time.sleep(0.1)
+
+    def admit(self, data: bytes) -> dict[str, object]:
+        response = self.client.post(f"{self.url}/admit?timeout=10s", content=data)
+        response.raise_for_status()
+        return orjson.loads(response.content)["response"]  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self.client.close()
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+
+def _fmt(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
+    ratio = (
+        f"  ({r['p50'] / base['p50']:.1f}× bare p50, {r['rps'] / base['rps']:.2f}× bare rps)" if base else ""
+    )
+    errors = f"  ERRORS {r['errors']:.0f}" if r["errors"] else ""
+    return (
+        f"{name:<34} {r['rps']:>8.0f} req/s  p50 {r['p50']:6.2f} ms  p95 {r['p95']:6.2f} ms  "
+        f"p99 {r['p99']:6.2f} ms  max {r['max']:7.2f} ms{ratio}{errors}"
+    )
+
+
+def main(quick: bool = False) -> list[str]:
+    ensure_packages(["wrk"])
+    seconds = 3 if quick else 10
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="zastava-bench-webhook-") as tmp:
+        work = Path(tmp)
+        tls = work / "tls"
+        write_certs(generate_certs(extra_dns=["localhost"], ip_addresses=["127.0.0.1"]), tls)
+        warm_body = work / "warm.json"
+        warm_body.write_bytes(
+            body(
+                review(
+                    pod_with(
+                        {"api": f"ghcr.io/acme/api@{DIGEST_A}", "sidecar": f"ghcr.io/acme/side@{DIGEST_B}"}
+                    )
+                )
+            )
+        )
+        miss_body = work / "miss.json"
+        miss_body.write_bytes(
+            body(
+                review(
+                    pod_with(
+                        {
+                            "api": f"ghcr.io/acme/api@sha256:{PLACEHOLDER}",
+                            "sidecar": f"ghcr.io/acme/side@{DIGEST_B}",
+                        }
+                    )
+                )
+            )
+        )
+        warm_lua, miss_lua = work / "warm.lua", work / "miss.lua"
+        warm_lua.write_text(LUA_COMMON)
+        miss_lua.write_text(LUA_COMMON + LUA_MISS)
+        backend = PolicyBackend().start()
+        lines.append(
+            f"review body {warm_body.stat().st_size} bytes (Pod with 2 containers), TLS 1.3, {seconds}s per run"
+        )
+        results: dict[tuple[str, str, int], dict[str, float]] = {}
+        try:
+            for variant in ("bare", "raw", "starlette"):
+                target = Target(variant, tls, backend.url, [])
+                try:
+                    if variant != "bare":
+                        answer = target.admit(warm_body.read_bytes())
+                        assert answer["allowed"] is True, answer
+                    url = f"{target.url}/admit?timeout=10s"
+                    for connections in (1, 16):
+                        results[(variant, "warm", connections)] = _wrk(
+                            url, connections, seconds, warm_lua, warm_body
+                        )
+                    if variant != "bare":
+                        for connections in (1, 16):
+                            results[(variant, "miss", connections)] = _wrk(
+                                url, connections, seconds, miss_lua, miss_body
+                            )
+                finally:
+                    target.stop()
+        finally:
+            backend.stop()
+        for connections in (1, 16):
+            base = results[("bare", "warm", connections)]
+            lines.append(_fmt(f"bare ASGI baseline, {connections} conn", base, None))
+            for variant in ("raw", "starlette"):
+                lines.append(
+                    _fmt(
+                        f"{variant}, warm cache, {connections} conn",
+                        results[(variant, "warm", connections)],
+                        base,
+                    )
+                )
+            for variant in ("raw", "starlette"):
+                lines.append(
+                    _fmt(
+                        f"{variant}, 1 backend trip, {connections} conn",
+                        results[(variant, "miss", connections)],
+                        base,
+                    )
+                )
+        raw16 = results[("raw", "warm", 16)]
+        lines.append(
+            f"goals: warm p95 ≤ 1 ms @1 conn: {results[('raw', 'warm', 1)]['p95']:.2f} ms; "
+            f"≥ 3000 rev/s @16 with p99 ≤ 10 ms: {raw16['rps']:.0f} rev/s p99 {raw16['p99']:.2f} ms; "
+            f"backend trip p95 ≤ 10 ms @1: {results[('raw', 'miss', 1)]['p95']:.2f} ms"
+        )
+    return lines
+
+
+if __name__ == "__main__":
+    for line in main(quick="--quick" in sys.argv):
+        print(line)

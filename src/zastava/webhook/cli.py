@@ -32,6 +32,13 @@ def serve_command(
     listen: Annotated[
         str | None, typer.Option("--listen", help="HOST:PORT (default zastava.webhook.listen)")
     ] = None,
+    self_signed: Annotated[
+        bool,
+        typer.Option(
+            "--self-signed",
+            help="For local use (make run): create a self-signed CA + certificate at the cert/key paths if absent.",
+        ),
+    ] = False,
 ) -> None:
     """Serve POST /admit, /healthz, /readyz and /metrics over HTTPS (certificate reloaded when it changes)."""
     import asyncio
@@ -51,6 +58,14 @@ def serve_command(
         updates["listen"] = listen
     if updates:
         cfg = cfg.model_copy(update={"webhook": cfg.webhook.model_copy(update=updates)})
+    cert_file, key_file = Path(cfg.webhook.cert_path), Path(cfg.webhook.key_path)
+    if self_signed and not (cert_file.is_file() and key_file.is_file()):
+        from .certs import generate_certs, write_certs
+
+        if cert_file.parent != key_file.parent or (cert_file.name, key_file.name) != ("tls.crt", "tls.key"):
+            fail("--self-signed needs --cert DIR/tls.crt and --key DIR/tls.key in one directory")
+        write_certs(generate_certs(extra_dns=["localhost"], ip_addresses=["127.0.0.1"]), cert_file.parent)
+        err.print(f"wrote a self-signed CA and certificate to {cert_file.parent} (trust its ca.crt)")
     for path in (cfg.webhook.cert_path, cfg.webhook.key_path):
         if not Path(path).is_file():
             fail(f"{path} does not exist (create one with `zastava webhook certs`)")

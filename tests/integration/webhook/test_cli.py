@@ -91,6 +91,12 @@ def test_serve_over_https_and_stop_on_sigterm(tmp_path: Path, policy_backend: Po
         [*ZASTAVA, "webhook", "serve", "--config", str(config), "--self-signed"], stdout=log, stderr=log
     )
     try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "tls" / "ca.crt").exists():
+            assert process.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "serve.log"
+            ).read_text()
+            time.sleep(0.05)
         context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.crt"))
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, timeout=5) as client:
             deadline = time.monotonic() + 30

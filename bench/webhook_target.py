@@ -1,6 +1,6 @@
 """The process under load in ``bench_webhook.py``: one HTTPS server on loopback, in one of three variants.
 
-``python bench/webhook_target.py VARIANT PORT CERT KEY BACKEND_URL [--no-decisions]``
+``python bench/webhook_target.py VARIANT PORT CERT KEY BACKEND_URL [--no-decisions] [--httptools] [--quiet]``
 
 * ``raw`` — the webhook as ``zastava webhook serve`` runs it (raw ASGI :class:`WebhookApp`).
 * ``starlette`` — the same admitter behind Starlette routing (:func:`starlette_app`).
@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zastava.config import ZastavaConfig  # noqa: E402
-from zastava.telemetry.setup import runtime_core  # noqa: E402
-from zastava.webhook.app import starlette_app  # noqa: E402
-from zastava.webhook.server import WebhookServer, bind_socket, build_webhook  # noqa: E402
+from zastava.config import ZastavaConfig
+from zastava.telemetry.setup import runtime_core
+from zastava.webhook.app import starlette_app
+from zastava.webhook.server import WebhookServer, bind_socket, build_webhook
 
 FIXED = (
     b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":'
@@ -63,9 +63,8 @@ def main() -> None:
         admission={"resolveTags": False},
         webhook={"listen": f"127.0.0.1:{port}", "certPath": cert, "keyPath": key, "postDecisions": decisions},
     )
-    metrics = runtime_core(
-        config, "webhook", stream=open(os.devnull, "w") if "--quiet" in sys.argv else sys.stderr
-    )  # noqa: SIM115
+    sink = open(os.devnull, "w") if "--quiet" in sys.argv else sys.stderr  # noqa: SIM115 (process lifetime)
+    metrics = runtime_core(config, "webhook", stream=sink)
     components = build_webhook(config, metrics=metrics)
     if variant == "starlette":
         inner = starlette_app(components.app)
@@ -80,7 +79,10 @@ def main() -> None:
         components.app = app  # type: ignore[assignment]
     elif variant == "bare":
         components.app = bare  # type: ignore[assignment]
-    server = WebhookServer(components, cert_path=cert, key_path=key, sock=bind_socket("127.0.0.1", int(port)))
+    http = "httptools" if "--httptools" in sys.argv else "h11"
+    server = WebhookServer(
+        components, cert_path=cert, key_path=key, sock=bind_socket("127.0.0.1", int(port)), http=http
+    )
     asyncio.run(server.serve())
 
 

@@ -12,9 +12,11 @@ allow, record what would have been denied. The decision record is logged and pos
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -83,7 +85,7 @@ class ImageOutcome:
         reasons = [*self.deny, *self.warn]
         if self.unavailable:
             reasons.append(self.unavailable)
-        return AdmissionImage(
+        return AdmissionImage.model_construct(
             name=self.item.image,
             resolved=self.resolved,
             signed=self.signed,
@@ -143,6 +145,8 @@ class Admitter:
         self.metrics = metrics
         self.record = record
         self._fail_open = frozenset(config.admission.fail_open_namespaces)
+        self._decision_counters: dict[str, Any] = {}
+        self._static = functools.lru_cache(maxsize=4096)(self._static_uncached)
 
     # ------------------------------------------------------------------------------------------ entry
 
@@ -175,15 +179,18 @@ class Admitter:
     # ------------------------------------------------------------------------------------------ steps
 
     def _local(self, item: ContainerImage) -> ImageOutcome:
-        outcome = ImageOutcome(item)
-        try:
-            outcome.ref = parse_image(item.image)
-        except InvalidImageRef as exc:
-            outcome.deny.append(str(exc))
-            return outcome
-        outcome.deny.extend(local_gates(outcome.ref, self.admission))
-        outcome.resolved = outcome.ref.pinned
+        ref, deny = self._static(item.image)
+        outcome = ImageOutcome(item, ref=ref, deny=list(deny))
+        outcome.resolved = ref.pinned if ref is not None else None
         return outcome
+
+    def _static_uncached(self, image: str) -> tuple[ImageRef | None, tuple[str, ...]]:
+        """Parse + local gates: a pure function of the image string and the (fixed) policy."""
+        try:
+            ref = parse_image(image)
+        except InvalidImageRef as exc:
+            return None, (str(exc),)
+        return ref, tuple(local_gates(ref, self.admission))
 
     async def _evaluate(
         self, request: AdmissionRequest, outcomes: list[ImageOutcome], deadline: Deadline
@@ -215,13 +222,12 @@ class Admitter:
                 keyed.setdefault(o.resolved or o.ref.original, []).append(o)
         if not keyed:
             return
-        labels = self._labels(request)
         namespace = request.namespace
         policy = self.policy
 
         async def fetch(refs: list[str]) -> RuntimePolicyResponse:
             return await policy(
-                RuntimePolicyRequest(namespace=namespace, labels=labels, images=refs),
+                RuntimePolicyRequest(namespace=namespace, labels=self._labels(request), images=refs),
                 time_budget=self.config.backend.request_timeout_seconds,
             )
 
@@ -362,7 +368,7 @@ class Admitter:
     ) -> AdmissionDecision:
         """The §2.2 record; ``podSpecDigest`` is the canonical id of the Pod spec."""
         ttls = [o.ttl for o in outcomes if o.ttl is not None]
-        return AdmissionDecision(
+        return AdmissionDecision.model_construct(
             admission_id=request.uid,
             namespace=request.namespace or "",
             pod_spec_digest=pod_spec_digest(request.object),
@@ -381,5 +387,10 @@ class Admitter:
 
     def _count(self, response: AdmissionResponse, label: str) -> AdmissionResponse:
         if self.metrics is not None:
-            self.metrics.admission_decisions.labels(decision=label).inc()
+            counter = self._decision_counters.get(label)
+            if counter is None:
+                counter = self._decision_counters[label] = self.metrics.admission_decisions.labels(
+                    decision=label
+                )
+            counter.inc()
         return response

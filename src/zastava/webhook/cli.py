@@ -36,7 +36,7 @@ def serve_command(
         bool,
         typer.Option(
             "--self-signed",
-            help="Local use (make run): create a self-signed CA + certificate at the cert/key paths if absent.",
+            help="Local use (make run): create a self-signed CA + cert at the cert/key paths if absent.",
         ),
     ] = False,
 ) -> None:

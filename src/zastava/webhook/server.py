@@ -161,6 +161,7 @@ class WebhookServer:
         cert_path: str,
         key_path: str,
         sock: socket.socket | None = None,
+        http: str = "auto",
     ) -> None:
         config = components.config
         self.components = components
@@ -172,6 +173,7 @@ class WebhookServer:
         uv_config = uvicorn.Config(
             components.app,
             lifespan="on",
+            http=http,
             log_config=None,
             access_log=False,
             server_header=False,

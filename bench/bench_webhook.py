@@ -133,6 +133,17 @@ class Target:
         response.raise_for_status()
         return orjson.loads(response.content)["response"]  # type: ignore[no-any-return]
 
+    def backend_latency(self) -> tuple[float, float]:
+        """(mean ms, count) of the webhook's ``/policy/runtime`` calls, from its own ``/metrics``."""
+        text = self.client.get(f"{self.url}/metrics").text
+        values = {}
+        for line in text.splitlines():
+            for kind in ("sum", "count"):
+                if line.startswith(f'zastava_runtime_backend_latency_ms_{kind}{{endpoint="policy"}}'):
+                    values[kind] = float(line.rsplit(" ", 1)[1])
+        count = values.get("count", 0.0)
+        return (values.get("sum", 0.0) / count if count else 0.0), count
+
     def stop(self) -> None:
         self.client.close()
         os.kill(self.process.pid, signal.SIGTERM)
@@ -148,6 +159,8 @@ def _fmt(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
         f"  ({r['p50'] / base['p50']:.1f}× bare p50, {r['rps'] / base['rps']:.2f}× bare rps)" if base else ""
     )
     errors = f"  ERRORS {r['errors']:.0f}" if r["errors"] else ""
+    if "backend_ms" in r:
+        errors += f"  [policy call mean {r['backend_ms']:.2f} ms as seen by the webhook]"
     return (
         f"{name:<34} {r['rps']:>8.0f} req/s  p50 {r['p50']:6.2f} ms  p95 {r['p95']:6.2f} ms  "
         f"p99 {r['p99']:6.2f} ms  max {r['max']:7.2f} ms{ratio}{errors}"
@@ -202,9 +215,14 @@ def main(quick: bool = False) -> list[str]:
                         )
                     if variant != "bare":
                         for connections in (1, 16):
-                            results[(label, "miss", connections)] = _wrk(
-                                url, connections, seconds, miss_lua, miss_body
+                            before = target.backend_latency()
+                            result = _wrk(url, connections, seconds, miss_lua, miss_body)
+                            mean, count = target.backend_latency()
+                            calls = count - before[1]
+                            result["backend_ms"] = (
+                                (mean * count - before[0] * before[1]) / calls if calls else 0.0
                             )
+                            results[(label, "miss", connections)] = result
                 finally:
                     target.stop()
         finally:

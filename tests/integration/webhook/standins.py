@@ -92,12 +92,16 @@ class PolicyBackend:
     decisions: list[AdmissionDecisionEnvelope] = field(default_factory=list)
     decision_delay: float = 0.0
     decision_posts: int = 0
+    raw_policy_body: bytes | None = None
+    headers_seen: list[dict[str, str]] = field(default_factory=list)
     server: ThreadServer | None = None
 
     def reset(self) -> None:
         self.delay, self.fail_status, self.ttl_seconds, self.revision = 0.0, None, 300, "rev-1"
         self.decision_delay = 0.0
         self.decision_posts = 0
+        self.raw_policy_body = None
+        self.headers_seen.clear()
         self.overrides.clear()
         self.policy_calls.clear()
         self.decisions.clear()
@@ -109,10 +113,13 @@ class PolicyBackend:
 
     def app(self) -> Starlette:
         async def policy(request: Request) -> Response:
+            self.headers_seen.append(dict(request.headers))
             parsed = RuntimePolicyRequest.model_validate(orjson.loads(await request.body()))
             self.policy_calls.append(parsed)
             if self.delay:
                 await asyncio.sleep(self.delay)
+            if self.raw_policy_body is not None:
+                return Response(self.raw_policy_body, 200, media_type="application/json")
             if self.fail_status is not None:
                 return Response(b'{"error":"injected"}', self.fail_status, media_type="application/json")
             results = {}

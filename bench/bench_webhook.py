@@ -11,6 +11,7 @@ it runs in this process). 1 and 16 connections. Decision records are posted to t
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import secrets
 import signal
@@ -185,6 +186,85 @@ def _bodies(work: Path) -> tuple[Path, Path]:
     return warm, miss
 
 
+def _asgi_dispatch(quick: bool) -> list[str]:
+    """CPU per request through each ASGI app in this process (no sockets): raw vs Starlette vs bare handler.
+
+    The warm-cache review of the HTTPS runs; batches of each variant are interleaved and the median batch
+    kept, which makes this comparison far less sensitive to other load on the machine than the wrk runs.
+    """
+    import asyncio
+    import statistics
+
+    from bench.webhook_target import bare
+    from zastava.config import ZastavaConfig
+    from zastava.contracts import ImagePolicy
+    from zastava.telemetry import ZastavaMetrics
+    from zastava.webhook.app import starlette_app
+    from zastava.webhook.cache import CacheEntry
+    from zastava.webhook.server import build_webhook
+
+    config = ZastavaConfig(
+        backend={"baseAddress": "http://127.0.0.1:9", "allowInsecureHttp": True},
+        admission={"resolveTags": False},
+        webhook={"postDecisions": False},
+    )
+    components = build_webhook(config, metrics=ZastavaMetrics())
+    logging.getLogger("zastava").setLevel(logging.WARNING)
+    for ref in (f"ghcr.io/acme/api@{DIGEST_A}", f"ghcr.io/acme/side@{DIGEST_B}"):
+        result = ImagePolicy(signed=True, has_sbom=True, policy_verdict="pass")
+        components.admitter.cache._store(ref, CacheEntry(result, None, time.monotonic() + 1e6, None, 300))
+    data = body(
+        review(pod_with({"api": f"ghcr.io/acme/api@{DIGEST_A}", "sidecar": f"ghcr.io/acme/side@{DIGEST_B}"}))
+    )
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/admit",
+        "raw_path": b"/admit",
+        "root_path": "",
+        "query_string": b"timeout=10s",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        "server": ("127.0.0.1", 8443),
+        "client": ("127.0.0.1", 50000),
+    }
+    apps = {"bare": bare, "raw": components.app, "starlette": starlette_app(components.app)}
+    per_batch = 200
+    batches = 10 if quick else 40
+
+    async def run(app: object) -> float:
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": data, "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            return None
+
+        started = time.process_time()
+        for _ in range(per_batch):
+            await app(dict(scope), receive, send)  # type: ignore[operator]
+            await asyncio.sleep(0)  # let the post-response decision record run, as in the server
+        return (time.process_time() - started) / per_batch
+
+    loop = asyncio.new_event_loop()
+    samples: dict[str, list[float]] = {name: [] for name in apps}
+    try:
+        for _ in range(batches):
+            for name, app in apps.items():
+                samples[name].append(loop.run_until_complete(run(app)))
+    finally:
+        loop.close()
+    median = {name: statistics.median(values) * 1e6 for name, values in samples.items()}
+    return [
+        f"in-process ASGI, CPU per warm-cache review (median of {batches} batches of {per_batch}): "
+        + ", ".join(f"{name} {value:.0f} µs" for name, value in median.items()),
+        f"  raw/starlette CPU ratio {median['raw'] / median['starlette']:.2f}; "
+        f"admission work over the bare handler: raw +{median['raw'] - median['bare']:.0f} µs, "
+        f"starlette +{median['starlette'] - median['bare']:.0f} µs",
+    ]
+
+
 def main(quick: bool = False) -> list[str]:
     ensure_packages(["wrk"])
     seconds = 3 if quick else 10
@@ -242,6 +322,7 @@ def main(quick: bool = False) -> list[str]:
         f"{r16['rps']:.0f}/s p99 {r16['p99']:.2f} ms; backend trip p95 ≤ 10 ms @1: {m1['p95']:.2f} ms"
     )
     lines.append(f"1-min load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (2 cores)")
+    lines.extend(_asgi_dispatch(quick))
     return lines
 
 

@@ -85,7 +85,7 @@ class ImageOutcome:
         reasons = [*self.deny, *self.warn]
         if self.unavailable:
             reasons.append(self.unavailable)
-        return AdmissionImage.model_construct(
+        return AdmissionImage(
             name=self.item.image,
             resolved=self.resolved,
             signed=self.signed,
@@ -368,7 +368,7 @@ class Admitter:
     ) -> AdmissionDecision:
         """The §2.2 record; ``podSpecDigest`` is the canonical id of the Pod spec."""
         ttls = [o.ttl for o in outcomes if o.ttl is not None]
-        return AdmissionDecision.model_construct(
+        return AdmissionDecision(
             admission_id=request.uid,
             namespace=request.namespace or "",
             pod_spec_digest=pod_spec_digest(request.object),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,7 @@ PolicySource = Callable[..., Awaitable[RuntimePolicyResponse]]
 #: Receives each decision record to post (``DecisionRecorder.submit``).
 RecordSink = Callable[[AdmissionDecision], None]
 
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_WARNINGS = 16
 MAX_WARNING_CHARS = 256
 MAX_MESSAGE_CHARS = 4000
@@ -280,6 +282,9 @@ class Admitter:
                 digest = await resolver.resolve(o.item.image)
             except Exception as exc:  # registry down, throttled, unknown tag: fail-open/closed decides
                 o.unavailable = f"registry could not resolve the tag: {str(exc) or type(exc).__name__}"
+                return
+            if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+                o.unavailable = f"registry resolved the tag to an invalid digest {str(digest)[:80]!r}"
                 return
             o.resolved = o.ref.with_digest(digest)
 

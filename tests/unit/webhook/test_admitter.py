@@ -115,6 +115,12 @@ async def test_resolution_failure_is_fail_open_or_closed(namespace: str, allowed
     assert records[0].images[0].policy_verdict == "warn"
 
 
+async def test_resolver_answer_is_checked() -> None:
+    a, _ = admitter(Policy(), Resolver("sha256:NOTHEX"))
+    response = await decide(a, review(pod_with({"app": "ghcr.io/acme/app:2"})))
+    assert not response.allowed and "invalid digest" in response.status.message
+
+
 async def test_local_deny_wins_over_fail_open() -> None:
     a, _ = admitter(Policy(delay=5))
     response = await decide(a, review(pod_with({"x": "nginx:latest"}), namespace="dev"), timeout_param="1s")

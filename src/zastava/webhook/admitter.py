@@ -157,12 +157,19 @@ class Admitter:
         with span("request", uid=request.uid, namespace=request.namespace, operation=request.operation):
             if not _gated(request):
                 return self._count(AdmissionResponse(uid=request.uid, allowed=True), "skip")
+            pod = request.object
+            if request.kind.kind == "EphemeralContainers" and isinstance(pod, dict):
+                # API servers before 1.22 send the subresource as kind EphemeralContainers (no spec)
+                pod = {"spec": {"ephemeralContainers": pod.get("ephemeralContainers")}}
             try:
-                images = collect_images(request.object)
+                images = collect_images(pod)
             except PodShapeError as exc:
                 return self._count(self._reject(request, f"malformed Pod: {exc}", 400), "invalid")
             if request.operation == "UPDATE":
-                images = changed_images(images, request.old_object)
+                old = request.old_object
+                if request.kind.kind == "EphemeralContainers" and isinstance(old, dict):
+                    old = {"spec": {"ephemeralContainers": old.get("ephemeralContainers")}}
+                images = changed_images(images, old)
             if not images:
                 return self._count(AdmissionResponse(uid=request.uid, allowed=True), "allow")
             deadline = Deadline.after(

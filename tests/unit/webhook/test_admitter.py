@@ -97,6 +97,25 @@ async def test_update_without_image_change_needs_no_backend() -> None:
     assert response.allowed and policy.requests == []
 
 
+async def test_legacy_ephemeral_containers_kind() -> None:
+    """Before Kubernetes 1.22 the subresource carried kind EphemeralContainers instead of the Pod."""
+    policy = Policy()
+    a, _ = admitter(policy)
+    document = review(operation="UPDATE", old=POD, sub_resource="ephemeralcontainers")
+    gvk = {"group": "", "version": "v1", "kind": "EphemeralContainers"}
+    document["request"]["kind"] = document["request"]["requestKind"] = gvk
+    meta = {"name": "api-7c9fbbd8b7-ktd84", "namespace": "payments"}
+    document["request"]["oldObject"] = {"kind": "EphemeralContainers", "apiVersion": "v1", "metadata": meta}
+    document["request"]["object"] = {
+        "kind": "EphemeralContainers",
+        "apiVersion": "v1",
+        "metadata": meta,
+        "ephemeralContainers": [{"name": "dbg", "image": f"ghcr.io/acme/dbg@{DIGEST_B}"}],
+    }
+    assert (await decide(a, document)).allowed
+    assert policy.requests[0].images == [f"ghcr.io/acme/dbg@{DIGEST_B}"]
+
+
 async def test_tags_resolved_to_digests() -> None:
     policy = Policy()
     a, records = admitter(policy, Resolver())

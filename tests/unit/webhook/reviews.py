@@ -56,7 +56,7 @@ def defaulted(pod: dict[str, Any], namespace: str, *, token_suffix: str = "x7k2p
     pod = copy.deepcopy(pod)
     meta = pod.setdefault("metadata", {})
     meta["namespace"] = namespace
-    meta.setdefault("uid", str(uuid.UUID(int=hash(meta.get("name", "")) & ((1 << 128) - 1))))
+    meta.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, f"pod/{namespace}/{meta.get('name', '')}")))
     meta.setdefault("creationTimestamp", "2026-11-28T12:00:00Z")
     meta.setdefault(
         "managedFields",

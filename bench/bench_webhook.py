@@ -4,8 +4,9 @@ Variants served by ``bench/webhook_target.py`` (one process, pinned to CPU 0; ``
 ``bare`` (a bare ASGI handler answering a fixed AdmissionReview: the same-run baseline), ``raw`` (the webhook
 as ``zastava webhook serve`` runs it) and ``starlette`` (the same admitter behind Starlette routing).
 Scenarios: warm cache (every image of the Pod already cached) and one backend round trip (one image with a
-digest never seen before per review) against the stand-in policy backend (``tests/integration/webhook``;
-it runs in this process). 1 and 16 connections. Decision records are posted to the backend as in production.
+digest never seen before per review) against the stand-in policy backend (``tests/integration/webhook``,
+in its own process: ``bench/policy_backend_target.py``). 1 and 16 connections. Decision records are
+posted to the backend as in production.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from pathlib import Path
 
 import httpx
 import orjson
-from tests.integration.webhook.standins import PolicyBackend
 from tests.unit.webhook.reviews import DIGEST_A, DIGEST_B, body, pod_with, review
 
 from zastava.devstack import ensure_packages, free_port
@@ -95,6 +95,36 @@ def _wrk(url: str, connections: int, seconds: int, script: Path, body_file: Path
         "errors": errors,
         "requests": requests,
     }
+
+
+class BackendProcess:
+    """The stand-in policy backend in its own process (so it does not share the benchmark's interpreter)."""
+
+    def __init__(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "policy_backend_target.py"), str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{self.url}/", timeout=1)
+                break
+            except httpx.TransportError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("stand-in backend did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
 
 
 class Target:
@@ -280,7 +310,7 @@ def main(quick: bool = False) -> list[str]:
         miss_lua.write_text(LUA_COMMON + LUA_MISS)
         lines.append(f"review {warm_body.stat().st_size} bytes (Pod, 2 containers), TLS, {seconds}s per run")
         results: dict[tuple[str, str, int], dict[str, float]] = {}
-        backend = PolicyBackend().start()
+        backend = BackendProcess()
         try:
             for label, variant, extra in _variants():
                 target = Target(variant, tls, backend.url, extra)

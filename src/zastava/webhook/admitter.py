@@ -358,18 +358,20 @@ class Admitter:
     ) -> None:
         try:
             decision = self.decision_record(request, outcomes, would_allow)
-            log.info(
-                "admission decision",
-                extra=fields(
-                    admissionId=request.uid,
-                    namespace=decision.namespace,
-                    pod=request.name or (request.object or {}).get("metadata", {}).get("generateName"),
-                    decision=decision.decision,
-                    result=label,
-                    podSpecDigest=decision.pod_spec_digest,
-                    images=[i.wire() for i in decision.images],
-                ),
-            )
+            if log.isEnabledFor(logging.INFO):
+                wire = decision.wire()
+                log.info(
+                    "admission decision",
+                    extra=fields(
+                        admissionId=request.uid,
+                        namespace=wire["namespace"],
+                        pod=request.name or (request.object or {}).get("metadata", {}).get("generateName"),
+                        decision=wire["decision"],
+                        result=label,
+                        podSpecDigest=wire["podSpecDigest"],
+                        images=wire["images"],
+                    ),
+                )
             if self.record is not None and not request.dry_run:
                 self.record(decision)
         except Exception:  # a record must never take the webhook down

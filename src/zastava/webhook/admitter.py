@@ -58,6 +58,7 @@ PolicySource = Callable[..., Awaitable[RuntimePolicyResponse]]
 RecordSink = Callable[[AdmissionDecision], None]
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+MAX_IMAGES_PER_REQUEST = 256  # RuntimePolicyRequest.images max_length
 MAX_WARNINGS = 16
 MAX_WARNING_CHARS = 256
 MAX_MESSAGE_CHARS = 4000
@@ -235,9 +236,27 @@ class Admitter:
         policy = self.policy
 
         async def fetch(refs: list[str]) -> RuntimePolicyResponse:
-            return await policy(
-                RuntimePolicyRequest(namespace=namespace, labels=self._labels(request), images=refs),
-                time_budget=self.config.backend.request_timeout_seconds,
+            labels = self._labels(request)
+            budget = self.config.backend.request_timeout_seconds
+            if len(refs) <= MAX_IMAGES_PER_REQUEST:
+                request_ = RuntimePolicyRequest(namespace=namespace, labels=labels, images=refs)
+                return await policy(request_, time_budget=budget)
+            # more images than one RuntimePolicyRequest may carry: split, ask concurrently, merge
+            parts = [
+                refs[i : i + MAX_IMAGES_PER_REQUEST] for i in range(0, len(refs), MAX_IMAGES_PER_REQUEST)
+            ]
+            answers = await asyncio.gather(
+                *(
+                    policy(
+                        RuntimePolicyRequest(namespace=namespace, labels=labels, images=p), time_budget=budget
+                    )
+                    for p in parts
+                )
+            )
+            return RuntimePolicyResponse(
+                ttl_seconds=min(a.ttl_seconds for a in answers),
+                results={k: v for a in answers for k, v in a.results.items()},
+                policy_revision=answers[-1].policy_revision,
             )
 
         entries: dict[str, CacheEntry] = {}

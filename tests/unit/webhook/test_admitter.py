@@ -88,6 +88,15 @@ async def test_every_container_list_in_one_backend_request() -> None:
     assert records[0].ttl_seconds == 120
 
 
+async def test_more_images_than_one_request_carries_are_split() -> None:
+    policy = Policy()
+    a, _ = admitter(policy)
+    images = {f"c{i}": f"ghcr.io/acme/img{i}@{DIGEST_A}" for i in range(300)}
+    response = await decide(a, review(pod_with(images)))
+    assert response.allowed
+    assert sorted(len(r.images) for r in policy.requests) == [44, 256]
+
+
 async def test_update_without_image_change_needs_no_backend() -> None:
     policy = Policy()
     a, _ = admitter(policy)

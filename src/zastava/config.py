@@ -231,6 +231,7 @@ class Webhook(Section):
     post_decisions: bool = True
     decision_queue: PositiveSize = Field(1000, le=1_000_000)
     decision_batch_max: PositiveSize = Field(100, le=10_000)
+    decision_linger_seconds: float = Field(0.2, ge=0, le=10)
 
     @model_validator(mode="after")
     def _check(self) -> Webhook:

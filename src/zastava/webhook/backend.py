@@ -151,13 +151,22 @@ class BackendClient:
 class DecisionRecorder:
     """Posts decision records in the background through a bounded queue; never delays a response.
 
-    Records queued meanwhile are sent together (up to ``batch_max`` per request, ND-JSON). When the queue is
-    full the record is dropped (it was already logged) and a warning is logged.
+    A post waits ``linger_seconds`` for more records and sends them together (up to ``batch_max`` per request,
+    ND-JSON): one HTTP request per batch instead of one per review. When the queue is full the record is
+    dropped (it was already logged) and a warning is logged.
     """
 
-    def __init__(self, client: BackendClient, *, max_queue: int = 1000, batch_max: int = 100) -> None:
+    def __init__(
+        self,
+        client: BackendClient,
+        *,
+        max_queue: int = 1000,
+        batch_max: int = 100,
+        linger_seconds: float = 0.2,
+    ) -> None:
         self.client = client
         self.batch_max = batch_max
+        self.linger = linger_seconds
         self.queue: asyncio.Queue[AdmissionDecision] = asyncio.Queue(maxsize=max_queue)
         self.dropped = 0
         self.posted = 0
@@ -181,6 +190,8 @@ class DecisionRecorder:
     async def _worker(self) -> None:
         while True:
             batch = [await self.queue.get()]
+            if self.linger and self.queue.qsize() + 1 < self.batch_max:
+                await asyncio.sleep(self.linger)  # let more records join: one request carries many
             while len(batch) < self.batch_max and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:

@@ -69,7 +69,10 @@ def build_webhook(
         )
         if config.webhook.post_decisions:
             recorder = DecisionRecorder(
-                backend, max_queue=config.webhook.decision_queue, batch_max=config.webhook.decision_batch_max
+                backend,
+                max_queue=config.webhook.decision_queue,
+                batch_max=config.webhook.decision_batch_max,
+                linger_seconds=config.webhook.decision_linger_seconds,
             )
     if config.admission.resolve_tags and resolver is None:
         log.warning(

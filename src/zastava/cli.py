@@ -35,6 +35,7 @@ _GROUPS: list[tuple[str, str, str]] = [
     (".backend.cli", "catalog_app", "catalog"),
     (".backend.cli", "runtime_app", "runtime"),
     (".observer.publisher.cli", "events_app", "events"),
+    (".webhook.cli", "app", "webhook"),
 ]
 #: (module, attribute, command name) of top-level plane commands; each attribute is a typer command function.
 _COMMANDS: list[tuple[str, str, str]] = [

@@ -163,6 +163,20 @@ class Admission(Section):
     verify: AdmissionVerify = Field(default_factory=AdmissionVerify)
     cache_ttl_seconds: int = Field(300, ge=0, le=86400)
     resolve_tags: bool = True
+    # Extensions of spec §4.1 (webhook gates that need no backend).
+    allow_warn: bool = True
+    registry_allowlist: list[str] = Field(default_factory=list)
+    registry_denylist: list[str] = Field(default_factory=list)
+    banned_tags: list[str] = Field(default_factory=lambda: ["latest"])
+    deny_untagged: bool = True
+    base_image_allowlist: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _base_digests(self) -> Admission:
+        for digest in self.base_image_allowlist:
+            if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+                raise ValueError(f"baseImageAllowlist entries must be sha256:<64 hex>, got {digest!r}")
+        return self
 
 
 class Limits(Section):
@@ -369,6 +383,33 @@ class BackendServer(Section):
         return self
 
 
+class Webhook(Section):
+    """Admission webhook server settings (``zastava.webhook``)."""
+
+    listen: str = "0.0.0.0:8443"
+    cert_path: str = "/etc/zastava/tls/tls.crt"
+    key_path: str = "/etc/zastava/tls/tls.key"
+    cert_reload_interval_seconds: float = Field(2.0, gt=0, le=3600)
+    deadline_margin_seconds: float = Field(0.5, ge=0, le=30)
+    failure_ttl_seconds: float = Field(5.0, ge=0, le=300)
+    cache_max_entries: PositiveSize = Field(10_000, le=10_000_000)
+    max_body_bytes: PositiveSize = Field(8 * 1024 * 1024, le=64 * 1024 * 1024)
+    decisions_path: str = "/api/v1/scanner/admission/decisions"
+    post_decisions: bool = True
+    decision_queue: PositiveSize = Field(1000, le=1_000_000)
+    decision_batch_max: PositiveSize = Field(100, le=10_000)
+    decision_linger_seconds: float = Field(0.2, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _check(self) -> Webhook:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"listen must be HOST:PORT, got {self.listen!r}")
+        if not self.decisions_path.startswith("/"):
+            raise ValueError("decisionsPath must start with '/'")
+        return self
+
+
 class ZastavaConfig(BaseSettings):
     """The ``zastava:`` section of the YAML, with environment overrides."""
 
@@ -391,6 +432,7 @@ class ZastavaConfig(BaseSettings):
     registry: Registry = Field(default_factory=Registry)
     observer: Observer = Field(default_factory=Observer)
     backend_server: BackendServer = Field(default_factory=BackendServer)
+    webhook: Webhook = Field(default_factory=Webhook)
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,361 @@
+"""Admission webhook over TLS on loopback, driven by ``wrk`` in a separate process (the other core).
+
+Variants served by ``bench/webhook_target.py`` (one process, pinned to CPU 0; ``wrk`` pinned to CPU 1):
+``bare`` (a bare ASGI handler answering a fixed AdmissionReview: the same-run baseline), ``raw`` (the webhook
+as ``zastava webhook serve`` runs it) and ``starlette`` (the same admitter behind Starlette routing).
+Scenarios: warm cache (every image of the Pod already cached) and one backend round trip (one image with a
+digest never seen before per review) against the stand-in policy backend (``tests/integration/webhook``,
+in its own process: ``bench/policy_backend_target.py``). 1 and 16 connections. Decision records are
+posted to the backend as in production.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import secrets
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+from tests.unit.webhook.reviews import DIGEST_A, DIGEST_B, body, pod_with, review
+
+from zastava.devstack import ensure_packages, free_port
+from zastava.webhook.certs import generate_certs, write_certs
+
+HERE = Path(__file__).resolve().parent
+PLACEHOLDER = "f" * 64
+
+LUA_COMMON = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open(os.getenv("ZASTAVA_BENCH_BODY"), "rb"))
+local template = f:read("*a")
+f:close()
+wrk.body = template
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %.1f %.1f %.1f %.1f %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max,
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+LUA_MISS = r"""
+local salt = os.getenv("ZASTAVA_BENCH_SALT")
+local counter = 0
+request = function()
+  counter = counter + 1
+  local digest = salt .. string.rep("0", 48) .. string.format("%08x", counter)
+  local b = template:gsub(string.rep("f", 64), digest)
+  return wrk.format(nil, nil, nil, b)
+end
+"""
+
+
+def _taskset(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if (os.cpu_count() or 1) > 1 else []
+
+
+def _wrk(url: str, connections: int, seconds: int, script: Path, body_file: Path) -> dict[str, float]:
+    env = {**os.environ, "ZASTAVA_BENCH_BODY": str(body_file), "ZASTAVA_BENCH_SALT": secrets.token_hex(4)}
+    out = subprocess.run(
+        [
+            *_taskset(1),
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
+    requests, duration_us, p50, p95, p99, worst, errors = (float(v) for v in line.split()[1:])
+    return {
+        "rps": requests / (duration_us / 1e6),
+        "p50": p50 / 1000,
+        "p95": p95 / 1000,
+        "p99": p99 / 1000,
+        "max": worst / 1000,
+        "errors": errors,
+        "requests": requests,
+    }
+
+
+class BackendProcess:
+    """The stand-in policy backend in its own process (so it does not share the benchmark's interpreter)."""
+
+    def __init__(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "policy_backend_target.py"), str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{self.url}/", timeout=1)
+                break
+            except httpx.TransportError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("stand-in backend did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+
+class Target:
+    def __init__(self, variant: str, tls: Path, backend: str, extra: list[str]) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                *_taskset(0),
+                sys.executable,
+                str(HERE / "webhook_target.py"),
+                variant,
+                str(self.port),
+                str(tls / "tls.crt"),
+                str(tls / "tls.key"),
+                backend,
+                "--quiet",
+                *extra,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.client = httpx.Client(verify=ssl.create_default_context(cafile=str(tls / "ca.crt")), timeout=10)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if self.client.get(f"{self.url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{variant} target did not start: {self.process.stderr.read()!r}")  # type: ignore[union-attr]
+            time.sleep(0.1)
+
+    def admit(self, data: bytes) -> dict[str, object]:
+        response = self.client.post(f"{self.url}/admit?timeout=10s", content=data)
+        response.raise_for_status()
+        return orjson.loads(response.content)["response"]  # type: ignore[no-any-return]
+
+    def backend_latency(self) -> tuple[float, float]:
+        """(mean ms, count) of the webhook's ``/policy/runtime`` calls, from its own ``/metrics``."""
+        text = self.client.get(f"{self.url}/metrics").text
+        values = {}
+        for line in text.splitlines():
+            for kind in ("sum", "count"):
+                if line.startswith(f'zastava_runtime_backend_latency_ms_{kind}{{endpoint="policy"}}'):
+                    values[kind] = float(line.rsplit(" ", 1)[1])
+        count = values.get("count", 0.0)
+        return (values.get("sum", 0.0) / count if count else 0.0), count
+
+    def stop(self) -> None:
+        self.client.close()
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+
+def _fmt(name: str, r: dict[str, float], base: dict[str, float] | None) -> str:
+    ratio = (
+        f"  ({r['p50'] / base['p50']:.1f}× bare p50, {r['rps'] / base['rps']:.2f}× bare rps)" if base else ""
+    )
+    errors = f"  ERRORS {r['errors']:.0f}" if r["errors"] else ""
+    if "backend_ms" in r:
+        errors += f"  [policy call mean {r['backend_ms']:.2f} ms as seen by the webhook]"
+    return (
+        f"{name:<34} {r['rps']:>8.0f} req/s  p50 {r['p50']:6.2f} ms  p95 {r['p95']:6.2f} ms  "
+        f"p99 {r['p99']:6.2f} ms  max {r['max']:7.2f} ms{ratio}{errors}"
+    )
+
+
+def _variants() -> list[tuple[str, str, list[str]]]:
+    """(label, target variant, extra target arguments); httptools rows only when it is installed."""
+    variants = [("bare", "bare", []), ("raw", "raw", []), ("starlette", "starlette", [])]
+    if importlib.util.find_spec("httptools") is not None:
+        variants += [("bare+httptools", "bare", ["--httptools"]), ("raw+httptools", "raw", ["--httptools"])]
+    return variants
+
+
+def _bodies(work: Path) -> tuple[Path, Path]:
+    warm, miss = work / "warm.json", work / "miss.json"
+    pinned_side = f"ghcr.io/acme/side@{DIGEST_B}"
+    warm.write_bytes(body(review(pod_with({"api": f"ghcr.io/acme/api@{DIGEST_A}", "sidecar": pinned_side}))))
+    miss.write_bytes(
+        body(review(pod_with({"api": f"ghcr.io/acme/api@sha256:{PLACEHOLDER}", "sidecar": pinned_side})))
+    )
+    return warm, miss
+
+
+def _asgi_dispatch(quick: bool) -> list[str]:
+    """CPU per request through each ASGI app in this process (no sockets): raw vs Starlette vs bare handler.
+
+    The warm-cache review of the HTTPS runs; batches of each variant are interleaved and the median batch
+    kept, which makes this comparison far less sensitive to other load on the machine than the wrk runs.
+    """
+    import asyncio
+    import statistics
+
+    from bench.webhook_target import bare
+    from zastava.config import ZastavaConfig
+    from zastava.contracts import ImagePolicy
+    from zastava.telemetry import ZastavaMetrics
+    from zastava.webhook.app import starlette_app
+    from zastava.webhook.cache import CacheEntry
+    from zastava.webhook.server import build_webhook
+
+    config = ZastavaConfig(
+        backend={"baseAddress": "http://127.0.0.1:9", "allowInsecureHttp": True},
+        admission={"resolveTags": False},
+        webhook={"postDecisions": False},
+    )
+    components = build_webhook(config, metrics=ZastavaMetrics())
+    logging.getLogger("zastava").setLevel(logging.WARNING)
+    for ref in (f"ghcr.io/acme/api@{DIGEST_A}", f"ghcr.io/acme/side@{DIGEST_B}"):
+        result = ImagePolicy(signed=True, has_sbom=True, policy_verdict="pass")
+        components.admitter.cache._store(ref, CacheEntry(result, None, time.monotonic() + 1e6, None, 300))
+    data = body(
+        review(pod_with({"api": f"ghcr.io/acme/api@{DIGEST_A}", "sidecar": f"ghcr.io/acme/side@{DIGEST_B}"}))
+    )
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/admit",
+        "raw_path": b"/admit",
+        "root_path": "",
+        "query_string": b"timeout=10s",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        "server": ("127.0.0.1", 8443),
+        "client": ("127.0.0.1", 50000),
+    }
+    apps = {"bare": bare, "raw": components.app, "starlette": starlette_app(components.app)}
+    per_batch = 200
+    batches = 10 if quick else 40
+
+    async def run(app: object) -> float:
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": data, "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            return None
+
+        started = time.process_time()
+        for _ in range(per_batch):
+            await app(dict(scope), receive, send)  # type: ignore[operator]
+            await asyncio.sleep(0)  # let the post-response decision record run, as in the server
+        return (time.process_time() - started) / per_batch
+
+    loop = asyncio.new_event_loop()
+    samples: dict[str, list[float]] = {name: [] for name in apps}
+    try:
+        for _ in range(batches):
+            for name, app in apps.items():
+                samples[name].append(loop.run_until_complete(run(app)))
+    finally:
+        loop.close()
+    median = {name: statistics.median(values) * 1e6 for name, values in samples.items()}
+    return [
+        f"in-process ASGI, CPU per warm-cache review (median of {batches} batches of {per_batch}): "
+        + ", ".join(f"{name} {value:.0f} µs" for name, value in median.items()),
+        f"  raw/starlette CPU ratio {median['raw'] / median['starlette']:.2f}; "
+        f"admission work over the bare handler: raw +{median['raw'] - median['bare']:.0f} µs, "
+        f"starlette +{median['starlette'] - median['bare']:.0f} µs",
+    ]
+
+
+def main(quick: bool = False) -> list[str]:
+    ensure_packages(["wrk"])
+    seconds = 3 if quick else 10
+    lines: list[str] = []
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="zastava-bench-webhook-") as tmp:
+        work = Path(tmp)
+        tls = work / "tls"
+        write_certs(generate_certs(extra_dns=["localhost"], ip_addresses=["127.0.0.1"]), tls)
+        warm_body, miss_body = _bodies(work)
+        warm_lua, miss_lua = work / "warm.lua", work / "miss.lua"
+        warm_lua.write_text(LUA_COMMON)
+        miss_lua.write_text(LUA_COMMON + LUA_MISS)
+        lines.append(f"review {warm_body.stat().st_size} bytes (Pod, 2 containers), TLS, {seconds}s per run")
+        results: dict[tuple[str, str, int], dict[str, float]] = {}
+        backend = BackendProcess()
+        try:
+            for label, variant, extra in _variants():
+                target = Target(variant, tls, backend.url, extra)
+                try:
+                    if variant != "bare":
+                        answer = target.admit(warm_body.read_bytes())
+                        assert answer["allowed"] is True, answer
+                    url = f"{target.url}/admit?timeout=10s"
+                    for connections in (1, 16):
+                        results[(label, "warm", connections)] = _wrk(
+                            url, connections, seconds, warm_lua, warm_body
+                        )
+                    if variant != "bare":
+                        for connections in (1, 16):
+                            before = target.backend_latency()
+                            result = _wrk(url, connections, seconds, miss_lua, miss_body)
+                            mean, count = target.backend_latency()
+                            calls = count - before[1]
+                            result["backend_ms"] = (
+                                (mean * count - before[0] * before[1]) / calls if calls else 0.0
+                            )
+                            results[(label, "miss", connections)] = result
+                finally:
+                    target.stop()
+        finally:
+            backend.stop()
+    for connections in (1, 16):
+        for (label, scenario, conns), result in results.items():
+            if conns != connections:
+                continue
+            base_label = "bare+httptools" if label.endswith("+httptools") else "bare"
+            base = None if label == base_label else results[(base_label, "warm", connections)]
+            what = "warm cache" if scenario == "warm" else "1 backend trip"
+            lines.append(_fmt(f"{label}, {what}, {connections} conn", result, base))
+    best = "raw+httptools" if ("raw+httptools", "warm", 1) in results else "raw"
+    r1, r16, m1 = results[(best, "warm", 1)], results[(best, "warm", 16)], results[(best, "miss", 1)]
+    lines.append(
+        f"goals ({best}): warm p95 ≤ 1 ms @1: {r1['p95']:.2f} ms; ≥ 3000/s @16 with p99 ≤ 10 ms: "
+        f"{r16['rps']:.0f}/s p99 {r16['p99']:.2f} ms; backend trip p95 ≤ 10 ms @1: {m1['p95']:.2f} ms"
+    )
+    lines.append(f"1-min load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after (2 cores)")
+    lines.extend(_asgi_dispatch(quick))
+    return lines
+
+
+if __name__ == "__main__":
+    for line in main(quick="--quick" in sys.argv):
+        print(line)

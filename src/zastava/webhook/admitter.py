@@ -1,0 +1,429 @@
+"""The admission decision: AdmissionReview in, AdmissionResponse + §2.2 decision record out.
+
+Flow (spans request → resolve → respond): only Pods on CREATE/UPDATE and the ``ephemeralcontainers``
+subresource are gated (everything else is allowed without work); on UPDATE only images that the old Pod did
+not already run are gated. Local gates run first; tag-only images are resolved to digests (``resolveTags``)
+and all images of the Pod go to the backend in one ``/policy/runtime`` request through the cache, all within
+the deadline. When the registry or backend fails or is too slow, namespaces in ``failOpenNamespaces`` are
+admitted with a warning and all others denied with a clear message. ``enforce: false`` is a dry run: always
+allow, record what would have been denied. The decision record is logged and posted in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..config import ZastavaConfig
+from ..contracts import (
+    AdmissionDecision,
+    AdmissionImage,
+    CanonicalizationError,
+    PolicyVerdict,
+    RuntimePolicyRequest,
+    RuntimePolicyResponse,
+    canonical_id,
+    multihash_id,
+)
+from ..telemetry import ZastavaMetrics, fields, span
+from .cache import CacheEntry, PolicyCache
+from .deadline import Deadline, budget_seconds
+from .gates import backend_gates, local_gates
+from .images import (
+    ContainerImage,
+    ImageRef,
+    InvalidImageRef,
+    PodShapeError,
+    changed_images,
+    collect_images,
+    parse_image,
+)
+from .resolve import TagResolver
+from .review import AdmissionRequest, AdmissionResponse, AdmissionReview, Status
+
+__all__ = ["Admitter", "ImageOutcome", "PolicySource"]
+
+log = logging.getLogger("zastava.webhook")
+
+#: ``policy(request, time_budget=…)`` — :meth:`BackendClient.policy` has this shape.
+PolicySource = Callable[..., Awaitable[RuntimePolicyResponse]]
+#: Receives each decision record to post (``DecisionRecorder.submit``).
+RecordSink = Callable[[AdmissionDecision], None]
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+MAX_IMAGES_PER_REQUEST = 256  # RuntimePolicyRequest.images max_length
+MAX_WARNINGS = 16
+MAX_WARNING_CHARS = 256
+MAX_MESSAGE_CHARS = 4000
+
+
+@dataclass(slots=True)
+class ImageOutcome:
+    item: ContainerImage
+    ref: ImageRef | None = None
+    resolved: str | None = None
+    signed: bool | None = None
+    has_sbom: bool | None = None
+    deny: list[str] = field(default_factory=list)
+    warn: list[str] = field(default_factory=list)
+    unavailable: str | None = None
+    ttl: int | None = None
+
+    @property
+    def verdict(self) -> PolicyVerdict:
+        if self.deny:
+            return "fail"
+        if self.warn or self.unavailable:
+            return "warn"
+        return "pass"
+
+    def record(self) -> AdmissionImage:
+        reasons = [*self.deny, *self.warn]
+        if self.unavailable:
+            reasons.append(self.unavailable)
+        return AdmissionImage(
+            name=self.item.image,
+            resolved=self.resolved,
+            signed=self.signed,
+            has_sbom_referrers=self.has_sbom,
+            policy_verdict=self.verdict,
+            reasons=reasons,
+        )
+
+    def line(self) -> str:
+        reasons = [*self.deny] or [*self.warn]
+        if self.unavailable and not self.deny:
+            reasons.append(self.unavailable)
+        return f"{self.item.where} {self.item.image}: " + ("; ".join(reasons) or "pass")
+
+
+def _gated(request: AdmissionRequest) -> bool:
+    resource = request.resource
+    if resource.group != "" or resource.version != "v1" or resource.resource != "pods":
+        return False
+    if request.sub_resource not in (None, "", "ephemeralcontainers"):
+        return False
+    return request.operation in ("CREATE", "UPDATE")
+
+
+def pod_spec_digest(pod: object) -> str:
+    spec = pod.get("spec") if isinstance(pod, dict) else None
+    try:
+        return canonical_id(spec)
+    except CanonicalizationError:
+        return multihash_id(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Admitter:
+    def __init__(
+        self,
+        config: ZastavaConfig,
+        *,
+        policy: PolicySource | None,
+        resolver: TagResolver | None = None,
+        cache: PolicyCache | None = None,
+        metrics: ZastavaMetrics | None = None,
+        record: RecordSink | None = None,
+    ) -> None:
+        self.config = config
+        self.admission = config.admission
+        self.policy = policy
+        self.resolver = resolver
+        self.cache = cache or PolicyCache(
+            max_ttl_seconds=config.admission.cache_ttl_seconds,
+            failure_ttl_seconds=config.webhook.failure_ttl_seconds,
+            max_entries=config.webhook.cache_max_entries,
+        )
+        self.metrics = metrics
+        self.record = record
+        self._fail_open = frozenset(config.admission.fail_open_namespaces)
+        self._decision_counters: dict[str, Any] = {}
+        self._static = functools.lru_cache(maxsize=4096)(self._static_uncached)
+
+    # ------------------------------------------------------------------------------------------ entry
+
+    async def review(self, review: AdmissionReview, *, timeout_param: str | None = None) -> AdmissionResponse:
+        request = review.request
+        with span("request", uid=request.uid, namespace=request.namespace, operation=request.operation):
+            if not _gated(request):
+                return self._count(AdmissionResponse(uid=request.uid, allowed=True), "skip")
+            pod = request.object
+            if request.kind.kind == "EphemeralContainers" and isinstance(pod, dict):
+                # API servers before 1.22 send the subresource as kind EphemeralContainers (no spec)
+                pod = {"spec": {"ephemeralContainers": pod.get("ephemeralContainers")}}
+            try:
+                images = collect_images(pod)
+            except PodShapeError as exc:
+                return self._count(self._reject(request, f"malformed Pod: {exc}", 400), "invalid")
+            if request.operation == "UPDATE":
+                old = request.old_object
+                if request.kind.kind == "EphemeralContainers" and isinstance(old, dict):
+                    old = {"spec": {"ephemeralContainers": old.get("ephemeralContainers")}}
+                images = changed_images(images, old)
+            if not images:
+                return self._count(AdmissionResponse(uid=request.uid, allowed=True), "allow")
+            deadline = Deadline.after(
+                budget_seconds(
+                    timeout_param,
+                    self.config.webhook.deadline_margin_seconds,
+                    self.config.backend.request_timeout_seconds,
+                )
+            )
+            outcomes = [self._local(item) for item in images]
+            with span("resolve", images=len(outcomes)):
+                await self._evaluate(request, outcomes, deadline)
+            with span("respond"):
+                return self._decide(request, outcomes)
+
+    # ------------------------------------------------------------------------------------------ steps
+
+    def _local(self, item: ContainerImage) -> ImageOutcome:
+        ref, deny = self._static(item.image)
+        outcome = ImageOutcome(item, ref=ref, deny=list(deny))
+        outcome.resolved = ref.pinned if ref is not None else None
+        return outcome
+
+    def _static_uncached(self, image: str) -> tuple[ImageRef | None, tuple[str, ...]]:
+        """Parse + local gates: a pure function of the image string and the (fixed) policy."""
+        try:
+            ref = parse_image(image)
+        except InvalidImageRef as exc:
+            return None, (str(exc),)
+        return ref, tuple(local_gates(ref, self.admission))
+
+    async def _evaluate(
+        self, request: AdmissionRequest, outcomes: list[ImageOutcome], deadline: Deadline
+    ) -> None:
+        usable = [o for o in outcomes if o.ref is not None]
+        if not usable:
+            return
+        try:
+            if self._needs_resolution(usable):
+                async with asyncio.timeout(deadline.remaining()):
+                    await self._resolve(usable)
+        except TimeoutError:
+            for o in usable:
+                if (
+                    o.resolved is None
+                    and o.unavailable is None
+                    and o.ref is not None
+                    and o.ref.digest is None
+                ):
+                    o.unavailable = "registry did not resolve the tag before the deadline"
+        if self.policy is None:
+            for o in usable:
+                if o.unavailable is None:
+                    o.unavailable = "no policy backend configured"
+            return
+        keyed: dict[str, list[ImageOutcome]] = {}
+        for o in usable:
+            if o.unavailable is None and o.ref is not None:
+                keyed.setdefault(o.resolved or o.ref.original, []).append(o)
+        if not keyed:
+            return
+        namespace = request.namespace
+        policy = self.policy
+
+        async def fetch(refs: list[str]) -> RuntimePolicyResponse:
+            labels = self._labels(request)
+            budget = self.config.backend.request_timeout_seconds
+            if len(refs) <= MAX_IMAGES_PER_REQUEST:
+                request_ = RuntimePolicyRequest(namespace=namespace, labels=labels, images=refs)
+                return await policy(request_, time_budget=budget)
+            # more images than one RuntimePolicyRequest may carry: split, ask concurrently, merge
+            parts = [
+                refs[i : i + MAX_IMAGES_PER_REQUEST] for i in range(0, len(refs), MAX_IMAGES_PER_REQUEST)
+            ]
+            answers = await asyncio.gather(
+                *(
+                    policy(
+                        RuntimePolicyRequest(namespace=namespace, labels=labels, images=p), time_budget=budget
+                    )
+                    for p in parts
+                )
+            )
+            return RuntimePolicyResponse(
+                ttl_seconds=min(a.ttl_seconds for a in answers),
+                results={k: v for a in answers for k, v in a.results.items()},
+                policy_revision=answers[-1].policy_revision,
+            )
+
+        entries: dict[str, CacheEntry] = {}
+        budget = deadline.remaining()
+        cached = self.cache.get_all(keyed)
+        if cached is not None:  # warm cache: no await, no timer
+            entries, hits = cached, len(cached)
+        else:
+            hits = 0
+            try:
+                async with asyncio.timeout(budget):
+                    entries, hits = await self.cache.get_many(list(keyed), fetch)
+            except TimeoutError:
+                pass
+        if hits and self.metrics is not None:
+            self.metrics.admission_cache_hits.inc(hits)
+        for key, group in keyed.items():
+            entry = entries.get(key)
+            for o in group:
+                if entry is None:
+                    o.unavailable = (
+                        f"backend did not answer before the admission deadline ({budget * 1000:.0f} ms)"
+                    )
+                elif entry.result is None:
+                    o.unavailable = f"policy unavailable: {entry.error}"
+                else:
+                    result = entry.result
+                    o.signed, o.has_sbom, o.ttl = result.signed, result.has_sbom, entry.ttl_seconds
+                    verdict = backend_gates(result, self.admission)
+                    o.deny.extend(verdict.deny)
+                    o.warn.extend(verdict.warn)
+
+    def _needs_resolution(self, outcomes: list[ImageOutcome]) -> bool:
+        if not self.admission.resolve_tags or self.resolver is None:
+            return False
+        return any(o.ref is not None and o.ref.digest is None for o in outcomes)
+
+    async def _resolve(self, outcomes: list[ImageOutcome]) -> None:
+        resolver = self.resolver
+        if not self.admission.resolve_tags or resolver is None:
+            return
+        pending = [o for o in outcomes if o.ref is not None and o.ref.digest is None]
+        if not pending:
+            return
+
+        async def one(o: ImageOutcome) -> None:
+            assert o.ref is not None
+            try:
+                digest = await resolver.resolve(o.item.image)
+            except Exception as exc:  # registry down, throttled, unknown tag: fail-open/closed decides
+                o.unavailable = f"registry could not resolve the tag: {str(exc) or type(exc).__name__}"
+                return
+            if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+                o.unavailable = f"registry resolved the tag to an invalid digest {str(digest)[:80]!r}"
+                return
+            o.resolved = o.ref.with_digest(digest)
+
+        await asyncio.gather(*(one(o) for o in pending))
+
+    @staticmethod
+    def _labels(request: AdmissionRequest) -> dict[str, str]:
+        pod = request.object or {}
+        metadata = pod.get("metadata") if isinstance(pod, dict) else None
+        labels = metadata.get("labels") if isinstance(metadata, dict) else None
+        if not isinstance(labels, dict):
+            return {}
+        return {str(k): str(v) for k, v in labels.items() if isinstance(v, str)}
+
+    # --------------------------------------------------------------------------------------- decision
+
+    def _decide(self, request: AdmissionRequest, outcomes: list[ImageOutcome]) -> AdmissionResponse:
+        namespace = request.namespace or ""
+        denied = [o for o in outcomes if o.deny]
+        unavailable = [o for o in outcomes if o.unavailable and not o.deny]
+        warnings: list[str] = []
+        for o in outcomes:
+            if o.warn and not o.deny:
+                warnings.append(f"{o.item.where} {o.item.image}: " + "; ".join(o.warn))
+        message: str | None = None
+        if denied:
+            would_allow, label = False, "deny"
+            message = "zastava denied the Pod: " + " | ".join(o.line() for o in denied)
+        elif unavailable:
+            what = "; ".join(f"{o.item.where}: {o.unavailable}" for o in unavailable)
+            if namespace in self._fail_open:
+                would_allow, label = True, "fail-open"
+                warnings.append(f"zastava could not verify images and admitted them fail-open: {what}")
+            else:
+                would_allow, label = False, "fail-closed"
+                message = (
+                    f"zastava could not verify the Pod's images and namespace {namespace!r} "
+                    f"is fail-closed: {what}"
+                )
+                warnings.append("zastava: policy backend or registry unavailable; Pod denied fail-closed")
+        else:
+            would_allow, label = True, "allow"
+        allowed = would_allow
+        if not would_allow and not self.admission.enforce:
+            allowed, label = True, "dry-run-deny"
+            warnings.insert(0, f"zastava dry-run (enforce: false) would deny: {message}")
+            message = None
+        # The §2.2 record (canonical pod-spec id, log line, background post) is built after the response
+        # has been written: it never delays the answer to the API server.
+        asyncio.get_running_loop().call_soon(self._record, request, outcomes, would_allow, label)
+        response = AdmissionResponse(
+            uid=request.uid,
+            allowed=allowed,
+            status=None
+            if allowed
+            else Status(code=403, reason="Forbidden", message=_clip(message or "", MAX_MESSAGE_CHARS)),
+            warnings=[_clip(w, MAX_WARNING_CHARS) for w in warnings[:MAX_WARNINGS]] or None,
+            audit_annotations={"decision": label, **({"reasons": _clip(message, 1000)} if message else {})},
+        )
+        return self._count(response, label)
+
+    def _record(
+        self, request: AdmissionRequest, outcomes: list[ImageOutcome], would_allow: bool, label: str
+    ) -> None:
+        try:
+            decision = self.decision_record(request, outcomes, would_allow)
+            if log.isEnabledFor(logging.INFO):
+                wire = decision.wire()
+                log.info(
+                    "admission decision",
+                    extra=fields(
+                        admissionId=request.uid,
+                        namespace=wire["namespace"],
+                        pod=request.name or (request.object or {}).get("metadata", {}).get("generateName"),
+                        decision=wire["decision"],
+                        result=label,
+                        podSpecDigest=wire["podSpecDigest"],
+                        images=wire["images"],
+                    ),
+                )
+            if self.record is not None and not request.dry_run:
+                self.record(decision)
+        except Exception:  # a record must never take the webhook down
+            log.exception("decision record failed", extra=fields(admissionId=request.uid))
+
+    def decision_record(
+        self, request: AdmissionRequest, outcomes: list[ImageOutcome], would_allow: bool
+    ) -> AdmissionDecision:
+        """The §2.2 record; ``podSpecDigest`` is the canonical id of the Pod spec."""
+        ttls = [o.ttl for o in outcomes if o.ttl is not None]
+        return AdmissionDecision(
+            admission_id=request.uid,
+            namespace=request.namespace or "",
+            pod_spec_digest=pod_spec_digest(request.object),
+            images=[o.record() for o in outcomes],
+            decision="Allow" if would_allow else "Deny",
+            ttl_seconds=min(ttls) if ttls else self.admission.cache_ttl_seconds,
+            enforced=self.admission.enforce,
+        )
+
+    def _reject(self, request: AdmissionRequest, message: str, code: int) -> AdmissionResponse:
+        return AdmissionResponse(
+            uid=request.uid,
+            allowed=False,
+            status=Status(code=code, reason="BadRequest" if code == 400 else "Forbidden", message=message),
+        )
+
+    def _count(self, response: AdmissionResponse, label: str) -> AdmissionResponse:
+        if self.metrics is not None:
+            counter = self._decision_counters.get(label)
+            if counter is None:
+                counter = self._decision_counters[label] = self.metrics.admission_decisions.labels(
+                    decision=label
+                )
+            counter.inc()
+        return response

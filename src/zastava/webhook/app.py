@@ -1,0 +1,227 @@
+"""HTTP layer: ``POST /admit``, ``/healthz``, ``/readyz``, ``/metrics`` as a raw ASGI app (the hot path).
+
+:class:`WebhookApp` is a plain ASGI callable; :func:`starlette_app` serves the same handlers through
+Starlette (``bench/bench_webhook.py`` measures both; the raw app is what ``serve`` runs). ``/admit`` always
+answers a well-formed AdmissionReview response, or a 400 when the body is not an AdmissionReview at all, a
+413 when it exceeds ``maxBodyBytes``: never a 500. An unexpected error inside the admitter is answered like
+a backend failure (fail-open/closed per namespace) and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from ..telemetry import ZastavaMetrics
+from .admitter import Admitter
+from .review import AdmissionResponse, ReviewError, Status, parse_review, review_response
+
+__all__ = ["WebhookApp", "starlette_app"]
+
+log = logging.getLogger("zastava.webhook.app")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON = [(b"content-type", b"application/json")]
+_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+def _error(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+def _uid_of(body: bytes) -> str | None:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    request = data.get("request") if isinstance(data, dict) else None
+    uid = request.get("uid") if isinstance(request, dict) else None
+    return uid if isinstance(uid, str) and 0 < len(uid) <= 256 else None
+
+
+def query_timeout(query_string: bytes) -> str | None:
+    if b"timeout=" not in query_string:
+        return None
+    values = parse_qs(query_string.decode("latin-1")).get("timeout")
+    return values[0] if values else None
+
+
+class WebhookApp:
+    def __init__(
+        self,
+        admitter: Admitter,
+        *,
+        metrics: ZastavaMetrics | None = None,
+        max_body_bytes: int = 8 * 1024 * 1024,
+        ready: Callable[[], bool] = lambda: True,
+        on_startup: list[Callable[[], Awaitable[None]]] | None = None,
+        on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
+    ) -> None:
+        self.admitter = admitter
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.ready = ready
+        self.on_startup = on_startup or []
+        self.on_shutdown = on_shutdown or []
+
+    # ------------------------------------------------------------------------------------- handlers
+
+    async def admit(self, body: bytes, timeout_param: str | None) -> tuple[int, bytes]:
+        """(HTTP status, body) for one ``POST /admit``."""
+        try:
+            review = parse_review(body)
+        except ReviewError as exc:
+            uid = _uid_of(body)
+            if uid is None:
+                return 400, _error(str(exc))
+            response = AdmissionResponse(
+                uid=uid, allowed=False, status=Status(code=400, reason="BadRequest", message=str(exc))
+            )
+            return 200, review_response(response)
+        try:
+            response = await self.admitter.review(review, timeout_param=timeout_param)
+        except Exception as exc:  # a bug must not become a 500: answer as for an unavailable backend
+            namespace = review.request.namespace or ""
+            log.exception(
+                "admission failed unexpectedly", extra={"zastava_fields": {"uid": review.request.uid}}
+            )
+            allowed = namespace in self.admitter.config.admission.fail_open_namespaces
+            text = f"zastava internal error ({type(exc).__name__}); namespace {namespace!r} is " + (
+                "fail-open" if allowed else "fail-closed"
+            )
+            response = AdmissionResponse(
+                uid=review.request.uid,
+                allowed=allowed,
+                status=None if allowed else Status(code=403, reason="Forbidden", message=text),
+                warnings=[text],
+            )
+        return 200, review_response(response)
+
+    def metrics_body(self) -> bytes:
+        return self.metrics.render() if self.metrics is not None else b""
+
+    # ----------------------------------------------------------------------------------------- ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self.on_startup:
+                        await hook()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for hook in self.on_shutdown:
+                    try:
+                        await hook()
+                    except Exception:
+                        log.exception("shutdown hook failed")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        method = scope["method"]
+        if path == "/admit":
+            if method != "POST":
+                return await _respond(send, 405, _error("use POST"), _JSON)
+            body = await _read_body(receive, self.max_body_bytes)
+            if body is None:
+                return await _respond(send, 413, _error(f"body exceeds {self.max_body_bytes} bytes"), _JSON)
+            status, data = await self.admit(body, query_timeout(scope.get("query_string", b"")))
+            return await _respond(send, status, data, _JSON)
+        if method not in ("GET", "HEAD"):
+            return await _respond(send, 405, _error("method not allowed"), _JSON)
+        if path == "/healthz":
+            return await _respond(send, 200, b"ok\n", _TEXT)
+        if path == "/readyz":
+            ok = self.ready()
+            return await _respond(send, 200 if ok else 503, b"ready\n" if ok else b"not ready\n", _TEXT)
+        if path == "/metrics":
+            headers = [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
+            return await _respond(send, 200, self.metrics_body(), headers)
+        return await _respond(send, 404, _error("not found"), _JSON)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def starlette_app(webhook: WebhookApp) -> Any:
+    """The same endpoints through Starlette routing (for comparison in the benchmark)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def admit(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > webhook.max_body_bytes:
+            return Response(_error("body too large"), 413, media_type="application/json")
+        body = await request.body()
+        if len(body) > webhook.max_body_bytes:
+            return Response(_error("body too large"), 413, media_type="application/json")
+        status, data = await webhook.admit(body, request.query_params.get("timeout"))
+        return Response(data, status, media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return Response(b"ok\n", media_type="text/plain")
+
+    async def readyz(request: Request) -> Response:
+        ok = webhook.ready()
+        return Response(b"ready\n" if ok else b"not ready\n", 200 if ok else 503, media_type="text/plain")
+
+    async def metrics(request: Request) -> Response:
+        return Response(webhook.metrics_body(), media_type="text/plain; version=0.0.4")
+
+    return Starlette(
+        routes=[
+            Route("/admit", admit, methods=["POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ]
+    )

@@ -1,0 +1,139 @@
+"""AdmissionReview ``admission.k8s.io/v1`` as the API server sends it, and the response we send back.
+
+The request envelope is validated with pydantic; the Pod (``object``/``oldObject``) stays a plain dict so the
+hot path does not validate a whole Pod (images are read defensively by :mod:`.images`). Unknown fields are
+ignored: a newer API server may add some. :func:`parse_review` raises :class:`ReviewError` for anything that
+is not a well-formed v1 AdmissionReview request; the HTTP layer answers it with a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "API_VERSION",
+    "AdmissionRequest",
+    "AdmissionResponse",
+    "AdmissionReview",
+    "GroupVersionKind",
+    "GroupVersionResource",
+    "ReviewError",
+    "Status",
+    "UserInfo",
+    "parse_review",
+    "review_response",
+]
+
+API_VERSION = "admission.k8s.io/v1"
+
+
+class _K8s(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class GroupVersionKind(_K8s):
+    group: str = ""
+    version: str
+    kind: str
+
+
+class GroupVersionResource(_K8s):
+    group: str = ""
+    version: str
+    resource: str
+
+
+class UserInfo(_K8s):
+    username: str | None = None
+    uid: str | None = None
+    groups: list[str] | None = None
+    extra: dict[str, list[str]] | None = None
+
+
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+
+
+class AdmissionRequest(_K8s):
+    uid: str = Field(min_length=1, max_length=256)
+    kind: GroupVersionKind
+    resource: GroupVersionResource
+    sub_resource: str | None = None
+    request_kind: GroupVersionKind | None = None
+    request_resource: GroupVersionResource | None = None
+    request_sub_resource: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    operation: Operation
+    user_info: UserInfo = Field(default_factory=UserInfo)
+    object: dict[str, Any] | None = None
+    old_object: dict[str, Any] | None = None
+    dry_run: bool | None = None
+    options: dict[str, Any] | None = None
+
+
+class AdmissionReview(_K8s):
+    api_version: Literal["admission.k8s.io/v1"]
+    kind: Literal["AdmissionReview"]
+    request: AdmissionRequest
+
+
+class Status(_K8s):
+    """``metav1.Status`` as used in an AdmissionResponse (only the fields the API server reads)."""
+
+    code: int | None = None
+    message: str | None = None
+    reason: str | None = None
+
+
+class AdmissionResponse(_K8s):
+    uid: str
+    allowed: bool
+    status: Status | None = None
+    warnings: list[str] | None = None
+    audit_annotations: dict[str, str] | None = None
+
+
+class ReviewError(ValueError):
+    """The body is not a well-formed ``admission.k8s.io/v1`` AdmissionReview request (HTTP 400)."""
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "<body>"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def parse_review(body: bytes | str) -> AdmissionReview:
+    """Parse and validate a request body; :class:`ReviewError` names what is wrong."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ReviewError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ReviewError("body must be a JSON object (an AdmissionReview)")
+    if data.get("apiVersion") != API_VERSION or data.get("kind") != "AdmissionReview":
+        raise ReviewError(
+            f"expected apiVersion {API_VERSION!r} and kind 'AdmissionReview', got "
+            f"{data.get('apiVersion')!r}/{data.get('kind')!r} (configure admissionReviewVersions: [v1])"
+        )
+    try:
+        return AdmissionReview.model_validate(data)
+    except ValidationError as exc:
+        raise ReviewError(f"malformed AdmissionReview: {_describe(exc)}") from None
+
+
+def review_response(response: AdmissionResponse) -> bytes:
+    """The response body: an AdmissionReview with only ``response`` set."""
+    return orjson.dumps(
+        {
+            "apiVersion": API_VERSION,
+            "kind": "AdmissionReview",
+            "response": response.model_dump(by_alias=True, exclude_none=True),
+        }
+    )

@@ -1,0 +1,125 @@
+"""``zastava webhook certs | review | serve`` as an operator runs them (subprocesses, stopped by PID)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import yaml
+from cryptography import x509
+
+from tests.unit.webhook.reviews import DIGEST_A, body, pod_with, review
+from zastava.devstack import free_port
+
+from .standins import PolicyBackend
+
+ZASTAVA = [sys.executable, "-m", "zastava"]
+
+
+def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*ZASTAVA, *args], input=stdin, capture_output=True, timeout=60, check=False)
+
+
+def write_config(path: Path, backend: PolicyBackend, **webhook: object) -> Path:
+    data = {
+        "zastava": {
+            "backend": {"baseAddress": backend.url, "allowInsecureHttp": True, "requestTimeoutSeconds": 2},
+            "admission": {"failOpenNamespaces": ["dev"]},
+            "webhook": {"postDecisions": True, **webhook},
+        }
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_certs_writes_a_ca_and_a_serving_cert(tmp_path: Path) -> None:
+    out = tmp_path / "tls"
+    result = run("webhook", "certs", "--out", str(out), "--namespace", "guard", "--ip", "127.0.0.1")
+    assert result.returncode == 0, result.stderr
+    ca_pem = (out / "ca.crt").read_bytes()
+    assert base64.b64decode(result.stdout.strip()) == ca_pem
+    assert (out / "tls.key").stat().st_mode & 0o777 == 0o600
+    cert = x509.load_pem_x509_certificate((out / "tls.crt").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "zastava-webhook.guard.svc" in names.get_values_for_type(x509.DNSName)
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
+
+
+def test_review_prints_the_response(tmp_path: Path, policy_backend: PolicyBackend) -> None:
+    config = write_config(tmp_path / "z.yaml", policy_backend)
+    document = review(pod_with({"api": f"ghcr.io/acme/unsigned@{DIGEST_A}"}))
+    source = tmp_path / "review.json"
+    source.write_bytes(body(document))
+    result = run("webhook", "review", str(source), "--config", str(config))
+    assert result.returncode == 1, result.stderr
+    response = orjson.loads(result.stdout)["response"]
+    assert response["uid"] == document["request"]["uid"] and response["allowed"] is False
+    allowed = run(
+        "webhook", "review", "-", "--config", str(config), stdin=body(review(pod_with({"a": "x:1"})))
+    )
+    assert allowed.returncode == 0 and orjson.loads(allowed.stdout)["response"]["allowed"] is True
+
+
+def test_review_offline_and_bad_input(tmp_path: Path) -> None:
+    offline = run("webhook", "review", "-", "--no-backend", stdin=body(review(namespace="payments")))
+    assert offline.returncode == 1
+    assert "no policy backend configured" in orjson.loads(offline.stdout)["response"]["status"]["message"]
+    bad = run("webhook", "review", "-", "--no-backend", stdin=b'{"apiVersion": "v1"')
+    assert bad.returncode == 2 and b"not valid JSON" in bad.stderr
+
+
+def test_serve_over_https_and_stop_on_sigterm(tmp_path: Path, policy_backend: PolicyBackend) -> None:
+    """``--self-signed`` (as ``make run`` uses it) creates the CA and certificate the client then trusts."""
+    port = free_port()
+    config = write_config(
+        tmp_path / "z.yaml",
+        policy_backend,
+        listen=f"127.0.0.1:{port}",
+        certPath=str(tmp_path / "tls" / "tls.crt"),
+        keyPath=str(tmp_path / "tls" / "tls.key"),
+    )
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [*ZASTAVA, "webhook", "serve", "--config", str(config), "--self-signed"], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "tls" / "ca.crt").exists():
+            assert process.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "serve.log"
+            ).read_text()
+            time.sleep(0.05)
+        context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.crt"))
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, timeout=5) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+                time.sleep(0.1)
+            answer = client.post("/admit?timeout=5s", content=body(review(pod_with({"a": "x:1"}))))
+            assert orjson.loads(answer.content)["response"]["allowed"] is True
+        assert policy_backend.wait_decisions(1)
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(20) == 0
+        log.close()
+    lines = [
+        orjson.loads(line)
+        for line in (tmp_path / "serve.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    decision = next(line for line in lines if line.get("msg") == "admission decision")
+    assert decision["component"] == "webhook" and decision["decision"] == "Allow"

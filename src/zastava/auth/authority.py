@@ -509,18 +509,21 @@ def hash_secret(secret: str) -> str:
 
 def write_dev_setup(directory: Path, *, issuer: str, tenant: str = "tenant-01") -> dict[str, Path]:
     """Write a development Authority setup into ``directory``: ``authority.yaml`` with an observer client
-    (``api:scanner.runtime.write``) and a webhook client (``api:scanner.policy.read``) of ``tenant``, and
-    their random secrets (mode 0600). Existing files are not overwritten (``FileExistsError``)."""
+    (``api:scanner.runtime.write`` + policy/catalog reads) and a webhook client (``api:scanner.policy.read``
+    + ``api:scanner.admission.write``) and an operator client (reads, catalog writes) of ``tenant``, and
+    their random secrets (mode 0600). Existing files
+    are not overwritten (``FileExistsError``)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {
         "config": directory / "authority.yaml",
         "observer_secret": directory / "observer.secret",
         "webhook_secret": directory / "webhook.secret",
+        "operator_secret": directory / "operator.secret",
     }
     for path in paths.values():
         if path.exists():
             raise FileExistsError(f"{path} exists; not overwriting")
-    for name in ("observer_secret", "webhook_secret"):
+    for name in ("observer_secret", "webhook_secret", "operator_secret"):
         path = paths[name]
         with path.open("x", encoding="utf-8") as handle:
             path.chmod(0o600)
@@ -538,14 +541,34 @@ def write_dev_setup(directory: Path, *, issuer: str, tenant: str = "tenant-01") 
                     "tenant": tenant,
                     "secretFile": "observer.secret",
                     "audiences": ["scanner", "zastava"],
-                    "scopes": ["api:scanner.runtime.write"],
+                    # events, plus the posture (policy) and usage-view (catalog) reads the observer makes
+                    "scopes": [
+                        "api:scanner.runtime.write",
+                        "api:scanner.policy.read",
+                        "api:scanner.catalog.read",
+                    ],
                 },
                 {
                     "clientId": "zastava-webhook",
                     "tenant": tenant,
                     "secretFile": "webhook.secret",
                     "audiences": ["scanner", "zastava"],
-                    "scopes": ["api:scanner.policy.read"],
+                    # policy reads, plus posting its admission decision records
+                    "scopes": ["api:scanner.policy.read", "api:scanner.admission.write"],
+                },
+                {
+                    # a person at the CLI: `zastava events tail`, `catalog import`, `runtime policy test`
+                    "clientId": "zastava-operator",
+                    "tenant": tenant,
+                    "secretFile": "operator.secret",
+                    "audiences": ["scanner", "zastava"],
+                    "scopes": [
+                        "api:scanner.runtime.read",
+                        "api:scanner.policy.read",
+                        "api:scanner.catalog.read",
+                        "api:scanner.catalog.write",
+                        "api:scanner.admission.read",
+                    ],
                 },
             ],
         }

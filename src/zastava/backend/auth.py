@@ -75,7 +75,12 @@ class Principal:
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
-            raise AuthError(403, f"missing scope {scope}")
+            raise AuthError(
+                403,
+                f"token lacks scope {scope}",
+                challenge=f'DPoP error="insufficient_scope", error_description="token lacks scope {scope}", '
+                f'scope="{scope}"',
+            )
 
 
 #: Turns a request into the caller's principal; raises :class:`AuthError` to refuse it.

@@ -27,7 +27,8 @@ def optok_authenticator(config: ZastavaConfig, **overrides: Any) -> tuple[Authen
 
     async def authenticate(request: Request) -> Principal:
         try:
-            verified = await verifier(request)
+            # scopes are checked per endpoint and method by the handlers (Principal.require)
+            verified = await verifier.authenticate(request, ())
         except TokenError as exc:
             headers = {"WWW-Authenticate": exc.www_authenticate()}
             if exc.nonce:

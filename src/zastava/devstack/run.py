@@ -5,10 +5,10 @@ Starts, each as a child process stopped by PID on Ctrl-C:
 1. a container engine — the machine's own Docker engine when one answers, otherwise (as root) a private
    Docker engine in ``run/`` (installing Debian's docker.io when missing) with a small demo workload built
    locally; ``ZASTAVA_RUN_PRIVATE_ENGINE=never`` opts out, ``=always`` forces the private engine;
-2. the reference Authority (``zastava authority serve``) issuing DPoP-bound tokens;
-3. the reference backend on SQLite (``zastava backend serve``);
-4. the observer (``zastava observer run``) on that engine;
-5. the admission webhook (``zastava webhook serve``) with a self-signed certificate;
+2. the reference Authority (``zastava authority serve``) issuing DPoP-bound tokens, over TLS from a local CA;
+3. the reference backend on SQLite (``zastava backend serve``) verifying those tokens (``auth: optok``);
+4. the observer (``zastava observer run``) on that engine, publishing with its OpTok;
+5. the admission webhook (``zastava webhook serve``) with a certificate from the same local CA;
 
 then prints the URLs and a live view of the runtime events stored by the backend.
 """
@@ -35,6 +35,7 @@ from .process import ManagedProcess, PrerequisiteMissing, free_port, wait_until
 __all__ = ["main"]
 
 DEMO_LABEL = "org.zastava.demo"
+TENANT = "demo"
 
 
 def _say(message: str) -> None:
@@ -121,96 +122,231 @@ class Stack:
                     return
                 container.remove(force=True)
 
-    def write_config(self, backend_url: str) -> Path:
-        config: dict[str, Any] = {
-            "zastava": {
-                "backend": {"baseAddress": backend_url, "allowInsecureHttp": True},
-                "runtime": {
-                    "tenant": "demo",
-                    "environment": "local",
-                    "deployment": "make-run",
-                    "engine": "docker",
-                    "procfs": "/proc",
-                    "authority": {"requireDpop": False, "requireMutualTls": False},
-                    "logging": {"format": "json", "level": "INFO"},
-                },
-                "admission": {"failOpenNamespaces": ["dev"]},
-                "publisher": {"bufferDir": str(self.workdir / "buffer"), "flushIntervalSeconds": 1},
-            }
-        }
-        path = self.workdir / "zastava.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
+    def pki(self) -> Path:
+        """A local CA and one serving certificate for 127.0.0.1 (Authority, backend and webhook)."""
+        pki = self.workdir / "pki"
+        if not (pki / "tls.crt").exists():
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "zastava",
+                    "webhook",
+                    "certs",
+                    "--out",
+                    str(pki),
+                    "--service",
+                    "zastava",
+                    "--namespace",
+                    "local",
+                    "--dns",
+                    "localhost",
+                    "--ip",
+                    "127.0.0.1",
+                ],
+                check=True,
+                capture_output=True,
+            )
+        return pki
+
+    def authority_setup(self, issuer: str) -> Path:
+        directory = self.workdir / "authority"
+        if directory.exists():
+            import shutil
+
+            shutil.rmtree(directory)
+        from ..auth.authority import write_dev_setup
+
+        write_dev_setup(directory, issuer=issuer, tenant=TENANT)
+        return directory
+
+    def write_config(self, name: str, data: dict[str, Any]) -> Path:
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"zastava": data}, sort_keys=False))
         return path
+
+    def client_config(
+        self, backend_url: str, issuer: str, client: str, pki: Path, auth_dir: Path, scopes: list[str]
+    ) -> dict[str, Any]:
+        return {
+            "backend": {"baseAddress": backend_url},
+            "runtime": {
+                "tenant": TENANT,
+                "environment": "local",
+                "deployment": "make-run",
+                "engine": "docker",
+                "procfs": "/proc",
+                "authority": {
+                    "issuer": issuer,
+                    "clientId": f"zastava-{client}",
+                    "clientSecretPath": str(auth_dir / f"{client}.secret"),
+                    "caBundlePath": str(pki / "ca.crt"),
+                    "scopes": scopes,
+                    "requireDpop": True,
+                    # local stack: DPoP-bound tokens over TLS; client certificates are a deployment concern
+                    "requireMutualTls": False,
+                },
+                "logging": {"format": "json", "level": "INFO"},
+            },
+            "admission": {"failOpenNamespaces": ["dev"]},
+            "observer": {"nodeName": os.uname().nodename, "engines": {"dockerHost": self.docker_host}},
+            "publisher": {"bufferDir": str(self.workdir / "buffer"), "flushIntervalSeconds": 1},
+        }
 
     # ----------------------------------------------------------------------------------------- run
 
     def up(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.choose_engine()
-        backend_port = free_port()
-        backend_url = f"http://127.0.0.1:{backend_port}"
-        backend = self.zastava(
-            "backend",
-            "backend",
+        pki = self.pki()
+        ca = str(pki / "ca.crt")
+        tls = ["--tls-cert", str(pki / "tls.crt"), "--tls-key", str(pki / "tls.key")]
+
+        authority_port = free_port()
+        issuer = f"https://127.0.0.1:{authority_port}"
+        auth_dir = self.authority_setup(issuer)
+        authority = self.zastava(
+            "authority",
+            "authority",
             "serve",
-            "--store",
-            f"sqlite:///{self.workdir / 'zastava.db'}",
-            "--listen",
-            f"127.0.0.1:{backend_port}",
+            "-c",
+            str(auth_dir / "authority.yaml"),
+            "--port",
+            str(authority_port),
+            *tls,
         )
-        wait_until(lambda: _ready(backend, f"{backend_url}/readyz"), 60, "backend")
-        config = self.write_config(backend_url)
-        env = {"DOCKER_HOST": self.docker_host, "NODE_NAME": os.uname().nodename}
-        self.zastava("observer", "observer", "run", "--config", str(config), env=env)
+        wait_until(
+            lambda: _ready(authority, f"{issuer}/.well-known/openid-configuration", ca), 60, "authority"
+        )
+
+        backend_port = free_port()
+        backend_url = f"https://127.0.0.1:{backend_port}"
+        backend_config = self.write_config(
+            "backend",
+            {
+                "runtime": {
+                    "tenant": TENANT,
+                    "authority": {"issuer": issuer, "caBundlePath": ca, "requireMutualTls": False},
+                    "logging": {"format": "json"},
+                },
+                "backendServer": {
+                    "store": f"sqlite:///{self.workdir / 'zastava.db'}",
+                    "listen": f"127.0.0.1:{backend_port}",
+                    "auth": "optok",
+                    "tenants": [TENANT],
+                    "tlsCertFile": str(pki / "tls.crt"),
+                    "tlsKeyFile": str(pki / "tls.key"),
+                },
+            },
+        )
+        backend = self.zastava("backend", "backend", "serve", "--config", str(backend_config))
+        wait_until(lambda: _ready(backend, f"{backend_url}/readyz", ca), 60, "backend")
+
+        observer_config = self.write_config(
+            "observer",
+            self.client_config(
+                backend_url,
+                issuer,
+                "observer",
+                pki,
+                auth_dir,
+                ["api:scanner.runtime.write", "api:scanner.policy.read", "api:scanner.catalog.read"],
+            ),
+        )
+        self.zastava("observer", "observer", "run", "--config", str(observer_config))
+
         webhook_port = free_port()
-        certs = self.workdir / "webhook-tls"
-        subprocess.run(
-            [sys.executable, "-m", "zastava", "webhook", "certs", "--out", str(certs), "--host", "127.0.0.1"],
-            check=True,
-            capture_output=True,
+        webhook_config = self.write_config(
+            "webhook",
+            self.client_config(
+                backend_url,
+                issuer,
+                "webhook",
+                pki,
+                auth_dir,
+                ["api:scanner.policy.read", "api:scanner.admission.write"],
+            ),
         )
         webhook = self.zastava(
             "webhook",
             "webhook",
             "serve",
             "--config",
-            str(config),
+            str(webhook_config),
             "--cert",
-            str(certs / "tls.crt"),
+            str(pki / "tls.crt"),
             "--key",
-            str(certs / "tls.key"),
+            str(pki / "tls.key"),
             "--listen",
             f"127.0.0.1:{webhook_port}",
         )
         webhook_url = f"https://127.0.0.1:{webhook_port}"
-        wait_until(lambda: _ready(webhook, f"{webhook_url}/healthz", str(certs / "ca.crt")), 60, "webhook")
+        wait_until(lambda: _ready(webhook, f"{webhook_url}/healthz", ca), 60, "webhook")
+        operator_config = self.write_config(
+            "operator",
+            self.client_config(
+                backend_url,
+                issuer,
+                "operator",
+                pki,
+                auth_dir,
+                [
+                    "api:scanner.runtime.read",
+                    "api:scanner.policy.read",
+                    "api:scanner.catalog.read",
+                    "api:scanner.catalog.write",
+                    "api:scanner.admission.read",
+                ],
+            ),
+        )
+        _say(f"authority {issuer}  (DPoP-bound OpToks; clients and secrets in {auth_dir})")
         _say(
             f"backend   {backend_url}  (OpenAPI: {backend_url}/openapi.json, metrics: {backend_url}/metrics)"
         )
-        _say(f"webhook   {webhook_url}/admit  (CA: {certs / 'ca.crt'})")
+        _say(f"webhook   {webhook_url}/admit")
         _say(f"engine    {self.docker_host}")
+        _say(f"CA        {ca}")
+        _say(f"try       zastava events tail --backend {backend_url} --config {operator_config}")
         _say(f"logs      {self.workdir}/*.log — Ctrl-C stops everything")
-        self.live_view(backend_url)
+        self.live_view(backend_url, operator_config)
 
-    def live_view(self, backend_url: str) -> None:
+    def live_view(self, backend_url: str, operator_config: Path) -> None:
+        import asyncio
+
         from rich.console import Console
 
+        from ..auth import backend_auth
+        from ..config import load_config
+
         console = Console()
-        cursor: str | None = None
-        seen = 0
-        with httpx.Client(timeout=5) as client:
-            while not self.stopping.is_set():
-                for process in self.processes:
-                    process.check_running()
-                params = {"limit": "200", **({"cursor": cursor} if cursor else {})}
-                with contextlib.suppress(httpx.HTTPError, ValueError):
-                    page = client.get(f"{backend_url}/api/v1/scanner/runtime/events", params=params).json()
-                    for item in page.get("items", []):
-                        seen += 1
-                        console.print(_event_line(item), highlight=False)
-                    cursor = page.get("nextCursor") or cursor
-                self.stopping.wait(1.0)
-        _say(f"{seen} events seen")
+        config = load_config(operator_config, warn=False)
+
+        async def follow() -> int:
+            auth = backend_auth(config, component="make-run")
+            seen: set[str] = set()
+            try:
+                while not self.stopping.is_set():
+                    for process in self.processes:
+                        process.check_running()
+                    url = f"{backend_url}/api/v1/scanner/runtime/events"
+                    headers = await auth.headers_provider("GET", url) if auth.headers_provider else {}
+                    with contextlib.suppress(httpx.HTTPError, ValueError):
+                        response = await auth.http_client.get(url, params={"limit": "50"}, headers=headers)
+                        if auth.provider is not None:
+                            auth.provider.observe_response(response)
+                        page = response.json()
+                        for item in reversed(page.get("items", [])):  # newest first on the wire
+                            event = (item.get("envelope") or {}).get("event") or {}
+                            if event.get("eventId") in seen:
+                                continue
+                            seen.add(event.get("eventId", ""))
+                            console.print(_event_line(event), highlight=False)
+                    await asyncio.sleep(1.0)
+            finally:
+                await auth.aclose()
+            return len(seen)
+
+        _say(f"{asyncio.run(follow())} events seen")
 
     def down(self) -> None:
         self.stopping.set()
@@ -226,8 +362,7 @@ def _ready(process: ManagedProcess, url: str, verify: str | bool = True) -> bool
     return httpx.get(url, timeout=2, verify=verify).status_code == 200
 
 
-def _event_line(item: dict[str, Any]) -> str:
-    event = item.get("event", item)
+def _event_line(event: dict[str, Any]) -> str:
     workload = event.get("workload", {})
     process = event.get("process") or {}
     libs = event.get("loadedLibs") or []

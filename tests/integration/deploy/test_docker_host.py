@@ -1,0 +1,160 @@
+"""The image run as the Docker-host observer of spec §1.2/§13, reporting to a backend container (same image).
+
+The observer container gets exactly what docs/deploy.md prescribes: host PID namespace, root with only
+DAC_READ_SEARCH + SYS_PTRACE, read-only root filesystem, no-new-privileges, host /proc mounted read-only at
+/host/proc, the engine socket read-only. Both containers use the host network only because the test's private
+Docker engine runs without a bridge; the backend listens on loopback.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from zastava import devstack
+
+
+def _wait_events(url: str, container_id: str, kind: str, timeout: float = 90) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            page = httpx.get(
+                f"{url}/api/v1/scanner/runtime/events", params={"limit": "200"}, timeout=5
+            ).json()
+            last = page
+            for item in page.get("items", []):
+                event = item["envelope"]["event"]
+                if event["kind"] == kind and event["workload"]["containerId"] == f"docker://{container_id}":
+                    return event  # type: ignore[no-any-return]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            last = exc
+        time.sleep(1)
+    raise AssertionError(
+        f"no {kind} for {container_id[:12]} within {timeout}s; last answer: {str(last)[:500]}"
+    )
+
+
+def test_docker_host_observer_reports_a_sibling_to_a_backend_container(
+    docker_engine: devstack.DockerEngine, zastava_image: str, busybox_image: str, tmp_path: Path
+) -> None:
+    port = devstack.free_port()
+    backend_url = f"http://127.0.0.1:{port}"
+    config_dir = tmp_path / "etc"
+    config_dir.mkdir()
+    (config_dir / "zastava.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "zastava": {
+                    "backend": {"baseAddress": backend_url, "allowInsecureHttp": True},
+                    "runtime": {
+                        "tenant": "tenant-01",
+                        "engine": "docker",
+                        "procfs": "/host/proc",
+                        "authority": {"requireDpop": False, "requireMutualTls": False},
+                    },
+                    "observer": {
+                        "nodeName": "docker-host",
+                        "engines": {"dockerHost": "unix:///var/run/docker.sock"},
+                    },
+                    "publisher": {"bufferDir": "/var/lib/zastava/buffer", "flushIntervalSeconds": 0.5},
+                }
+            }
+        )
+    )
+    config_dir.chmod(0o755)
+    (config_dir / "zastava.yaml").chmod(0o644)
+    started: list[str] = []
+
+    def run(*args: str) -> str:
+        container_id = docker_engine.docker("run", "-d", *args).stdout.decode().strip()
+        started.append(container_id)
+        return container_id
+
+    try:
+        run(
+            "--network",
+            "host",
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "--name",
+            "zastava-backend",
+            zastava_image,
+            "backend",
+            "serve",
+            "--store",
+            "sqlite:////tmp/zastava.db",
+            "--listen",
+            f"127.0.0.1:{port}",
+        )
+        devstack.wait_until(
+            lambda: httpx.get(f"{backend_url}/readyz", timeout=2).status_code == 200, 90, "backend"
+        )
+        observer = run(
+            "--network",
+            "host",
+            "--pid",
+            "host",
+            "--user",
+            "0",
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "DAC_READ_SEARCH",
+            "--cap-add",
+            "SYS_PTRACE",
+            "--security-opt",
+            "no-new-privileges",
+            "-v",
+            "/proc:/host/proc:ro",
+            "-v",
+            f"{docker_engine.socket}:/var/run/docker.sock:ro",
+            "-v",
+            f"{config_dir}:/etc/zastava:ro",
+            "--tmpfs",
+            "/var/lib/zastava/buffer",
+            "--tmpfs",
+            "/tmp",
+            "-e",
+            "NODE_NAME=docker-host",
+            "--name",
+            "zastava-observer",
+            zastava_image,
+            "observer",
+            "run",
+            "--config",
+            "/etc/zastava/zastava.yaml",
+        )
+        time.sleep(3)  # let the observer subscribe to engine events
+        sibling = run("--network", "none", busybox_image)
+        event = _wait_events(backend_url, sibling, "CONTAINER_START")
+        assert event["node"] == "docker-host"
+        process = event["process"]
+        assert isinstance(process, dict) and process["pid"] > 0
+        assert process.get("buildId") == "0daa1a3855d8d19053684e2a8bd73d647939376e"  # Debian's static busybox
+        libs = event["loadedLibs"]
+        assert isinstance(libs, list) and any(
+            lib["path"] == "/bin/busybox" and lib.get("sha256") for lib in libs
+        )
+        inspect = docker_engine.client().containers.get(observer).attrs
+        assert inspect["HostConfig"]["ReadonlyRootfs"] is True
+        assert {c.removeprefix("CAP_") for c in inspect["HostConfig"]["CapAdd"]} == {
+            "DAC_READ_SEARCH",
+            "SYS_PTRACE",
+        }
+        docker_engine.docker("rm", "-f", sibling)
+        started.remove(sibling)
+        _wait_events(backend_url, sibling, "CONTAINER_STOP")
+    except AssertionError:
+        for name in ("zastava-observer", "zastava-backend"):
+            logs = docker_engine.docker("logs", "--tail", "30", name, check=False)
+            print(f"--- {name}\n{logs.stdout.decode(errors='replace')}{logs.stderr.decode(errors='replace')}")
+        raise
+    finally:
+        for container_id in started:
+            docker_engine.docker("rm", "-f", container_id, check=False)

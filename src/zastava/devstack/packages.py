@@ -21,6 +21,7 @@ SERVICE_PACKAGES = (
     "containernetworking-plugins",
     "postgresql",
     "apache2-utils",  # htpasswd for registry basic auth
+    "debootstrap",  # a Debian base image for the Dockerfile, built here (no registry reachable)
 )
 
 _lock = threading.Lock()

@@ -29,7 +29,9 @@ err = Console(stderr=True)
 #: (module, attribute, group name) of plane command groups; each attribute is a ``typer.Typer``.
 _GROUPS: list[tuple[str, str, str]] = []
 #: (module, attribute, command name) of top-level plane commands; each attribute is a typer command function.
-_COMMANDS: list[tuple[str, str, str]] = []
+_COMMANDS: list[tuple[str, str, str]] = [
+    (".observer.entrytrace.cli", "entrytrace", "entrytrace"),
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

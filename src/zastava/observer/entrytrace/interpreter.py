@@ -1551,11 +1551,8 @@ class Interpreter:
             if arg == "--":
                 st.positional = list(args[i + 1 :])
                 break
-            if arg in ("-o", "+o"):
-                i += 2
-                continue
             if arg.startswith(("-", "+")) and len(arg) > 1:
-                i += 1
+                i += 2 if "o" in arg[1:] else 1  # -o NAME, -eo pipefail
                 continue
             st.positional = list(args[i:])
             break

@@ -543,9 +543,11 @@ class Tracer:
     def _wrapper(
         self, name: str, argv: list[Arg], path: str, resolved: str, ctx: Context, depth: int
     ) -> list[Outcome]:
-        self.wrappers.setdefault(name, None)
         unwrapped = unwrap(name, argv[1:])
         assert unwrapped is not None
+        transparent = name == "env" and not (unwrapped.env_clear or unwrapped.env_set or unwrapped.env_unset)
+        if not transparent:  # `env NAME` (a shebang's PATH lookup) changes nothing: not a wrapper
+            self.wrappers.setdefault(name, None)
         self_terminal = self._terminal(ctx, path, resolved, "binary", argv, resident=True, role=name)
         if unwrapped.argv is None:
             self.diagnose("unknown-argument", unwrapped.reason or f"{name}: command not known", partial=True)

@@ -1218,8 +1218,11 @@ class Interpreter:
             items = st.positional
         if items is None:
             items = [None]
+        return self.loop_over(name, items, body, node, st)
+
+    def loop_over(self, name: str, items: list[Arg], body: Node, node: Node, st: State) -> list[State]:
         if len(items) > self.limits.max_loop_iterations:
-            self.diagnose("loop-limit", f"for loop over {len(items)} items; stopped", node, True)
+            self.diagnose("loop-limit", f"loop over {len(items)} items; stopped", node, True)
             items = items[: self.limits.max_loop_iterations]
         states = [st]
         finished: list[State] = []
@@ -1327,8 +1330,75 @@ class Interpreter:
             out.append(outer)
         return out
 
+    def listing_loop(self, commands: list[Node], st: State) -> list[State] | None:
+        """``find DIR … | sort | while read -r VAR; do …; done`` (or ``ls DIR |``): the loop runs over the
+        files of DIR present in the root, in sorted order. None when the pipeline is not of that shape."""
+        loop = commands[-1]
+        if loop.type != "while_statement" or loop.children[0].type != "while" or commands[0].type != "command":
+            return None
+        condition = [
+            loop.children[i] for i in range(loop.child_count) if loop.field_name_for_child(i) == "condition"
+        ]
+        body = loop.child_by_field_name("body")
+        named = [c for c in condition if c.is_named]
+        if len(named) != 1 or named[0].type != "command" or body is None:
+            return None
+        read_argv = self.argv(named[0], st)
+        source_argv = self.argv(commands[0], st)
+        if not read_argv or read_argv[0] != "read" or not source_argv or source_argv[0] not in ("find", "ls"):
+            return None
+        variables = [a for a in read_argv[1:] if a is not None and _NAME.match(a)]
+        operands = [a for a in source_argv[1:] if a is not None and not a.startswith("-")]
+        if len(variables) != 1 or not operands or any(a is None for a in source_argv):
+            return None
+        directory = posixpath.normpath(posixpath.join(st.cwd, operands[0]))
+        if source_argv[0] == "ls":
+            try:
+                items: list[Arg] = list(self.root.listdir(directory))
+            except RootFSError:
+                items = []
+        else:
+            max_depth = 8
+            if "-maxdepth" in source_argv:
+                position = source_argv.index("-maxdepth")
+                depth_arg = source_argv[position + 1] if position + 1 < len(source_argv) else None
+                max_depth = int(depth_arg) if depth_arg is not None and depth_arg.isdigit() else max_depth
+            base = operands[0].rstrip("/") or "/"
+            items = [f"{base}/{rel}" if base != "/" else f"/{rel}" for rel in self.walk_files(directory, max_depth)]
+        return self.loop_over(variables[0], items, body, loop, st)
+
+    def walk_files(self, directory: str, max_depth: int) -> list[str]:
+        out: list[str] = []
+        pending = [("", 1)]
+        while pending and len(out) < self.limits.max_glob:
+            relative, depth = pending.pop()
+            path = posixpath.join(directory, relative) if relative else directory
+            try:
+                names = self.root.listdir(path)
+            except RootFSError:
+                continue
+            self.tracer.tick(1 + len(names) // 64)
+            for name in names:
+                child = f"{relative}/{name}" if relative else name
+                full = posixpath.join(directory, child)
+                if self.root.is_dir(full):
+                    if depth < max_depth:
+                        pending.append((child, depth + 1))
+                elif self.root.is_file(full):
+                    out.append(child)
+        return sorted(out)
+
     def s_pipeline(self, node: Node, st: State) -> list[State]:
         commands = [c for c in node.children if c.is_named]
+        if len(commands) >= 2:
+            inner = st.copy()
+            inner.subshell += 1
+            inner.last_fg = ()
+            looped = self.listing_loop(commands, inner)
+            if looped is not None:
+                st.last_fg = tuple(dict.fromkeys(p for r in looped for p in r.last_fg)) or st.last_fg
+                st.status = 0
+                return [st]
         pendings: list[Pending] = []
         background = st.background
         status: int | None = None

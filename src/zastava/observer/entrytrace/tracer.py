@@ -332,9 +332,9 @@ class Tracer:
         return self._by_content(argv, path, resolved, ctx, depth, file, line, script_of)
 
     def _shown(self, ctx: Context, path: str | None) -> str | None:
-        if path is None or not ctx.prefix:
+        if path is None or ctx.prefix in ("", "/"):
             return path
-        return posixpath.normpath(ctx.prefix + "/" + path.lstrip("/"))
+        return "/" + "/".join(p for p in (*ctx.prefix.split("/"), *path.split("/")) if p)
 
     @staticmethod
     def _argv(argv: list[Arg]) -> tuple[str, ...] | None:
@@ -576,7 +576,7 @@ class Tracer:
                 return []
             inner = inner.with_(
                 root=RootFS(str(ctx.root.root) + new_root if new_root != "/" else ctx.root.root),
-                prefix=posixpath.normpath(ctx.prefix + new_root) if ctx.prefix else new_root,
+                prefix="/" + "/".join(p for p in (*ctx.prefix.split("/"), *new_root.split("/")) if p),
                 cwd="/",
             )
         target_name = unwrapped.argv[0]

@@ -1555,8 +1555,8 @@ class Interpreter:
         return self.tracer.follow(list(pending.argv), ctx, self.depth + 1, pending.file, pending.line)
 
     def finish_state(self, st: State, node: Node) -> None:
-        if st.flow == "exit" and st.status not in (0, None):
-            return  # an error exit: the container stops, no program runs
+        if st.flow in (None, "exit") and st.status not in (0, None):
+            return  # the script ends with an error (exit 1, or a failed last command): nothing keeps running
         parts: list[list[Outcome]] = []
         for pending in st.last_fg:
             parts.append(self.follow_pending(pending, "run"))

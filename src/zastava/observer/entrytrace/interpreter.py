@@ -35,6 +35,9 @@ __all__ = ["interpret"]
 Value = str | None | tuple[Arg, ...]  # tuple: an array
 _UNSET = object()
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_MAX_NESTING = 64  # nested statements (subshells, groups, bodies) within one script
+_MAX_FIELDS = 4096  # words of one command line / elements of an array
+_MAX_VALUE = 256 * 1024  # characters of one variable or word
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUILTIN_NAMES = (
     ": true false echo printf export readonly local declare typeset set shift unset cd exit return break "
@@ -195,6 +198,7 @@ class Interpreter:
         self.source_depth = 0
         self.eval_depth = 0
         self.outcomes: list[Outcome] = []
+        self.nesting = 0
 
     # ----------------------------------------------------------------------------------------- helpers
 
@@ -360,6 +364,9 @@ class Interpreter:
 
     def _list_fields(self, items: list[Arg] | None, quoted: bool, star: bool) -> list[_Field]:
         if items is None:
+            return [_Field([(None, False)], True)]
+        if len(items) > _MAX_FIELDS:
+            self.too_big(f"{len(items)} arguments")
             return [_Field([(None, False)], True)]
         if star and quoted:
             joined = None if any(i is None for i in items) else " ".join(i for i in items if i is not None)
@@ -757,10 +764,22 @@ class Interpreter:
                 fields.extend(self.fields(child, st))
         return self.finish(fields, st)
 
+    def too_big(self, what: str) -> None:
+        self.tracer.diagnose(
+            "argument-limit", f"{what}: more than the expansion limits; value taken as unknown", partial=True
+        )
+
     def finish(self, fields: list[_Field], st: State) -> list[Arg]:
         out: list[Arg] = []
+        self.tracer.tick(1 + len(fields) // 16)
+        if len(fields) > _MAX_FIELDS:
+            self.too_big(f"{len(fields)} words")
+            return [None]
         for f in fields:
             text = f.text()
+            if text is not None and len(text) > _MAX_VALUE:
+                self.too_big(f"a word of {len(text)} characters")
+                text = None
             if text is None:
                 out.append(None)
                 continue
@@ -834,10 +853,19 @@ class Interpreter:
                 st.flow = "stuck"
                 out.append(st)
                 continue
-            if background:
-                out.extend(self.background(node, st))
-            else:
-                out.extend(self.dispatch(node, st))
+            if self.nesting >= _MAX_NESTING:
+                self.diagnose("nesting-limit", f"statements nested more than {_MAX_NESTING} deep", node, True)
+                st.flow = "stuck"
+                out.append(st)
+                continue
+            self.nesting += 1
+            try:
+                if background:
+                    out.extend(self.background(node, st))
+                else:
+                    out.extend(self.dispatch(node, st))
+            finally:
+                self.nesting -= 1
         return self.merge(out, node)
 
     def merge(self, states: list[State], node: Node) -> list[State]:
@@ -919,6 +947,12 @@ class Interpreter:
                 value = f"{old}{value}"
             else:
                 value = None
+        if isinstance(value, str) and len(value) > _MAX_VALUE:
+            self.too_big(f"${name} of {len(value)} characters")
+            value = None
+        elif isinstance(value, tuple) and len(value) > _MAX_FIELDS:
+            self.too_big(f"array {name} of {len(value)} elements")
+            value = None
         if local and st.locals:
             st.locals[-1].setdefault(name, st.vars.get(name, _UNSET))
         st.vars[name] = value
@@ -1334,7 +1368,11 @@ class Interpreter:
         """``find DIR … | sort | while read -r VAR; do …; done`` (or ``ls DIR |``): the loop runs over the
         files of DIR present in the root, in sorted order. None when the pipeline is not of that shape."""
         loop = commands[-1]
-        if loop.type != "while_statement" or loop.children[0].type != "while" or commands[0].type != "command":
+        if (
+            loop.type != "while_statement"
+            or loop.children[0].type != "while"
+            or commands[0].type != "command"
+        ):
             return None
         condition = [
             loop.children[i] for i in range(loop.child_count) if loop.field_name_for_child(i) == "condition"
@@ -1364,7 +1402,9 @@ class Interpreter:
                 depth_arg = source_argv[position + 1] if position + 1 < len(source_argv) else None
                 max_depth = int(depth_arg) if depth_arg is not None and depth_arg.isdigit() else max_depth
             base = operands[0].rstrip("/") or "/"
-            items = [f"{base}/{rel}" if base != "/" else f"/{rel}" for rel in self.walk_files(directory, max_depth)]
+            items = [
+                f"{base}/{rel}" if base != "/" else f"/{rel}" for rel in self.walk_files(directory, max_depth)
+            ]
         return self.loop_over(variables[0], items, body, loop, st)
 
     def walk_files(self, directory: str, max_depth: int) -> list[str]:

@@ -180,7 +180,8 @@ class Tracer:
         partial: bool = False,
     ) -> None:
         key = (code, message, file, line)
-        if key not in self.diagnostics and len(self.diagnostics) < 256:
+        same_code = sum(1 for k in self.diagnostics if k[0] == code)
+        if key not in self.diagnostics and len(self.diagnostics) < 256 and same_code < 4:
             self.diagnostics[key] = Diagnostic(code, message[:1000], file, line, partial)
 
     # ----------------------------------------------------------------------------------- root queries

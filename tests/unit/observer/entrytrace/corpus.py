@@ -21,7 +21,7 @@ Every case is a directory ``corpus/<name>/`` with a ``case.yaml``::
       partial: false                         # default false
       codes: [diagnostic codes that must be present]
       min_confidence: 80                     # default 80 unless partial/ambiguous
-      terminals: [{resolved: …, kind: …, script: …, jar: …, module: …, main_class: …, path: …}]  # field checks
+      terminals: [{resolved: …, kind: …, script: …, jar: …, path: …}]  # fields of matching terminals
 
 The base root (:func:`build_base`) holds stand-in executables: 64-byte ELF headers, symlinks laid out as in
 Debian/Alpine images, shebang scripts for Python/Ruby/Node console scripts, and /etc/passwd.
@@ -42,18 +42,64 @@ CORPUS = HERE / "corpus"
 ELF = b"\x7fELF\x02\x01\x01" + b"\0" * 57
 
 BINARIES = [
-    "/bin/bash", "/bin/dash", "/bin/busybox", "/usr/bin/env", "/usr/bin/id", "/bin/mkdir", "/bin/chown",
-    "/bin/chmod", "/bin/rm", "/bin/cat", "/bin/ls", "/usr/bin/find", "/usr/bin/sort", "/usr/bin/basename",
-    "/usr/bin/dirname", "/usr/bin/nice", "/usr/bin/numactl", "/usr/sbin/chroot", "/usr/bin/setpriv",
-    "/sbin/runuser", "/bin/su", "/usr/local/bin/gosu", "/sbin/su-exec", "/usr/bin/tini", "/usr/bin/dumb-init",
-    "/bin/run-parts", "/usr/bin/timeout", "/usr/bin/grep", "/usr/bin/sed", "/usr/bin/touch",
-    "/usr/local/bin/python3.12", "/usr/bin/python3.11", "/usr/local/bin/node", "/usr/lib/jvm/java-17/bin/java",
-    "/opt/java/openjdk/bin/java", "/usr/local/bin/ruby", "/usr/local/bin/php", "/usr/local/sbin/php-fpm",
-    "/usr/bin/perl", "/usr/share/dotnet/dotnet", "/usr/sbin/nginx", "/usr/sbin/nginx-debug",
-    "/usr/lib/postgresql/16/bin/postgres", "/usr/lib/postgresql/16/bin/initdb", "/usr/local/bin/redis-server",
-    "/usr/sbin/mysqld", "/usr/bin/mongod", "/usr/local/apache2/bin/httpd", "/usr/sbin/cron",
-    "/command/s6-svscan", "/command/s6-supervise", "/command/with-contenv", "/usr/local/bin/app",
-    "/opt/app/bin/app", "/usr/sbin/sshd", "/usr/bin/sleep", "/usr/sbin/haproxy", "/usr/bin/rabbitmq-server",
+    "/bin/bash",
+    "/bin/dash",
+    "/bin/busybox",
+    "/usr/bin/env",
+    "/usr/bin/id",
+    "/bin/mkdir",
+    "/bin/chown",
+    "/bin/chmod",
+    "/bin/rm",
+    "/bin/cat",
+    "/bin/ls",
+    "/usr/bin/find",
+    "/usr/bin/sort",
+    "/usr/bin/basename",
+    "/usr/bin/dirname",
+    "/usr/bin/nice",
+    "/usr/bin/numactl",
+    "/usr/sbin/chroot",
+    "/usr/bin/setpriv",
+    "/sbin/runuser",
+    "/bin/su",
+    "/usr/local/bin/gosu",
+    "/sbin/su-exec",
+    "/usr/bin/tini",
+    "/usr/bin/dumb-init",
+    "/bin/run-parts",
+    "/usr/bin/timeout",
+    "/usr/bin/grep",
+    "/usr/bin/sed",
+    "/usr/bin/touch",
+    "/usr/local/bin/python3.12",
+    "/usr/bin/python3.11",
+    "/usr/local/bin/node",
+    "/usr/lib/jvm/java-17/bin/java",
+    "/opt/java/openjdk/bin/java",
+    "/usr/local/bin/ruby",
+    "/usr/local/bin/php",
+    "/usr/local/sbin/php-fpm",
+    "/usr/bin/perl",
+    "/usr/share/dotnet/dotnet",
+    "/usr/sbin/nginx",
+    "/usr/sbin/nginx-debug",
+    "/usr/lib/postgresql/16/bin/postgres",
+    "/usr/lib/postgresql/16/bin/initdb",
+    "/usr/local/bin/redis-server",
+    "/usr/sbin/mysqld",
+    "/usr/bin/mongod",
+    "/usr/local/apache2/bin/httpd",
+    "/usr/sbin/cron",
+    "/command/s6-svscan",
+    "/command/s6-supervise",
+    "/command/with-contenv",
+    "/usr/local/bin/app",
+    "/opt/app/bin/app",
+    "/usr/sbin/sshd",
+    "/usr/bin/sleep",
+    "/usr/sbin/haproxy",
+    "/usr/bin/rabbitmq-server",
 ]
 SYMLINKS = {
     "/bin/sh": "dash",
@@ -71,7 +117,9 @@ SCRIPTS = {
     "/usr/local/bin/gunicorn": b"#!/usr/local/bin/python3.12\nfrom gunicorn.app.wsgiapp import run\nrun()\n",
     "/usr/local/bin/celery": b"#!/usr/local/bin/python3.12\nfrom celery.__main__ import main\nmain()\n",
     "/usr/local/bin/bundle": b"#!/usr/local/bin/ruby\nload Gem.bin_path('bundler', 'bundle')\n",
-    "/usr/local/lib/node_modules/npm/bin/npm-cli.js": b"#!/usr/bin/env node\nrequire('../lib/cli.js')(process)\n",
+    "/usr/local/lib/node_modules/npm/bin/npm-cli.js": (
+        b"#!/usr/bin/env node\nrequire('../lib/cli.js')(process)\n"
+    ),
     "/usr/local/bin/docker-php-entrypoint.real": (
         b'#!/bin/sh\nset -e\n\n# first arg is `-f` or `--some-option`\nif [ "${1#-}" != "$1" ]; then\n'
         b'\tset -- php-fpm "$@"\nfi\n\nexec "$@"\n'
@@ -144,10 +192,8 @@ class Case:
             if source == "elf":
                 _put(root, path, ELF, 0o755)
             elif isinstance(source, dict):
-                if "generate" in source:
-                    data = GENERATORS[source["generate"]]()
-                else:
-                    data = source["text"].encode()
+                generate = source.get("generate")
+                data = GENERATORS[generate]() if generate else source["text"].encode()
                 _put(root, path, data, int(str(source.get("mode", "0o644")), 0))
             else:
                 dest = root / path.lstrip("/")
@@ -190,7 +236,7 @@ def _shebang_garbage() -> bytes:
 
 def _nested() -> bytes:
     depth = 3000
-    return b"#!/bin/sh\n" + b"(" * depth + b"exec /usr/local/bin/app" + b")" * depth + b"\n"
+    return b"#!/bin/sh\n" + b"( " * depth + b"exec /usr/local/bin/app" + b" )" * depth + b"\n"
 
 
 def _branches() -> bytes:

@@ -43,6 +43,8 @@ class Bound(Generic[M]):
         self._common = dict(common)
 
     def labels(self, **labels: str) -> Any:
+        if not labels and not self._common and not getattr(self.metric, "_labelnames", ()):
+            return self.metric  # a metric with no label names at all (no common tags configured)
         return self.metric.labels(**self._common, **labels)
 
     # convenience for metrics without labels of their own

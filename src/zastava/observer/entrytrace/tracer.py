@@ -92,6 +92,17 @@ class Context:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
+def clean(text: str) -> str:
+    """Text safe for JSON and the contracts: bytes that were not UTF-8 (kept as surrogates) become U+FFFD."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _clean_opt(text: str | None) -> str | None:
+    return None if text is None else clean(text)
+
+
 def combine(parts: Iterable[list[Outcome]], cap: int = 16) -> list[Outcome]:
     """Outcomes of running several things together: every combination, or one union past ``cap``."""
     result: list[Outcome] = [frozenset()]
@@ -167,8 +178,8 @@ class Tracer:
         if len(self.steps) >= self.limits.max_steps:
             self.diagnose("step-limit", f"more than {self.limits.max_steps} steps; the rest not recorded")
             return
-        target = (target or "<unknown>")[:4096]
-        self.steps.setdefault((file or "<unknown>", line, op or "exec", target), None)
+        target = clean(target or "<unknown>")[:4096]
+        self.steps.setdefault((clean(file or "<unknown>")[:4096], line, clean(op or "exec"), target), None)
 
     def diagnose(
         self,
@@ -182,7 +193,7 @@ class Tracer:
         key = (code, message, file, line)
         same_code = sum(1 for k in self.diagnostics if k[0] == code)
         if key not in self.diagnostics and len(self.diagnostics) < 256 and same_code < 4:
-            self.diagnostics[key] = Diagnostic(code, message[:1000], file, line, partial)
+            self.diagnostics[key] = Diagnostic(code, clean(message[:1000]), _clean_opt(file), line, partial)
 
     # ----------------------------------------------------------------------------------- root queries
 
@@ -313,7 +324,9 @@ class Tracer:
         if path is None:
             self.diagnose("not-found", f"{program}: not found in the root", file, line)
             guess = program if program.startswith("/") else None
-            return [frozenset({Terminal(self._shown(ctx, guess), None, "missing", self._argv(argv))})]
+            return [
+                frozenset({Terminal(_clean_opt(self._shown(ctx, guess)), None, "missing", self._argv(argv))})
+            ]
         try:
             resolved = ctx.root.resolve(path)
         except RootFSError:
@@ -339,14 +352,14 @@ class Tracer:
 
     @staticmethod
     def _argv(argv: list[Arg]) -> tuple[str, ...] | None:
-        return None if any(a is None for a in argv) else tuple(a for a in argv if a is not None)
+        return None if any(a is None for a in argv) else tuple(clean(a) for a in argv if a is not None)
 
     def _terminal(
         self, ctx: Context, path: str, resolved: str, kind: str, argv: list[Arg], **extra: object
     ) -> Terminal:
         return Terminal(
-            self._shown(ctx, path),
-            self._shown(ctx, resolved),
+            _clean_opt(self._shown(ctx, path)),
+            _clean_opt(self._shown(ctx, resolved)),
             kind,  # type: ignore[arg-type]
             self._argv(argv),
             user=ctx.user.label(),
@@ -388,10 +401,10 @@ class Tracer:
                 "interpreter",
                 argv,
                 language=language,
-                script=self._shown(ctx, launch.script),
-                module=launch.module,
-                jar=self._shown(ctx, launch.jar),
-                main_class=launch.main_class,
+                script=_clean_opt(self._shown(ctx, launch.script)),
+                module=_clean_opt(launch.module),
+                jar=_clean_opt(self._shown(ctx, launch.jar)),
+                main_class=_clean_opt(launch.main_class),
                 inline=launch.inline,
             )
             return [frozenset({terminal})]

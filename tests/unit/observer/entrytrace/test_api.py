@@ -120,7 +120,8 @@ def fuzz_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 _WORDS = (
-    'exec $@ "$@" $1 ${1#-} set -- shift if then fi case esac in ;; for do done while true ( ) { } ; && || | & '
+    'exec $@ "$@" $1 ${1#-} set -- shift if then fi case esac in ;; for do done while true ( ) { } ; '
+    "&& || | & "
     "$( ` eval . source $0 f() gosu tini -- /usr/local/bin/app nginx python3 -m x ' \" \\ = X=1 ${X:-y} [ ] "
     "[[ ]] -f ! exit return"
 )

@@ -286,7 +286,7 @@ class Interpreter:
         return text if text is not None else self.ctx.path_env
 
     def locate(self, st: State, name: str) -> str | None:
-        return self.tracer.locate(name, self.ctx.with_(env={"PATH": self.path_env(st)}, cwd=st.cwd))
+        return self.tracer.locate_in(self.root, name, self.path_env(st), st.cwd)
 
     # --------------------------------------------------------------------------------------- expansion
 
@@ -625,7 +625,7 @@ class Interpreter:
             pass
         if len(text) > 200 or "$(" in text or "`" in text:
             return None
-        parsed = parse_shell(f"echo $(({text}))".encode())
+        parsed = parse_shell(f"echo $(({text}))".encode("utf-8", errors="surrogateescape"))
         for command in parsed.root.named_children[:1]:
             for child in command.children:
                 if child.type == "arithmetic_expansion":

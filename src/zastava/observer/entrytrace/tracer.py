@@ -137,6 +137,73 @@ def as_resident(outcomes: list[Outcome], role: str) -> list[Outcome]:
     return [frozenset(dataclasses.replace(t, resident=True, role=role) for t in o) for o in outcomes]
 
 
+_PROBE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    resolved: str
+    data: bytes  # the first bytes (all of them when ``complete``)
+    complete: bool
+
+
+class CachedRoot(RootFS):
+    """A :class:`RootFS` that remembers lookups for the length of one trace (every query is still confined
+    and symlink-safe: only results are cached, and the cache dies with the trace)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, max_symlinks: int = 40) -> None:
+        super().__init__(root, max_symlinks=max_symlinks)
+        self._stat: dict[tuple[str, bool], os.stat_result | RootFSError] = {}
+        self._resolve: dict[str, str | RootFSError] = {}
+        self._listdir: dict[str, list[str] | RootFSError] = {}
+
+    def stat(self, path: str) -> os.stat_result:
+        return self._cached_stat(path, True)
+
+    def lstat(self, path: str) -> os.stat_result:
+        return self._cached_stat(path, False)
+
+    def _cached_stat(self, path: str, follow: bool) -> os.stat_result:
+        key = (path, follow)
+        value = self._stat.get(key)
+        if value is None:
+            try:
+                value = super().stat(path) if follow else super().lstat(path)
+            except RootFSError as exc:
+                value = exc
+            if len(self._stat) < 65536:
+                self._stat[key] = value
+        if isinstance(value, RootFSError):
+            raise value
+        return value
+
+    def resolve(self, path: str) -> str:
+        value = self._resolve.get(path)
+        if value is None:
+            try:
+                value = super().resolve(path)
+            except RootFSError as exc:
+                value = exc
+            if len(self._resolve) < 65536:
+                self._resolve[path] = value
+        if isinstance(value, RootFSError):
+            raise value
+        return value
+
+    def listdir(self, path: str) -> list[str]:
+        value = self._listdir.get(path)
+        if value is None:
+            try:
+                value = super().listdir(path)
+            except RootFSError as exc:
+                value = exc
+            if len(self._listdir) < 4096:
+                self._listdir[path] = value
+        if isinstance(value, RootFSError):
+            raise value
+        return list(value)
+
+
 class Tracer:
     """One trace: accumulates steps, diagnostics and wrappers, and enforces the budgets."""
 
@@ -153,6 +220,7 @@ class Tracer:
         self._scripts: dict[tuple[str, str], ParsedScript | None] = {}
         self._which: dict[tuple[int, str, str, str], str | None] = {}
         self._passwd: dict[int, list[tuple[str, int]]] = {}
+        self._probes: dict[tuple[int, str], Probe | RootFSError] = {}
 
     # ------------------------------------------------------------------------------------ bookkeeping
 
@@ -199,28 +267,38 @@ class Tracer:
 
     def locate(self, name: str, ctx: Context) -> str | None:
         """Container path of a command: PATH lookup, or a path relative to the working directory."""
-        key = (id(ctx.root), name, ctx.path_env if "/" not in name else "", ctx.cwd if "/" in name else "")
+        return self.locate_in(ctx.root, name, ctx.path_env, ctx.cwd)
+
+    def locate_in(self, root: RootFS, name: str, path_env: str, cwd: str) -> str | None:
+        key = (id(root), name, path_env if "/" not in name else "", cwd if "/" in name else "")
         if key in self._which:
             return self._which[key]
         if "/" in name:
-            path = posixpath.normpath(name if name.startswith("/") else posixpath.join(ctx.cwd, name))
-            found: str | None = path if ctx.root.is_executable(path) else None
+            path = posixpath.normpath(name if name.startswith("/") else posixpath.join(cwd, name))
+            found: str | None = path if root.is_executable(path) else None
         else:
-            found = ctx.root.which(name, ctx.path_env)
+            found = root.which(name, path_env)
         self._which[key] = found
         return found
 
     def read_script(self, ctx: Context, path: str, file: str | None, line: int | None) -> ParsedScript | None:
         """A shell script's syntax tree, or None (with a diagnostic) if it cannot be read as one."""
         try:
-            fd, info, resolved = ctx.root.open_regular(path)
+            probed = self.probe(ctx.root, path)
         except RootFSError as exc:
             self.diagnose("unreadable", f"{path}: {exc.strerror or exc}", file, line, partial=True)
             return None
-        key = (str(ctx.root.root), resolved)
+        key = (str(ctx.root.root), probed.resolved)
+        if key in self._scripts:
+            return self._scripts[key]
+        if probed.complete:
+            return self._parse_script(key, path, probed.data, file, line)
         try:
-            if key in self._scripts:
-                return self._scripts[key]
+            fd, info, _ = ctx.root.open_regular(path)
+        except RootFSError as exc:
+            self.diagnose("unreadable", f"{path}: {exc.strerror or exc}", file, line, partial=True)
+            return None
+        try:
             if info.st_size > self.limits.max_script_bytes:
                 self.diagnose(
                     "too-large",
@@ -243,6 +321,11 @@ class Tracer:
             data = b"".join(chunks)
         finally:
             os.close(fd)
+        return self._parse_script(key, path, data, file, line)
+
+    def _parse_script(
+        self, key: tuple[str, str], path: str, data: bytes, file: str | None, line: int | None
+    ) -> ParsedScript | None:
         parsed: ParsedScript | None
         if len(data) > self.limits.max_script_bytes:
             self.diagnose(
@@ -262,6 +345,29 @@ class Tracer:
                 )
         self._scripts[key] = parsed
         return parsed
+
+    def probe(self, root: RootFS, path: str) -> Probe:
+        """One confined open of an executable: its resolved path and its first bytes (the whole file when
+        small), remembered for the trace — PATH hits are then read, resolved and parsed from one lookup."""
+        key = (id(root), path)
+        cached = self._probes.get(key)
+        if cached is None:
+            try:
+                fd, info, resolved = root.open_regular(path)
+            except RootFSError as exc:
+                cached = exc
+            else:
+                try:
+                    want = min(info.st_size, _PROBE_BYTES) if info.st_size else SHEBANG_MAX
+                    data = os.read(fd, max(want, SHEBANG_MAX))
+                finally:
+                    os.close(fd)
+                cached = Probe(resolved, data, info.st_size <= _PROBE_BYTES and len(data) == info.st_size)
+            if len(self._probes) < 4096:
+                self._probes[key] = cached
+        if isinstance(cached, RootFSError):
+            raise cached
+        return cached
 
     def passwd(self, root: RootFS) -> list[tuple[str, int]]:
         key = id(root)
@@ -328,7 +434,7 @@ class Tracer:
                 frozenset({Terminal(_clean_opt(self._shown(ctx, guess)), None, "missing", self._argv(argv))})
             ]
         try:
-            resolved = ctx.root.resolve(path)
+            resolved = self.probe(ctx.root, path).resolved
         except RootFSError:
             resolved = path
         names = [posixpath.basename(program), posixpath.basename(path), posixpath.basename(resolved)]
@@ -422,7 +528,7 @@ class Tracer:
         script_of: str | None,
     ) -> list[Outcome]:
         try:
-            head = ctx.root.read_bytes(path, SHEBANG_MAX)
+            head = self.probe(ctx.root, path).data[:SHEBANG_MAX]
         except RootFSError as exc:
             self.diagnose("unreadable", f"{path}: {exc.strerror or exc}", file, line, partial=True)
             return [frozenset({self._terminal(ctx, path, resolved, "unknown", argv)})]
@@ -589,7 +695,7 @@ class Tracer:
                 self.diagnose("not-found", f"chroot: {unwrapped.root} not found in the root")
                 return []
             inner = inner.with_(
-                root=RootFS(str(ctx.root.root) + new_root if new_root != "/" else ctx.root.root),
+                root=CachedRoot(str(ctx.root.root) + new_root) if new_root != "/" else ctx.root,
                 prefix="/" + "/".join(p for p in (*ctx.prefix.split("/"), *new_root.split("/")) if p),
                 cwd="/",
             )
@@ -690,7 +796,8 @@ def trace_entrypoint(
     Never executes anything; bounded in time, memory and depth.
     """
     limits = dataclasses.replace(limits or Limits(), max_depth=max_depth)
-    rootfs = root if isinstance(root, RootFS) else RootFS(root or "/")
+    given = root if isinstance(root, RootFS) else RootFS(root or "/")
+    rootfs = CachedRoot(given.root, max_symlinks=given.max_symlinks)
     tracer = Tracer(limits)
     env_map: dict[str, Arg] = dict(env) if env is not None else {}
     env_map.setdefault("PATH", DEFAULT_PATH)

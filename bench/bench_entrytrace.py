@@ -7,8 +7,9 @@ import tempfile
 import tracemalloc
 from pathlib import Path
 
-from bench.common import median, ms, pct, timeit, us
 from tests.unit.observer.entrytrace.corpus import build_all, script_files
+
+from bench.common import median, ms, pct, timeit, us
 from zastava.observer.entrytrace import trace_entrypoint
 from zastava.observer.entrytrace.parser import parse_shell
 

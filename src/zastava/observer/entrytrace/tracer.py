@@ -9,9 +9,11 @@ is marked ``partial`` with the reason; nothing is ever executed.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import os
 import posixpath
+import stat
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -148,14 +150,62 @@ class Probe:
 
 
 class CachedRoot(RootFS):
-    """A :class:`RootFS` that remembers lookups for the length of one trace (every query is still confined
-    and symlink-safe: only results are cached, and the cache dies with the trace)."""
+    """A :class:`RootFS` that remembers lookups for the length of one trace.
+
+    Directories are resolved once through the confined walk of :class:`RootFS` and kept as ``O_PATH``
+    descriptors; a later lookup of ``DIR/NAME`` is then one ``openat(dirfd, NAME, O_NOFOLLOW)``. Anything
+    that is not that simple (a final symlink to follow, ``..``) goes through the full walk, so confinement is
+    unchanged. :meth:`close` releases the descriptors (``trace_entrypoint`` does it).
+    """
 
     def __init__(self, root: str | os.PathLike[str], *, max_symlinks: int = 40) -> None:
         super().__init__(root, max_symlinks=max_symlinks)
         self._stat: dict[tuple[str, bool], os.stat_result | RootFSError] = {}
         self._resolve: dict[str, str | RootFSError] = {}
         self._listdir: dict[str, list[str] | RootFSError] = {}
+        self._dirs: dict[str, tuple[int, str] | RootFSError] = {}
+
+    def close(self) -> None:
+        for entry in self._dirs.values():
+            if isinstance(entry, tuple):
+                os.close(entry[0])
+        self._dirs.clear()
+
+    def _dir(self, directory: str) -> tuple[int, str]:
+        entry = self._dirs.get(directory)
+        if entry is None:
+            try:
+                fd, resolved = self._walk(directory, True)
+                if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise RootFSError(errno.ENOTDIR, "not a directory", directory)
+                entry = (fd, resolved)
+            except RootFSError as exc:
+                entry = exc
+            if len(self._dirs) >= 256:
+                self.close()
+            self._dirs[directory] = entry
+        if isinstance(entry, RootFSError):
+            raise entry
+        return entry
+
+    def _quick(self, path: str, follow: bool) -> tuple[os.stat_result, str] | None:
+        """(stat, resolved path) by one openat from a cached directory, or None when a full walk is needed."""
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if not parts or ".." in parts:
+            return None
+        fd, resolved_dir = self._dir("/" + "/".join(parts[:-1]))
+        try:
+            child = os.open(parts[-1], os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        except OSError as exc:
+            raise RootFSError(exc.errno, exc.strerror or "lookup failed", path) from None
+        try:
+            info = os.fstat(child)
+        finally:
+            os.close(child)
+        if follow and stat.S_ISLNK(info.st_mode):
+            return None
+        return info, (resolved_dir.rstrip("/") + "/" + parts[-1])
 
     def stat(self, path: str) -> os.stat_result:
         return self._cached_stat(path, True)
@@ -168,7 +218,11 @@ class CachedRoot(RootFS):
         value = self._stat.get(key)
         if value is None:
             try:
-                value = super().stat(path) if follow else super().lstat(path)
+                quick = self._quick(path, follow)
+                if quick is not None:
+                    value = quick[0]
+                else:
+                    value = super().stat(path) if follow else super().lstat(path)
             except RootFSError as exc:
                 value = exc
             if len(self._stat) < 65536:
@@ -181,7 +235,8 @@ class CachedRoot(RootFS):
         value = self._resolve.get(path)
         if value is None:
             try:
-                value = super().resolve(path)
+                quick = self._quick(path, True)
+                value = quick[1] if quick is not None else super().resolve(path)
             except RootFSError as exc:
                 value = exc
             if len(self._resolve) < 65536:
@@ -221,6 +276,12 @@ class Tracer:
         self._which: dict[tuple[int, str, str, str], str | None] = {}
         self._passwd: dict[int, list[tuple[str, int]]] = {}
         self._probes: dict[tuple[int, str], Probe | RootFSError] = {}
+        self.roots: list[CachedRoot] = []
+
+    def open_root(self, path: str) -> CachedRoot:
+        root = CachedRoot(path)
+        self.roots.append(root)
+        return root
 
     # ------------------------------------------------------------------------------------ bookkeeping
 
@@ -695,7 +756,7 @@ class Tracer:
                 self.diagnose("not-found", f"chroot: {unwrapped.root} not found in the root")
                 return []
             inner = inner.with_(
-                root=CachedRoot(str(ctx.root.root) + new_root) if new_root != "/" else ctx.root,
+                root=self.open_root(str(ctx.root.root) + new_root) if new_root != "/" else ctx.root,
                 prefix="/" + "/".join(p for p in (*ctx.prefix.split("/"), *new_root.split("/")) if p),
                 cwd="/",
             )
@@ -818,6 +879,10 @@ def trace_entrypoint(
         except RecursionError:
             tracer.diagnose("recursion", "nesting too deep for the tracer", partial=True)
             outcomes = [frozenset({UNKNOWN})]
+        finally:
+            for opened in tracer.roots:
+                opened.close()
+    rootfs.close()
     outcomes = dedupe([o for o in outcomes if o], limits.max_outcomes)
     if not outcomes and argv:
         tracer.diagnose("no-program", "no path starts a long-running program (every path exits)")

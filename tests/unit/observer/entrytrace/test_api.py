@@ -141,3 +141,32 @@ def test_arbitrary_scripts_end_bounded(fuzz_root: Path, words: list[str], raw: b
     assert len(result.steps) <= 1024
     assert not (result.partial and result.confidence > 60)
     Process(pid=1, **result.process_fields())
+
+
+def test_no_descriptor_is_left_open(corpus_roots: dict[str, tuple[Case, Path]]) -> None:
+    import os
+
+    before = len(os.listdir("/proc/self/fd"))
+    for name in ("wrap-chroot-jail", "db-postgres-gosu-reexec", "hostile-symlink-escape", "sup-s6-overlay"):
+        case, root = corpus_roots[name]
+        trace_entrypoint(case.spec["argv"], **case.trace_kwargs(root))
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_cached_root_stays_confined(tmp_path: Path) -> None:
+    """Directory symlinks (merged /usr) resolve inside the root; climbing or absolute links never leave it."""
+    from zastava.observer.entrytrace.tracer import CachedRoot
+
+    (tmp_path / "usr" / "bin").mkdir(parents=True)
+    (tmp_path / "usr" / "bin" / "sh").write_bytes(b"\x7fELF")
+    (tmp_path / "usr" / "bin" / "sh").chmod(0o755)
+    (tmp_path / "bin").symlink_to("usr/bin")
+    (tmp_path / "etc").symlink_to("/../../../../etc")  # would be the host's /etc if followed naively
+    root = CachedRoot(tmp_path)
+    try:
+        assert root.resolve("/bin/sh") == "/usr/bin/sh"
+        assert root.is_executable("/bin/sh") and root.which("sh", "/sbin:/bin") == "/bin/sh"
+        assert not root.exists("/etc/passwd")  # the host's /etc/passwd is not reachable
+        assert not root.exists("/bin/../../etc/hostname")
+    finally:
+        root.close()

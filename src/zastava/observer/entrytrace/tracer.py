@@ -544,6 +544,9 @@ class Tracer:
         file: str,
         line: int | None,
     ) -> list[Outcome] | None:
+        language = identify_launcher(name)
+        if (name in SHELLS or language is not None) and self._is_script(ctx, path):
+            return None  # a shim named like an interpreter (pyenv, nvm, rbenv): follow its own #! line
         if name in SHELLS:
             return self._shell(name, argv, path, resolved, ctx, depth)
         wrapper = wrapper_name(name)
@@ -551,7 +554,6 @@ class Tracer:
             return self._wrapper(wrapper, argv, path, resolved, ctx, depth)
         if name in SUPERVISORS:
             return self._supervisor(name, argv, path, resolved, ctx, depth)
-        language = identify_launcher(name)
         if language is not None:
             launch = parse_launch(language, argv[1:], ctx.cwd)
             if not launch.known:
@@ -576,6 +578,12 @@ class Tracer:
             )
             return [frozenset({terminal})]
         return None
+
+    def _is_script(self, ctx: Context, path: str) -> bool:
+        try:
+            return self.probe(ctx.root, path).data.startswith(b"#!")
+        except RootFSError:
+            return False
 
     def _by_content(
         self,

@@ -37,7 +37,8 @@ _UNSET = object()
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _MAX_NESTING = 64  # nested statements (subshells, groups, bodies) within one script
 _MAX_FIELDS = 4096  # words of one command line / elements of an array
-_MAX_VALUE = 256 * 1024  # characters of one variable or word
+_MAX_VALUE = 64 * 1024  # characters of one variable or word
+_MAX_PATTERN_SUBJECT = 4096  # ${x#pat} / ${x/pat/r} on longer values: unknown (the matching is quadratic)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUILTIN_NAMES = (
     ": true false echo printf export readonly local declare typeset set shift unset cd exit return break "
@@ -308,24 +309,7 @@ class Interpreter:
         if kind == "ansi_c_string":
             return [_Field([(_ansi_c(self.text(node)), False)], True)]
         if kind == "string" or kind == "translated_string":
-            result: list[_Field] = []
-            had_at = False
-            for child in node.children:
-                ctype = child.type
-                if ctype in ('"', "$"):
-                    continue
-                if ctype == "string_content":
-                    text = re.sub(
-                        r'\\([$`"\\\n])', lambda m: "" if m.group(1) == "\n" else m.group(1), self.text(child)
-                    )
-                    result = _concat(result, [_Field([(text, False)], True)])
-                    continue
-                if ctype in ("simple_expansion", "expansion") and self._is_at(child):
-                    had_at = True
-                result = _concat(result, self.fields(child, st, quoted=True))
-            if not result and not had_at:
-                result = [_Field([("", False)], True)]
-            return result
+            return self.string_fields(node, st)
         if kind in ("simple_expansion", "expansion"):
             return self.expansion(node, st, quoted)
         if kind == "command_substitution":
@@ -335,7 +319,7 @@ class Interpreter:
             value = self.arith(named[0], st) if named else None
             return self._split(None if value is None else str(value), quoted)
         if kind == "concatenation":
-            result = []
+            result: list[_Field] = []
             for child in node.children:
                 result = _concat(result, self.fields(child, st, quoted))
             return result
@@ -346,6 +330,47 @@ class Interpreter:
                     result.extend(self.fields(child, st, quoted))
             return result
         return [_Field([(None, False)], True)]
+
+    def string_fields(self, node: Node, st: State) -> list[_Field]:
+        """A double-quoted string. Literal text is taken from the source between the expansions (the
+        grammar folds some of it, e.g. spaces next to ``$`` or the closing quote, into anonymous tokens)."""
+        data = node.text or b""
+        base = node.start_byte
+        opening = data.find(b'"')
+        position = base + (opening + 1 if opening >= 0 else 0)
+        end = node.end_byte - 1 if data.endswith(b'"') else node.end_byte
+        result: list[_Field] = []
+        had_at = False
+
+        def literal(upto: int) -> None:
+            nonlocal result
+            if upto > position:
+                raw = data[position - base : upto - base].decode("utf-8", errors="surrogateescape")
+                text = re.sub(r'\\([$`"\\\n])', lambda m: "" if m.group(1) == "\n" else m.group(1), raw)
+                result = _concat(result, [_Field([(text, False)], True)])
+
+        for child in node.children:
+            if not child.is_named or child.type == "string_content":
+                continue
+            start = child.start_byte
+            child_text = child.text or b""
+            if child.type in (
+                "simple_expansion",
+                "expansion",
+                "command_substitution",
+                "arithmetic_expansion",
+            ):
+                leading = len(child_text) - len(child_text.lstrip())
+                start += leading  # whitespace the grammar put inside the `$` token is literal text
+            literal(start)
+            if child.type in ("simple_expansion", "expansion") and self._is_at(child):
+                had_at = True
+            result = _concat(result, self.fields(child, st, quoted=True))
+            position = child.end_byte
+        literal(end)
+        if not result and not had_at:
+            result = [_Field([("", False)], True)]
+        return result
 
     def _is_at(self, node: Node) -> bool:
         for child in node.children:
@@ -567,7 +592,7 @@ class Interpreter:
 
     @staticmethod
     def _trim(value: Arg, pattern: str, op: str) -> Arg:
-        if value is None:
+        if value is None or len(value) > _MAX_PATTERN_SUBJECT:
             return None
         n = len(value)
         if op in ("#", "##"):
@@ -583,7 +608,9 @@ class Interpreter:
         return value
 
     @staticmethod
-    def _replace(value: str, pattern: str, replacement: str, op: str) -> str:
+    def _replace(value: str, pattern: str, replacement: str, op: str) -> str | None:
+        if len(value) > _MAX_PATTERN_SUBJECT:
+            return None
         if op == "/#":
             for i in range(len(value), -1, -1):
                 if match_pattern(value[:i], pattern):
@@ -906,7 +933,7 @@ class Interpreter:
         if not argv:
             for assignment in assignments:
                 self.assign(assignment, st)
-            st.status = 0
+            st.status = self.assignment_status(assignments)
             return [st]
         extra: dict[str, Arg] = {}
         for assignment in assignments:
@@ -957,16 +984,25 @@ class Interpreter:
             st.locals[-1].setdefault(name, st.vars.get(name, _UNSET))
         st.vars[name] = value
 
+    @staticmethod
+    def assignment_status(nodes: list[Node]) -> int | None:
+        """An assignment's status is that of its last command substitution (unknown), else 0."""
+        for node in nodes:
+            text = node.text or b""
+            if b"$(" in text.replace(b"$((", b"") or b"`" in text:
+                return None
+        return 0
+
     def s_assignment(self, node: Node, st: State) -> list[State]:
         self.assign(node, st)
-        st.status = 0
+        st.status = self.assignment_status([node])
         return [st]
 
     def s_assignments(self, node: Node, st: State) -> list[State]:
-        for child in node.children:
-            if child.type == "variable_assignment":
-                self.assign(child, st)
-        st.status = 0
+        children = [c for c in node.children if c.type == "variable_assignment"]
+        for child in children:
+            self.assign(child, st)
+        st.status = self.assignment_status(children)
         return [st]
 
     def s_declaration(self, node: Node, st: State) -> list[State]:
@@ -1180,12 +1216,18 @@ class Interpreter:
             body: list[Node] = []
             termination = ";;"
             seen_paren = False
+            pieces: list[Node] = []  # one alternative may be several adjacent nodes: *" -S "*
             for i, child in enumerate(item.children):
                 field = item.field_name_for_child(i)
-                if field == "value" and not seen_paren:
-                    patterns.append(self.pattern([child], st))
+                if not seen_paren and child.type == "|":
+                    patterns.append(self.pattern(pieces, st))
+                    pieces = []
+                elif field == "value" and not seen_paren:
+                    pieces.append(child)
                 elif child.type == ")":
                     seen_paren = True
+                    patterns.append(self.pattern(pieces, st))
+                    pieces = []
                 elif field == "termination" or child.type in (";;", ";&", ";;&"):
                     termination = child.type
                 elif seen_paren and child.is_named:

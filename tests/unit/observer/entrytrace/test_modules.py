@@ -271,6 +271,19 @@ def _run(base: Path, script: str, argv: list[str], env: dict[str, str] | None = 
         ('export A=1; unset A; exec /usr/local/bin/app "${A-gone}"', [], ["gone"]),
         ('if ! [ -e /etc/passwd ]; then r=no; else r=yes; fi; exec /usr/local/bin/app "$r"', [], ["yes"]),
         ("exec /usr/local/bin/app $(id -u) $(whoami)", [], ["0", "root"]),
+        ('X=a; exec /usr/local/bin/app " $X " "  $X$X  " "$X "', [], [" a ", "  aa  ", "a "]),
+        (
+            'case " $1 " in *" -S "*) r=has;; "  ") r=empty;; *) r=o;; esac; exec /usr/local/bin/app "$r"',
+            ["-S"],
+            ["has"],
+        ),
+        (
+            'case " $1 " in *" -S "*) r=has;; "  ") r=empty;; *) r=o;; esac; exec /usr/local/bin/app "$r"',
+            [],
+            ["empty"],
+        ),
+        ('case "$1" in a|"b c"|d*) r=yes;; *) r=no;; esac; exec /usr/local/bin/app "$r"', ["b c"], ["yes"]),
+        ('while x=$(readlink /a); do :; done; exec /usr/local/bin/app "$?"', [], ["0"]),
     ],
 )
 def test_expansions(base: Path, script: str, argv: list[str], expected: list[str]) -> None:

@@ -114,10 +114,10 @@ class State:
 
     def key(self) -> tuple[object, ...]:
         return (
-            tuple(sorted(self.vars.items(), key=lambda kv: kv[0])),
-            tuple(sorted(self.exported)),
+            frozenset(self.vars.items()),
+            frozenset(self.exported),
             tuple(self.positional) if self.positional is not None else None,
-            tuple(sorted((k, v[0].id) for k, v in self.functions.items())),
+            frozenset((k, v[0].id) for k, v in self.functions.items()),
             self.flow,
             self.flow_n,
             self.cwd,

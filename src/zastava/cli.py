@@ -41,6 +41,7 @@ _GROUPS: list[tuple[str, str, str]] = [
 _COMMANDS: list[tuple[str, str, str]] = [
     (".registry.cli", "verify", "verify"),
     (".observer.cli", "inspect_command", "inspect"),
+    (".observer.entrytrace.cli", "entrytrace", "entrytrace"),
 ]
 
 

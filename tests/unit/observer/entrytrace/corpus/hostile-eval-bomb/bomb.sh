@@ -1,0 +1,4 @@
+#!/bin/sh
+X='eval "$X"'
+eval "$X"
+exec /usr/local/bin/app

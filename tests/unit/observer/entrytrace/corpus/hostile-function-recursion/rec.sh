@@ -1,0 +1,4 @@
+#!/bin/bash
+f() { f "$@" x; }
+f start
+exec /usr/local/bin/app

@@ -1,0 +1,3 @@
+#!/bin/sh
+. "$0"
+exec /usr/local/bin/app

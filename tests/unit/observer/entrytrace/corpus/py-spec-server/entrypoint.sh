@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+exec /usr/bin/python3 /opt/app/server.py "$@"

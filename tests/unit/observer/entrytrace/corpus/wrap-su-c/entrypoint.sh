@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+exec su app -s /bin/sh -c "exec /opt/app/bin/app --port ${PORT:-8080}"

@@ -920,15 +920,29 @@ def _optional_inspector(config: Any, metrics: ZastavaMetrics | None) -> Inspecto
     )
 
 
+@dataclass(frozen=True)
+class _TraceView:
+    """An :class:`EntryTraceResult` as the agent reads it: terminals are the drift baseline paths (as found
+    and with symlinks resolved inside the root)."""
+
+    steps: Sequence[EntryTraceStep]
+    terminals: Sequence[str]
+    confidence: int
+    ambiguous: bool
+
+
+def _entrytrace(argv: list[str], **kwargs: Any) -> _TraceView:
+    from .entrytrace import trace_entrypoint
+
+    result = trace_entrypoint(argv, **kwargs)
+    return _TraceView(result.steps, result.terminal_paths(), result.confidence, result.ambiguous)
+
+
 def _optional_tracer(config: Any, metrics: ZastavaMetrics | None) -> Tracer | None:
-    """EntryTrace's ``trace_entrypoint`` when it is installed (another branch), else None."""
+    """EntryTrace of each container's ENTRYPOINT+CMD inside its root (None when disabled)."""
     if not config.runtime.collect.entry_trace:
         return None
-    try:
-        from .entrytrace import trace_entrypoint  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
-    return tracer_from_function(trace_entrypoint, max_depth=config.runtime.collect.max_depth, metrics=metrics)
+    return tracer_from_function(_entrytrace, max_depth=config.runtime.collect.max_depth, metrics=metrics)
 
 
 async def create_agent(

@@ -15,12 +15,15 @@ import sys
 import uuid
 from typing import Any
 
-from tests.unit.observer.agent.standins import Collector, StaticTracer
+from tests.unit.observer.agent.standins import Collector
 from zastava import devstack
 from zastava.contracts import EventKind, RuntimeEvent
 from zastava.devstack.cri import CriClient
-from zastava.observer.agent import AgentSettings, ObserverAgent
+from zastava.observer.agent import AgentSettings, ObserverAgent, _entrytrace, tracer_from_function
 from zastava.observer.engines.cri import CriEngine
+
+#: the real EntryTrace, run on each container's root
+REAL_TRACER = tracer_from_function(_entrytrace, max_depth=48)
 
 
 async def test_cri_pod_start_and_stop_events(
@@ -32,7 +35,7 @@ async def test_cri_pod_start_and_stop_events(
         engine,
         collector,
         AgentSettings(tenant="t", node="n", drift_interval=0.3),
-        tracer=StaticTracer({("/entry.sh",): ["/bin/sleep"]}),
+        tracer=REAL_TRACER,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
@@ -52,7 +55,10 @@ async def test_cri_pod_start_and_stop_events(
         start: RuntimeEvent = await collector.wait_for(ours(EventKind.CONTAINER_START), timeout=15)
         pid = await asyncio.to_thread(client.container_pid, container_id)
         assert start.process is not None and start.process.pid == pid
-        assert start.process.entrypoint == ["/entry.sh"] and start.process.terminals == ["/bin/sleep"]
+        assert start.process.entrypoint == ["/entry.sh"] and start.process.terminals == [
+            "/bin/sleep",
+            "/bin/busybox",
+        ]
         assert start.runtime.engine == "containerd" and start.runtime.version
         assert (
             start.workload.platform,

@@ -17,15 +17,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.unit.observer.agent.standins import Collector, StaticTracer, policy_app
+from tests.unit.observer.agent.standins import Collector, policy_app
 from zastava import devstack
 from zastava.backend.app import create_app
 from zastava.config import BackendServer
 from zastava.contracts import EventKind, RuntimeEvent
-from zastava.observer.agent import AgentSettings, ObserverAgent
+from zastava.observer.agent import AgentSettings, ObserverAgent, _entrytrace, tracer_from_function
 from zastava.observer.drift import mapped_files
 from zastava.observer.engines.docker import DockerEngineClient
 from zastava.observer.posture import BackendPosture
+
+#: the real EntryTrace, run on each container's root
+REAL_TRACER = tracer_from_function(_entrytrace, max_depth=48)
 
 
 def _for(container_id: str, kind: EventKind) -> Any:
@@ -58,9 +61,7 @@ async def agent_setup(
         drift_network=True,
         allowed_ports=frozenset({8080}),
     )
-    agent = ObserverAgent(
-        engine, collector, settings, tracer=StaticTracer({("/entry.sh",): ["/bin/sleep"]}), posture=posture
-    )
+    agent = ObserverAgent(engine, collector, settings, tracer=REAL_TRACER, posture=posture)
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     await asyncio.sleep(0.5)
@@ -89,8 +90,8 @@ async def test_start_drift_posture_and_stop_events(
         assert start.process is not None
         assert start.process.pid == container.attrs["State"]["Pid"]
         assert start.process.entrypoint == ["/entry.sh"]
-        assert start.process.terminals == ["/bin/sleep"]
-        assert start.process.entry_trace_confidence == 90
+        assert start.process.terminals == ["/bin/sleep", "/bin/busybox"]
+        assert start.process.entry_trace_confidence == 100  # a fully decided exec chain
         assert start.process.start_time is not None
         assert start.workload.image_ref == pushed_busybox
         assert start.workload.platform == "docker"
@@ -216,7 +217,7 @@ async def test_library_drift_against_the_usage_view(
             engine,
             collector,
             AgentSettings(tenant="t", node="n", drift_filesystem=False),
-            tracer=StaticTracer({("/entry.sh",): ["/usr/bin/sleep"]}),
+            tracer=REAL_TRACER,
             posture=BackendPosture("http://backend.test", client=client),
         )
         await agent.handle_start(info)

@@ -165,7 +165,19 @@ class Stack:
         webhook_port = free_port()
         certs = self.workdir / "webhook-tls"
         subprocess.run(
-            [sys.executable, "-m", "zastava", "webhook", "certs", "--out", str(certs), "--host", "127.0.0.1"],
+            [
+                sys.executable,
+                "-m",
+                "zastava",
+                "webhook",
+                "certs",
+                "--out",
+                str(certs),
+                "--ip",
+                "127.0.0.1",
+                "--dns",
+                "localhost",
+            ],
             check=True,
             capture_output=True,
         )

@@ -55,6 +55,7 @@ class BackendClient:
         metrics: ZastavaMetrics | None = None,
         http2: bool = False,
         max_connections: int = 64,
+        http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.base_address = base_address.rstrip("/")
         self.policy_url = self.base_address + policy_path
@@ -62,7 +63,10 @@ class BackendClient:
         self.timeout = timeout
         self.headers_provider = headers_provider
         self.metrics = metrics
-        self._client = httpx.AsyncClient(
+        #: a given client (e.g. :func:`zastava.auth.backend_auth`'s, presenting the client certificate the
+        #: OpTok is bound to) is shared and closed by its owner; per-request timeouts still apply
+        self._own_client = http_client is None
+        self._client = http_client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             verify=verify,
             http2=http2,
@@ -71,19 +75,28 @@ class BackendClient:
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._own_client:
+            await self._client.aclose()
 
-    async def _headers(self, method: str, url: str) -> dict[str, str]:
+    async def _headers(self, endpoint: str, method: str, url: str) -> dict[str, str]:
         if self.headers_provider is None:
             return {}
-        return await self.headers_provider(method, url)
+        try:
+            return await self.headers_provider(method, url)
+        except Exception as exc:  # Authority down, token refused: the admitter applies fail-open/closed
+            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise BackendError(endpoint, f"backend {endpoint}: no credentials ({detail})") from None
 
     async def _post(
         self, endpoint: str, url: str, body: bytes, time_budget: float, content_type: str = "application/json"
     ) -> bytes:
         started = time.perf_counter()
         try:
-            headers = {"content-type": content_type, **await self._headers("POST", url)}
+            headers = {
+                "accept": "application/json",
+                "content-type": content_type,
+                **await self._headers(endpoint, "POST", url),
+            }
             async with self._client.stream(
                 "POST", url, content=body, headers=headers, timeout=httpx.Timeout(time_budget)
             ) as response:

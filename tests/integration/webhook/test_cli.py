@@ -32,6 +32,7 @@ def write_config(path: Path, backend: PolicyBackend, **webhook: object) -> Path:
     data = {
         "zastava": {
             "backend": {"baseAddress": backend.url, "allowInsecureHttp": True, "requestTimeoutSeconds": 2},
+            "runtime": {"authority": {"requireMutualTls": False}},
             "admission": {"failOpenNamespaces": ["dev"]},
             "webhook": {"postDecisions": True, **webhook},
         }

@@ -18,7 +18,13 @@ from zastava.devstack import wait_until
 from zastava.telemetry import ZastavaMetrics
 from zastava.webhook.certs import generate_certs, write_certs
 from zastava.webhook.resolve import TagResolver
-from zastava.webhook.server import WebhookComponents, WebhookServer, bind_socket, build_webhook
+from zastava.webhook.server import (
+    WebhookComponents,
+    WebhookServer,
+    bind_socket,
+    build_configured_webhook,
+    build_webhook,
+)
 
 from .standins import PolicyBackend
 
@@ -48,6 +54,7 @@ def make_config(backend_url: str, tls: Path, **sections: dict[str, Any]) -> Zast
     data: dict[str, Any] = {
         "backend": {"baseAddress": backend_url, "allowInsecureHttp": True, "requestTimeoutSeconds": 2},
         "admission": {"failOpenNamespaces": ["dev"]},
+        "runtime": {"authority": {"requireMutualTls": False}},
         "webhook": {
             "listen": "127.0.0.1:0",
             "certPath": str(tls / "tls.crt"),
@@ -82,8 +89,15 @@ class RunningWebhook:
         self.thread.join(15)
 
 
-def start_webhook(config: ZastavaConfig, ca: Path, *, resolver: TagResolver | None = None) -> RunningWebhook:
-    components = build_webhook(config, metrics=ZastavaMetrics(), resolver=resolver)
+def start_webhook(
+    config: ZastavaConfig, ca: Path, *, resolver: TagResolver | None = None, configured: bool = False
+) -> RunningWebhook:
+    """``configured``: wired as ``zastava webhook serve`` wires it (:func:`build_configured_webhook`: the
+    real ``zastava.registry`` client as resolver, ``backend_auth``'s client and headers)."""
+    if configured:
+        components = build_configured_webhook(config, metrics=ZastavaMetrics())
+    else:
+        components = build_webhook(config, metrics=ZastavaMetrics(), resolver=resolver)
     server = WebhookServer(
         components,
         cert_path=config.webhook.cert_path,

@@ -1,10 +1,12 @@
-"""Fixtures of the webhook integration suite: the stand-in backend, certificates, a served webhook."""
+"""Fixtures of the webhook integration suite: the real reference backend, the stand-in backend (latency and
+failure injection), certificates, a served webhook."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from zastava.config import ZastavaConfig
+from zastava.backend.app import create_app
+from zastava.config import BackendServer, ZastavaConfig
 from zastava.devstack import wait_until
 from zastava.telemetry import ZastavaMetrics
 from zastava.webhook.certs import generate_certs, write_certs
@@ -26,7 +29,57 @@ from zastava.webhook.server import (
     build_webhook,
 )
 
-from .standins import PolicyBackend
+from .standins import PolicyBackend, ThreadServer
+
+CATALOG = "/api/v1/scanner/catalog/images/"
+DECISIONS = "/api/v1/scanner/admission/decisions"
+SBOM = {
+    "bomFormat": "CycloneDX",
+    "specVersion": "1.5",
+    "components": [{"type": "library", "name": "busybox", "version": "1.36.1"}],
+}
+
+
+@dataclass
+class RealBackend:
+    """The reference backend app (``zastava.backend.app.create_app``, default policy, SQLite in a temp dir)
+    served by uvicorn on loopback in a thread of the test process."""
+
+    server: ThreadServer
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def put_catalog(self, digest: str, *, signed: bool, sbom: bool) -> None:
+        payload: dict[str, Any] = {"signed": signed}
+        if sbom:
+            payload["sbom"] = SBOM
+        answer = httpx.put(f"{self.url}{CATALOG}{digest}", json=payload, timeout=10)
+        assert answer.status_code == 200, answer.text
+
+    def decision(self, admission_id: str, timeout: float = 10) -> dict[str, Any]:
+        """The decision record the webhook posted for ``admission_id`` (waits for the background post)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = httpx.get(f"{self.url}{DECISIONS}", params={"limit": 1000}, timeout=10)
+            assert answer.status_code == 200, answer.text
+            for item in answer.json()["items"]:
+                if item["envelope"]["decision"]["admissionId"] == admission_id:
+                    return dict(item["envelope"]["decision"])
+            assert time.monotonic() < deadline, f"no decision record {admission_id} in the backend"
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def real_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealBackend]:
+    store = tmp_path_factory.mktemp("backend") / "backend.db"
+    app = create_app(BackendServer(store=f"sqlite:///{store}"))
+    server = ThreadServer(app).start()
+    try:
+        yield RealBackend(server)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

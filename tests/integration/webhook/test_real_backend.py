@@ -1,77 +1,26 @@
-"""Gating end to end against the REAL parts (issue 9): the reference backend (``zastava.backend.app`` served by
-uvicorn on loopback, SQLite store in a temp dir, its default policy: unsigned or missing SBOM fails) and the
-loopback distribution registry fixture, with the webhook wired exactly as ``zastava webhook serve`` wires it
-(:func:`build_configured_webhook`: ``zastava.registry.RegistryClient`` resolves tags, ``backend_auth``'s client
-calls the backend). Catalog entries are put through the backend's API; decision records are read back from it.
+"""Gating end to end against the REAL parts (issue 9): the reference backend (``zastava.backend.app``
+served by uvicorn on loopback, SQLite store in a temp dir, its default policy: unsigned or missing SBOM
+fails) and the loopback distribution registry fixture. The webhook is wired exactly as ``zastava webhook
+serve`` wires it (:func:`build_configured_webhook`: ``zastava.registry.RegistryClient`` resolves tags,
+``backend_auth``'s client calls the backend). Catalog entries are put through the backend's API; decision
+records are read back from it.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
 from tests.unit.webhook.reviews import body, pod_with, review
 from zastava import devstack
-from zastava.backend.app import create_app
-from zastava.config import BackendServer
 
-from .conftest import RunningWebhook, make_config, start_webhook
-from .standins import ThreadServer
-
-CATALOG = "/api/v1/scanner/catalog/images/"
-DECISIONS = "/api/v1/scanner/admission/decisions"
-SBOM = {
-    "bomFormat": "CycloneDX",
-    "specVersion": "1.5",
-    "components": [{"type": "library", "name": "busybox", "version": "1.36.1"}],
-}
-
-
-@dataclass
-class RealBackend:
-    server: ThreadServer
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
-
-    def put_catalog(self, digest: str, *, signed: bool, sbom: bool) -> None:
-        payload: dict[str, Any] = {"signed": signed}
-        if sbom:
-            payload["sbom"] = SBOM
-        answer = httpx.put(f"{self.url}{CATALOG}{digest}", json=payload, timeout=10)
-        assert answer.status_code == 200, answer.text
-
-    def decision(self, admission_id: str, timeout: float = 10) -> dict[str, Any]:
-        """The decision record the webhook posted for ``admission_id`` (waits for the background post)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            answer = httpx.get(f"{self.url}{DECISIONS}", params={"limit": 1000}, timeout=10)
-            assert answer.status_code == 200, answer.text
-            for item in answer.json()["items"]:
-                if item["envelope"]["decision"]["admissionId"] == admission_id:
-                    return dict(item["envelope"]["decision"])
-            assert time.monotonic() < deadline, f"no decision record {admission_id} in the backend"
-            time.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def real_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealBackend]:
-    store = tmp_path_factory.mktemp("backend") / "backend.db"
-    app = create_app(BackendServer(store=f"sqlite:///{store}"))
-    server = ThreadServer(app).start()
-    try:
-        yield RealBackend(server)
-    finally:
-        server.stop()
+from .conftest import RealBackend, RunningWebhook, make_config, start_webhook
 
 
 @dataclass(frozen=True)

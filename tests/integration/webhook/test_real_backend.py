@@ -176,3 +176,40 @@ def test_without_resolve_tags_the_tag_goes_to_the_backend_unpinned(
     assert running.components.admitter.resolver is None
     result = admit(running, review(pod_with({"app": images["good"].tag_ref})))
     assert result["allowed"] is False
+
+
+def test_dry_run_allows_and_records_would_deny(
+    webhook_real: Factory, real_backend: RealBackend, images: dict[str, Pushed]
+) -> None:
+    running = webhook_real(admission={"enforce": False})
+    uid = str(uuid.uuid4())
+    result = admit(running, review(pod_with({"api": images["unsigned"].pinned}), uid=uid))
+    assert result["allowed"] is True
+    assert result["warnings"][0].startswith("zastava dry-run (enforce: false) would deny")
+    assert result["auditAnnotations"]["decision"] == "dry-run-deny"
+    record = real_backend.decision(uid)
+    assert record["decision"] == "Deny" and record["enforced"] is False
+
+
+def test_kubectl_dry_run_request_posts_no_record(
+    webhook_real: Factory, real_backend: RealBackend, images: dict[str, Pushed]
+) -> None:
+    running = webhook_real()
+    dry, after = str(uuid.uuid4()), str(uuid.uuid4())
+    admit(running, review(pod_with({"app": images["good"].pinned}), dry_run=True, uid=dry))
+    admit(running, review(pod_with({"app": images["good"].pinned}), uid=after))
+    real_backend.decision(after)  # posted after the dry run's would have been
+    with pytest.raises(AssertionError, match="no decision record"):
+        real_backend.decision(dry, timeout=0.3)
+
+
+def test_ephemeral_container_subresource_is_gated(webhook_real: Factory, images: dict[str, Pushed]) -> None:
+    old = pod_with({"app": images["good"].pinned})
+    debugger = {"name": "debugger", "image": images["unsigned"].pinned, "stdin": True}
+    new = pod_with({"app": images["good"].pinned}, ephemeralContainers=[debugger])
+    document = review(new, operation="UPDATE", old=old, sub_resource="ephemeralcontainers")
+    result = admit(webhook_real(), document)
+    assert result["allowed"] is False
+    message = result["status"]["message"]
+    assert f"ephemeralContainers[debugger] {images['unsigned'].pinned}" in message
+    assert "containers[app]" not in message

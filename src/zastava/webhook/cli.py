@@ -105,7 +105,11 @@ def review_command(
     source: Annotated[str, typer.Argument(help="AdmissionReview JSON file, or - for standard input")],
     config: Annotated[Path | None, typer.Option("--config", help="zastava YAML configuration")] = None,
     no_backend: Annotated[
-        bool, typer.Option("--no-backend", help="Do not call the backend (images count as unverifiable).")
+        bool,
+        typer.Option(
+            "--no-backend",
+            help="Offline: call neither the backend nor registries (images count as unverifiable).",
+        ),
     ] = False,
     timeout: Annotated[
         str | None, typer.Option("--timeout", help="as the API server's ?timeout= (10s)")

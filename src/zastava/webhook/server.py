@@ -155,7 +155,8 @@ def build_configured_webhook(
     config: ZastavaConfig, *, use_backend: bool = True, metrics: ZastavaMetrics | None = None
 ) -> WebhookComponents:
     """The webhook with its real dependencies, as ``zastava webhook serve`` runs it: ``zastava.registry``'s
-    client as the tag resolver (only when ``admission.resolveTags``; section ``zastava.registry``) and
+    client as the tag resolver (only when ``admission.resolveTags`` and not offline; section
+    ``zastava.registry``) and
     :func:`zastava.auth.backend_auth`'s HTTP client (client certificate the OpTok is bound to) and
     OpTok/DPoP headers for every backend call. Both are closed at shutdown (``close_clients``)."""
     from ..auth import backend_auth
@@ -163,7 +164,7 @@ def build_configured_webhook(
 
     closers: list[Callable[[], Awaitable[None]]] = []
     resolver = None
-    if config.admission.resolve_tags:
+    if config.admission.resolve_tags and use_backend:  # offline (review --no-backend): no registry either
         try:
             resolver = RegistryTagResolver.from_config(config)
         except (ValueError, OSError) as exc:

@@ -56,12 +56,15 @@ class BackendClient:
         http2: bool = False,
         max_connections: int = 64,
         http_client: httpx.AsyncClient | None = None,
+        response_observer: Callable[[httpx.Response], bool] | None = None,
     ) -> None:
         self.base_address = base_address.rstrip("/")
         self.policy_url = self.base_address + policy_path
         self.decisions_url = self.base_address + decisions_path
         self.timeout = timeout
         self.headers_provider = headers_provider
+        #: ``TokenProvider.observe_response``: learns DPoP nonces, drops a refused token; True = retry once
+        self.response_observer = response_observer
         self.metrics = metrics
         #: a given client (e.g. :func:`zastava.auth.backend_auth`'s, presenting the client certificate the
         #: OpTok is bound to) is shared and closed by its owner; per-request timeouts still apply
@@ -92,24 +95,36 @@ class BackendClient:
     ) -> bytes:
         started = time.perf_counter()
         try:
-            headers = {
-                "accept": "application/json",
-                "content-type": content_type,
-                **await self._headers(endpoint, "POST", url),
-            }
-            async with self._client.stream(
-                "POST", url, content=body, headers=headers, timeout=httpx.Timeout(time_budget)
-            ) as response:
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data += chunk
-                    if len(data) > MAX_RESPONSE_BYTES:
+            for attempt in (0, 1):
+                headers = {
+                    "accept": "application/json",
+                    "content-type": content_type,
+                    **await self._headers(endpoint, "POST", url),
+                }
+                remaining = max(0.05, time_budget - (time.perf_counter() - started))
+                async with self._client.stream(
+                    "POST", url, content=body, headers=headers, timeout=httpx.Timeout(remaining)
+                ) as response:
+                    data = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        data += chunk
+                        if len(data) > MAX_RESPONSE_BYTES:
+                            raise BackendError(
+                                endpoint, f"backend {endpoint} response exceeds {MAX_RESPONSE_BYTES} bytes"
+                            )
+                    if (
+                        response.status_code == 401
+                        and attempt == 0
+                        and self.response_observer is not None
+                        and self.response_observer(response)
+                    ):
+                        continue  # a DPoP nonce was asked for, or the token was refused: once more
+                    if response.status_code >= 300:
                         raise BackendError(
-                            endpoint, f"backend {endpoint} response exceeds {MAX_RESPONSE_BYTES} bytes"
+                            endpoint, f"backend {endpoint} answered HTTP {response.status_code}"
                         )
-                if response.status_code >= 300:
-                    raise BackendError(endpoint, f"backend {endpoint} answered HTTP {response.status_code}")
-                return bytes(data)
+                    return bytes(data)
+            raise AssertionError("unreachable")  # pragma: no cover
         except BackendError:
             self._failed(endpoint)
             raise

@@ -73,14 +73,16 @@ def build_webhook(
     headers_provider: HeadersProvider | None = None,
     backend_verify: object = True,
     http_client: httpx.AsyncClient | None = None,
+    response_observer: Callable[[httpx.Response], bool] | None = None,
     use_backend: bool = True,
     closers: list[Callable[[], Awaitable[None]]] | None = None,
 ) -> WebhookComponents:
     """Everything but the listening socket. ``use_backend=False`` leaves images unverifiable (offline).
 
     ``http_client`` + ``headers_provider`` are :func:`zastava.auth.backend_auth`'s (client certificate and
-    OpTok/DPoP headers); ``closers`` run at shutdown after the backend client (registry client, token
-    provider and their HTTP pools).
+    OpTok/DPoP headers), ``response_observer`` its provider's ``observe_response`` (DPoP nonces, refused
+    tokens: one retry); ``closers`` run at shutdown after the backend client (registry client, token provider
+    and their HTTP pools).
     """
     metrics = metrics or ZastavaMetrics(common_tags=config.runtime.metrics.common_tags)
     backend = None
@@ -95,6 +97,7 @@ def build_webhook(
             verify=backend_verify,
             metrics=metrics,
             http_client=http_client,
+            response_observer=response_observer,
         )
         if config.webhook.post_decisions:
             recorder = DecisionRecorder(
@@ -183,6 +186,7 @@ def build_configured_webhook(
         resolver=resolver,
         headers_provider=auth.headers_provider if auth is not None else None,
         http_client=auth.http_client if auth is not None else None,
+        response_observer=auth.provider.observe_response if auth and auth.provider else None,
         use_backend=use_backend,
         closers=closers,
     )

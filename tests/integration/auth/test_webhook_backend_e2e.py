@@ -193,3 +193,30 @@ async def test_webhook_without_client_certificate_is_refused(
     broken = config.model_copy(update={"runtime": config.runtime.model_copy(update={"authority": authority})})
     with pytest.raises(ConfigurationError, match=r"zastava\.runtime\.authority: requireMutualTls"):
         build_configured_webhook(broken)
+
+
+async def test_refused_token_is_renewed_and_the_review_retried_once(
+    auth_stack: AuthStack, optok_backend: str, tmp_path: Path
+) -> None:
+    """A cached token the backend refuses (``invalid_token``, e.g. the Authority's keys were lost in a
+    restart) is dropped and the call retried once with a fresh one, within the same review."""
+    import dataclasses
+
+    from zastava.auth import TokenProvider
+
+    config = webhook_config(auth_stack, optok_backend, tmp_path, "webhook", ["api:scanner.policy.read"])
+    components = build_configured_webhook(config, use_backend=True)
+    assert components.backend is not None and components.backend.response_observer is not None
+    provider = components.backend.response_observer.__self__  # type: ignore[attr-defined]
+    assert isinstance(provider, TokenProvider)
+    try:
+        token = await provider.token()
+        forged = token.value[:-6] + ("AAAAAA" if not token.value.endswith("AAAAAA") else "BBBBBB")
+        provider._token = dataclasses.replace(token, value=forged)
+        status, data = await components.app.admit(body(review(pod_with({"api": IMAGE}))), "10s")
+        response = orjson.loads(data)["response"]
+        assert status == 200 and response["allowed"] is True, response
+        assert provider.tokens_fetched == 2
+    finally:
+        await components.close_clients()
+        await components.admitter.cache.close()

@@ -55,14 +55,21 @@ class BackendClient:
         metrics: ZastavaMetrics | None = None,
         http2: bool = False,
         max_connections: int = 64,
+        http_client: httpx.AsyncClient | None = None,
+        response_observer: Callable[[httpx.Response], bool] | None = None,
     ) -> None:
         self.base_address = base_address.rstrip("/")
         self.policy_url = self.base_address + policy_path
         self.decisions_url = self.base_address + decisions_path
         self.timeout = timeout
         self.headers_provider = headers_provider
+        #: ``TokenProvider.observe_response``: learns DPoP nonces, drops a refused token; True = retry once
+        self.response_observer = response_observer
         self.metrics = metrics
-        self._client = httpx.AsyncClient(
+        #: a given client (e.g. :func:`zastava.auth.backend_auth`'s, presenting the client certificate the
+        #: OpTok is bound to) is shared and closed by its owner; per-request timeouts still apply
+        self._own_client = http_client is None
+        self._client = http_client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             verify=verify,
             http2=http2,
@@ -71,32 +78,53 @@ class BackendClient:
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._own_client:
+            await self._client.aclose()
 
-    async def _headers(self, method: str, url: str) -> dict[str, str]:
+    async def _headers(self, endpoint: str, method: str, url: str) -> dict[str, str]:
         if self.headers_provider is None:
             return {}
-        return await self.headers_provider(method, url)
+        try:
+            return await self.headers_provider(method, url)
+        except Exception as exc:  # Authority down, token refused: the admitter applies fail-open/closed
+            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise BackendError(endpoint, f"backend {endpoint}: no credentials ({detail})") from None
 
     async def _post(
         self, endpoint: str, url: str, body: bytes, time_budget: float, content_type: str = "application/json"
     ) -> bytes:
         started = time.perf_counter()
         try:
-            headers = {"content-type": content_type, **await self._headers("POST", url)}
-            async with self._client.stream(
-                "POST", url, content=body, headers=headers, timeout=httpx.Timeout(time_budget)
-            ) as response:
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data += chunk
-                    if len(data) > MAX_RESPONSE_BYTES:
+            for attempt in (0, 1):
+                headers = {
+                    "accept": "application/json",
+                    "content-type": content_type,
+                    **await self._headers(endpoint, "POST", url),
+                }
+                remaining = max(0.05, time_budget - (time.perf_counter() - started))
+                async with self._client.stream(
+                    "POST", url, content=body, headers=headers, timeout=httpx.Timeout(remaining)
+                ) as response:
+                    data = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        data += chunk
+                        if len(data) > MAX_RESPONSE_BYTES:
+                            raise BackendError(
+                                endpoint, f"backend {endpoint} response exceeds {MAX_RESPONSE_BYTES} bytes"
+                            )
+                    if (
+                        response.status_code == 401
+                        and attempt == 0
+                        and self.response_observer is not None
+                        and self.response_observer(response)
+                    ):
+                        continue  # a DPoP nonce was asked for, or the token was refused: once more
+                    if response.status_code >= 300:
                         raise BackendError(
-                            endpoint, f"backend {endpoint} response exceeds {MAX_RESPONSE_BYTES} bytes"
+                            endpoint, f"backend {endpoint} answered HTTP {response.status_code}"
                         )
-                if response.status_code >= 300:
-                    raise BackendError(endpoint, f"backend {endpoint} answered HTTP {response.status_code}")
-                return bytes(data)
+                    return bytes(data)
+            raise AssertionError("unreachable")  # pragma: no cover
         except BackendError:
             self._failed(endpoint)
             raise

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..cli import err, fail, read_input
+
+if TYPE_CHECKING:
+    from ..config import ZastavaConfig
+    from ..telemetry import ZastavaMetrics
+    from .server import WebhookComponents
 
 app = typer.Typer(help="Kubernetes validating admission webhook (spec §4).", no_args_is_help=True)
 
@@ -22,6 +27,17 @@ def _config(path: Path | None) -> object:
         for key, message in exc.errors:
             err.print(f"{key}: {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def _build(
+    cfg: ZastavaConfig, *, use_backend: bool, metrics: ZastavaMetrics | None = None
+) -> WebhookComponents:
+    from .server import ConfigurationError, build_configured_webhook
+
+    try:
+        return build_configured_webhook(cfg, use_backend=use_backend, metrics=metrics)
+    except ConfigurationError as exc:
+        fail(str(exc))
 
 
 @app.command("serve")
@@ -45,7 +61,7 @@ def serve_command(
 
     from ..config import ZastavaConfig
     from ..telemetry.setup import runtime_core
-    from .server import bind_socket, build_webhook, parse_listen, serve
+    from .server import bind_socket, parse_listen, serve
 
     cfg = _config(config)
     assert isinstance(cfg, ZastavaConfig)
@@ -75,7 +91,7 @@ def serve_command(
         sock = bind_socket(host, port)
     except (ValueError, OSError) as exc:
         fail(f"cannot listen on {cfg.webhook.listen}: {exc}")
-    components = build_webhook(cfg, metrics=metrics)
+    components = _build(cfg, use_backend=True, metrics=metrics)
     try:
         asyncio.run(
             serve(components, cert_path=cfg.webhook.cert_path, key_path=cfg.webhook.key_path, sock=sock)
@@ -89,7 +105,11 @@ def review_command(
     source: Annotated[str, typer.Argument(help="AdmissionReview JSON file, or - for standard input")],
     config: Annotated[Path | None, typer.Option("--config", help="zastava YAML configuration")] = None,
     no_backend: Annotated[
-        bool, typer.Option("--no-backend", help="Do not call the backend (images count as unverifiable).")
+        bool,
+        typer.Option(
+            "--no-backend",
+            help="Offline: call neither the backend nor registries (images count as unverifiable).",
+        ),
     ] = False,
     timeout: Annotated[
         str | None, typer.Option("--timeout", help="as the API server's ?timeout= (10s)")
@@ -104,19 +124,17 @@ def review_command(
     import orjson
 
     from ..config import ZastavaConfig
-    from .server import build_webhook
 
     cfg = _config(config)
     assert isinstance(cfg, ZastavaConfig)
     body = read_input(source)
-    components = build_webhook(cfg, use_backend=not no_backend)
+    components = _build(cfg, use_backend=not no_backend)
 
     async def run() -> tuple[int, bytes]:
         try:
             return await components.app.admit(body, timeout)
         finally:
-            if components.backend is not None:
-                await components.backend.aclose()
+            await components.close_clients()
 
     status, data = asyncio.run(run())
     if status != 200:

@@ -12,10 +12,11 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 
+import httpx
 import uvicorn
 
 from ..config import ZastavaConfig
@@ -26,7 +27,16 @@ from .backend import BackendClient, DecisionRecorder, HeadersProvider
 from .resolve import TagResolver
 from .tls import CertReloader
 
-__all__ = ["WebhookComponents", "WebhookServer", "bind_socket", "build_webhook", "parse_listen", "serve"]
+__all__ = [
+    "ConfigurationError",
+    "WebhookComponents",
+    "WebhookServer",
+    "bind_socket",
+    "build_configured_webhook",
+    "build_webhook",
+    "parse_listen",
+    "serve",
+]
 
 log = logging.getLogger("zastava.webhook")
 
@@ -42,6 +52,17 @@ class WebhookComponents:
     started: bool = False
     stopping: bool = False
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close_clients(self) -> None:
+        """Close the backend client, then the ``closers`` (registry client, token provider, HTTP pools)."""
+        if self.backend is not None:
+            await self.backend.aclose()
+        for close in self.closers:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing a webhook dependency failed")
 
 
 def build_webhook(
@@ -51,9 +72,18 @@ def build_webhook(
     resolver: TagResolver | None = None,
     headers_provider: HeadersProvider | None = None,
     backend_verify: object = True,
+    http_client: httpx.AsyncClient | None = None,
+    response_observer: Callable[[httpx.Response], bool] | None = None,
     use_backend: bool = True,
+    closers: list[Callable[[], Awaitable[None]]] | None = None,
 ) -> WebhookComponents:
-    """Everything but the listening socket. ``use_backend=False`` leaves images unverifiable (offline)."""
+    """Everything but the listening socket. ``use_backend=False`` leaves images unverifiable (offline).
+
+    ``http_client`` + ``headers_provider`` are :func:`zastava.auth.backend_auth`'s (client certificate and
+    OpTok/DPoP headers), ``response_observer`` its provider's ``observe_response`` (DPoP nonces, refused
+    tokens: one retry); ``closers`` run at shutdown after the backend client (registry client, token provider
+    and their HTTP pools).
+    """
     metrics = metrics or ZastavaMetrics(common_tags=config.runtime.metrics.common_tags)
     backend = None
     recorder = None
@@ -66,6 +96,8 @@ def build_webhook(
             headers_provider=headers_provider,
             verify=backend_verify,
             metrics=metrics,
+            http_client=http_client,
+            response_observer=response_observer,
         )
         if config.webhook.post_decisions:
             recorder = DecisionRecorder(
@@ -102,8 +134,7 @@ def build_webhook(
             await recorder.flush(2.0)
             await recorder.stop()
         await admitter.cache.close()
-        if backend is not None:
-            await backend.aclose()
+        await components.close_clients()
 
     app = WebhookApp(
         admitter,
@@ -113,8 +144,52 @@ def build_webhook(
         on_startup=[startup],
         on_shutdown=[shutdown],
     )
-    components = WebhookComponents(config, admitter, app, backend, recorder, metrics)
+    components = WebhookComponents(
+        config, admitter, app, backend, recorder, metrics, closers=list(closers or ())
+    )
     return components
+
+
+class ConfigurationError(ValueError):
+    """A dependency cannot be built from the configuration; the message names the section."""
+
+
+def build_configured_webhook(
+    config: ZastavaConfig, *, use_backend: bool = True, metrics: ZastavaMetrics | None = None
+) -> WebhookComponents:
+    """The webhook with its real dependencies, as ``zastava webhook serve`` runs it: ``zastava.registry``'s
+    client as the tag resolver (only when ``admission.resolveTags`` and not offline; section
+    ``zastava.registry``) and
+    :func:`zastava.auth.backend_auth`'s HTTP client (client certificate the OpTok is bound to) and
+    OpTok/DPoP headers for every backend call. Both are closed at shutdown (``close_clients``)."""
+    from ..auth import backend_auth
+    from .resolve import RegistryTagResolver
+
+    closers: list[Callable[[], Awaitable[None]]] = []
+    resolver = None
+    if config.admission.resolve_tags and use_backend:  # offline (review --no-backend): no registry either
+        try:
+            resolver = RegistryTagResolver.from_config(config)
+        except (ValueError, OSError) as exc:
+            raise ConfigurationError(f"zastava.registry: {exc}") from None
+        closers.append(resolver.aclose)
+    auth = None
+    if use_backend:
+        try:
+            auth = backend_auth(config, component="webhook")
+        except Exception as exc:  # ValueError (mTLS without a certificate), OSError, AuthorityError (secret)
+            raise ConfigurationError(f"zastava.runtime.authority: {exc}") from None
+        closers.append(auth.aclose)
+    return build_webhook(
+        config,
+        metrics=metrics,
+        resolver=resolver,
+        headers_provider=auth.headers_provider if auth is not None else None,
+        http_client=auth.http_client if auth is not None else None,
+        response_observer=auth.provider.observe_response if auth and auth.provider else None,
+        use_backend=use_backend,
+        closers=closers,
+    )
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -160,7 +160,9 @@ def auth_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthStack]:
             "tenants": ["tenant-01", "tenant-02"],
             "clients": [
                 client("observer", SECRETS["observer"], scopes=[SCOPE_RUNTIME_WRITE]),
-                client("webhook", SECRETS["webhook"], scopes=[SCOPE_POLICY_READ]),
+                client(
+                    "webhook", SECRETS["webhook"], scopes=[SCOPE_POLICY_READ, "api:scanner.admission.write"]
+                ),
                 client(
                     "tenant2",
                     SECRETS["tenant2"],

@@ -8,6 +8,7 @@ built-in schema and are checked structurally.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ NON_DEFAULT = [
     "--set",
     "observer.buffer.type=hostPath",
     "--set",
-    "webhook.failurePolicy=Fail",
+    "webhook.failurePolicy=Ignore",
     "--set",
     "webhook.replicas=3",
     "--set",
@@ -121,21 +122,81 @@ def test_non_root_components(rendered: list[dict[str, Any]]) -> None:
         assert not deployment["spec"]["template"]["spec"].get("hostNetwork")
 
 
+GATE, GATE_FAIL_OPEN = "gate.zastava.stella-ops.org", "gate-fail-open.zastava.stella-ops.org"
+
+
+def _webhook_entries(vwc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    hooks = {h["name"]: h for h in vwc["webhooks"]}
+    assert len(hooks) == len(vwc["webhooks"]), "webhook names must be unique"
+    return hooks
+
+
 def test_webhook_configuration(rendered: list[dict[str, Any]]) -> None:
+    """Two entries: ``Fail`` for every gated namespace, ``Ignore`` for ``failOpenNamespaces`` (so the split
+    holds when the webhook itself is unreachable); the release namespace and kube-system are never gated."""
     (vwc,) = by_kind(rendered, "ValidatingWebhookConfiguration")
-    (hook,) = vwc["webhooks"]
-    assert hook["admissionReviewVersions"] == ["v1"] and hook["sideEffects"] == "None"
-    assert hook["failurePolicy"] in ("Ignore", "Fail")
-    (rule,) = hook["rules"]
-    assert set(rule["operations"]) == {"CREATE", "UPDATE"}
-    assert set(rule["resources"]) == {"pods", "pods/ephemeralcontainers"}
-    (expr,) = hook["namespaceSelector"]["matchExpressions"]
-    assert expr["operator"] == "NotIn" and "stellaops" in expr["values"]
-    assert hook["clientConfig"]["service"]["path"] == "/admit"
+    (cm,) = by_kind(rendered, "ConfigMap")
+    fail_open = yaml.safe_load(cm["data"]["zastava.yaml"])["zastava"]["admission"]["failOpenNamespaces"]
+    assert fail_open == ["dev", "test"]
+    hooks = _webhook_entries(vwc)
+    assert set(hooks) == {GATE, GATE_FAIL_OPEN}
+    assert hooks[GATE_FAIL_OPEN]["failurePolicy"] == "Ignore"
+    assert hooks[GATE]["failurePolicy"] in ("Fail", "Ignore")  # webhook.failurePolicy (Fail by default)
+    for hook in vwc["webhooks"]:
+        assert hook["admissionReviewVersions"] == ["v1"] and hook["sideEffects"] == "None"
+        (rule,) = hook["rules"]
+        assert set(rule["operations"]) == {"CREATE", "UPDATE"} and rule["apiGroups"] == [""]
+        assert set(rule["resources"]) == {"pods", "pods/ephemeralcontainers"}
+        service = hook["clientConfig"]["service"]
+        assert service == {"namespace": "stellaops", "name": "zastava-webhook", "path": "/admit", "port": 443}
+    (closed,) = hooks[GATE]["namespaceSelector"]["matchExpressions"]
+    assert closed["key"] == "kubernetes.io/metadata.name" and closed["operator"] == "NotIn"
+    assert {"stellaops", "kube-system", *fail_open} == set(closed["values"])
+    opened, exempt = hooks[GATE_FAIL_OPEN]["namespaceSelector"]["matchExpressions"]
+    assert opened["operator"] == "In" and opened["values"] == fail_open
+    assert exempt["operator"] == "NotIn" and set(exempt["values"]) == {"stellaops", "kube-system"}
     (deployment,) = [d for d in by_kind(rendered, "Deployment") if d["metadata"]["name"].endswith("-webhook")]
     assert deployment["spec"]["replicas"] >= 2
     assert deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
     assert by_kind(rendered, "PodDisruptionBudget")
+
+
+def test_fail_open_namespaces_follow_the_config(helm: Path) -> None:
+    docs = render(helm, "--set", "config.zastava.admission.failOpenNamespaces={sandbox}")
+    hooks = _webhook_entries(by_kind(docs, "ValidatingWebhookConfiguration")[0])
+    assert hooks[GATE_FAIL_OPEN]["namespaceSelector"]["matchExpressions"][0]["values"] == ["sandbox"]
+    assert "sandbox" in hooks[GATE]["namespaceSelector"]["matchExpressions"][0]["values"]
+    assert "dev" not in hooks[GATE]["namespaceSelector"]["matchExpressions"][0]["values"]
+    none = render(helm, "--set-json", "config.zastava.admission.failOpenNamespaces=[]")
+    (vwc,) = by_kind(none, "ValidatingWebhookConfiguration")
+    assert [(h["name"], h["failurePolicy"]) for h in vwc["webhooks"]] == [(GATE, "Fail")]
+
+
+def test_webhook_container_runs_the_real_serve_command(rendered: list[dict[str, Any]]) -> None:
+    """The chart's args are options ``zastava webhook serve`` accepts (parsed by the real CLI), and the
+    webhook authenticates as its own Authority client with the policy and decision scopes."""
+    from typer.main import get_command
+
+    from zastava.cli import app
+
+    (deployment,) = [d for d in by_kind(rendered, "Deployment") if d["metadata"]["name"].endswith("-webhook")]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    assert args[:2] == ["webhook", "serve"]
+    group = get_command(app)
+    serve = group.commands["webhook"].commands["serve"]  # type: ignore[attr-defined]
+    context = serve.make_context("serve", list(args[2:]))
+    assert context.params["config"] == Path("/etc/zastava/zastava.yaml")
+    assert context.params["cert"] == Path("/etc/zastava/tls/tls.crt")
+    assert context.params["listen"] == f"0.0.0.0:{container['ports'][0]['containerPort']}"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/etc/zastava", "/etc/zastava/tls"} <= mounts
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ZASTAVA_RUNTIME__AUTHORITY__CLIENTID"] == "zastava-webhook"
+    assert set(json.loads(env["ZASTAVA_RUNTIME__AUTHORITY__SCOPES"])) == {
+        "api:scanner.policy.read",
+        "api:scanner.admission.write",
+    }
 
 
 def test_rbac_is_least_privilege(rendered: list[dict[str, Any]]) -> None:
@@ -174,7 +235,7 @@ def test_non_default_values_take_effect(helm: Path) -> None:
     volumes = {v["name"]: v for v in ds["spec"]["template"]["spec"]["volumes"]}
     assert volumes["buffer"]["hostPath"]["path"] == "/var/lib/zastava/buffer"
     (vwc,) = by_kind(docs, "ValidatingWebhookConfiguration")
-    assert vwc["webhooks"][0]["failurePolicy"] == "Fail"
+    assert [h["failurePolicy"] for h in vwc["webhooks"]] == ["Ignore", "Ignore"]
     assert vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "stellaops/zastava-webhook"
     assert by_kind(docs, "Certificate") and len(by_kind(docs, "ServiceMonitor")) == 2
     config = yaml.safe_load(by_kind(docs, "ConfigMap")[0]["data"]["zastava.yaml"])

@@ -1,10 +1,12 @@
-"""Fixtures of the webhook integration suite: the stand-in backend, certificates, a served webhook."""
+"""Fixtures of the webhook integration suite: the real reference backend, the stand-in backend (latency and
+failure injection), certificates, a served webhook."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +15,71 @@ from typing import Any
 import httpx
 import pytest
 
-from zastava.config import ZastavaConfig
+from zastava.backend.app import create_app
+from zastava.config import BackendServer, ZastavaConfig
 from zastava.devstack import wait_until
 from zastava.telemetry import ZastavaMetrics
 from zastava.webhook.certs import generate_certs, write_certs
 from zastava.webhook.resolve import TagResolver
-from zastava.webhook.server import WebhookComponents, WebhookServer, bind_socket, build_webhook
+from zastava.webhook.server import (
+    WebhookComponents,
+    WebhookServer,
+    bind_socket,
+    build_configured_webhook,
+    build_webhook,
+)
 
-from .standins import PolicyBackend
+from .standins import PolicyBackend, ThreadServer
+
+CATALOG = "/api/v1/scanner/catalog/images/"
+DECISIONS = "/api/v1/scanner/admission/decisions"
+SBOM = {
+    "bomFormat": "CycloneDX",
+    "specVersion": "1.5",
+    "components": [{"type": "library", "name": "busybox", "version": "1.36.1"}],
+}
+
+
+@dataclass
+class RealBackend:
+    """The reference backend app (``zastava.backend.app.create_app``, default policy, SQLite in a temp dir)
+    served by uvicorn on loopback in a thread of the test process."""
+
+    server: ThreadServer
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def put_catalog(self, digest: str, *, signed: bool, sbom: bool) -> None:
+        payload: dict[str, Any] = {"signed": signed}
+        if sbom:
+            payload["sbom"] = SBOM
+        answer = httpx.put(f"{self.url}{CATALOG}{digest}", json=payload, timeout=10)
+        assert answer.status_code == 200, answer.text
+
+    def decision(self, admission_id: str, timeout: float = 10) -> dict[str, Any]:
+        """The decision record the webhook posted for ``admission_id`` (waits for the background post)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = httpx.get(f"{self.url}{DECISIONS}", params={"limit": 1000}, timeout=10)
+            assert answer.status_code == 200, answer.text
+            for item in answer.json()["items"]:
+                if item["envelope"]["decision"]["admissionId"] == admission_id:
+                    return dict(item["envelope"]["decision"])
+            assert time.monotonic() < deadline, f"no decision record {admission_id} in the backend"
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def real_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealBackend]:
+    store = tmp_path_factory.mktemp("backend") / "backend.db"
+    app = create_app(BackendServer(store=f"sqlite:///{store}"))
+    server = ThreadServer(app).start()
+    try:
+        yield RealBackend(server)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +107,7 @@ def make_config(backend_url: str, tls: Path, **sections: dict[str, Any]) -> Zast
     data: dict[str, Any] = {
         "backend": {"baseAddress": backend_url, "allowInsecureHttp": True, "requestTimeoutSeconds": 2},
         "admission": {"failOpenNamespaces": ["dev"]},
+        "runtime": {"authority": {"requireMutualTls": False}},
         "webhook": {
             "listen": "127.0.0.1:0",
             "certPath": str(tls / "tls.crt"),
@@ -82,8 +142,15 @@ class RunningWebhook:
         self.thread.join(15)
 
 
-def start_webhook(config: ZastavaConfig, ca: Path, *, resolver: TagResolver | None = None) -> RunningWebhook:
-    components = build_webhook(config, metrics=ZastavaMetrics(), resolver=resolver)
+def start_webhook(
+    config: ZastavaConfig, ca: Path, *, resolver: TagResolver | None = None, configured: bool = False
+) -> RunningWebhook:
+    """``configured``: wired as ``zastava webhook serve`` wires it (:func:`build_configured_webhook`: the
+    real ``zastava.registry`` client as resolver, ``backend_auth``'s client and headers)."""
+    if configured:
+        components = build_configured_webhook(config, metrics=ZastavaMetrics())
+    else:
+        components = build_webhook(config, metrics=ZastavaMetrics(), resolver=resolver)
     server = WebhookServer(
         components,
         cert_path=config.webhook.cert_path,

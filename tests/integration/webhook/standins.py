@@ -1,14 +1,12 @@
-"""Test stand-ins for parts that are not on this branch yet. Temporary, each says what replaces it.
+"""Test stand-ins, kept only where a test needs to inject what the real parts cannot be made to do on demand.
 
-* :class:`PolicyBackend` stands in for the reference backend (Scanner.WebService, built on another branch)
-  until it lands: a real HTTP server (uvicorn + Starlette) implementing
+* :class:`PolicyBackend`: a real HTTP server (uvicorn + Starlette) standing in for the reference backend where
+  a test injects latency, HTTP failures, malformed answers, TTL / ``policyRevision`` changes, or counts the
+  exact policy requests (cache and single-flight behaviour). It implements
   ``POST /api/v1/scanner/policy/runtime``
   (``RuntimePolicyRequest`` → ``RuntimePolicyResponse``) and ``POST /api/v1/scanner/admission/decisions``
   (decision envelopes: one object, a JSON array or ND-JSON, as the reference backend accepts), with
   controllable latency, failures, verdicts, TTL and ``policyRevision``.
-* :class:`ManifestHeadResolver` stands in for ``zastava.registry.RegistryClient.resolve`` until that lands:
-  a minimal ``HEAD /v2/<repo>/manifests/<tag>`` with the manifest media types in ``Accept``, reading
-  ``Docker-Content-Digest``, against the real distribution registry fixture.
 * :class:`ThrottlingProxy` sits in front of the real registry and answers 429 while ``throttle`` is set:
   Debian's distribution registry has no rate limiting of its own to provoke.
 """
@@ -36,17 +34,6 @@ from zastava.contracts import (
     RuntimePolicyResponse,
 )
 from zastava.devstack import free_port, wait_until
-from zastava.webhook.images import parse_image
-from zastava.webhook.resolve import ResolveError
-
-MANIFEST_TYPES = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ]
-)
 
 
 class ThreadServer:
@@ -81,7 +68,7 @@ def _default_result(ref: str) -> ImagePolicy:
 
 @dataclass
 class PolicyBackend:
-    """Stand-in for the reference backend until it lands (see the module docstring)."""
+    """Stand-in for the reference backend for latency/failure injection (see the module docstring)."""
 
     delay: float = 0.0
     fail_status: int | None = None
@@ -165,38 +152,6 @@ class PolicyBackend:
         while len(self.decisions) < count and time.monotonic() < deadline:
             time.sleep(0.02)
         return list(self.decisions)
-
-
-class ManifestHeadResolver:
-    """Stand-in for ``zastava.registry``'s ``resolve`` until it lands (see the module docstring).
-
-    ``endpoints`` maps a registry host to the base URL to talk to (e.g. a throttling proxy).
-    """
-
-    def __init__(self, endpoints: dict[str, str] | None = None) -> None:
-        self.endpoints = endpoints or {}
-        self.client = httpx.AsyncClient(timeout=5.0)
-        self.calls = 0
-
-    async def resolve(self, image: str) -> str:
-        ref = parse_image(image)
-        base = self.endpoints.get(ref.registry, f"http://{ref.registry}")
-        self.calls += 1
-        try:
-            response = await self.client.head(
-                f"{base}/v2/{ref.repository}/manifests/{ref.tag or 'latest'}",
-                headers={"Accept": MANIFEST_TYPES},
-            )
-        except httpx.HTTPError as exc:
-            raise ResolveError(f"registry {ref.registry} unreachable: {type(exc).__name__}") from None
-        if response.status_code == 429:
-            raise ResolveError(f"registry {ref.registry} throttled the request (429)")
-        if response.status_code != 200:
-            raise ResolveError(f"registry {ref.registry} answered {response.status_code} for {image}")
-        digest = response.headers.get("Docker-Content-Digest")
-        if not digest:
-            raise ResolveError(f"registry {ref.registry} sent no Docker-Content-Digest")
-        return digest
 
 
 class ThrottlingProxy:

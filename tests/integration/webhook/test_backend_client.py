@@ -93,3 +93,35 @@ async def test_recorder_counts_undelivered(policy_backend: PolicyBackend) -> Non
     assert recorder.failed == 1 and recorder.posted == 0
     await recorder.stop()
     await client.aclose()
+
+
+async def test_a_given_http_client_is_shared_not_closed(policy_backend: PolicyBackend) -> None:
+    """``backend_auth``'s client (client certificate) is used for the calls and left open for its owner."""
+    import httpx
+
+    shared = httpx.AsyncClient(headers={"x-shared-client": "1"})
+    client = BackendClient(policy_backend.url, http_client=shared)
+    try:
+        await client.policy(REQUEST)
+    finally:
+        await client.aclose()
+    assert policy_backend.headers_seen[0]["x-shared-client"] == "1"
+    assert not shared.is_closed
+    await shared.aclose()
+
+
+async def test_credentials_failure_is_a_backend_error(policy_backend: PolicyBackend) -> None:
+    from zastava.auth import AuthorityError
+
+    async def provider(method: str, url: str) -> dict[str, str]:
+        raise AuthorityError("token endpoint answered 503")
+
+    metrics = ZastavaMetrics()
+    client = BackendClient(policy_backend.url, headers_provider=provider, metrics=metrics)
+    try:
+        with pytest.raises(BackendError, match=r"no credentials \(token endpoint answered 503\)"):
+            await client.policy(REQUEST)
+    finally:
+        await client.aclose()
+    assert policy_backend.policy_calls == []
+    assert 'zastava_backend_failures_total{endpoint="policy"} 1.0' in metrics.render().decode()

@@ -1,4 +1,5 @@
-"""``zastava webhook certs | review | serve`` as an operator runs them (subprocesses, stopped by PID)."""
+"""``zastava webhook certs | review | serve`` as an operator runs them (subprocesses, stopped by PID), against
+the real reference backend (``real_backend``)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ import orjson
 import yaml
 from cryptography import x509
 
-from tests.unit.webhook.reviews import DIGEST_A, body, pod_with, review
+from tests.unit.webhook.reviews import DIGEST_A, DIGEST_B, body, pod_with, review
 from zastava.devstack import free_port
 
-from .standins import PolicyBackend
+from .conftest import RealBackend
 
 ZASTAVA = [sys.executable, "-m", "zastava"]
 
@@ -28,10 +29,11 @@ def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[b
     return subprocess.run([*ZASTAVA, *args], input=stdin, capture_output=True, timeout=60, check=False)
 
 
-def write_config(path: Path, backend: PolicyBackend, **webhook: object) -> Path:
+def write_config(path: Path, backend: RealBackend, **webhook: object) -> Path:
     data = {
         "zastava": {
             "backend": {"baseAddress": backend.url, "allowInsecureHttp": True, "requestTimeoutSeconds": 2},
+            "runtime": {"authority": {"requireMutualTls": False}},
             "admission": {"failOpenNamespaces": ["dev"]},
             "webhook": {"postDecisions": True, **webhook},
         }
@@ -53,8 +55,9 @@ def test_certs_writes_a_ca_and_a_serving_cert(tmp_path: Path) -> None:
     cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
 
 
-def test_review_prints_the_response(tmp_path: Path, policy_backend: PolicyBackend) -> None:
-    config = write_config(tmp_path / "z.yaml", policy_backend)
+def test_review_prints_the_response(tmp_path: Path, real_backend: RealBackend) -> None:
+    real_backend.put_catalog(DIGEST_B, signed=True, sbom=True)
+    config = write_config(tmp_path / "z.yaml", real_backend)
     document = review(pod_with({"api": f"ghcr.io/acme/unsigned@{DIGEST_A}"}))
     source = tmp_path / "review.json"
     source.write_bytes(body(document))
@@ -62,9 +65,8 @@ def test_review_prints_the_response(tmp_path: Path, policy_backend: PolicyBacken
     assert result.returncode == 1, result.stderr
     response = orjson.loads(result.stdout)["response"]
     assert response["uid"] == document["request"]["uid"] and response["allowed"] is False
-    allowed = run(
-        "webhook", "review", "-", "--config", str(config), stdin=body(review(pod_with({"a": "x:1"})))
-    )
+    signed = review(pod_with({"a": f"ghcr.io/acme/ok@{DIGEST_B}"}))
+    allowed = run("webhook", "review", "-", "--config", str(config), stdin=body(signed))
     assert allowed.returncode == 0 and orjson.loads(allowed.stdout)["response"]["allowed"] is True
 
 
@@ -76,12 +78,12 @@ def test_review_offline_and_bad_input(tmp_path: Path) -> None:
     assert bad.returncode == 2 and b"not valid JSON" in bad.stderr
 
 
-def test_serve_over_https_and_stop_on_sigterm(tmp_path: Path, policy_backend: PolicyBackend) -> None:
+def test_serve_over_https_and_stop_on_sigterm(tmp_path: Path, real_backend: RealBackend) -> None:
     """``--self-signed`` (as ``make run`` uses it) creates the CA and certificate the client then trusts."""
     port = free_port()
     config = write_config(
         tmp_path / "z.yaml",
-        policy_backend,
+        real_backend,
         listen=f"127.0.0.1:{port}",
         certPath=str(tmp_path / "tls" / "tls.crt"),
         keyPath=str(tmp_path / "tls" / "tls.key"),
@@ -109,9 +111,11 @@ def test_serve_over_https_and_stop_on_sigterm(tmp_path: Path, policy_backend: Po
                 assert process.poll() is None, (tmp_path / "serve.log").read_text()
                 assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
                 time.sleep(0.1)
-            answer = client.post("/admit?timeout=5s", content=body(review(pod_with({"a": "x:1"}))))
+            real_backend.put_catalog(DIGEST_B, signed=True, sbom=True)
+            document = review(pod_with({"a": f"ghcr.io/acme/ok@{DIGEST_B}"}))
+            answer = client.post("/admit?timeout=5s", content=body(document))
             assert orjson.loads(answer.content)["response"]["allowed"] is True
-        assert policy_backend.wait_decisions(1)
+        assert real_backend.decision(document["request"]["uid"])["decision"] == "Allow"
     finally:
         os.kill(process.pid, signal.SIGTERM)
         assert process.wait(20) == 0

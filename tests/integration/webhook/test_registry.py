@@ -1,21 +1,25 @@
-"""Tag resolution against the real distribution registry fixture, and registry throttling.
+"""Tag resolution by the real ``zastava.registry.RegistryClient`` (through :class:`RegistryTagResolver`)
+against the real distribution registry fixture, and registry throttling.
 
-The resolver is :class:`standins.ManifestHeadResolver`, a temporary stand-in for ``zastava.registry`` (not
-on this branch yet); the throttling is a proxy in front of the real registry (it has no rate limit).
+The policy backend here is the stand-in (it records exactly which references were asked); the throttling is
+a proxy in front of the real registry (Debian's registry has no rate limit to provoke). Gating against the
+real backend: ``test_real_backend.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import orjson
 import pytest
 
 from tests.unit.webhook.reviews import body, pod_with, review
 from zastava import devstack
+from zastava.registry import RegistryClient, RegistryClientConfig
+from zastava.webhook.resolve import RegistryTagResolver
 
 from .conftest import RunningWebhook
-from .standins import ManifestHeadResolver, PolicyBackend, ThrottlingProxy
+from .standins import PolicyBackend, ThrottlingProxy
 
 Factory = Callable[..., RunningWebhook]
 
@@ -38,6 +42,16 @@ def proxy(registry: devstack.RegistryServer) -> Iterator[ThrottlingProxy]:
         running.stop()
 
 
+@pytest.fixture
+async def resolver() -> AsyncIterator[RegistryTagResolver]:
+    """No retries: a throttled registry is reported at once (the retry budget is the client's own test)."""
+    client = RegistryClient(RegistryClientConfig(max_retries=0, tag_cache_ttl_seconds=0))
+    try:
+        yield RegistryTagResolver(client)
+    finally:
+        await client.close()
+
+
 def admit(running: RunningWebhook, document: dict) -> dict:
     with running.client() as client:
         answer = client.post("/admit?timeout=10s", content=body(document))
@@ -46,10 +60,10 @@ def admit(running: RunningWebhook, document: dict) -> dict:
 
 
 def test_tag_resolved_to_digest_and_sent_pinned(
-    webhook: Factory, policy_backend: PolicyBackend, pushed: tuple[str, str]
+    webhook: Factory, policy_backend: PolicyBackend, pushed: tuple[str, str], resolver: RegistryTagResolver
 ) -> None:
     tag_ref, pinned = pushed
-    running = webhook(resolver=ManifestHeadResolver())
+    running = webhook(resolver=resolver)
     result = admit(running, review(pod_with({"app": tag_ref})))
     assert result["allowed"] is True
     assert policy_backend.policy_calls[0].images == [pinned]
@@ -61,14 +75,17 @@ def test_tag_resolved_to_digest_and_sent_pinned(
 
 
 def test_unknown_tag_is_a_registry_failure(
-    webhook: Factory, policy_backend: PolicyBackend, registry: devstack.RegistryServer
+    webhook: Factory,
+    policy_backend: PolicyBackend,
+    registry: devstack.RegistryServer,
+    resolver: RegistryTagResolver,
 ) -> None:
-    running = webhook(resolver=ManifestHeadResolver())
+    running = webhook(resolver=resolver)
     result = admit(running, review(pod_with({"app": f"{registry.host}/webhook/missing:9"})))
     assert result["allowed"] is False
     assert (
         "registry could not resolve the tag" in result["status"]["message"]
-        and "404" in result["status"]["message"]
+        and "not found" in result["status"]["message"]
     )
     assert policy_backend.policy_calls == []
 
@@ -80,11 +97,16 @@ def test_registry_throttling_fails_open_or_closed_per_namespace(
     registry: devstack.RegistryServer,
     proxy: ThrottlingProxy,
     pushed: tuple[str, str],
+    resolver: RegistryTagResolver,
     namespace: str,
     allowed: bool,
 ) -> None:
     tag_ref, pinned = pushed
-    running = webhook(resolver=ManifestHeadResolver({registry.host: proxy.url}))
+    # the image names the proxy as its registry: the client talks to it like to any loopback registry
+    proxy_host = proxy.url.removeprefix("http://")
+    tag_ref = tag_ref.replace(registry.host, proxy_host)
+    pinned = pinned.replace(registry.host, proxy_host)
+    running = webhook(resolver=resolver)
     proxy.throttle = True
     result = admit(running, review(pod_with({"app": tag_ref}), namespace=namespace))
     assert result["allowed"] is allowed

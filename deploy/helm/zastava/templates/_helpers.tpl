@@ -60,3 +60,26 @@ seccompProfile:
   configMap:
     name: {{ include "zastava.fullname" . }}-config
 {{- end -}}
+
+{{/* What both ValidatingWebhookConfiguration entries share (all but name, failurePolicy, namespaceSelector). */}}
+{{- define "zastava.webhookEntry" -}}
+admissionReviewVersions: ["v1"]
+sideEffects: None
+timeoutSeconds: {{ .root.Values.webhook.timeoutSeconds }}
+matchPolicy: Equivalent
+rules:
+  - operations: ["CREATE", "UPDATE"]
+    apiGroups: [""]
+    apiVersions: ["v1"]
+    resources: ["pods", "pods/ephemeralcontainers"]
+    scope: Namespaced
+clientConfig:
+  service:
+    namespace: {{ .root.Release.Namespace }}
+    name: {{ .fullname }}-webhook
+    path: /admit
+    port: 443
+  {{- if and (not .root.Values.webhook.tls.certManager.enabled) .root.Values.webhook.tls.caBundle }}
+  caBundle: {{ .root.Values.webhook.tls.caBundle }}
+  {{- end }}
+{{- end }}

@@ -14,6 +14,7 @@ import zlib
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -24,12 +25,12 @@ from ..contracts import (
     EventKind,
     IngestRejection,
     IngestResponse,
-    RuntimeEvent,
     SchemaVersion,
     parse_runtime_envelope,
     versions,
 )
 from .catalog import CatalogIndex, image_digest
+from .fastpath import fast_runtime_envelope
 from .store import CatalogHead, EventRow, IngestWrite, Store
 
 __all__ = [
@@ -153,8 +154,8 @@ class Prepared:
     per_node: Counter[str] = field(default_factory=Counter)
 
 
-def _us(event: RuntimeEvent) -> int:
-    return int(event.when.timestamp() * 1_000_000)
+def _us(when: datetime) -> int:
+    return int(when.timestamp() * 1_000_000)
 
 
 class Ingestor:
@@ -188,43 +189,52 @@ class Ingestor:
         rejected: list[IngestRejection] = []
         received = duplicates = 0
         seen: set[str] = set()
-        valid: list[tuple[Item, str, RuntimeEvent]] = []
+        valid: list[tuple[Item, str, dict[str, Any]]] = []
         schema: SchemaVersion
+        event: dict[str, Any]
+        event_id: str
         for item in items:
             received += 1
             if item.error is not None:
                 rejected.append(IngestRejection(index=item.index, error=item.error))
                 continue
-            try:
-                schema, event = parse_runtime_envelope(item.data)
-            except (EnvelopeError, OverflowError, ValueError) as exc:
-                # OverflowError: a timestamp whose UTC conversion leaves the datetime range (the contracts'
-                # UTC normaliser raises it outside pydantic's error handling)
-                event_id = _peek_event_id(item.data)
-                rejected.append(
-                    IngestRejection(index=item.index, error=str(exc)[:_MAX_ERROR], event_id=event_id)
-                )
-                continue
+            fast = fast_runtime_envelope(item.data)
+            if fast is not None:
+                schema, event = fast
+            else:  # the contracts' parser: same decisions, and the error message on rejection
+                try:
+                    schema, model = parse_runtime_envelope(item.data)
+                except (EnvelopeError, OverflowError, ValueError) as exc:
+                    # OverflowError: a timestamp whose UTC conversion leaves the datetime range (the
+                    # contracts' UTC normaliser raises it outside pydantic's error handling)
+                    rejected.append(
+                        IngestRejection(
+                            index=item.index, error=str(exc)[:_MAX_ERROR], event_id=_peek_event_id(item.data)
+                        )
+                    )
+                    continue
+                event = model.model_dump()
             problem = _column_problem(event)
             if problem is not None:
                 rejected.append(IngestRejection(index=item.index, error=problem))
                 continue
-            if event.tenant != tenant:
+            event_id = event["event_id"]
+            if event["tenant"] != tenant:
                 rejected.append(
                     IngestRejection(
                         index=item.index,
-                        error=f"event tenant {event.tenant!r} does not match the caller's tenant",
-                        event_id=event.event_id,
+                        error=f"event tenant {event['tenant']!r} does not match the caller's tenant",
+                        event_id=event_id,
                     )
                 )
                 continue
-            if event.event_id in seen:
+            if event_id in seen:
                 duplicates += 1
                 continue
-            seen.add(event.event_id)
+            seen.add(event_id)
             valid.append((item, str(schema), event))
 
-        digests = {d for _, _, ev in valid if (d := image_digest(ev.workload.image_ref))}
+        digests = {d for _, _, ev in valid if (d := image_digest(ev["workload"].get("image_ref")))}
         heads = self.store.catalog_heads(tenant, sorted(digests)) if digests else {}
         requested: dict[str, str] = {}
         build_ids: dict[tuple[str, str], int] = {}
@@ -234,11 +244,14 @@ class Ingestor:
             tuple[str, tuple[tuple[str, str | None], ...], tuple[str, ...]], list[tuple[str, str]]
         ] = {}
         for item, version, event in valid:
-            ref = event.workload.image_ref
+            event_id = event["event_id"]
+            workload = event["workload"]
+            process = event.get("process")
+            ref = workload.get("image_ref")
             digest = image_digest(ref)
             image = digest or ref
             head = heads.get(digest) if digest else None
-            when_us = _us(event)
+            when_us = _us(event["when"])
             correlation: dict[str, Any] | None = None
             if head is not None:
                 correlation = {
@@ -252,46 +265,47 @@ class Ingestor:
             if image and (head is None or not head.has_sbom):
                 reason = "no-sbom" if head is not None else "unknown-image" if digest else "unpinned-image"
                 requested.setdefault(image, reason)
-                write.delta_scans.append((image, reason, now_us, event.event_id))
+                write.delta_scans.append((image, reason, now_us, event_id))
                 correlation = {**(correlation or {}), "deltaScan": reason}
-            if event.kind is EventKind.CONTAINER_START and digest:
-                if event.process is not None and event.process.build_id:
-                    key = (digest, event.process.build_id)
+            build_id = process.get("build_id") if process else None
+            if event["kind"] is EventKind.CONTAINER_START and digest:
+                if build_id:
+                    key = (digest, build_id)
                     build_ids[key] = max(build_ids.get(key, 0), when_us)
                 if head is not None and head.has_sbom:
                     # containers of one image load the same files: match each distinct set once per batch
                     files = (
                         digest,
-                        tuple((lib.path, lib.sha256) for lib in event.loaded_libs or ()),
-                        tuple(event.process.terminals or ()) if event.process else (),
+                        tuple((lib["path"], lib.get("sha256")) for lib in event.get("loaded_libs") or ()),
+                        tuple((process.get("terminals") or ()) if process else ()),
                     )
                     used = matched.get(files)
                     if used is None:
-                        used = matched[files] = self._used(tenant, head, event)
+                        used = matched[files] = self._used(tenant, head, files[1], files[2])
                     for bom_ref, how in used:
-                        usage[(digest, bom_ref)] = (how, when_us, event.event_id)
+                        usage[(digest, bom_ref)] = (how, when_us, event_id)
                     if used:
                         assert correlation is not None
                         correlation["usedComponents"] = sorted({ref for ref, _ in used})
-            per_node[event.node] += 1
-            workload = event.workload
+            node: str = event["node"]
+            per_node[node] += 1
             write.events.append(
                 EventRow(
-                    tenant=tenant,
-                    event_id=event.event_id,
-                    received_us=now_us,
-                    when_us=when_us,
-                    kind=event.kind.value,
-                    node=event.node,
-                    namespace=workload.namespace,
-                    pod=workload.pod,
-                    container_id=workload.container_id,
-                    image=image,
-                    image_digest=digest,
-                    build_id=event.process.build_id if event.process else None,
-                    schema_version=version,
-                    body=item.raw if item.raw is not None else orjson.dumps(item.data).decode(),
-                    correlation=orjson.dumps(correlation).decode() if correlation else None,
+                    tenant,
+                    event_id,
+                    now_us,
+                    when_us,
+                    event["kind"].value,
+                    node,
+                    workload.get("namespace"),
+                    workload.get("pod"),
+                    workload.get("container_id"),
+                    image,
+                    digest,
+                    build_id,
+                    version,
+                    item.raw if item.raw is not None else orjson.dumps(item.data).decode(),
+                    orjson.dumps(correlation).decode() if correlation else None,
                 )
             )
         # one delta-scan upsert per image and batch
@@ -308,20 +322,25 @@ class Ingestor:
         )
         return Prepared(write, response, per_node)
 
-    def _used(self, tenant: str, head: CatalogHead, event: RuntimeEvent) -> list[tuple[str, str]]:
+    def _used(
+        self,
+        tenant: str,
+        head: CatalogHead,
+        libs: tuple[tuple[str, str | None], ...],
+        terminals: tuple[str, ...],
+    ) -> list[tuple[str, str]]:
         index = self._index(tenant, head)
         if index is None:
             return []
         found: list[tuple[str, str]] = []
-        for lib in event.loaded_libs or []:
-            hit = index.match(lib.path, lib.sha256)
+        for path, sha256 in libs:
+            hit = index.match(path, sha256)
             if hit is not None:
                 found.append(hit)
-        if event.process is not None:
-            for path in event.process.terminals or []:
-                hit = index.match(path, None)
-                if hit is not None:
-                    found.append(hit)
+        for path in terminals:
+            hit = index.match(path, None)
+            if hit is not None:
+                found.append(hit)
         return found
 
     def store_prepared(self, prepared: Prepared) -> IngestResponse:
@@ -334,17 +353,18 @@ class Ingestor:
 
 
 #: Longest value the store indexes, per event field (longer values are refused, never truncated).
-_COLUMN_LIMITS: tuple[tuple[str, int, Callable[[RuntimeEvent], str | None]], ...] = (
-    ("eventId", 128, lambda e: e.event_id),
-    ("node", 253, lambda e: e.node),
-    ("workload.namespace", 253, lambda e: e.workload.namespace),
-    ("workload.pod", 253, lambda e: e.workload.pod),
-    ("workload.containerId", 512, lambda e: e.workload.container_id),
-    ("workload.imageRef", 1024, lambda e: e.workload.image_ref),
+_COLUMN_LIMITS: tuple[tuple[str, int, Callable[[dict[str, Any]], str | None]], ...] = (
+    ("eventId", 128, lambda e: e["event_id"]),
+    ("node", 253, lambda e: e["node"]),
+    ("workload.namespace", 253, lambda e: e["workload"].get("namespace")),
+    ("workload.pod", 253, lambda e: e["workload"].get("pod")),
+    ("workload.containerId", 512, lambda e: e["workload"].get("container_id")),
+    ("workload.imageRef", 1024, lambda e: e["workload"].get("image_ref")),
 )
 
 
-def _column_problem(event: RuntimeEvent) -> str | None:
+def _column_problem(event: dict[str, Any]) -> str | None:
+    """``event``: validated fields by name (absent optional fields may be missing or None)."""
     for name, limit, get in _COLUMN_LIMITS:
         value = get(event)
         if value is None:

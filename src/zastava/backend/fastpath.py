@@ -1,0 +1,83 @@
+"""A faster validator for runtime-event envelopes that accepts exactly what the contracts accept.
+
+Profiling put most of the ingest time in pydantic building ~16 model instances per event; validating the
+same rules into plain dicts is ~5x cheaper. :data:`FAST_EVENT` is derived mechanically from the contract's
+own pydantic-core schema (``RuntimeEvent.__pydantic_core_schema__``): every ``model`` node becomes a
+``typed-dict`` node with the same fields, aliases, defaults, constraints, validators and ``extra`` policy, so
+there is no second copy of the rules to drift.
+
+:func:`fast_runtime_envelope` only ever *accepts*: it returns ``None`` for anything unusual (another schema
+version, unexpected envelope keys, any validation error) and the caller then runs the contracts'
+:func:`~zastava.contracts.parse_runtime_envelope`, which produces the exact error message. The property test
+``tests/unit/backend/test_fastpath.py`` checks that both accept and reject the same envelopes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_core import CoreSchema, SchemaValidator
+
+from ..contracts import RUNTIME_EVENT, RuntimeEvent, SchemaVersion, versions
+
+__all__ = ["FAST_EVENT", "fast_runtime_envelope", "typed_dict_schema"]
+
+
+def typed_dict_schema(schema: Any) -> Any:
+    """``schema`` with every pydantic ``model`` node replaced by an equivalent ``typed-dict`` node."""
+    if isinstance(schema, list):
+        return [typed_dict_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "model":
+        inner = schema["schema"]
+        if inner.get("type") != "model-fields" or inner.get("model_validators") or schema.get("post_init"):
+            raise ValueError(f"cannot mirror model schema of {schema.get('cls')!r}")
+        fields = {}
+        for name, spec in inner["fields"].items():
+            field: dict[str, Any] = {
+                "type": "typed-dict-field",
+                "schema": typed_dict_schema(spec["schema"]),
+                "required": spec["schema"].get("type") != "default",
+            }
+            if "validation_alias" in spec:
+                field["validation_alias"] = spec["validation_alias"]
+            fields[name] = field
+        config = dict(schema.get("config") or {})
+        out: dict[str, Any] = {
+            "type": "typed-dict",
+            "fields": fields,
+            "extra_behavior": inner.get("extra_behavior") or config.get("extra_fields_behavior", "ignore"),
+            "config": config,
+        }
+        if "ref" in schema:
+            out["ref"] = schema["ref"]
+        return out
+    return {key: typed_dict_schema(value) for key, value in schema.items()}
+
+
+def _validator(model: type[RuntimeEvent]) -> SchemaValidator:
+    schema: CoreSchema = typed_dict_schema(model.__pydantic_core_schema__)
+    return SchemaValidator(schema, schema.get("config"))
+
+
+#: Validates a runtime-event payload (wire dict) into a plain dict keyed by field name (not alias).
+FAST_EVENT = _validator(RuntimeEvent)
+
+_CURRENT = versions.current(RUNTIME_EVENT)
+#: Envelope versions the fast path handles: the current minor only (older minors need field checks).
+_FAST_VERSIONS: dict[str, SchemaVersion] = {str(_CURRENT): _CURRENT} if _CURRENT.minor > 0 else {}
+_ENVELOPE_KEYS = frozenset(("schemaVersion", "event"))
+
+
+def fast_runtime_envelope(data: Any) -> tuple[SchemaVersion, dict[str, Any]] | None:
+    """``(version, event fields)`` when ``data`` is a valid current-version envelope, else ``None``."""
+    if type(data) is not dict or data.keys() != _ENVELOPE_KEYS:
+        return None
+    version = _FAST_VERSIONS.get(data["schemaVersion"]) if type(data["schemaVersion"]) is str else None
+    if version is None or type(data["event"]) is not dict:
+        return None
+    try:
+        return version, FAST_EVENT.validate_python(data["event"])
+    except Exception:  # any rejection is re-judged (and worded) by the contracts' parser
+        return None

@@ -80,9 +80,7 @@ async def test_backend_down_for_a_while_then_everything_arrives_in_order_per_nod
     ``ZASTAVA_TEST_OUTAGE_SECONDS`` shortens the outage for local runs only; CI runs the full 60 s (the
     publisher's backoff grows to its cap during it, which a short outage would not exercise)."""
     outage = float(os.environ.get("ZASTAVA_TEST_OUTAGE_SECONDS", "60"))
-    config = publisher_config(
-        backend.url, publisher={"batchMaxEvents": 200, "flushIntervalSeconds": 0.5}
-    )
+    config = publisher_config(backend.url, publisher={"batchMaxEvents": 200, "flushIntervalSeconds": 0.5})
     published: dict[str, list[str]] = defaultdict(list)
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
         index = 0
@@ -120,9 +118,7 @@ async def test_cap_exceeded_drops_exactly_the_oldest_and_reports_the_gap(
     backend: BackendProcess, tmp_path: Path, metrics: ZastavaMetrics
 ) -> None:
     backend.stop()
-    config = publisher_config(
-        backend.url, publisher={"bufferMaxBytes": 64 * 1024, "batchMaxEvents": 50}
-    )
+    config = publisher_config(backend.url, publisher={"bufferMaxBytes": 64 * 1024, "batchMaxEvents": 50})
     events = [make_event(i) for i in range(600)]  # ~400 KB of envelopes into a 64 KB buffer
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
         for event in events:

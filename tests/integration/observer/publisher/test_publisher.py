@@ -63,13 +63,11 @@ async def test_batches_are_gzipped_ndjson_and_stored_once(
     assert sample(metrics, "zastava_buffer_pending_events") == 0
 
 
-async def test_flush_interval_sends_a_partial_batch(events_server: EventsServer, tmp_path: Path) -> None:
-    config = publisher_config(
-        events_server.url, publisher={"batchMaxEvents": 1000, "flushIntervalSeconds": 0.2}
-    )
+async def test_flush_interval_sends_a_partial_batch(backend: BackendProcess, tmp_path: Path) -> None:
+    config = publisher_config(backend.url, publisher={"batchMaxEvents": 1000, "flushIntervalSeconds": 0.2})
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=ZastavaMetrics()) as publisher:
         await publisher.publish(make_event(1))
-        await wait_for(lambda: events_server.store.count() == 1, within=5)
+        await wait_for(lambda: backend.count() == 1, within=5)
 
 
 async def test_backend_down_for_a_while_then_everything_arrives_in_order_per_node(
@@ -176,11 +174,9 @@ async def test_corrupt_segment_records_are_skipped_counted_and_the_rest_delivere
 
 
 async def test_rate_limit_and_coalescing_behave_as_configured(
-    events_server: EventsServer, tmp_path: Path, metrics: ZastavaMetrics
+    backend: BackendProcess, tmp_path: Path, metrics: ZastavaMetrics
 ) -> None:
-    config = publisher_config(
-        events_server.url, limits={"eventsPerSecond": 20, "burst": 5, "perNodeQueue": 3}
-    )
+    config = publisher_config(backend.url, limits={"eventsPerSecond": 20, "burst": 5, "perNodeQueue": 3})
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
         started = time.monotonic()
         for i in range(5):
@@ -192,10 +188,10 @@ async def test_rate_limit_and_coalescing_behave_as_configured(
         await publisher.publish(make_event(102))
         await publisher.publish(make_event(103))  # queue (3) full: dropped and counted
         assert sample(metrics, "zastava_runtime_events_limit_queue") == 3
-        await wait_for(lambda: events_server.store.count() == 8, within=10)
+        await wait_for(lambda: backend.count() == 8, within=10)
         elapsed = time.monotonic() - started
         assert await publisher.flush(5)
-    stored = stored_events(events_server)
+    stored = stored_events(backend)
     assert [e.workload.container_id for e in stored] == [
         make_event(i).workload.container_id for i in (0, 1, 2, 3, 4, 100, 101, 102)
     ]
@@ -209,23 +205,19 @@ async def test_rate_limit_and_coalescing_behave_as_configured(
     assert sample(metrics, "zastava_runtime_events_total", kind="CONTAINER_START") == 58
 
 
-async def test_rate_limited_events_are_persisted_on_close(
-    events_server: EventsServer, tmp_path: Path
-) -> None:
-    events_server.stop()
-    config = publisher_config(
-        events_server.url, limits={"eventsPerSecond": 0.5, "burst": 1, "perNodeQueue": 100}
-    )
+async def test_rate_limited_events_are_persisted_on_close(backend: BackendProcess, tmp_path: Path) -> None:
+    backend.stop()
+    config = publisher_config(backend.url, limits={"eventsPerSecond": 0.5, "burst": 1, "perNodeQueue": 100})
     publisher = EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=ZastavaMetrics())
     await publisher.start()
     for i in range(10):
         await publisher.publish(make_event(i))
     await publisher.aclose(timeout=0.2)
-    events_server.start()
+    await asyncio.to_thread(backend.start)
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=ZastavaMetrics()) as publisher:
         assert publisher.buffer.pending == 10
         assert await publisher.flush(10)
-    assert events_server.store.count() == 10
+    assert backend.count() == 10
 
 
 async def test_429_retry_after_is_honoured(events_server: EventsServer, tmp_path: Path) -> None:
@@ -328,25 +320,23 @@ async def test_headers_provider_is_called_per_request(events_server: EventsServe
     assert calls[0] == ("POST", events_server.url + "/api/v1/scanner/runtime/events")
 
 
-async def test_publish_before_start_is_refused(tmp_path: Path, events_server: EventsServer) -> None:
+async def test_publish_before_start_is_refused(tmp_path: Path, backend: BackendProcess) -> None:
     from zastava.observer.publisher import PublisherClosed
 
-    publisher = EventPublisher(
-        publisher_config(events_server.url), buffer_dir=tmp_path, metrics=ZastavaMetrics()
-    )
+    publisher = EventPublisher(publisher_config(backend.url), buffer_dir=tmp_path, metrics=ZastavaMetrics())
     with pytest.raises(PublisherClosed):
         await publisher.publish(make_event(1))
 
 
 async def test_an_event_larger_than_a_buffer_segment_is_refused_and_counted(
-    events_server: EventsServer, tmp_path: Path, metrics: ZastavaMetrics
+    backend: BackendProcess, tmp_path: Path, metrics: ZastavaMetrics
 ) -> None:
-    config = publisher_config(events_server.url, publisher={"bufferMaxBytes": 64 * 1024})
+    config = publisher_config(backend.url, publisher={"bufferMaxBytes": 64 * 1024})
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
         await publisher.publish(make_event(1, padding=8000))  # > the 4 KiB segments of a 64 KiB buffer
         await publisher.publish(make_event(2))
         assert await publisher.flush(10)
-    assert [row[1] for row in events_server.store.rows()] == [make_event(2).event_id]
+    assert backend.event_ids() == [make_event(2).event_id]
     assert sample(metrics, "zastava_runtime_events_rejected_total") == 1
 
 

@@ -365,3 +365,28 @@ async def test_batch_and_post_spans_are_recorded(events_server: EventsServer, tm
     assert sum(s.attributes["events"] for s in posts) == 25  # type: ignore[index]
     assert sum(s.attributes["events"] for s in batches) == 25  # type: ignore[index]
     assert {s.attributes["version"] for s in posts} == {"zastava.runtime.event@v1.1"}  # type: ignore[index]
+
+
+async def test_lines_the_real_backend_refuses_in_an_accepted_batch_are_counted_not_delivered(
+    backend: BackendProcess, tmp_path: Path, metrics: ZastavaMetrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reference backend answers 2xx with ``rejected: [{index, error}]`` when only some lines are refused
+    (here: events naming a tenant other than the caller's); those are counted and logged, not delivered."""
+    events = [make_event(i) for i in range(30)]
+    foreign = {7, 19}
+    events = [
+        e.model_copy(update={"tenant": "tenant-99"}).with_computed_id() if i in foreign else e
+        for i, e in enumerate(events)
+    ]
+    config = publisher_config(backend.url, publisher={"batchMaxEvents": 100})
+    with caplog.at_level(logging.ERROR, logger="zastava.observer.publisher"):
+        async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
+            for event in events:
+                await publisher.publish(event)
+            assert await publisher.flush(20)
+            assert publisher.rejected_total == 2 and publisher.delivered_total == 28
+    assert backend.event_ids() == [e.event_id for i, e in enumerate(events) if i not in foreign]
+    assert sample(metrics, "zastava_runtime_events_rejected_total") == 2
+    assert sample(metrics, "zastava_runtime_events_delivered_total") == 28
+    logged = {r.zastava_fields.get("eventId") for r in caplog.records if hasattr(r, "zastava_fields")}  # type: ignore[attr-defined]
+    assert {events[i].event_id for i in foreign} <= logged

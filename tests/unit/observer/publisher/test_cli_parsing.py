@@ -49,3 +49,13 @@ def test_oversized_input_lines_are_reported_and_skipped(monkeypatch: pytest.Monk
     monkeypatch.setattr(cli, "MAX_LINE_BYTES", 64)
     stream = io.BytesIO(b"short\n" + b"x" * 500 + b"\nafter\n" + b"y" * 70)
     assert list(cli._lines(stream)) == [(1, b"short\n"), (2, None), (3, b"after\n"), (4, None)]
+
+
+def test_line_rejections_of_an_ingest_answer() -> None:
+    from zastava.observer.publisher.client import _line_rejections
+
+    body = b'{"accepted": 1, "rejected": [{"index": 2, "error": "tenant"}, {"index": -1}, {"index": "x"}]}'
+    assert _line_rejections(body) == ((2, "tenant"),)
+    assert _line_rejections(b'{"accepted": 3}') == ()
+    assert _line_rejections(b'{"rejected": "no"}') == ()
+    assert _line_rejections(b'not json, but mentions "rejected"') == ()

@@ -19,7 +19,7 @@ from ..config import ZastavaConfig
 from ..telemetry.logging import event
 from .provider import TokenProvider
 
-__all__ = ["BackendAuth", "backend_auth"]
+__all__ = ["BackendAuth", "backend_auth", "has_credentials"]
 
 log = logging.getLogger("zastava.auth")
 
@@ -45,6 +45,11 @@ def _has_credentials(config: ZastavaConfig) -> bool:
         or authority.private_key_jwt_path
         or (authority.allow_static_token_fallback and authority.static_token_path)
     )
+
+
+def has_credentials(config: ZastavaConfig) -> bool:
+    """Whether the config names Authority credentials (so :func:`backend_auth` will authenticate)."""
+    return _has_credentials(config)
 
 
 def backend_auth(config: ZastavaConfig, *, component: str) -> BackendAuth:

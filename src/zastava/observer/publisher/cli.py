@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 import typer
 
 if TYPE_CHECKING:
+    from ...auth.backend import BackendAuth
     from ...config import ZastavaConfig
     from ...contracts import RuntimeEvent
+    from .publisher import EventPublisher
 
 events_app = typer.Typer(help="Runtime events: send captured events to a backend, follow stored ones.")
 
@@ -47,6 +49,13 @@ def _config(backend: str, config_file: Path | None, allow_insecure_http: bool) -
         return type(config).model_validate(data)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+
+
+def _backend_auth(config: ZastavaConfig, component: str) -> BackendAuth | None:
+    """OpTok/DPoP headers and the mTLS client when the config has Authority credentials, else None (plain)."""
+    from ...auth.backend import backend_auth, has_credentials
+
+    return backend_auth(config, component=component) if has_credentials(config) else None
 
 
 def parse_event_line(line: bytes) -> RuntimeEvent:
@@ -137,7 +146,23 @@ async def _send(config: ZastavaConfig, stream: BinaryIO, directory: Path, wait_s
     from ...telemetry.metrics import ZastavaMetrics
     from .publisher import EventPublisher
 
-    publisher = EventPublisher(config, buffer_dir=directory, metrics=ZastavaMetrics(), rate_limit=False)
+    auth = _backend_auth(config, "events-send")
+    publisher = EventPublisher(
+        config,
+        buffer_dir=directory,
+        metrics=ZastavaMetrics(),
+        rate_limit=False,
+        http_client=auth.http_client if auth else None,
+        headers_provider=auth.headers_provider if auth else None,
+    )
+    try:
+        return await _publish_stream(publisher, stream, wait_seconds)
+    finally:
+        if auth is not None:
+            await auth.aclose()
+
+
+async def _publish_stream(publisher: EventPublisher, stream: BinaryIO, wait_seconds: float) -> int:
     await publisher.start()
     bad = read = 0
     try:
@@ -172,87 +197,163 @@ async def _send(config: ZastavaConfig, stream: BinaryIO, directory: Path, wait_s
 @events_app.command("tail")
 def tail(
     backend: Annotated[str, typer.Option("--backend", help="backend base URL")],
-    since: Annotated[str | None, typer.Option(help="cursor to start after (default: the beginning)")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="only events at or after this RFC 3339 time (with zone), e.g. 2026-11-28T12:00:00Z"
+        ),
+    ] = None,
     interval: Annotated[float, typer.Option(help="seconds between polls")] = 2.0,
-    limit: Annotated[int, typer.Option(help="events per request", min=1, max=1000)] = 500,
-    once: Annotated[bool, typer.Option("--once", help="stop when no new event is returned")] = False,
+    limit: Annotated[int, typer.Option(help="events per request (page size)", min=1, max=1000)] = 500,
+    backlog: Annotated[
+        int, typer.Option(help="at most this many already-stored events printed first", min=0, max=1_000_000)
+    ] = 1000,
+    once: Annotated[bool, typer.Option("--once", help="print the backlog and stop")] = False,
     max_events: Annotated[int | None, typer.Option(help="stop after this many events")] = None,
     config_file: Annotated[Path | None, typer.Option("--config", help="zastava YAML config")] = None,
     allow_insecure_http: Annotated[
         bool, typer.Option("--allow-insecure-http", help="allow http:// to a non-loopback host")
     ] = False,
 ) -> None:
-    """Follow stored events: polls ``GET {eventsPath}?since=<cursor>`` and prints one envelope per line."""
+    """Follow stored events: polls ``GET {eventsPath}`` (newest first, ``nextCursor`` pages) and prints one
+    envelope per line, oldest first; with the config's Authority credentials the calls carry OpTok/DPoP."""
     import asyncio
 
     config = _config(backend, config_file, allow_insecure_http)
-    raise typer.Exit(asyncio.run(_tail(config, since, interval, limit, once, max_events)))
+    raise typer.Exit(asyncio.run(_tail(config, since, interval, limit, backlog, once, max_events)))
 
 
 def parse_page(data: Any) -> tuple[list[Any], str | None]:
-    """Items and next cursor of a query-API page, tolerant of field-name variants; ValueError if unusable."""
-    if isinstance(data, list):
-        return data, None
+    """Envelopes and next cursor of a query-API page (``{items: [{envelope, …}], total, nextCursor?}``; bare
+    envelopes in ``items`` are accepted too); ValueError if unusable."""
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    items = next((data[k] for k in ("items", "events", "data") if k in data), None)
-    if items is None:
-        raise ValueError("response has no 'items'")
+    items = data.get("items")
     if not isinstance(items, list):
-        raise ValueError("'items' is not a list")
-    cursor = next((data[k] for k in ("cursor", "nextCursor", "next") if data.get(k) not in (None, "")), None)
-    return items, None if cursor is None else str(cursor)
+        raise ValueError("response has no 'items' list")
+    envelopes = [
+        item["envelope"] if isinstance(item, dict) and isinstance(item.get("envelope"), dict) else item
+        for item in items
+    ]
+    cursor = data.get("nextCursor")
+    return envelopes, None if cursor in (None, "") else str(cursor)
+
+
+def _event_id(envelope: Any) -> str | None:
+    if isinstance(envelope, dict):
+        event = envelope.get("event", envelope)
+        if isinstance(event, dict) and isinstance(event.get("eventId"), str):
+            return str(event["eventId"])
+    return None
+
+
+class _TailError(Exception):
+    def __init__(self, message: str, *, fatal: bool) -> None:
+        super().__init__(message)
+        self.fatal = fatal
 
 
 async def _tail(
-    config: ZastavaConfig, since: str | None, interval: float, limit: int, once: bool, max_events: int | None
+    config: ZastavaConfig,
+    since: str | None,
+    interval: float,
+    limit: int,
+    backlog: int,
+    once: bool,
+    max_events: int | None,
 ) -> int:
+    """Newest-first pages: each poll walks pages until it meets an event already printed (or, on the first
+    poll, ``backlog`` events), then prints the new ones oldest first. Memory is bounded by ``backlog`` and the
+    remembered ids (the last 10 000 printed)."""
     import asyncio
+    from collections import deque
 
     import httpx
     import orjson
 
     url = config.backend.base_address.rstrip("/") + config.backend.events_path
-    cursor = since
+    auth = _backend_auth(config, "events-tail")
+    client = auth.http_client if auth else httpx.AsyncClient(timeout=config.backend.request_timeout_seconds)
+    headers_provider = auth.headers_provider if auth else None
+    seen_order: deque[str] = deque(maxlen=10_000)
+    seen: set[str] = set()
     printed = 0
     out = sys.stdout.buffer
-    async with httpx.AsyncClient(timeout=config.backend.request_timeout_seconds) as client:
+
+    async def get(cursor: str | None) -> tuple[list[Any], str | None]:
+        params: dict[str, str | int] = {"limit": limit}
+        if since is not None:
+            params["since"] = since
+        if cursor is not None:
+            params["cursor"] = cursor
+        headers = {"Accept": "application/json"}
+        if headers_provider is not None:
+            full = str(httpx.URL(url, params=params))
+            headers.update(await headers_provider("GET", full))
+        try:
+            response = await client.get(url, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise _TailError(f"{url}: {type(exc).__name__}: {exc}", fatal=False) from None
+        if response.status_code != 200:
+            message = f"{url}: HTTP {response.status_code}: {response.text[:200]}"
+            raise _TailError(message, fatal=response.status_code in (400, 401, 403, 404))
+        try:
+            return parse_page(orjson.loads(response.content))
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            raise _TailError(f"unexpected response from {url}: {exc}", fatal=True) from None
+
+    async def poll(first: bool) -> list[Any]:
+        fresh: list[Any] = []
+        cursor: str | None = None
+        cap = backlog if first else 1_000_000
+        while len(fresh) < cap:
+            envelopes, cursor = await get(cursor)
+            for envelope in envelopes:
+                event_id = _event_id(envelope)
+                if event_id is not None and event_id in seen:
+                    return fresh
+                fresh.append(envelope)
+                if len(fresh) >= cap:
+                    break
+            if cursor is None:
+                break
+        return fresh
+
+    first = True
+    try:
         while True:
-            params: dict[str, str | int] = {"limit": limit}
-            if cursor is not None:
-                params["since"] = cursor
             try:
-                response = await client.get(url, params=params, headers={"Accept": "application/json"})
-            except httpx.HTTPError as exc:
-                typer.echo(f"warning: {url}: {type(exc).__name__}: {exc}", err=True)
-                if once:
+                fresh = await poll(first)
+            except _TailError as exc:
+                typer.echo(f"{'error' if exc.fatal else 'warning'}: {exc}", err=True)
+                if exc.fatal or once:
                     return 3
                 await asyncio.sleep(interval)
                 continue
-            if response.status_code != 200:
-                typer.echo(f"warning: {url}: HTTP {response.status_code}: {response.text[:200]}", err=True)
-                if once or response.status_code in (400, 401, 403, 404):
-                    return 3
-                await asyncio.sleep(interval)
-                continue
-            try:
-                items, next_cursor = parse_page(response.json())
-            except ValueError as exc:
-                typer.echo(f"error: unexpected response from {url}: {exc}", err=True)
-                return 3
-            for item in items:
-                out.write(orjson.dumps(item) + b"\n")
+            if first and not backlog:  # print only what arrives from now on
+                for envelope in (await get(None))[0]:
+                    if (event_id := _event_id(envelope)) is not None:
+                        seen_order.append(event_id)
+                        seen.add(event_id)
+            first = False
+            for envelope in reversed(fresh):
+                event_id = _event_id(envelope)
+                if event_id is not None:
+                    if len(seen_order) == seen_order.maxlen:
+                        seen.discard(seen_order[0])
+                    seen_order.append(event_id)
+                    seen.add(event_id)
+                out.write(orjson.dumps(envelope) + b"\n")
                 printed += 1
                 if max_events is not None and printed >= max_events:
                     out.flush()
                     return 0
             out.flush()
-            if next_cursor is not None:
-                cursor = next_cursor
-            if not items:
-                if once:
-                    return 0
-                await asyncio.sleep(interval)
-            elif next_cursor is None:
-                typer.echo("error: the backend returned items without a cursor; cannot follow", err=True)
-                return 3
+            if once:
+                return 0
+            await asyncio.sleep(interval)
+    finally:
+        if auth is not None:
+            await auth.aclose()
+        else:
+            await client.aclose()

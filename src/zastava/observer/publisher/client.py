@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 import httpx
+import orjson
 
 from ...contracts import SCHEMA_VERSIONS_HEADER
 
@@ -51,6 +52,8 @@ class PostResult:
     schema_versions: str | None = None
     detail: str = ""
     latency_ms: float = 0.0
+    #: lines of an accepted batch that the backend refused one by one: (0-based line index, reason)
+    rejected: tuple[tuple[int, str], ...] = ()
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -73,6 +76,24 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if seconds != seconds or seconds < 0:  # NaN or in the past
         return 0.0
     return min(seconds, MAX_RETRY_AFTER_SECONDS)
+
+
+def _line_rejections(body: bytes) -> tuple[tuple[int, str], ...]:
+    """``rejected: [{index, error}]`` of an ingest answer (the reference backend stores the other lines)."""
+    if b'"rejected"' not in body:
+        return ()
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ()
+    items = data.get("rejected") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return ()
+    out: list[tuple[int, str]] = []
+    for item in items[:100_000]:
+        if isinstance(item, dict) and isinstance(item.get("index"), int) and item["index"] >= 0:
+            out.append((item["index"], str(item.get("error", ""))[:500]))
+    return tuple(out)
 
 
 class Backoff:
@@ -167,7 +188,8 @@ class EventsClient:
             outcome = Outcome.RETRY
         else:
             outcome = Outcome.FATAL
-        return PostResult(outcome, status, retry_after, schema, detail, latency)
+        rejected = _line_rejections(response.content) if outcome is Outcome.ACKED else ()
+        return PostResult(outcome, status, retry_after, schema, detail, latency, rejected)
 
     async def aclose(self) -> None:
         if self._own_client:

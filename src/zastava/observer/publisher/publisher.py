@@ -477,17 +477,22 @@ class EventPublisher:
                     return delay  # the caller rewinds: a prefetched batch is re-read from disk later
                 batch = following  # settled (refused events isolated): go on in order
                 continue
-            self._acknowledged(batch)
+            self._acknowledged(batch, result)
             self._update_gauges()
             self._progress.set()
             batch = following
         return None
 
-    def _acknowledged(self, batch: _Batch) -> None:
+    def _acknowledged(self, batch: _Batch, result: PostResult) -> None:
         self._backoff.reset()
         self.buffer.ack(batch.records[-1].seq)
-        self.delivered_total += len(batch.lines)
-        self.metrics.events_delivered.inc(len(batch.lines))
+        refused = {index for index, _reason in result.rejected if index < len(batch.lines)}
+        for index, reason in result.rejected:
+            if index < len(batch.lines):  # accepted batch, but this line was refused (e.g. another tenant)
+                self._reject_line(batch.lines[index], f"HTTP {result.status}: {reason}")
+        delivered = len(batch.lines) - len(refused)
+        self.delivered_total += delivered
+        self.metrics.events_delivered.inc(delivered)
         self._report_gap()
 
     async def _deliver(
@@ -508,7 +513,7 @@ class EventPublisher:
             result, changed = answered or await self._post(batch)
             answered = prepared = None
             if result.outcome is Outcome.ACKED:
-                self._acknowledged(batch)
+                self._acknowledged(batch, result)
                 return None
             if result.outcome is Outcome.REJECTED:
                 if changed and self.version != version:
@@ -555,6 +560,14 @@ class EventPublisher:
             "backend rejected an event; skipped",
             extra=fields(eventId=event_id, seq=record.seq, reason=reason[:500]),
         )
+
+    def _reject_line(self, line: bytes, reason: str) -> None:
+        self.rejected_total += 1
+        self.metrics.events_rejected.inc()
+        event_id = None
+        with contextlib.suppress(Exception):
+            event_id = orjson.loads(line)["event"]["eventId"]
+        log.error("backend rejected an event; skipped", extra=fields(eventId=event_id, reason=reason[:500]))
 
     def _report_gap(self) -> None:
         gap = self.buffer.take_gap()

@@ -1,7 +1,9 @@
-"""Fixtures of the publisher's integration tests: a real HTTP server playing the backend's events API.
+"""Fixtures of the publisher's integration tests.
 
-The server (:mod:`.events_server`) stands in for the reference backend of issue 5 until it is merged; the
-tests only use the wire contract, so it can be replaced by the real backend.
+``backend``: the real reference backend (``zastava backend serve`` subprocess over SQLite, see
+:mod:`.real_backend`) — outage, crash, cap and corruption tests run against it. ``events_server``: the
+in-process test server of :mod:`.events_server`, kept only for what the real backend cannot be made to do
+(forced 429/503, slow answers, refusing chosen events, a v1.0-only backend, counting POSTs).
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from zastava.config import ZastavaConfig
 from zastava.telemetry.metrics import ZastavaMetrics
 
 from .events_server import EventsServer
+from .real_backend import BackendProcess
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Iterator[BackendProcess]:
+    server = BackendProcess(tmp_path / "backend").start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

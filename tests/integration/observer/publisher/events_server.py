@@ -1,8 +1,13 @@
-"""A real HTTP server standing in for the reference backend's runtime-events API (issue 5).
+"""A real HTTP server playing the backend's runtime-events API, kept ONLY for behaviours the real reference
+backend cannot be made to show on demand.
 
-The reference backend is being written on another branch; until it is merged, the publisher's tests, the
-``events tail`` test and ``bench/bench_publisher.py`` run against this server. It implements the same wire
-contract the backend documents, so it can be swapped for the real backend without touching the tests' asserts:
+The publisher's delivery, outage, ``kill -9``, buffer-cap, corruption, rate-limit and CLI tests run against
+the real backend (``real_backend.BackendProcess``: ``zastava backend serve`` subprocess). This server remains
+for: forced 429 + ``Retry-After`` and 503 on every POST, answers slower than the client's timeout (after
+storing), refusing chosen ``eventId``s (isolation of a rejected event), a backend advertising only
+``zastava.runtime.event@v1.0`` (down-conversion), and counting POSTs/statuses (batching, per-request
+headers, spans); ``bench/bench_publisher.py`` also uses it (``--no-validate``) to measure the publisher
+rather than the backend's storage. Its wire contract:
 
 * ``POST /api/v1/scanner/runtime/events`` — ND-JSON, optionally ``Content-Encoding: gzip``; each line is a
   runtime-event envelope validated with ``zastava.contracts.parse_runtime_envelope``; a batch with any invalid

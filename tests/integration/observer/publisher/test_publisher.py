@@ -1,8 +1,7 @@
-"""The publisher against a real HTTP server (uvicorn + Starlette) playing the backend's runtime-events API.
-
-The server (see ``events_server``) stands in for the reference backend of issue 5 and can be replaced by it:
-the asserts only use what the wire contract promises (events stored once by ``eventId``, status codes,
-``Zastava-Schema-Versions``).
+"""The publisher against the real reference backend (``zastava backend serve`` subprocess, ``backend``
+fixture) for delivery, outage, buffer cap and corruption; against the test server of ``events_server`` only
+where the real backend cannot be made to misbehave on demand (forced 429/503, slow answers, refusing chosen
+events, v1.0-only negotiation, POST counting).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from zastava.telemetry.metrics import ZastavaMetrics
 
 from .conftest import publisher_config
 from .events_server import EventsServer, make_event
+from .real_backend import BackendProcess
 
 
 def sample(metrics: ZastavaMetrics, name: str, **labels: str) -> float:
@@ -30,8 +30,9 @@ def sample(metrics: ZastavaMetrics, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
-def stored_events(server: EventsServer) -> list[RuntimeEvent]:
-    return [parse_runtime_envelope(orjson.loads(row[5]))[1] for row in server.store.rows()]
+def stored_events(server: EventsServer | BackendProcess) -> list[RuntimeEvent]:
+    rows = server.rows() if isinstance(server, BackendProcess) else server.store.rows()
+    return [parse_runtime_envelope(orjson.loads(row[5]))[1] for row in rows]
 
 
 async def wait_for(predicate, within: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -62,23 +63,22 @@ async def test_batches_are_gzipped_ndjson_and_stored_once(
     assert sample(metrics, "zastava_buffer_pending_events") == 0
 
 
-async def test_flush_interval_sends_a_partial_batch(events_server: EventsServer, tmp_path: Path) -> None:
-    config = publisher_config(
-        events_server.url, publisher={"batchMaxEvents": 1000, "flushIntervalSeconds": 0.2}
-    )
+async def test_flush_interval_sends_a_partial_batch(backend: BackendProcess, tmp_path: Path) -> None:
+    config = publisher_config(backend.url, publisher={"batchMaxEvents": 1000, "flushIntervalSeconds": 0.2})
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=ZastavaMetrics()) as publisher:
         await publisher.publish(make_event(1))
-        await wait_for(lambda: events_server.store.count() == 1, within=5)
+        await wait_for(lambda: backend.count() == 1, within=5)
 
 
 async def test_backend_down_for_a_while_then_everything_arrives_in_order_per_node(
-    events_server: EventsServer, tmp_path: Path, metrics: ZastavaMetrics
+    backend: BackendProcess, tmp_path: Path, metrics: ZastavaMetrics
 ) -> None:
-    """Backend stopped for 60 s (``ZASTAVA_TEST_OUTAGE_SECONDS``) while events keep coming, then started."""
+    """The real backend process stopped (by PID) for 60 s while events keep coming, then started again.
+
+    ``ZASTAVA_TEST_OUTAGE_SECONDS`` shortens the outage for local runs only; CI runs the full 60 s (the
+    publisher's backoff grows to its cap during it, which a short outage would not exercise)."""
     outage = float(os.environ.get("ZASTAVA_TEST_OUTAGE_SECONDS", "60"))
-    config = publisher_config(
-        events_server.url, publisher={"batchMaxEvents": 200, "flushIntervalSeconds": 0.5}
-    )
+    config = publisher_config(backend.url, publisher={"batchMaxEvents": 200, "flushIntervalSeconds": 0.5})
     published: dict[str, list[str]] = defaultdict(list)
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
         index = 0
@@ -95,28 +95,28 @@ async def test_backend_down_for_a_while_then_everything_arrives_in_order_per_nod
                 await asyncio.sleep(0.05)
 
         await produce(1.0)
-        events_server.stop()
+        backend.stop()
         await produce(outage)
         assert publisher.buffer.pending > 0
         assert sample(metrics, "zastava_backend_failures_total", endpoint="events") > 0
-        events_server.start()
+        await asyncio.to_thread(backend.start)
         await produce(1.0)
         assert await publisher.flush(60)
     stored: dict[str, list[str]] = defaultdict(list)
-    for _seq, event_id, node, *_rest in events_server.store.rows():
+    for _seq, event_id, node, *_rest in backend.rows():
         stored[node].append(event_id)
-    assert stored == published
-    assert sum(len(v) for v in stored.values()) == index
+    assert stored == published  # every event, once, in publish order per node
+    items, total = backend.query_all()  # the query API agrees: newest first, paginated
+    assert total == len(items) == index
+    assert [i["envelope"]["event"]["eventId"] for i in reversed(items)] == backend.event_ids()
     assert sample(metrics, "zastava_buffer_drops_total") == 0
 
 
 async def test_cap_exceeded_drops_exactly_the_oldest_and_reports_the_gap(
-    events_server: EventsServer, tmp_path: Path, metrics: ZastavaMetrics
+    backend: BackendProcess, tmp_path: Path, metrics: ZastavaMetrics
 ) -> None:
-    events_server.stop()
-    config = publisher_config(
-        events_server.url, publisher={"bufferMaxBytes": 64 * 1024, "batchMaxEvents": 50}
-    )
+    backend.stop()
+    config = publisher_config(backend.url, publisher={"bufferMaxBytes": 64 * 1024, "batchMaxEvents": 50})
     events = [make_event(i) for i in range(600)]  # ~400 KB of envelopes into a 64 KB buffer
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
         for event in events:
@@ -130,11 +130,11 @@ async def test_cap_exceeded_drops_exactly_the_oldest_and_reports_the_gap(
         assert 0 < dropped < 600
         assert sample(metrics, "zastava_buffer_drops_total") == dropped
         assert sample(metrics, "zastava_buffer_bytes") <= 64 * 1024
-        events_server.start()
+        await asyncio.to_thread(backend.start)
         assert await publisher.flush(30)
-        await wait_for(lambda: any(e.kind == "AGENT_WARNING" for e in stored_events(events_server)))
+        await wait_for(lambda: any(e.kind == "AGENT_WARNING" for e in stored_events(backend)))
         assert await publisher.flush(10)
-    stored = stored_events(events_server)
+    stored = stored_events(backend)
     delivered = [e for e in stored if e.kind != "AGENT_WARNING"]
     warnings = [e for e in stored if e.kind == "AGENT_WARNING"]
     # exactly the oldest went
@@ -148,10 +148,10 @@ async def test_cap_exceeded_drops_exactly_the_oldest_and_reports_the_gap(
 
 
 async def test_corrupt_segment_records_are_skipped_counted_and_the_rest_delivered(
-    events_server: EventsServer, tmp_path: Path, metrics: ZastavaMetrics
+    backend: BackendProcess, tmp_path: Path, metrics: ZastavaMetrics
 ) -> None:
-    events_server.stop()
-    config = publisher_config(events_server.url)
+    backend.stop()
+    config = publisher_config(backend.url)
     events = [make_event(i) for i in range(40)]
     publisher = EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=ZastavaMetrics())
     await publisher.start()
@@ -165,20 +165,18 @@ async def test_corrupt_segment_records_are_skipped_counted_and_the_rest_delivere
         assert at > 0
         data[at + len(victim) - 2] ^= 0x01  # flip one bit inside the payload: checksum mismatch
     segment.write_bytes(bytes(data))
-    events_server.start()
+    await asyncio.to_thread(backend.start)
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
         assert await publisher.flush(10)
     expected = [e.event_id for i, e in enumerate(events) if i not in (5, 17, 30)]
-    assert [e.event_id for e in stored_events(events_server)] == expected
+    assert [e.event_id for e in stored_events(backend)] == expected
     assert sample(metrics, "zastava_buffer_corrupt_records_total") == 3
 
 
 async def test_rate_limit_and_coalescing_behave_as_configured(
-    events_server: EventsServer, tmp_path: Path, metrics: ZastavaMetrics
+    backend: BackendProcess, tmp_path: Path, metrics: ZastavaMetrics
 ) -> None:
-    config = publisher_config(
-        events_server.url, limits={"eventsPerSecond": 20, "burst": 5, "perNodeQueue": 3}
-    )
+    config = publisher_config(backend.url, limits={"eventsPerSecond": 20, "burst": 5, "perNodeQueue": 3})
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
         started = time.monotonic()
         for i in range(5):
@@ -190,10 +188,10 @@ async def test_rate_limit_and_coalescing_behave_as_configured(
         await publisher.publish(make_event(102))
         await publisher.publish(make_event(103))  # queue (3) full: dropped and counted
         assert sample(metrics, "zastava_runtime_events_limit_queue") == 3
-        await wait_for(lambda: events_server.store.count() == 8, within=10)
+        await wait_for(lambda: backend.count() == 8, within=10)
         elapsed = time.monotonic() - started
         assert await publisher.flush(5)
-    stored = stored_events(events_server)
+    stored = stored_events(backend)
     assert [e.workload.container_id for e in stored] == [
         make_event(i).workload.container_id for i in (0, 1, 2, 3, 4, 100, 101, 102)
     ]
@@ -207,23 +205,19 @@ async def test_rate_limit_and_coalescing_behave_as_configured(
     assert sample(metrics, "zastava_runtime_events_total", kind="CONTAINER_START") == 58
 
 
-async def test_rate_limited_events_are_persisted_on_close(
-    events_server: EventsServer, tmp_path: Path
-) -> None:
-    events_server.stop()
-    config = publisher_config(
-        events_server.url, limits={"eventsPerSecond": 0.5, "burst": 1, "perNodeQueue": 100}
-    )
+async def test_rate_limited_events_are_persisted_on_close(backend: BackendProcess, tmp_path: Path) -> None:
+    backend.stop()
+    config = publisher_config(backend.url, limits={"eventsPerSecond": 0.5, "burst": 1, "perNodeQueue": 100})
     publisher = EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=ZastavaMetrics())
     await publisher.start()
     for i in range(10):
         await publisher.publish(make_event(i))
     await publisher.aclose(timeout=0.2)
-    events_server.start()
+    await asyncio.to_thread(backend.start)
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=ZastavaMetrics()) as publisher:
         assert publisher.buffer.pending == 10
         assert await publisher.flush(10)
-    assert events_server.store.count() == 10
+    assert backend.count() == 10
 
 
 async def test_429_retry_after_is_honoured(events_server: EventsServer, tmp_path: Path) -> None:
@@ -326,25 +320,23 @@ async def test_headers_provider_is_called_per_request(events_server: EventsServe
     assert calls[0] == ("POST", events_server.url + "/api/v1/scanner/runtime/events")
 
 
-async def test_publish_before_start_is_refused(tmp_path: Path, events_server: EventsServer) -> None:
+async def test_publish_before_start_is_refused(tmp_path: Path, backend: BackendProcess) -> None:
     from zastava.observer.publisher import PublisherClosed
 
-    publisher = EventPublisher(
-        publisher_config(events_server.url), buffer_dir=tmp_path, metrics=ZastavaMetrics()
-    )
+    publisher = EventPublisher(publisher_config(backend.url), buffer_dir=tmp_path, metrics=ZastavaMetrics())
     with pytest.raises(PublisherClosed):
         await publisher.publish(make_event(1))
 
 
 async def test_an_event_larger_than_a_buffer_segment_is_refused_and_counted(
-    events_server: EventsServer, tmp_path: Path, metrics: ZastavaMetrics
+    backend: BackendProcess, tmp_path: Path, metrics: ZastavaMetrics
 ) -> None:
-    config = publisher_config(events_server.url, publisher={"bufferMaxBytes": 64 * 1024})
+    config = publisher_config(backend.url, publisher={"bufferMaxBytes": 64 * 1024})
     async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
         await publisher.publish(make_event(1, padding=8000))  # > the 4 KiB segments of a 64 KiB buffer
         await publisher.publish(make_event(2))
         assert await publisher.flush(10)
-    assert [row[1] for row in events_server.store.rows()] == [make_event(2).event_id]
+    assert backend.event_ids() == [make_event(2).event_id]
     assert sample(metrics, "zastava_runtime_events_rejected_total") == 1
 
 
@@ -373,3 +365,28 @@ async def test_batch_and_post_spans_are_recorded(events_server: EventsServer, tm
     assert sum(s.attributes["events"] for s in posts) == 25  # type: ignore[index]
     assert sum(s.attributes["events"] for s in batches) == 25  # type: ignore[index]
     assert {s.attributes["version"] for s in posts} == {"zastava.runtime.event@v1.1"}  # type: ignore[index]
+
+
+async def test_lines_the_real_backend_refuses_in_an_accepted_batch_are_counted_not_delivered(
+    backend: BackendProcess, tmp_path: Path, metrics: ZastavaMetrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reference backend answers 2xx with ``rejected: [{index, error}]`` when only some lines are refused
+    (here: events naming a tenant other than the caller's); those are counted and logged, not delivered."""
+    events = [make_event(i) for i in range(30)]
+    foreign = {7, 19}
+    events = [
+        e.model_copy(update={"tenant": "tenant-99"}).with_computed_id() if i in foreign else e
+        for i, e in enumerate(events)
+    ]
+    config = publisher_config(backend.url, publisher={"batchMaxEvents": 100})
+    with caplog.at_level(logging.ERROR, logger="zastava.observer.publisher"):
+        async with EventPublisher(config, buffer_dir=tmp_path / "buf", metrics=metrics) as publisher:
+            for event in events:
+                await publisher.publish(event)
+            assert await publisher.flush(20)
+            assert publisher.rejected_total == 2 and publisher.delivered_total == 28
+    assert backend.event_ids() == [e.event_id for i, e in enumerate(events) if i not in foreign]
+    assert sample(metrics, "zastava_runtime_events_rejected_total") == 2
+    assert sample(metrics, "zastava_runtime_events_delivered_total") == 28
+    logged = {r.zastava_fields.get("eventId") for r in caplog.records if hasattr(r, "zastava_fields")}  # type: ignore[attr-defined]
+    assert {events[i].event_id for i in foreign} <= logged

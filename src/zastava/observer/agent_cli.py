@@ -64,7 +64,11 @@ def run(config: ConfigOption = None, engine: EngineOption = None) -> None:
         from ..auth import backend_auth
         from .publisher import EventPublisher
 
-        auth = backend_auth(cfg, component="observer")
+        try:
+            auth = backend_auth(cfg, component="observer")
+        except (ValueError, OSError) as exc:
+            typer.echo(f"error: zastava.runtime.authority: {exc}", err=True)
+            raise typer.Exit(2) from None
         publisher = EventPublisher(
             cfg, metrics=metrics, http_client=auth.http_client, headers_provider=auth.headers_provider
         )

@@ -379,11 +379,9 @@ def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
             sampler.note("procfs.exe", "no executable (kernel thread)")
         elif first.zombie:
             sampler.note("procfs.exe", "no executable (zombie: exited, not yet reaped)")
-    if build.ok:
-        pass
-    elif build.status == "absent":
+    if build.status == "absent":
         sampler.note("elf.build_id.absent", f"{exe_path or '<exe>'}: {build.detail}")
-    elif exe_path is not None:
+    elif not build.ok and exe_path is not None:
         sampler.note(f"elf.build_id.{build.status}", f"{exe_path}: {build.detail}")
     program = argv[:1] or ([exe_path] if exe_path else [])
     if sampler.diagnostic:  # argv goes into process.entrypoint; the environment into evidence (JSON list)

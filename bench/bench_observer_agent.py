@@ -1,10 +1,10 @@
 """Observer agent under container churn on a private Docker engine (needs root; the engine is started here).
 
-``zastava observer run --engine docker`` runs as a subprocess writing ND-JSON events to stdout (no publisher
-on this branch). Short-lived containers are started and stopped in rounds; measured: start-to-event latency
-(``containers.run()`` called → CONTAINER_START line read) against the baseline of the same run — the engine's
-own ``start`` event seen by a bare Docker SDK subscriber — and the agent's RSS/CPU after each round (growth
-across rounds shows leaks).
+``zastava observer run --stdout --engine docker`` runs as a subprocess writing ND-JSON events to stdout: the
+full pipeline (inspection with hashing, EntryTrace, drift) without the publisher and backend. Short-lived
+containers are started and stopped in rounds; measured: start-to-event latency (``containers.run()`` called →
+CONTAINER_START line read) against the baseline of the same run — the engine's own ``start`` event seen by a
+bare Docker SDK subscriber — and the agent's RSS/CPU after each round (growth across rounds shows leaks).
 """
 
 from __future__ import annotations
@@ -42,7 +42,18 @@ def main(quick: bool = False) -> list[str]:
         )
         env = {**os.environ, "ZASTAVA_CACHE_DIR": str(workdir / "cache")}
         agent = subprocess.Popen(
-            [sys.executable, "-m", "zastava", "observer", "run", "--engine", "docker", "-c", str(config)],
+            [
+                sys.executable,
+                "-m",
+                "zastava",
+                "observer",
+                "run",
+                "--stdout",
+                "--engine",
+                "docker",
+                "-c",
+                str(config),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,

@@ -40,8 +40,17 @@ async def _stdout_publish(event: Any) -> None:
 
 
 @app.command("run")
-def run(config: ConfigOption = None, engine: EngineOption = None) -> None:
-    """Observe until SIGINT/SIGTERM; events go to the durable publisher (ND-JSON on stdout without one)."""
+def run(
+    config: ConfigOption = None,
+    engine: EngineOption = None,
+    stdout: Annotated[
+        bool,
+        typer.Option(
+            "--stdout", help="Write events as ND-JSON to stdout instead of publishing (no backend calls)."
+        ),
+    ] = False,
+) -> None:
+    """Observe until SIGINT/SIGTERM; events go to the backend through the durable publisher."""
     from ..telemetry.logging import configure_logging
     from ..telemetry.metrics import default_metrics
     from .agent import create_agent
@@ -61,6 +70,18 @@ def run(config: ConfigOption = None, engine: EngineOption = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if stdout:
+            agent, aclose = await create_agent(
+                cfg, _stdout_publish, engine=engine, metrics=metrics, backend=False
+            )
+            typer.echo(
+                f"observer: node {cfg.observer.node_name}, engine {agent.engine.name}, stdout", err=True
+            )
+            try:
+                await agent.run(stop)
+            finally:
+                await aclose()
+            return
         from ..auth import backend_auth
         from .publisher import EventPublisher
 

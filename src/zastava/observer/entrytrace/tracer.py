@@ -15,9 +15,9 @@ import os
 import posixpath
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from zastava.contracts import EntryTraceStep
 
@@ -149,6 +149,10 @@ class Probe:
     complete: bool
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
 class CachedRoot(RootFS):
     """A :class:`RootFS` that remembers lookups for the length of one trace.
 
@@ -214,49 +218,39 @@ class CachedRoot(RootFS):
         return self._cached_stat(path, False)
 
     def _cached_stat(self, path: str, follow: bool) -> os.stat_result:
-        key = (path, follow)
-        value = self._stat.get(key)
-        if value is None:
-            try:
-                quick = self._quick(path, follow)
-                if quick is not None:
-                    value = quick[0]
-                else:
-                    value = super().stat(path) if follow else super().lstat(path)
-            except RootFSError as exc:
-                value = exc
-            if len(self._stat) < 65536:
-                self._stat[key] = value
-        if isinstance(value, RootFSError):
-            raise value
-        return value
+        def compute() -> os.stat_result:
+            quick = self._quick(path, follow)
+            if quick is not None:
+                return quick[0]
+            return super(CachedRoot, self).stat(path) if follow else super(CachedRoot, self).lstat(path)
+
+        return _memo(self._stat, (path, follow), compute, 65536)
 
     def resolve(self, path: str) -> str:
-        value = self._resolve.get(path)
-        if value is None:
-            try:
-                quick = self._quick(path, True)
-                value = quick[1] if quick is not None else super().resolve(path)
-            except RootFSError as exc:
-                value = exc
-            if len(self._resolve) < 65536:
-                self._resolve[path] = value
-        if isinstance(value, RootFSError):
-            raise value
-        return value
+        def compute() -> str:
+            quick = self._quick(path, True)
+            return quick[1] if quick is not None else super(CachedRoot, self).resolve(path)
+
+        return _memo(self._resolve, path, compute, 65536)
 
     def listdir(self, path: str) -> list[str]:
-        value = self._listdir.get(path)
-        if value is None:
-            try:
-                value = super().listdir(path)
-            except RootFSError as exc:
-                value = exc
-            if len(self._listdir) < 4096:
-                self._listdir[path] = value
-        if isinstance(value, RootFSError):
-            raise value
-        return list(value)
+        return list(_memo(self._listdir, path, lambda: super(CachedRoot, self).listdir(path), 4096))
+
+
+def _memo(cache: dict[K, Any], key: K, compute: Callable[[], V], limit: int) -> V:
+    """Look ``key`` up in a bounded memo that also remembers failures (a missing file stays missing)."""
+    value = cache.get(key)
+    if value is None:
+        try:
+            value = compute()
+        except RootFSError as exc:
+            value = exc
+        if len(cache) < limit:
+            cache[key] = value
+    if isinstance(value, RootFSError):
+        raise value
+    result: V = value
+    return result
 
 
 class Tracer:

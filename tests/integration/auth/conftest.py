@@ -13,16 +13,12 @@ needing ``api:scanner.policy.read``) under three verifier profiles:
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.applications import Starlette
@@ -30,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.harness.servers import ThreadedServer
 from tests.integration.auth.pki import Pki, make_pki
 from zastava.auth import (
     SCOPE_POLICY_READ,
@@ -53,41 +50,6 @@ SECRETS = {
     "short": "short-secret-1",
     "certonly": "certonly-secret-1",
 }
-
-
-class ThreadedServer:
-    """uvicorn on a pre-bound loopback socket, run in a thread; stopped with ``should_exit``."""
-
-    def __init__(self, app: Any, **kwargs: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.app = app
-        self.kwargs = kwargs
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
-
-    def start(self) -> ThreadedServer:
-        config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1, **self.kwargs
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        if self.thread is not None:
-            self.thread.join(15)
-        self.sock.close()
 
 
 @dataclass

@@ -14,46 +14,26 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.harness.servers import ThreadedServer
 from zastava.contracts import (
     AdmissionDecisionEnvelope,
     ImagePolicy,
     RuntimePolicyRequest,
     RuntimePolicyResponse,
 )
-from zastava.devstack import free_port, wait_until
 
-
-class ThreadServer:
-    """An ASGI app served by uvicorn on 127.0.0.1 in a thread of this process (stopped by :meth:`stop`)."""
-
-    def __init__(self, app: Any, *, port: int | None = None, **uvicorn_options: Any) -> None:
-        self.port = port or free_port()
-        options = {"host": "127.0.0.1", "port": self.port, "log_config": None, "access_log": False}
-        options.update(uvicorn_options)
-        self.server = uvicorn.Server(uvicorn.Config(app, **options))
-        self.thread = threading.Thread(target=self.server.run, daemon=True, name=f"uvicorn-{self.port}")
-
-    def start(self) -> ThreadServer:
-        self.thread.start()
-        wait_until(lambda: bool(self.server.started), 15, f"server on port {self.port}")
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
+#: uvicorn in a thread of this process (shared test harness)
+ThreadServer = ThreadedServer
 
 
 def _default_result(ref: str) -> ImagePolicy:

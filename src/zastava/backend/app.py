@@ -187,7 +187,7 @@ class BackendService:
     async def ingest_events(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_RUNTIME_WRITE)
         body = await self.body(request)
-        items = split_envelopes(body, self.settings.max_events_per_request)
+        items = split_envelopes(body, self.settings.max_events_per_request, parse=False)
         prepared = await anyio.to_thread.run_sync(
             self.ingestor.prepare, principal.tenant, items, self.now_us()
         )
@@ -355,7 +355,7 @@ class BackendService:
                     pod_spec_digest=decision.pod_spec_digest,
                     received_us=now,
                     schema_version=str(version),
-                    body=item.raw if item.raw is not None else orjson.dumps(item.data).decode(),
+                    body=item.text(),
                 )
             )
         inserted = await anyio.to_thread.run_sync(self.store.insert_decisions, rows)

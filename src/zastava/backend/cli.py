@@ -63,7 +63,7 @@ def serve(
     from pydantic import ValidationError
 
     from ..config import BackendServer, ConfigError, load_config
-    from ..telemetry import configure_logging
+    from ..telemetry import configure_logging, settle_heap
     from .app import create_app
     from .policy import PolicyError
     from .store import StoreError
@@ -101,6 +101,7 @@ def serve(
         app = create_app(settings, authenticator=authenticator)
     except (StoreError, PolicyError) as exc:
         fail(str(exc))
+    settle_heap()
     scheme = "https" if tls else "http"
     err.print(
         f"zastava backend on {scheme}://{host}:{port} "

@@ -10,6 +10,15 @@ there is no second copy of the rules to drift.
 version, unexpected envelope keys, any validation error) and the caller then runs the contracts'
 :func:`~zastava.contracts.parse_runtime_envelope`, which produces the exact error message. The property test
 ``tests/unit/backend/test_fastpath.py`` checks that both accept and reject the same envelopes.
+
+:func:`fast_runtime_line` does the same for one ND-JSON line straight from its bytes (pydantic-core parses and
+validates in one pass, ~35% cheaper than ``orjson.loads`` + :func:`fast_runtime_envelope`). Its JSON parser
+differs from orjson at the edges: ``NaN``/``Infinity`` literals (the contracts' models forbid unknown keys and
+have no float fields, so they are refused either way) and integer literals outside orjson's 64-bit range
+(orjson reads them as floats, which the contracts refuse; pydantic-core reads exact integers, so the line
+validator bounds every integer to orjson's range and declines the rest). The property test over serialised
+and hand-damaged lines holds it to accepting exactly what ``orjson.loads`` + ``parse_runtime_envelope``
+accept.
 """
 
 from __future__ import annotations
@@ -17,10 +26,11 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic_core import CoreSchema, SchemaValidator
+from pydantic_core import core_schema as cs
 
 from ..contracts import RUNTIME_EVENT, RuntimeEvent, SchemaVersion, versions
 
-__all__ = ["FAST_EVENT", "fast_runtime_envelope", "typed_dict_schema"]
+__all__ = ["FAST_EVENT", "fast_runtime_envelope", "fast_runtime_line", "typed_dict_schema"]
 
 
 def typed_dict_schema(schema: Any) -> Any:
@@ -56,18 +66,45 @@ def typed_dict_schema(schema: Any) -> Any:
     return {key: typed_dict_schema(value) for key, value in schema.items()}
 
 
-def _validator(model: type[RuntimeEvent]) -> SchemaValidator:
-    schema: CoreSchema = typed_dict_schema(model.__pydantic_core_schema__)
-    return SchemaValidator(schema, schema.get("config"))
+def _orjson_int_range(schema: Any) -> Any:
+    """``schema`` with every ``int`` node bounded to the integers orjson reads as integers."""
+    if isinstance(schema, list):
+        return [_orjson_int_range(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _orjson_int_range(value) for key, value in schema.items()}
+    if out.get("type") == "int":
+        out["ge"] = max(out.get("ge", _I64_MIN), _I64_MIN)
+        out["le"] = min(out.get("le", _U64_MAX), _U64_MAX)
+    return out
 
+
+_I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
+_EVENT_SCHEMA: CoreSchema = typed_dict_schema(RuntimeEvent.__pydantic_core_schema__)
 
 #: Validates a runtime-event payload (wire dict) into a plain dict keyed by field name (not alias).
-FAST_EVENT = _validator(RuntimeEvent)
+FAST_EVENT = SchemaValidator(_EVENT_SCHEMA, _EVENT_SCHEMA.get("config"))
 
 _CURRENT = versions.current(RUNTIME_EVENT)
 #: Envelope versions the fast path handles: the current minor only (older minors need field checks).
 _FAST_VERSIONS: dict[str, SchemaVersion] = {str(_CURRENT): _CURRENT} if _CURRENT.minor > 0 else {}
 _ENVELOPE_KEYS = frozenset(("schemaVersion", "event"))
+
+#: A whole current-version envelope (JSON bytes) → ``{"schemaVersion": str, "event": event fields}``.
+_FAST_LINE: SchemaValidator | None = (
+    SchemaValidator(
+        cs.typed_dict_schema(
+            {
+                "schemaVersion": cs.typed_dict_field(cs.literal_schema([str(_CURRENT)])),
+                "event": cs.typed_dict_field(_orjson_int_range(_EVENT_SCHEMA)),
+            },
+            extra_behavior="forbid",
+        ),
+        _EVENT_SCHEMA.get("config"),
+    )
+    if _FAST_VERSIONS
+    else None
+)
 
 
 def fast_runtime_envelope(data: Any) -> tuple[SchemaVersion, dict[str, Any]] | None:
@@ -80,4 +117,14 @@ def fast_runtime_envelope(data: Any) -> tuple[SchemaVersion, dict[str, Any]] | N
     try:
         return version, FAST_EVENT.validate_python(data["event"])
     except Exception:  # any rejection is re-judged (and worded) by the contracts' parser
+        return None
+
+
+def fast_runtime_line(line: bytes) -> tuple[SchemaVersion, dict[str, Any]] | None:
+    """Like :func:`fast_runtime_envelope` for one envelope as JSON bytes; ``None`` → parse and re-judge."""
+    if _FAST_LINE is None:
+        return None
+    try:
+        return _CURRENT, _FAST_LINE.validate_json(line)["event"]
+    except Exception:  # malformed JSON or any rejection: re-judged (and worded) by the caller's slow path
         return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import zlib
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,7 +30,7 @@ from ..contracts import (
     versions,
 )
 from .catalog import CatalogIndex, image_digest
-from .fastpath import fast_runtime_envelope
+from .fastpath import fast_runtime_envelope, fast_runtime_line
 from .store import CatalogHead, EventRow, IngestWrite, Store
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 _MAX_ERROR = 1000
+_JSON_SPACE = b" \t\r"  # JSON's own whitespace (around a line; "\n" splits lines)
 
 
 class BodyError(Exception):
@@ -102,18 +103,36 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes:
     return bytes(out)
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     index: int
     data: Any = None
-    raw: str | None = None  # the envelope text as received (ND-JSON line), when available
+    raw: bytes | None = None  # the envelope as received (ND-JSON line, stripped), when available
     error: str | None = None
 
+    @property
+    def unparsed(self) -> bool:
+        """An ND-JSON line that :func:`split_envelopes` left for the caller to parse (``parse=False``)."""
+        return self.data is None and self.error is None and self.raw is not None
 
-def split_envelopes(body: bytes, max_items: int) -> list[Item]:
+    def parse(self) -> None:
+        """Parse :attr:`raw` into :attr:`data`, or set :attr:`error` when it is not JSON."""
+        assert self.raw is not None
+        try:
+            self.data = orjson.loads(self.raw)
+        except orjson.JSONDecodeError as exc:
+            self.error = f"line is not valid JSON: {exc}"[:_MAX_ERROR]
+
+    def text(self) -> str:
+        """The envelope's JSON text as stored: the line as received, else ``data`` serialised."""
+        return self.raw.decode("utf-8") if self.raw is not None else orjson.dumps(self.data).decode()
+
+
+def split_envelopes(body: bytes, max_items: int, *, parse: bool = True) -> list[Item]:
     """A JSON array of envelopes, one JSON object, or ND-JSON (one per non-blank line).
 
-    Indexes count envelopes from 0 (for ND-JSON: the position among non-blank lines).
+    Indexes count envelopes from 0 (for ND-JSON: the position among non-blank lines). With ``parse=False``
+    ND-JSON lines are left :attr:`Item.unparsed` (the ingest fast path validates them from their bytes).
     """
     head = body.lstrip()
     if not head:
@@ -139,11 +158,10 @@ def split_envelopes(body: bytes, max_items: int) -> list[Item]:
             continue
         if len(items) >= max_items:
             raise BodyError(413, f"more than {max_items} envelopes in one request")
-        index = len(items)
-        try:
-            items.append(Item(index, orjson.loads(line), raw=line.decode("utf-8").strip()))
-        except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-            items.append(Item(index, error=f"line is not valid JSON: {exc}"[:_MAX_ERROR]))
+        item = Item(len(items), raw=line.strip(_JSON_SPACE))
+        if parse:
+            item.parse()
+        items.append(item)
     return items
 
 
@@ -189,16 +207,24 @@ class Ingestor:
         rejected: list[IngestRejection] = []
         received = duplicates = 0
         seen: set[str] = set()
-        valid: list[tuple[Item, str, dict[str, Any]]] = []
+        valid: list[tuple[Item, str, dict[str, Any], str | None]] = []
+        digest_of: dict[str | None, str | None] = {}  # image reference → digest, once per batch
         schema: SchemaVersion
         event: dict[str, Any]
         event_id: str
         for item in items:
             received += 1
+            fast = None
+            if item.unparsed:  # an ND-JSON line: validated from its bytes, parsed only when declined
+                assert item.raw is not None
+                fast = fast_runtime_line(item.raw)
+                if fast is None:
+                    item.parse()
             if item.error is not None:
                 rejected.append(IngestRejection(index=item.index, error=item.error))
                 continue
-            fast = fast_runtime_envelope(item.data)
+            if fast is None:
+                fast = fast_runtime_envelope(item.data)
             if fast is not None:
                 schema, event = fast
             else:  # the contracts' parser: same decisions, and the error message on rejection
@@ -232,9 +258,12 @@ class Ingestor:
                 duplicates += 1
                 continue
             seen.add(event_id)
-            valid.append((item, str(schema), event))
+            ref = event["workload"].get("image_ref")
+            if ref not in digest_of:
+                digest_of[ref] = image_digest(ref)
+            valid.append((item, str(schema), event, digest_of[ref]))
 
-        digests = {d for _, _, ev in valid if (d := image_digest(ev["workload"].get("image_ref")))}
+        digests = {d for *_, d in valid if d}
         heads = self.store.catalog_heads(tenant, sorted(digests)) if digests else {}
         requested: dict[str, str] = {}
         build_ids: dict[tuple[str, str], int] = {}
@@ -243,13 +272,11 @@ class Ingestor:
         matched: dict[
             tuple[str, tuple[tuple[str, str | None], ...], tuple[str, ...]], list[tuple[str, str]]
         ] = {}
-        for item, version, event in valid:
+        for item, version, event, digest in valid:
             event_id = event["event_id"]
             workload = event["workload"]
             process = event.get("process")
-            ref = workload.get("image_ref")
-            digest = image_digest(ref)
-            image = digest or ref
+            image = digest or workload.get("image_ref")
             head = heads.get(digest) if digest else None
             when_us = _us(event["when"])
             correlation: dict[str, Any] | None = None
@@ -304,7 +331,7 @@ class Ingestor:
                     digest,
                     build_id,
                     version,
-                    item.raw if item.raw is not None else orjson.dumps(item.data).decode(),
+                    item.text(),
                     orjson.dumps(correlation).decode() if correlation else None,
                 )
             )
@@ -352,21 +379,20 @@ class Ingestor:
         )
 
 
-#: Longest value the store indexes, per event field (longer values are refused, never truncated).
-_COLUMN_LIMITS: tuple[tuple[str, int, Callable[[dict[str, Any]], str | None]], ...] = (
-    ("eventId", 128, lambda e: e["event_id"]),
-    ("node", 253, lambda e: e["node"]),
-    ("workload.namespace", 253, lambda e: e["workload"].get("namespace")),
-    ("workload.pod", 253, lambda e: e["workload"].get("pod")),
-    ("workload.containerId", 512, lambda e: e["workload"].get("container_id")),
-    ("workload.imageRef", 1024, lambda e: e["workload"].get("image_ref")),
-)
-
-
 def _column_problem(event: dict[str, Any]) -> str | None:
-    """``event``: validated fields by name (absent optional fields may be missing or None)."""
-    for name, limit, get in _COLUMN_LIMITS:
-        value = get(event)
+    """``event``: validated fields by name (absent optional fields may be missing or None).
+
+    The longest value the store indexes, per event field: longer values are refused, never truncated.
+    """
+    workload = event["workload"]
+    for name, limit, value in (
+        ("eventId", 128, event["event_id"]),
+        ("node", 253, event["node"]),
+        ("workload.namespace", 253, workload.get("namespace")),
+        ("workload.pod", 253, workload.get("pod")),
+        ("workload.containerId", 512, workload.get("container_id")),
+        ("workload.imageRef", 1024, workload.get("image_ref")),
+    ):
         if value is None:
             continue
         if len(value) > limit:

@@ -2,6 +2,7 @@
 
 from .logging import configure_logging, event, fields
 from .metrics import SPEC_NAMES, ZastavaMetrics, default_metrics
+from .setup import settle_heap
 from .tracing import enable_tracing, span
 
 __all__ = [
@@ -12,5 +13,6 @@ __all__ = [
     "enable_tracing",
     "event",
     "fields",
+    "settle_heap",
     "span",
 ]

@@ -6,6 +6,7 @@ authority guardrail warnings of §7, and returns the component's metrics with ``
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import TextIO
 
@@ -13,7 +14,7 @@ from ..config import ZastavaConfig, authority_guardrail_warnings
 from .logging import configure_logging, event
 from .metrics import ZastavaMetrics, default_metrics
 
-__all__ = ["runtime_core"]
+__all__ = ["runtime_core", "settle_heap"]
 
 log = logging.getLogger("zastava.runtime")
 
@@ -40,3 +41,21 @@ def runtime_core(config: ZastavaConfig, component: str, *, stream: TextIO | None
             log, logging.WARNING, warning["message"], **{k: v for k, v in warning.items() if k != "message"}
         )
     return default_metrics(runtime.metrics.common_tags)
+
+
+#: Young-generation threshold for servers (CPython's default is 700 allocations).
+SERVER_GC_GEN0 = 10_000
+
+
+def settle_heap(gen0: int = SERVER_GC_GEN0) -> None:
+    """Call once a server has imported and built everything, just before it serves.
+
+    Moves the start-up heap (modules, schemas, the app) out of the collector's reach (``gc.freeze``) and lets
+    more short-lived objects pile up between young collections: a request that parses and validates 500
+    events allocates tens of thousands of containers, and with the defaults the collector kept re-walking
+    the whole start-up heap. Measured on the backend's ingest (``bench/run.py backend``, docs/benchmarks.md).
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(gen0, gen1, gen2)

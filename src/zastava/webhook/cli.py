@@ -60,7 +60,7 @@ def serve_command(
     import asyncio
 
     from ..config import ZastavaConfig
-    from ..telemetry.setup import runtime_core
+    from ..telemetry.setup import runtime_core, settle_heap
     from .server import bind_socket, parse_listen, serve
 
     cfg = _config(config)
@@ -92,6 +92,7 @@ def serve_command(
     except (ValueError, OSError) as exc:
         fail(f"cannot listen on {cfg.webhook.listen}: {exc}")
     components = _build(cfg, use_backend=True, metrics=metrics)
+    settle_heap()
     try:
         asyncio.run(
             serve(components, cert_path=cfg.webhook.cert_path, key_path=cfg.webhook.key_path, sock=sock)

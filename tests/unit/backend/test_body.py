@@ -73,7 +73,16 @@ def test_split_forms() -> None:
     items = split_envelopes(b"\n" + orjson.dumps(env) + b"\n\n  \n{bad\n" + orjson.dumps(env), 10)
     assert [i.index for i in items] == [0, 1, 2]
     assert items[1].error is not None and "not valid JSON" in items[1].error
-    assert items[0].raw == orjson.dumps(env).decode()
+    assert items[0].raw == orjson.dumps(env) and items[0].text() == orjson.dumps(env).decode()
+    lazy = split_envelopes(b" " + orjson.dumps(env) + b"\t\r\n{bad\n", 10, parse=False)
+    assert [(i.unparsed, i.data, i.raw) for i in lazy] == [
+        (True, None, orjson.dumps(env)),
+        (True, None, b"{bad"),
+    ]
+    lazy[1].parse()
+    assert not lazy[1].unparsed and lazy[1].error is not None and "not valid JSON" in lazy[1].error
+    # only JSON's own whitespace is trimmed around a line: a form feed stays and makes the line invalid
+    assert split_envelopes(orjson.dumps(env) + b"\x0c", 10)[0].error is not None
     with pytest.raises(BodyError) as info:
         split_envelopes(b"\n".join([orjson.dumps(env)] * 11), 10)
     assert info.value.status == 413

@@ -1,10 +1,13 @@
 """Property: the ingest fast path (``zastava.backend.fastpath``) accepts exactly the envelopes that the
 contracts' ``parse_runtime_envelope`` accepts, with the same field values; everything it declines is judged
-(and worded) by ``parse_runtime_envelope`` itself, so rejection messages cannot differ."""
+(and worded) by ``parse_runtime_envelope`` itself, so rejection messages cannot differ. The same holds for
+ND-JSON lines validated from their bytes (``fast_runtime_line``) against ``orjson.loads`` + the contracts."""
 
 from __future__ import annotations
 
 import copy
+import json
+import re
 from typing import Any
 
 import orjson
@@ -12,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zastava.backend.fastpath import fast_runtime_envelope
+from zastava.backend.fastpath import fast_runtime_envelope, fast_runtime_line
 from zastava.contracts import (
     EnvelopeError,
     EventKind,
@@ -175,3 +178,90 @@ def test_fast_path_declines_shapes_the_contracts_refuse() -> None:
     ):
         assert fast_runtime_envelope(bad) is None
         assert _slow(bad)[0] == "reject"
+
+
+#: JSON text that a serialiser never writes but a hostile client can: where orjson and pydantic-core's own
+#: parser disagree (NaN/Infinity literals, numbers beyond 64 bits or beyond double range) or are delicate.
+_RAW_TOKENS = [
+    "NaN",
+    "-Infinity",
+    "Infinity",
+    "1e400",
+    "-1e400",
+    "123456789012345678901234567890",
+    "18446744073709551616",
+    "1.0",
+    "1e2",
+    "-0",
+    '"\\ud800"',
+    '"\\u0000"',
+    '"2025-10-17T00:00:00.123456789Z"',
+    "[]",
+    "{}",
+]
+_RAW_MARK = "\u0001raw{}\u0001"
+
+
+def _raw_marker(token: str) -> str:
+    return _RAW_MARK.format(_RAW_TOKENS.index(token))
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> bytes:
+    data: Any = draw(envelopes())
+    if isinstance(data, dict) and isinstance(data.get("event"), dict):
+        event = data["event"]
+        for _ in range(draw(st.integers(0, 2))):
+            paths = [p for p in _paths(event) if p]
+            if not paths:
+                break
+            path = draw(st.sampled_from(paths))
+            parent = event
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = _raw_marker(draw(st.sampled_from(_RAW_TOKENS)))
+    separators = draw(st.sampled_from([None, (",", ":")]))
+    text = json.dumps(data, ensure_ascii=draw(st.booleans()), separators=separators)
+    for i, token in enumerate(_RAW_TOKENS):
+        text = text.replace(json.dumps(_RAW_MARK.format(i)), token)
+    if draw(st.booleans()):  # a duplicated key: both parsers must keep the last one
+        text = text.replace('"eventId":', '"eventId": "sha256-dup", "eventId":', 1)
+    return text.encode("utf-8", errors="surrogatepass") + draw(st.sampled_from([b"", b" ", b"\t\r"]))
+
+
+def _slow_line(line: bytes) -> tuple[str, Any]:
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return "reject", str(exc)
+    return _slow(data)
+
+
+_BIG_INT = re.compile(rb"\d{16,}")
+
+
+@given(lines())
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+def test_line_fast_path_accepts_exactly_what_orjson_and_the_contracts_accept(line: bytes) -> None:
+    slow = _slow_line(line)
+    fast = fast_runtime_line(line)
+    if fast is None:
+        if slow[0] == "accept" and orjson.loads(line).get("schemaVersion") == "zastava.runtime.event@v1.1":
+            pytest.fail(f"the line fast path declined a valid current-version envelope: {line[:300]!r}")
+        return
+    assert slow[0] == "accept", f"line fast path accepted what orjson + the contracts reject: {slow[1]}"
+    if not _BIG_INT.search(line):  # orjson reads integers beyond 64 bits as floats: same verdict, other value
+        assert (str(fast[0]), _strip_none(fast[1])) == slow[1]
+
+
+def test_line_fast_path_on_seeds_and_hostile_literals() -> None:
+    current = next(seed for seed in _SEEDS if seed["schemaVersion"].endswith("@v1.1"))
+    line = orjson.dumps(current)
+    fast = fast_runtime_line(line)
+    assert fast is not None and (str(fast[0]), _strip_none(fast[1])) == _slow(current)[1]
+    for token in ("NaN", "Infinity", "1e400"):
+        bad = line.replace(b'"pid":12345', b'"pid":' + token.encode(), 1)
+        assert bad != line
+        assert fast_runtime_line(bad) is None and _slow_line(bad)[0] == "reject"
+    assert fast_runtime_line(orjson.dumps(_SEEDS[-1])) is None  # v1.0: the contracts' path
+    assert fast_runtime_line(b"\xef\xbb\xbf" + line) is None  # a BOM, refused by orjson too

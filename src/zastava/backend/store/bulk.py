@@ -36,6 +36,7 @@ def _sqlite_insert(rows: int) -> str:
         "ON CONFLICT (tenant, event_id) DO NOTHING"
     )
 
+
 _PG_TEMP = (
     "CREATE TEMP TABLE IF NOT EXISTS _zastava_ingest_events "
     "(LIKE runtime_events INCLUDING DEFAULTS EXCLUDING CONSTRAINTS EXCLUDING INDEXES) ON COMMIT DELETE ROWS"

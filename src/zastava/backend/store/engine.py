@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from .bulk import insert_events
+from .checkpoint import WAL_PRAGMAS, WalCheckpointer, checkpoint
 from .records import CatalogHead, CatalogRecord, DecisionRow, IngestWrite, Page
 from .schema import (
     admission_decisions,
@@ -93,12 +94,17 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         # SQLite allows one writer; serialising here avoids busy errors under concurrent requests.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._checkpointer: WalCheckpointer | None = None
         if migrate:
             self.migrate()
+        if self.dialect == "sqlite":
+            self._checkpointer = WalCheckpointer(parsed.database or "")
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.engine.dispose()
 
     def _alembic(self) -> Config:
@@ -143,8 +149,12 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._write_lock, self.engine.begin() as conn:
-            yield conn
+        with self._write_lock:
+            with self.engine.begin() as conn:
+                yield conn
+            if self._checkpointer is not None and self._checkpointer.wrote():
+                with self.engine.connect() as conn:
+                    checkpoint(conn.connection.driver_connection, "PASSIVE")  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------------------------------- ingest
 
@@ -484,4 +494,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    for pragma in WAL_PRAGMAS:
+        cursor.execute(pragma)
     cursor.close()

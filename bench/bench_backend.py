@@ -26,7 +26,7 @@ import httpx
 import orjson
 
 from bench.common import ms, pct
-from zastava.backend.fastpath import fast_runtime_envelope
+from zastava.backend.fastpath import fast_runtime_line
 from zastava.backend.store import EventRow, Store
 from zastava.backend.store.bulk import insert_events
 from zastava.contracts import LoadedLib, parse_runtime_envelope, runtime_envelope_wire
@@ -246,11 +246,12 @@ def _run_store(
     for env in envelopes:
         parse_runtime_envelope(env)
     validate_rate = len(envelopes) / (time.perf_counter() - start)
+    lines = [orjson.dumps(env) for env in envelopes]
     start = time.perf_counter()
-    for env in envelopes:
-        if fast_runtime_envelope(env) is None:
+    for line in lines:
+        if fast_runtime_line(line) is None:
             raise RuntimeError("the ingest fast path declined a valid envelope")
-    fast_rate = len(envelopes) / (time.perf_counter() - start)
+    fast_rate = len(lines) / (time.perf_counter() - start)
     server = Server(http_url, workdir)
     try:
         with httpx.Client(base_url=server.base) as client:
@@ -273,13 +274,13 @@ def _run_store(
         f"{label}: raw bulk insert of the same rows {raw_rate:,.0f} rows/s; "
         f"ingest/raw = {rate / raw_rate:.2f}",
         f"{label}: contract validation alone (parse_runtime_envelope, in-process) "
-        f"{validate_rate:,.0f} events/s; ingest fast path (typed-dict mirror) {fast_rate:,.0f} events/s",
+        f"{validate_rate:,.0f} events/s; ingest fast path (bytes → fields, one pass) {fast_rate:,.0f} events/s",
         f"{label}: /policy/runtime (2 images, warm) p50 {p50}, p95 {p95} over {len(latencies)} requests",
     ]
 
 
 def main(quick: bool = False) -> list[str]:
-    batches = 8 if quick else 40
+    batches = 8 if quick else 200  # 100,000 events: long enough for the store's checkpoints to count
     policy_n = 200 if quick else 1000
     lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="zastava-bench-backend-") as tmp:

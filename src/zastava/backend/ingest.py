@@ -240,7 +240,7 @@ class Ingestor:
                     )
                     continue
                 event = model.model_dump()
-            problem = _column_problem(event)
+            problem = _column_problem(event, item.raw)
             if problem is not None:
                 rejected.append(IngestRejection(index=item.index, error=problem))
                 continue
@@ -269,9 +269,10 @@ class Ingestor:
         build_ids: dict[tuple[str, str], int] = {}
         usage: dict[tuple[str, str], tuple[str, int, str]] = {}
         per_node: Counter[str] = Counter()
-        matched: dict[
-            tuple[str, tuple[tuple[str, str | None], ...], tuple[str, ...]], list[tuple[str, str]]
-        ] = {}
+        # containers of one image load the same files: match each distinct set once per batch, and write
+        # each distinct correlation once
+        matched: dict[tuple[str, tuple[tuple[str, str | None], ...], tuple[str, ...]], _Used] = {}
+        correlations: dict[tuple[str | None, tuple[str, ...]], str | None] = {}
         for item, version, event, digest in valid:
             event_id = event["event_id"]
             workload = event["workload"]
@@ -279,28 +280,18 @@ class Ingestor:
             image = digest or workload.get("image_ref")
             head = heads.get(digest) if digest else None
             when_us = _us(event["when"])
-            correlation: dict[str, Any] | None = None
-            if head is not None:
-                correlation = {
-                    "catalog": {
-                        "digest": head.digest,
-                        "signed": head.signed,
-                        "hasSbom": head.has_sbom,
-                        **({"baseImageDigest": head.base_digest} if head.base_digest else {}),
-                    }
-                }
+            reason: str | None = None
             if image and (head is None or not head.has_sbom):
                 reason = "no-sbom" if head is not None else "unknown-image" if digest else "unpinned-image"
                 requested.setdefault(image, reason)
                 write.delta_scans.append((image, reason, now_us, event_id))
-                correlation = {**(correlation or {}), "deltaScan": reason}
             build_id = process.get("build_id") if process else None
+            used_refs: tuple[str, ...] = ()
             if event["kind"] is EventKind.CONTAINER_START and digest:
                 if build_id:
                     key = (digest, build_id)
                     build_ids[key] = max(build_ids.get(key, 0), when_us)
                 if head is not None and head.has_sbom:
-                    # containers of one image load the same files: match each distinct set once per batch
                     files = (
                         digest,
                         tuple((lib["path"], lib.get("sha256")) for lib in event.get("loaded_libs") or ()),
@@ -308,12 +299,13 @@ class Ingestor:
                     )
                     used = matched.get(files)
                     if used is None:
-                        used = matched[files] = self._used(tenant, head, files[1], files[2])
-                    for bom_ref, how in used:
+                        used = matched[files] = _Used.of(self._used(tenant, head, files[1], files[2]))
+                    for bom_ref, how in used.matches:
                         usage[(digest, bom_ref)] = (how, when_us, event_id)
-                    if used:
-                        assert correlation is not None
-                        correlation["usedComponents"] = sorted({ref for ref, _ in used})
+                    used_refs = used.refs
+            ckey = (image, used_refs)
+            if ckey not in correlations:
+                correlations[ckey] = _correlation(head, reason, used_refs)
             node: str = event["node"]
             per_node[node] += 1
             write.events.append(
@@ -332,7 +324,7 @@ class Ingestor:
                     build_id,
                     version,
                     item.text(),
-                    orjson.dumps(correlation).decode() if correlation else None,
+                    correlations[ckey],
                 )
             )
         # one delta-scan upsert per image and batch
@@ -379,11 +371,42 @@ class Ingestor:
         )
 
 
-def _column_problem(event: dict[str, Any]) -> str | None:
-    """``event``: validated fields by name (absent optional fields may be missing or None).
+@dataclass(frozen=True, slots=True)
+class _Used:
+    """Catalog components one set of loaded files matched: ``(bom-ref, how)`` pairs and the sorted refs."""
+
+    matches: list[tuple[str, str]]
+    refs: tuple[str, ...]
+
+    @classmethod
+    def of(cls, matches: list[tuple[str, str]]) -> _Used:
+        return cls(matches, tuple(sorted({ref for ref, _ in matches})))
+
+
+def _correlation(head: CatalogHead | None, delta_scan: str | None, used: tuple[str, ...]) -> str | None:
+    """The ``correlation`` column: catalog facts, the delta-scan reason and used components (JSON)."""
+    out: dict[str, Any] = {}
+    if head is not None:
+        out["catalog"] = {
+            "digest": head.digest,
+            "signed": head.signed,
+            "hasSbom": head.has_sbom,
+            **({"baseImageDigest": head.base_digest} if head.base_digest else {}),
+        }
+    if delta_scan is not None:
+        out["deltaScan"] = delta_scan
+    if used:
+        out["usedComponents"] = list(used)
+    return orjson.dumps(out).decode() if out else None
+
+
+def _column_problem(event: dict[str, Any], raw: bytes | None) -> str | None:
+    """``event``: validated fields by name (absent optional fields may be missing or None); ``raw``: its
+    JSON text when known (JSON writes NUL only as the escape ``\\u0000``, so its absence settles that check).
 
     The longest value the store indexes, per event field: longer values are refused, never truncated.
     """
+    nul = raw is None or b"\\u0000" in raw
     workload = event["workload"]
     for name, limit, value in (
         ("eventId", 128, event["event_id"]),
@@ -397,7 +420,7 @@ def _column_problem(event: dict[str, Any]) -> str | None:
             continue
         if len(value) > limit:
             return f"event.{name} is longer than {limit} characters"
-        if "\x00" in value:
+        if nul and "\x00" in value:
             return f"event.{name} contains a NUL character"
     return None
 

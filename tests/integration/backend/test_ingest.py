@@ -187,6 +187,23 @@ async def test_other_tenant_and_oversized_fields_rejected(client) -> None:  # ty
     assert "NUL" in errors[2]
 
 
+async def test_nul_and_oversized_fields_rejected_in_ndjson_lines(client) -> None:  # type: ignore[no-untyped-def]
+    """The ND-JSON path validates lines from their bytes and skips the NUL scan when the line has no
+    ``\\u0000`` escape: a NUL must still be found, and a line that only mentions the escape is kept."""
+    lines = [
+        envelope(make_event(1, node="a\x00b")),
+        envelope(make_event(2, node="n" * 300)),
+        envelope(make_event(3, node="literal-\\u0000-text")),
+    ]
+    body = b"\n".join(orjson.dumps(line) for line in lines)
+    assert body.count(b"\\u0000") == 2  # the NUL escape, and the escaped backslash before "u0000"
+    r = await client.post(EVENTS, content=body, headers={"content-type": "application/x-ndjson"})
+    result = r.json()
+    assert [rej["index"] for rej in result["rejected"]] == [0, 1]
+    assert "NUL" in result["rejected"][0]["error"] and "longer than 253" in result["rejected"][1]["error"]
+    assert result["accepted"] == 1
+
+
 async def test_resend_is_stored_once(client, store: Store) -> None:  # type: ignore[no-untyped-def]
     batch = orjson.dumps([envelope(make_event(i)) for i in range(10)] + [envelope(make_event(0))])
     first = (await client.post(EVENTS, content=batch)).json()

@@ -274,7 +274,8 @@ def _run_store(
         f"{label}: raw bulk insert of the same rows {raw_rate:,.0f} rows/s; "
         f"ingest/raw = {rate / raw_rate:.2f}",
         f"{label}: contract validation alone (parse_runtime_envelope, in-process) "
-        f"{validate_rate:,.0f} events/s; ingest fast path (bytes → fields, one pass) {fast_rate:,.0f} events/s",
+        f"{validate_rate:,.0f} events/s; "
+        f"ingest fast path (bytes → fields, one pass) {fast_rate:,.0f} events/s",
         f"{label}: /policy/runtime (2 images, warm) p50 {p50}, p95 {p95} over {len(latencies)} requests",
     ]
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,21 +32,16 @@ from zastava.contracts import (
     dump_runtime_envelope,
     versions,
 )
+from zastava.devstack import free_port
 from zastava.observer.publisher import DiskBuffer, EventPublisher
 from zastava.telemetry.metrics import ZastavaMetrics
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class _Server:
     def __init__(self, directory: Path, validate: bool = True) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         args = [sys.executable, "-m", "tests.integration.observer.publisher.events_server"]
         args += ["--port", str(self.port), "--db", str(directory / f"bench-{self.port}.sqlite")]
         if not validate:

@@ -2,7 +2,8 @@
 
 The socket is bound when the object is made, so its port is known (and cannot be taken by anyone else) before
 the app exists — a server whose app needs its own URL (an OIDC issuer, a registry token realm) sets ``app``
-afterwards. Stopped with :meth:`stop` (``should_exit``), never by killing anything.
+afterwards. Stopped with :meth:`stop` (``should_exit``), never by killing anything; :meth:`start` after
+:meth:`stop` serves again on the same port (outage tests: connections are refused in between).
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import uvicorn
 
 
 class ThreadedServer:
-    def __init__(self, app: Any = None, **uvicorn_options: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
+    def __init__(self, app: Any = None, *, port: int = 0, **uvicorn_options: Any) -> None:
+        self.sock: socket.socket | None = None
+        self.port = port
+        self._bind()
         self.app = app
         self.options = {
             "log_level": "warning",
@@ -33,7 +33,19 @@ class ThreadedServer:
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
 
+    def _bind(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.port = self.sock.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def start(self, timeout: float = 20) -> ThreadedServer:
+        if self.sock is None:
+            self._bind()
         self.server = uvicorn.Server(uvicorn.Config(self.app, **self.options))
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True, name=f"uvicorn-{self.port}"
@@ -51,4 +63,7 @@ class ThreadedServer:
             self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(15)
-        self.sock.close()
+        self.server = self.thread = None
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None

@@ -8,24 +8,22 @@ import asyncio
 import base64
 import hashlib
 import json
-import threading
-import time
 import uuid
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from zastava.devstack import free_port
+from tests.harness.servers import ThreadedServer
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 class FakeRegistry:
     def __init__(self, *, referrers_api: bool = True, bearer: tuple[str, str] | None = None) -> None:
-        self.port = free_port()
+        self.http = ThreadedServer(lifespan="off")
+        self.port = self.http.port
         self.referrers_api = referrers_api
         self.bearer = bearer  # (user, password) required at the token endpoint
         self.throttle_remaining = 0
@@ -39,8 +37,6 @@ class FakeRegistry:
         self.delay = 0.0  # seconds each manifest request takes
         self.inflight = 0
         self.max_inflight = 0
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
 
     @property
     def host(self) -> str:
@@ -191,19 +187,9 @@ class FakeRegistry:
                 Route("/v2/{name:path}/blobs/{digest}", self.blob, methods=["GET", "HEAD"]),
             ]
         )
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("fake registry did not start")
-            time.sleep(0.02)
+        self.http.app = app
+        self.http.start()
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.should_exit = True
-        if self.thread is not None:
-            self.thread.join(5)
+        self.http.stop()

@@ -30,20 +30,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import signal
 import sqlite3
 import threading
-import time
 import zlib
 from pathlib import Path
 from typing import Any
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.harness.servers import ThreadedServer
 from zastava.contracts import RUNTIME_EVENT, SCHEMA_VERSIONS_HEADER, EnvelopeError, parse_runtime_envelope
 from zastava.contracts import versions as contract_versions
 
@@ -117,7 +117,6 @@ class EventsServer:
     ) -> None:
         self.store = EventsStore(db_path)
         self.schema_versions = schema_versions or contract_versions.header_value(RUNTIME_EVENT)
-        self.port = port
         self.validate = validate
         self.fail_status: int | None = None
         self.retry_after: str | None = None
@@ -126,11 +125,11 @@ class EventsServer:
         self.max_body_bytes = 64 * 1024 * 1024
         self.posts = 0
         self.statuses: list[int] = []
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.app = Starlette(
             routes=[Route(EVENTS_PATH, self._post, methods=["POST"]), Route(EVENTS_PATH, self._get)]
         )
+        self.http = ThreadedServer(self.app, port=port, lifespan="off")
+        self.port = self.http.port
 
     # ----------------------------------------------------------------------------------------- HTTP
 
@@ -207,27 +206,11 @@ class EventsServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> EventsServer:
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", access_log=False
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="events-server", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"events test server did not start on port {self.port}")
-            time.sleep(0.01)
-        if not self.port:
-            self.port = server.servers[0].sockets[0].getsockname()[1]
-        self._server, self._thread = server, thread
+        self.http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+        self.http.stop()
 
     def close(self) -> None:
         self.stop()
@@ -246,8 +229,11 @@ def main() -> None:
     parser.add_argument("--db", default=":memory:")
     parser.add_argument("--no-validate", action="store_true", help="store without pydantic validation")
     args = parser.parse_args()
-    server = EventsServer(args.db, port=args.port, validate=not args.no_validate)
-    uvicorn.run(server.app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    with EventsServer(args.db, port=args.port, validate=not args.no_validate):
+        done.wait()
 
 
 if __name__ == "__main__":

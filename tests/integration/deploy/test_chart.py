@@ -51,6 +51,20 @@ NON_DEFAULT = [
     "config.zastava.admission.enforce=false",
     "--set",
     "config.zastava.runtime.collect.maxLibs=128",
+    "--set",
+    "observer.credentials.secretName=zastava-observer-client",
+    "--set",
+    "observer.credentials.clientCert=tls.crt",
+    "--set",
+    "observer.credentials.clientKey=tls.key",
+    "--set",
+    "observer.credentials.privateKeyJwt=client.jwk",
+    "--set",
+    "webhook.credentials.secretName=zastava-webhook-client",
+    "--set",
+    "webhook.credentials.clientSecret=client-secret",
+    "--set",
+    "webhook.credentials.caBundle=ca.crt",
 ]
 
 
@@ -243,6 +257,62 @@ def test_non_default_values_take_effect(helm: Path) -> None:
     assert config["zastava"]["runtime"]["collect"]["maxLibs"] == 128
     backend = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-backend"))
     assert backend["spec"]["replicas"] == 1 and backend["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_authority_credentials_are_mounted_and_reach_the_config(
+    helm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each component's client credentials come from its own Secret, mounted read-only, and the env vars the
+    chart sets are the config keys ``load_config`` reads (the rendered config is loaded with them)."""
+    docs = render(helm, *NON_DEFAULT)
+    (ds,) = by_kind(docs, "DaemonSet")
+    webhook = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-webhook"))
+    expected = {
+        "observer": (
+            ds,
+            "zastava-observer-client",
+            {
+                "client_cert_path": "tls.crt",
+                "client_key_path": "tls.key",
+                "private_key_jwt_path": "client.jwk",
+            },
+        ),
+        "webhook": (
+            webhook,
+            "zastava-webhook-client",
+            {"client_secret_path": "client-secret", "ca_bundle_path": "ca.crt"},
+        ),
+    }
+    text = by_kind(docs, "ConfigMap")[0]["data"]["zastava.yaml"]
+    for workload, secret, paths in expected.values():
+        pod = workload["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["credentials"]["secret"] == {"secretName": secret, "defaultMode": 0o440}
+        (container,) = pod["containers"]
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["credentials"] == {
+            "name": "credentials",
+            "mountPath": "/etc/zastava/credentials",
+            "readOnly": True,
+        }
+        with monkeypatch.context() as env:
+            for item in container["env"]:
+                if "value" in item:
+                    env.setenv(item["name"], item["value"])
+            authority = load_config(text=text, warn=False).runtime.authority
+        for field in (
+            "client_secret_path",
+            "private_key_jwt_path",
+            "client_cert_path",
+            "client_key_path",
+            "ca_bundle_path",
+        ):
+            want = paths.get(field)
+            assert getattr(authority, field) == (f"/etc/zastava/credentials/{want}" if want else None), field
+    # without a Secret nothing is mounted
+    default = render(helm)
+    for workload in [*by_kind(default, "DaemonSet"), *by_kind(default, "Deployment")]:
+        assert all(v["name"] != "credentials" for v in workload["spec"]["template"]["spec"]["volumes"])
 
 
 def test_bad_values_fail_rendering(helm: Path) -> None:

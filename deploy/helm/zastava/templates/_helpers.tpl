@@ -83,3 +83,26 @@ clientConfig:
   caBundle: {{ .root.Values.webhook.tls.caBundle }}
   {{- end }}
 {{- end }}
+
+{{/*
+Authority client credentials of one component (observer or webhook), from a Secret mounted read-only at
+/etc/zastava/credentials; each named key sets the matching runtime.authority.*Path through the environment.
+Called with the component's `credentials` values, only when secretName is set.
+*/}}
+{{- define "zastava.credentialsEnv" -}}
+{{- range $key, $env := dict "clientSecret" "CLIENTSECRETPATH" "privateKeyJwt" "PRIVATEKEYJWTPATH" "clientCert" "CLIENTCERTPATH" "clientKey" "CLIENTKEYPATH" "caBundle" "CABUNDLEPATH" }}
+{{- with (get $ $key) }}
+- name: ZASTAVA_RUNTIME__AUTHORITY__{{ $env }}
+  value: /etc/zastava/credentials/{{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "zastava.credentialsMount" -}}
+- {name: credentials, mountPath: /etc/zastava/credentials, readOnly: true}
+{{- end -}}
+
+{{- define "zastava.credentialsVolume" -}}
+- name: credentials
+  secret: {secretName: {{ .secretName }}, defaultMode: 0440}
+{{- end -}}

@@ -1,7 +1,9 @@
 """The ``zastava`` command.
 
 Each plane contributes a sub-command group from its own ``cli`` module, registered in :data:`_GROUPS`; those
-modules import their heavy dependencies inside the commands so that ``zastava --help`` stays fast.
+modules import their heavy dependencies inside the commands so that ``zastava --help`` stays fast. The
+``zastava`` command imports only the plane it runs (``zastava backend serve`` never imports the observer);
+``from zastava.cli import app`` gets every plane.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from rich.console import Console
 
 from . import __version__
 
-app = typer.Typer(
+_core = typer.Typer(
     name="zastava",
     help="Runtime inspector and admission guard for containers.",
     no_args_is_help=True,
@@ -70,7 +72,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_core.callback()
 def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
@@ -82,7 +84,7 @@ def _root(
 # ------------------------------------------------------------------------------------------- contracts
 
 contracts_app = typer.Typer(help="Data contracts: JSON Schemas and wire examples.", no_args_is_help=True)
-app.add_typer(contracts_app, name="contracts")
+_core.add_typer(contracts_app, name="contracts")
 
 
 @contracts_app.command("list")
@@ -136,7 +138,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-@app.command("canon")
+@_core.command("canon")
 def canon(
     id_: Annotated[bool, typer.Option("--id", help="Print the multihash id instead of the bytes.")] = False,
     source: Annotated[str, typer.Argument(help="JSON file, or - for standard input")] = "-",
@@ -163,7 +165,7 @@ def canon(
 # ---------------------------------------------------------------------------------------------- config
 
 config_app = typer.Typer(help="Configuration (spec §6).", no_args_is_help=True)
-app.add_typer(config_app, name="config")
+_core.add_typer(config_app, name="config")
 
 
 @config_app.command("example")
@@ -193,20 +195,35 @@ def config_validate(
     typer.echo("valid")
 
 
-def _register_planes() -> None:
-    for module_name, attribute, group in _GROUPS:
-        module = importlib.import_module(module_name, __package__)
-        app.add_typer(getattr(module, attribute), name=group)
-    for module_name, attribute, command in _COMMANDS:
-        module = importlib.import_module(module_name, __package__)
-        app.command(command)(getattr(module, attribute))
+_registered: set[str] = set()
 
 
-_register_planes()
+def _register_planes(only: str | None = None) -> typer.Typer:
+    """Add the planes' groups and commands to the root app: every one, or only the one named ``only``."""
+    for module_name, attribute, name in _GROUPS + _COMMANDS:
+        if name in _registered or (only is not None and name != only):
+            continue
+        target = getattr(importlib.import_module(module_name, __package__), attribute)
+        if isinstance(target, typer.Typer):
+            _core.add_typer(target, name=name)
+        else:
+            _core.command(name)(target)
+        _registered.add(name)
+    return _core
+
+
+_PLANE_NAMES = frozenset(name for _, _, name in _GROUPS + _COMMANDS)
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # the whole command tree, for tests and tools that import it
+        return _register_planes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    app()
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    _register_planes(command if command in _PLANE_NAMES else None)()
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def build_wheelhouse(project: Path, target: Path | None = None) -> Path:
             "--wheel-dir",
             str(target),
             str(project),
-            "setuptools>=69",
+            "setuptools>=77",  # the build-system requirement of pyproject.toml
             "wheel",
         ],
         capture_output=True,

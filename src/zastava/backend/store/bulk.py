@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import BigInteger, Connection, String
 
 from .records import EVENT_COLUMNS, EventRow
+from .schema import runtime_events
 
 __all__ = ["insert_events"]
 
@@ -41,7 +42,21 @@ _PG_TEMP = (
     "CREATE TEMP TABLE IF NOT EXISTS _zastava_ingest_events "
     "(LIKE runtime_events INCLUDING DEFAULTS EXCLUDING CONSTRAINTS EXCLUDING INDEXES) ON COMMIT DELETE ROWS"
 )
-_PG_COPY = f"COPY _zastava_ingest_events ({_COLS}) FROM STDIN"
+# binary COPY: the server skips text parsing (measured: 73-78 vs 76-84 µs of server CPU per benchmark row, and
+# 6 vs 9 µs on our side); bigint columns travel as int8, the rest as text (varchar reads the same bytes)
+_PG_COPY = f"COPY _zastava_ingest_events ({_COLS}) FROM STDIN (FORMAT BINARY)"
+
+
+def _pg_copy_type(name: str) -> str:
+    column_type = runtime_events.c[name].type
+    if isinstance(column_type, BigInteger):
+        return "int8"
+    if isinstance(column_type, String):  # Text too
+        return "text"
+    raise TypeError(f"no binary COPY type for runtime_events.{name} ({column_type!r})")
+
+
+_PG_TYPES = [_pg_copy_type(name) for name in EVENT_COLUMNS]
 _PG_MOVE = (  # column names are constants
     f"INSERT INTO runtime_events ({_COLS}) SELECT {_COLS} FROM _zastava_ingest_events "  # noqa: S608
     "ORDER BY event_id ON CONFLICT (tenant, event_id) DO NOTHING"
@@ -76,6 +91,7 @@ def _insert_postgres(conn: Connection, rows: Sequence[EventRow]) -> int:
     with dbapi.cursor() as cursor:
         cursor.execute(_PG_TEMP)
         with cursor.copy(_PG_COPY) as copy:
+            copy.set_types(_PG_TYPES)
             for row in rows:
                 copy.write_row(row)
         cursor.execute(_PG_MOVE)

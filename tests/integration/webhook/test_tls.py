@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import shutil
 import ssl
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import orjson
 
+from tests.harness.polling import wait_for
 from tests.unit.webhook.reviews import DIGEST_A, body, pod_with, review
 from zastava.webhook.certs import CertBundle, issue_serving_cert, write_certs
 
@@ -25,15 +25,6 @@ def served_pem(port: int) -> str:
 
 def same_cert(a: str, b: str) -> bool:
     return ssl.PEM_cert_to_DER_cert(a) == ssl.PEM_cert_to_DER_cert(b)
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_certificate_rotation_while_serving(webhook: Factory, tls_dir: Path) -> None:

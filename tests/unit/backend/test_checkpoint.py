@@ -5,9 +5,9 @@ behind, and closing leaves an empty log with every row readable."""
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
+from tests.harness.polling import wait_for
 from zastava.backend.catalog import CatalogPut, build_record
 from zastava.backend.store import Store
 from zastava.backend.store.checkpoint import WAL_PRAGMAS, WalCheckpointer
@@ -28,15 +28,6 @@ def _fill(conn: sqlite3.Connection, rows: int) -> None:
     conn.execute("COMMIT")
 
 
-def _wait(predicate: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_writes_are_checkpointed_in_the_background_and_close_truncates(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     conn = _db(path)
@@ -48,7 +39,7 @@ def test_writes_are_checkpointed_in_the_background_and_close_truncates(tmp_path:
         assert wal.stat().st_size > 4_000_000
         assert path.stat().st_size == db_size_before  # the commit did not copy the log
         assert checkpointer.wrote() is False  # under the bound: the writer does not checkpoint
-        assert _wait(lambda: checkpointer.checkpoints >= 1), "no background checkpoint after a write"
+        assert wait_for(lambda: checkpointer.checkpoints >= 1), "no background checkpoint after a write"
         assert path.stat().st_size > db_size_before + 4_000_000  # the pages reached the database file
     finally:
         checkpointer.close()
@@ -82,7 +73,7 @@ def test_store_checkpoints_and_keeps_every_row(tmp_path: Path) -> None:
     for digest in digests:
         store.catalog_put("t", build_record(digest, CatalogPut.model_validate({"sbom": sbom}), 1))
     wal = Path(f"{path}-wal")
-    assert _wait(lambda: store._checkpointer is not None and store._checkpointer.checkpoints >= 1)
+    assert wait_for(lambda: store._checkpointer is not None and store._checkpointer.checkpoints >= 1)
     store.close()
     assert not wal.exists() or wal.stat().st_size == 0
     reopened = Store(f"sqlite:///{path}")

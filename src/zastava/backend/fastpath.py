@@ -66,6 +66,9 @@ def typed_dict_schema(schema: Any) -> Any:
     return {key: typed_dict_schema(value) for key, value in schema.items()}
 
 
+_I64_MIN, _U64_MAX = -(2**63), 2**64 - 1  # the integers orjson reads as integers (beyond: floats)
+
+
 def _orjson_int_range(schema: Any) -> Any:
     """``schema`` with every ``int`` node bounded to the integers orjson reads as integers."""
     if isinstance(schema, list):
@@ -79,7 +82,6 @@ def _orjson_int_range(schema: Any) -> Any:
     return out
 
 
-_I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
 _EVENT_SCHEMA: CoreSchema = typed_dict_schema(RuntimeEvent.__pydantic_core_schema__)
 
 #: Validates a runtime-event payload (wire dict) into a plain dict keyed by field name (not alias).

@@ -1,23 +1,16 @@
-"""Registry posture: tag → digest resolution, OCI referrers (API and tag-schema fallback), cosign and sigstore
-signature / attestation verification, and the posture summary both planes consume.
+"""Registry posture, in three layers: :mod:`.transport` (references, credentials, the OCI distribution client,
+referrers with the tag-schema fallback) below :mod:`.verification` (keys, DSSE, transparency evidence, trusted
+roots, sigstore bundles, cosign's layouts, trust policies — pure, never fetches) below :mod:`.posture` (fetch,
+then verify; cached verification for admission and the backend). :mod:`.settings` builds them from the
+configuration; :mod:`.cli` is ``zastava registry …`` and ``zastava verify``.
 
 Typical use::
 
     async with RegistryClient(RegistryClientConfig(), CredentialStore.from_sources(...)) as client:
-        posture = await client.check_posture("registry.example/app:1.2",
-        TrustPolicy.from_files(["cosign.pub"]))
+        posture = await check_posture(client, "registry.example/app:1.2",
+                                      TrustedSigners.from_files(["cosign.pub"]))
 """
 
-from .auth import Credentials, CredentialStore
-from .client import (
-    Descriptor,
-    DigestPolicy,
-    Manifest,
-    Platform,
-    RegistryClient,
-    RegistryClientConfig,
-    ResolvedImage,
-)
 from .errors import (
     AuthenticationError,
     InvalidManifest,
@@ -28,12 +21,16 @@ from .errors import (
     TooLarge,
     TrustConfigError,
 )
-from .findings import Finding
-from .keys import PublicKey, load_public_key, load_public_key_file
-from .posture import ImagePosture, check_posture
-from .reference import ImageReference, parse_reference
-from .referrers import SBOM_MEDIA_TYPES, Referrers
-from .trust import KeylessIdentity, TrustPolicy, TrustRoot
+from .posture import ImagePosture, ImageVerifier, VerifyOutcome, check_posture
+from .transport.auth import Credentials, CredentialStore
+from .transport.client import RegistryClient, RegistryClientConfig
+from .transport.manifest import Descriptor, DigestPolicy, Manifest, Platform, ResolvedImage
+from .transport.reference import ImageReference, parse_reference
+from .transport.referrers import SBOM_MEDIA_TYPES, Referrers
+from .verification.findings import Finding
+from .verification.keys import PublicKey, load_public_key, load_public_key_file
+from .verification.policies import ImageVerdict, TrustPolicies, TrustPolicy
+from .verification.trust import KeylessIdentity, TrustedSigners, TrustRoot
 
 __all__ = [
     "SBOM_MEDIA_TYPES",
@@ -45,6 +42,8 @@ __all__ = [
     "Finding",
     "ImagePosture",
     "ImageReference",
+    "ImageVerdict",
+    "ImageVerifier",
     "InvalidManifest",
     "InvalidReference",
     "KeylessIdentity",
@@ -60,8 +59,11 @@ __all__ = [
     "ResolvedImage",
     "TooLarge",
     "TrustConfigError",
+    "TrustPolicies",
     "TrustPolicy",
     "TrustRoot",
+    "TrustedSigners",
+    "VerifyOutcome",
     "check_posture",
     "load_public_key",
     "load_public_key_file",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import InvalidReference
+from ..errors import InvalidReference
 
 __all__ = [
     "DEFAULT_REGISTRY",

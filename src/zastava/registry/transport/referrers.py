@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
-from .client import OCI_INDEX, Descriptor, Manifest
-from .errors import InvalidManifest, RegistryError
+from ..errors import InvalidManifest, RegistryError
+from .manifest import OCI_INDEX, Descriptor, Manifest
 from .reference import ImageReference, fallback_tag
 
 if TYPE_CHECKING:

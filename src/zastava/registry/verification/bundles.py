@@ -30,7 +30,7 @@ from cryptography import x509
 from .dsse import DsseError, Envelope, parse_envelope, parse_statement, predicate_kind
 from .findings import Finding
 from .transparency import EvidenceError, dsse_entry_consistent, leaf_hash, verify_set
-from .trust import KeylessIdentity, TrustPolicy, TrustRoot, cert_identity
+from .trust import KeylessIdentity, TrustedSigners, TrustRoot, cert_identity
 
 __all__ = ["BUNDLE_MEDIA_TYPES", "is_bundle_type", "verify_bundle"]
 
@@ -88,7 +88,7 @@ def _tlog_uuid(document: Mapping[str, Any]) -> str | None:
         return None
 
 
-def _key_bundle_tlog(document: Mapping[str, Any], envelope: Envelope, policy: TrustPolicy) -> str | None:
+def _key_bundle_tlog(document: Mapping[str, Any], envelope: Envelope, policy: TrustedSigners) -> str | None:
     entries = (document.get("verificationMaterial") or {}).get("tlogEntries") or []
     if not entries or policy.trusted_root is None:
         if policy.require_tlog_for_keys:
@@ -111,7 +111,7 @@ def _key_bundle_tlog(document: Mapping[str, Any], envelope: Envelope, policy: Tr
     return evidence.uuid
 
 
-def verify_bundle(raw: bytes, digest: str, policy: TrustPolicy, source: str) -> Finding:
+def verify_bundle(raw: bytes, digest: str, policy: TrustedSigners, source: str) -> Finding:
     """Check one bundle (the referrer layer's bytes) against ``digest`` and the policy."""
     base: dict[str, Any] = {"kind": "sigstore-bundle", "digest": digest, "source": source}
     try:

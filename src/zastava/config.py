@@ -444,6 +444,13 @@ class BackendServer(Section):
     store: str = Field("sqlite:///zastava-backend.db", description="sqlite:///PATH or postgresql://…")
     policy_file: str | None = None
     policy_reload_seconds: float = Field(2.0, gt=0, le=3600)
+    verify_timeout_seconds: float = Field(
+        4.0,
+        gt=0,
+        le=60,
+        description="time /policy/runtime may spend verifying signatures in registries (below the callers' "
+        "backend.requestTimeoutSeconds, 5 s); images not verified by then are left out of the answer",
+    )
     max_body_bytes: PositiveSize = 16_000_000
     max_decompressed_bytes: PositiveSize = 64_000_000
     max_events_per_request: PositiveSize = Field(10_000, le=1_000_000)

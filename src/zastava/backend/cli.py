@@ -97,8 +97,15 @@ def serve(
         tls = uvicorn_tls_kwargs(
             certfile=settings.tls_cert_file, keyfile=settings.tls_key_file, client_ca=settings.client_ca_file
         )
+    from ..registry.errors import TrustConfigError
+    from ..registry.settings import image_verifier
+
+    try:  # /policy/runtime verifies signatures itself (zastava.admission.trustPolicies, zastava.registry)
+        verifier = image_verifier(cfg)
+    except TrustConfigError as exc:
+        fail(f"{exc.path}: {exc}" if exc.path else str(exc))
     try:
-        app = create_app(settings, authenticator=authenticator)
+        app = create_app(settings, authenticator=authenticator, verifier=verifier)
     except (StoreError, PolicyError) as exc:
         fail(str(exc))
     settle_heap()

@@ -82,7 +82,7 @@ def default_signers(section: Registry, roots: _Roots | None = None) -> TrustedSi
         try:
             keys.append(load_public_key_file(path))
         except TrustConfigError as exc:
-            raise TrustConfigError(str(exc), f"{_TRUST}.publicKeyFiles[{i}]") from None
+            raise TrustConfigError(str(exc), f"{_TRUST}.publicKeyFiles.{i}") from None
     identities = [
         KeylessIdentity(
             issuer=i.issuer, subject=i.subject, issuer_regex=i.issuer_regex, subject_regex=i.subject_regex
@@ -155,15 +155,15 @@ def trust_policies(config: ZastavaConfig) -> TrustPolicies:
     policies = []
     described = []
     for i, item in enumerate(config.admission.trust_policies):
-        where = f"{_POLICIES}[{i}]"
+        where = f"{_POLICIES}.{i}"
         globs = []
         for j, pattern in enumerate(item.images):
             try:
                 globs.append(compile_glob(pattern))
             except TrustConfigError as exc:
-                raise TrustConfigError(str(exc), f"{where}.images[{j}]") from None
+                raise TrustConfigError(str(exc), f"{where}.images.{j}") from None
         authorities = [
-            _authority(a, f"{where}.authorities[{j}]", section, roots, default_root)
+            _authority(a, f"{where}.authorities.{j}", section, roots, default_root)
             for j, a in enumerate(item.authorities)
         ]
         names = [a.name for a in authorities]

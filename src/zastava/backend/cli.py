@@ -220,7 +220,9 @@ def policy_test(
     if as_json:
         write_json(data)
         return
-    result = data["results"][image]
+    result = data["results"].get(image)
+    if result is None:  # the backend could not verify it in time (registry unreachable): no verdict
+        fail(f"the backend gave no verdict for {image}: it could not verify its signatures (see its log)", 1)
     typer.echo(f"image:     {image}")
     typer.echo(f"verdict:   {result['policyVerdict']}")
     typer.echo(f"signed:    {str(result['signed']).lower()}")

@@ -163,21 +163,31 @@ def evaluate(
     ``signed`` is what ``verification`` established cryptographically (the image's signatures against the
     trust policies — :mod:`zastava.registry`); a catalog ``signed`` flag is an operator's assertion, shown as
     evidence in the reasons but never taken for a signature. ``hasSbom``: an SBOM referrer bound to the digest
-    or a verified SBOM attestation, or an SBOM document in the catalog (spec §4.1).
+    or a verified SBOM attestation, or an SBOM document in the catalog (spec §4.1). A matching trust policy
+    that is not satisfied fires by its mode (``enforce`` → fail, ``warn`` → warn) with its summary as the
+    reason, before the file's rules.
     """
     signed = bool(verification and verification.signed)
     has_sbom = bool((verification and verification.has_sbom) or (head and head.has_sbom))
+    fired: list[tuple[str, str]] = []
     evidence: list[str] = []
-    if verification is not None:
+    if verification is not None and verification.matched:
+        # a trust policy the image does not satisfy (signatures or attestations) fires by its own mode
+        fired += [
+            ("fail" if r.mode == "enforce" else "warn", r.summary())
+            for r in verification.results
+            if not r.satisfied
+        ]
+    elif verification is not None:  # the default signers: governed by the `signed` rules
         evidence += [r.summary() for r in verification.results if not r.satisfied]
     if head is not None and head.signed and not signed:
         evidence.append("catalog asserts signed: not verified (evidence only)")
-    fired: list[tuple[str, str]] = []
     for rule in policy.rules:
         if not rule.applies(namespace, labels):
             continue
         if isinstance(rule, SignedRule) and not signed:
             fired.append((rule.action, _reason(rule, "unsigned")))
+            fired += [(rule.action, item) for item in evidence]  # why: default signers, the catalog flag
         elif isinstance(rule, SbomRule) and not has_sbom:
             fired.append((rule.action, _reason(rule, "missing SBOM")))
         elif isinstance(rule, VulnerabilityRule) and head is not None:
@@ -197,7 +207,7 @@ def evaluate(
     actions = {action for action, _ in fired}
     verdict: Literal["pass", "warn", "fail"] = "fail" if "fail" in actions else "warn" if actions else "pass"
     reasons: list[str] = []
-    for reason in [*(r for _, r in fired), *(evidence if fired else [])]:
+    for _, reason in fired:
         if reason not in reasons:
             reasons.append(reason)
     return ImagePolicy(

@@ -195,8 +195,9 @@ def config_validate(
         for path, message in exc.errors:
             err.print(f"{path}: {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    trust = config.registry.trust
-    if config.admission.trust_policies or trust.public_key_files or trust.keyless_identities:
+    from .registry.settings import trust_configured
+
+    if trust_configured(config):
         from .registry.errors import TrustConfigError
         from .registry.settings import trust_policies
 

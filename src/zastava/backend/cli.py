@@ -98,10 +98,12 @@ def serve(
             certfile=settings.tls_cert_file, keyfile=settings.tls_key_file, client_ca=settings.client_ca_file
         )
     from ..registry.errors import TrustConfigError
-    from ..registry.settings import image_verifier
+    from ..registry.settings import image_verifier, trust_configured
 
-    try:  # /policy/runtime verifies signatures itself (zastava.admission.trustPolicies, zastava.registry)
-        verifier = image_verifier(cfg)
+    # /policy/runtime verifies signatures in the registries (zastava.admission.trustPolicies, and the default
+    # signers of zastava.registry.trust); with neither configured nothing could verify, so nothing is signed
+    try:
+        verifier = image_verifier(cfg) if trust_configured(cfg) else None
     except TrustConfigError as exc:
         fail(f"{exc.path}: {exc}" if exc.path else str(exc))
     try:

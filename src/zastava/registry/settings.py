@@ -29,6 +29,7 @@ __all__ = [
     "credentials",
     "default_signers",
     "image_verifier",
+    "trust_configured",
     "trust_policies",
 ]
 
@@ -202,6 +203,12 @@ def trust_policies(config: ZastavaConfig) -> TrustPolicies:
         }
     )
     return TrustPolicies(tuple(policies), default, revision)
+
+
+def trust_configured(config: ZastavaConfig) -> bool:
+    """Trust policies or default signers are configured (else nothing could ever verify)."""
+    trust = config.registry.trust
+    return bool(config.admission.trust_policies or trust.public_key_files or trust.keyless_identities)
 
 
 def image_verifier(config: ZastavaConfig, client: RegistryClient | None = None) -> ImageVerifier:

@@ -104,10 +104,6 @@ def test_serve_ingest_catalog_policy_over_http(server: str, tmp_path: Path) -> N
     )
     assert "unsigned; catalog asserts signed: not verified (evidence only)" in out.stdout
     assert "9f3a1cd4c0b7adfe91c0e3b51d2f45fb0f76a4c1" in out.stdout and "rekor:     abc" in out.stdout
-    # an image in a registry the backend cannot reach has no verdict (the caller's fail-open/closed applies)
-    unreachable = f"127.0.0.1:{free_port()}/acme/api@{digest}"
-    out = cli("runtime", "policy", "test", "--image", unreachable, backend=server)
-    assert out.returncode == 1 and "could not verify its signatures" in out.stderr
 
     out = cli("runtime", "policy", "test", "--image", digest_of("nope"), "--json", backend=server)
     result = orjson.loads(out.stdout)["results"][digest_of("nope")]

@@ -200,6 +200,9 @@ def test_backend_serve_verifies_through_the_cli(served: str, images: dict[str, P
     assert ok.returncode == 0 and "verdict:   pass" in ok.stdout and "signed:    true" in ok.stdout, ok.stderr
     bad = policy_test(images["one"].pinned)
     assert "signed:    false" in bad.stdout and "trust policy team-a: 1 of 2" in bad.stdout
+    # an image in a registry the backend cannot reach has no verdict (the caller's fail-open/closed applies)
+    unreachable = policy_test(f"127.0.0.1:{free_port()}/team-a/x@{images['signed'].digest}")
+    assert unreachable.returncode == 1 and "could not verify its signatures" in unreachable.stderr
 
 
 def test_backend_serve_refuses_unreadable_trust_material(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "normalise_pattern",
     "normalise_tag",
     "parse_reference",
+    "repository_name",
     "validate_digest",
 ]
 
@@ -214,6 +215,15 @@ def _parse(text: str, default_registry: str) -> ImageReference:
         digest=digest,
         implicit_tag=implicit,
     )
+
+
+def repository_name(text: str) -> str | None:
+    """``registry/repository`` of a reference (tag and digest dropped), normalised; None when invalid.
+    Engines spell one image's names differently (``nginx`` vs ``docker.io/library/nginx``): compare these."""
+    try:
+        return parse_reference(text).name
+    except InvalidReference:
+        return None
 
 
 def normalise_pattern(text: str) -> str:

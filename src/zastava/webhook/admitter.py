@@ -222,12 +222,11 @@ class Admitter:
                 if o.unavailable is None:
                     o.unavailable = "no policy backend configured"
             return
-        labels = self._labels(request)
-        context = PolicyContext.of(request.namespace, labels)
+        context = self._context(request)
         keyed: dict[PolicyKey, list[ImageOutcome]] = {}
         for o in usable:
             if o.unavailable is None and o.ref is not None:
-                keyed.setdefault(PolicyKey(o.resolved or str(o.ref), context), []).append(o)
+                keyed.setdefault(PolicyKey._make((o.resolved or str(o.ref), context)), []).append(o)
         if not keyed:
             return
         namespace = request.namespace
@@ -235,6 +234,7 @@ class Admitter:
 
         async def fetch(keys: list[PolicyKey]) -> RuntimePolicyResponse:
             refs = [key.image for key in keys]
+            labels = dict(context.labels)
             budget = self.config.backend.request_timeout_seconds
             if len(refs) <= MAX_IMAGES_PER_REQUEST:
                 request_ = RuntimePolicyRequest(namespace=namespace, labels=labels, images=refs)
@@ -315,13 +315,17 @@ class Admitter:
         await asyncio.gather(*(one(o) for o in pending))
 
     @staticmethod
-    def _labels(request: AdmissionRequest) -> dict[str, str]:
-        pod = request.object or {}
+    def _context(request: AdmissionRequest) -> PolicyContext:
+        """Namespace and string-valued Pod labels, sorted (one pass: this is on the warm path)."""
+        pod = request.object
         metadata = pod.get("metadata") if isinstance(pod, dict) else None
         labels = metadata.get("labels") if isinstance(metadata, dict) else None
         if not isinstance(labels, dict):
-            return {}
-        return {str(k): str(v) for k, v in labels.items() if isinstance(v, str)}
+            return PolicyContext(request.namespace or "")
+        pairs = tuple(sorted(labels.items()))  # keys of a JSON object are strings
+        if not set(map(type, labels.values())) <= {str}:  # C-level check: the usual case costs no loop
+            pairs = tuple((k, v) for k, v in pairs if isinstance(v, str))
+        return PolicyContext._make((request.namespace or "", pairs))
 
     # --------------------------------------------------------------------------------------- decision
 

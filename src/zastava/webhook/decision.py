@@ -12,8 +12,7 @@ admitted with a warning and recorded as ``dry-run-deny`` — the promise of a dr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ..config import Admission
 from .review import AdmissionResponse, Status
@@ -35,8 +34,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):  # a named tuple: built on every review, ~1 µs cheaper than a frozen dataclass
     allowed: bool  # the answer the API server gets
     would_allow: bool  # the answer with enforcement on (what the §2.2 record says)
     label: DecisionLabel

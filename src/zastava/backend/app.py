@@ -34,6 +34,7 @@ from ..contracts import (
     SCHEMA_VERSIONS_HEADER,
     EnvelopeError,
     EventKind,
+    ImagePolicy,
     IngestRejection,
     IngestResponse,
     RuntimePolicyRequest,
@@ -43,13 +44,13 @@ from ..contracts import (
 )
 from ..contracts.base import format_utc
 from ..contracts.canonical import canonical_id
-from ..registry.errors import RegistryError
+from ..registry.errors import InvalidReference, RegistryError
 from ..registry.posture.verifier import ImageVerifier, VerifyOutcome
-from ..registry.transport.reference import parse_reference
+from ..registry.reference import parse_reference
 from ..registry.verification.policies import ImageVerdict
 from . import auth
 from .auth import Authenticator, AuthError, Principal, static_tenant
-from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, image_digest
+from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, reference_digest
 from .ingest import BodyError, Ingestor, read_body, split_envelopes
 from .openapi import document
 from .policy import PolicyEngine, evaluate
@@ -285,7 +286,17 @@ class BackendService:
         verdicts = await self.verify(req.images)
 
         def decide() -> RuntimePolicyResponse:
-            digests = {image: image_digest(image) for image in req.images if image in verdicts}
+            digests: dict[str, str | None] = {}
+            invalid: dict[str, ImagePolicy] = {}
+            for image in req.images:
+                if image not in verdicts:
+                    continue  # not verifiable in time: no verdict (the caller's fail-open/closed applies)
+                try:
+                    digests[image] = reference_digest(image)
+                except InvalidReference as exc:  # a verdict, not a 400: the other images still get theirs
+                    invalid[image] = ImagePolicy(
+                        signed=False, has_sbom=False, policy_verdict="fail", reasons=[str(exc)[:500]]
+                    )
             known = sorted({d for d in digests.values() if d})
             heads = self.store.catalog_heads(principal.tenant, known)
             builds = self.store.recent_build_ids(principal.tenant, known)
@@ -300,6 +311,7 @@ class BackendService:
                 )
                 for image, digest in digests.items()
             }
+            results.update(invalid)
             return RuntimePolicyResponse(
                 ttl_seconds=policy.ttl_seconds, results=results, policy_revision=revision
             )

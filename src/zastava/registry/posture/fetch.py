@@ -16,9 +16,9 @@ import binascii
 from typing import Literal
 
 from ..errors import RegistryError, RegistryUnavailable
+from ..reference import ImageReference, fallback_tag
 from ..transport.client import RegistryClient
 from ..transport.manifest import Manifest
-from ..transport.reference import ImageReference, fallback_tag
 from ..transport.referrers import Referrers, is_sbom_media_type
 from ..verification.bundles import is_bundle_type
 from ..verification.cosign import (

@@ -19,10 +19,10 @@ from pydantic.alias_generators import to_camel
 from ...contracts.runtime_event import Attestation, Evidence, Posture
 from ...telemetry import fields
 from ..errors import InvalidReference, RegistryError
+from ..reference import ImageReference, parse_reference
 from ..transport.auth import CredentialStore
 from ..transport.client import RegistryClient
 from ..transport.manifest import DigestPolicy, ResolvedImage
-from ..transport.reference import ImageReference, parse_reference
 from ..verification.dsse import predicate_kind
 from ..verification.findings import Finding
 from ..verification.policies import Check, Item, Material, item_id, verify_item

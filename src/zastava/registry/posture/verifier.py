@@ -22,9 +22,9 @@ from typing import Literal, NamedTuple
 
 from ...telemetry import fields
 from ..errors import AuthenticationError, RegistryError, RegistryUnavailable
+from ..reference import ImageReference
 from ..transport.client import RegistryClient
 from ..transport.manifest import DigestPolicy
-from ..transport.reference import ImageReference
 from ..verification.policies import ImageVerdict, TrustPolicies, evaluate
 from .fetch import fetch_material
 from .summary import VerificationCache

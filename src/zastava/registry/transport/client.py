@@ -40,6 +40,7 @@ from ..errors import (
     RegistryUnavailable,
     TooLarge,
 )
+from ..reference import ImageReference, parse_reference, validate_digest
 from .auth import Challenge, CredentialStore, parse_challenge
 from .manifest import (
     DOCKER_MANIFEST,
@@ -54,7 +55,6 @@ from .manifest import (
     Platform,
     ResolvedImage,
 )
-from .reference import ImageReference, parse_reference, validate_digest
 from .referrers import Referrers, list_referrers
 
 __all__ = ["RegistryClient", "RegistryClientConfig"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import InvalidManifest, RegistryError
-from .reference import ImageReference, validate_digest
+from ..reference import ImageReference, validate_digest
 
 __all__ = [
     "DOCKER_MANIFEST",

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
 from ..errors import InvalidManifest, RegistryError
+from ..reference import ImageReference, fallback_tag
 from .manifest import OCI_INDEX, Descriptor, Manifest
-from .reference import ImageReference, fallback_tag
 
 if TYPE_CHECKING:
     from .client import RegistryClient

@@ -339,7 +339,9 @@ def test_tag_moved_after_admission_the_pinned_digest_is_what_runs(
     assert moved.digest != digest
     docker_engine.docker("rmi", ref)  # forget the local tag: the engine must pull what the Pod names
     docker_engine.docker("pull", image)
-    container = docker_engine.docker("create", image, "true").stdout.decode().strip()
+    container = (
+        docker_engine.docker("create", "--entrypoint", "/bin/busybox", image, "true").stdout.decode().strip()
+    )
     try:
         image_id = (
             docker_engine.docker("inspect", "--format", "{{.Image}}", container).stdout.decode().strip()

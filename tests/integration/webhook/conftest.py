@@ -50,8 +50,8 @@ class RealBackend:
     (the tests' own signer, cosign's legacy layout)."""
 
     server: ThreadServer
-    key: signing.KeyPair
-    registry: devstack.RegistryServer
+    key: signing.KeyPair | None = None  # None: a backend that verifies nothing
+    registry: devstack.RegistryServer | None = None
 
     @property
     def url(self) -> str:
@@ -59,6 +59,7 @@ class RealBackend:
 
     def sign(self, pinned: str) -> None:
         """Sign ``host/repo@sha256:…`` (an image in the loopback registry) with the backend's trusted key."""
+        assert self.key is not None and self.registry is not None
         name, digest = pinned.split("@")
         pusher = signing.OciPusher(self.registry.url)
         try:

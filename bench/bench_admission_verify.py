@@ -126,7 +126,9 @@ def main(quick: bool = False) -> list[str]:
             webhook={"postDecisions": False},
         )
         legacy = build_webhook(before, metrics=ZastavaMetrics())
-        _warm_backend_cache(legacy, [api.pinned, side.pinned])
+        _warm_backend_cache(
+            legacy, [api.pinned, side.pinned], review(pod_with({"api": api.pinned}))["request"]
+        )
         apps = {"bare": bare, "local verification": components.app, "backend cache (before)": legacy.app}
         per_batch, batches = 200, (10 if quick else 40)
 
@@ -165,15 +167,18 @@ def main(quick: bool = False) -> list[str]:
     return lines
 
 
-def _warm_backend_cache(components: object, refs: list[str]) -> None:
+def _warm_backend_cache(components: object, refs: list[str], request: dict[str, object]) -> None:
     """Fill the webhook's backend-policy cache as a backend answer would (as bench_webhook.py does)."""
     from zastava.contracts import ImagePolicy
-    from zastava.webhook.cache import CacheEntry
+    from zastava.webhook.cache import CacheEntry, PolicyContext, PolicyKey
 
     admitter = components.admitter  # type: ignore[attr-defined]
+    context = PolicyContext.of(request["namespace"], request["object"]["metadata"]["labels"])  # type: ignore[index]
     for ref in refs:
         result = ImagePolicy(signed=True, has_sbom=True, policy_verdict="pass")
-        admitter.cache._store(ref, CacheEntry(result, None, time.monotonic() + 1e6, None, 300))
+        admitter.cache._store(
+            PolicyKey(ref, context), CacheEntry(result, None, time.monotonic() + 1e6, None, 300)
+        )
 
 
 if __name__ == "__main__":

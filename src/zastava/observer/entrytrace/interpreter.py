@@ -918,8 +918,14 @@ class Interpreter:
                 c for c in root.children if c.is_named and c.type not in ("comment", "heredoc_body")
             ]
             last = statements[-1] if statements else None
-            if last is not None and last.type == "redirected_statement":
-                last = last.child_by_field_name("body")
+            # dash (>= 0.5.11), bash (>= 5.1) and busybox ash exec the last simple command of `-c`, also
+            # at the end of an and-or list (`mkdir -p /run/x && exec-me`)
+            while last is not None and last.type in ("list", "redirected_statement"):
+                if last.type == "redirected_statement":
+                    last = last.child_by_field_name("body")
+                else:
+                    named = [c for c in last.children if c.is_named and c.type != "comment"]
+                    last = named[-1] if named else None
             if last is not None and last.type == "command":
                 self.tail = last
         states = self.block(root.children, [st])
@@ -2014,7 +2020,8 @@ class Interpreter:
         """What keeps running where this path of the script ends."""
         if st.flow in (None, "exit") and st.status not in (0, None):
             return  # the script ends with an error (exit 1, or a failed last command): nothing keeps running
-        parts = [p for p in (self.follow_pending(pending, "run") for pending in st.last_fg) if p]
+        lasting = [p for p in st.last_fg if not _short_lived(p)]
+        parts = [p for p in (self.follow_pending(pending, "run") for pending in lasting) if p]
         if parts:  # the last foreground command runs with the shell waiting for it as its parent
             self.outcomes.extend(with_resident(combine(parts), {self.shell, *st.background}))
             return
@@ -2331,37 +2338,29 @@ class Interpreter:
 
 
 #: commands that change the shell's own state (or may replace it): a function running one is not pure
-_IMPURE_COMMANDS = frozenset(
-    [
-        "exec",
-        "exit",
-        "cd",
-        "pushd",
-        "popd",
-        "source",
-        ".",
-        "eval",
-        "trap",
-        "unset",
-        "read",
-        "mapfile",
-        "readarray",
-        "getopts",
-        "umask",
-        "alias",
-        "unalias",
-        "shopt",
-        "export",
-        "readonly",
-        "let",
-        "wait",
-        "kill",
-        "builtin",
-        "command",
-        "enable",
-        "hash",
-    ]
+_IMPURE_NAMES = (
+    "exec exit cd pushd popd source . eval trap unset read mapfile readarray getopts umask alias "
+    "unalias shopt export readonly let wait kill builtin command enable hash"
 )
+_IMPURE_COMMANDS = frozenset(_IMPURE_NAMES.split())
+
+#: utilities that do their job and exit: a script whose path ends right after one of them ends with it
+#: (`mkdir -p /data && server; echo stopped` when mkdir fails), it does not keep the utility running.
+#: Not here: what can block (cat, tail, sleep, read, watch, yes) and wrappers.
+_SHORT_LIVED_NAMES = (
+    "mkdir chown chmod chgrp cp mv rm rmdir ln touch install sed grep egrep fgrep echo printf test [ "
+    "true false id whoami basename dirname date uname hostname mktemp stat readlink realpath wc cut tr "
+    "sort uniq head find ls pwd getent nproc df du which useradd usermod groupadd adduser addgroup "
+    "ldconfig update-ca-certificates setcap sysctl chpasswd envsubst"
+)
+_SHORT_LIVED = frozenset(_SHORT_LIVED_NAMES.split())
+
+
+def _short_lived(pending: Pending) -> bool:
+    name = pending.argv[0] if pending.call is None and pending.argv else None
+    return name is not None and posixpath.basename(name) in _SHORT_LIVED
+
+
 #: builtins that pass control on (the state they leave is set by what they run)
 _CONTROL_BUILTINS = frozenset(
     {"exit", "return", "break", "continue", "exec", ".", "source", "eval", "command"}

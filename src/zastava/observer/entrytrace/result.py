@@ -27,7 +27,8 @@ TerminalKind = Literal["binary", "interpreter", "script", "shell", "missing", "u
 @dataclass(frozen=True, slots=True)
 class Decision:
     """A condition the trace could not decide on the path that led to a terminal, and the way that path took:
-    ``branch`` is ``then``/``else`` for ``if``/``&&``/``||``/``while``, or the ``case`` pattern taken."""
+    ``branch`` is ``true``/``false`` (how the condition of an ``if``, ``while``, ``&&`` or ``||`` came out on
+    that path), or ``case`` and the patterns of the ``case`` branch taken."""
 
     file: str
     line: int | None

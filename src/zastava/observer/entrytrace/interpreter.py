@@ -239,7 +239,7 @@ class Interpreter:
         self.nesting = 0
         #: the statement a `sh -c` string ends with, which the shell execs instead of forking (None: a script)
         self.tail: Node | None = None
-        self._purity: dict[int, bool] = {}
+        self._purity = tracer.purity
         #: > 0 while a command's exit status decides something (a condition, the left of && and ||, `!`)
         self.status_needed = 0
         #: the shell as the program itself (an endless loop, waiting on stdin) rather than a resident parent
@@ -1875,17 +1875,18 @@ class Interpreter:
         """Whether a call to function ``name`` can change nothing the rest of the script sees: it assigns no
         variable but its locals, exports nothing, does not exec, exit, set, shift, cd, source, eval, trap,
         read, wait, make files, run in the background, or call a function that does (a conservative reading
-        of its body; remembered per function)."""
+        of its body; remembered per function body for the trace)."""
         body = st.functions[name][0]
-        cached = self._purity.get(body.id)
+        key = body.text or b""
+        cached = self._purity.get(key)
         if cached is not None:
             return cached
-        self._purity[body.id] = False  # a recursive call is treated as not pure
-        verdict = self.body_is_pure(body, st, set())
-        self._purity[body.id] = verdict
+        self._purity[key] = False  # a recursive call is treated as not pure
+        verdict = self.body_is_pure(body, st)
+        self._purity[key] = verdict
         return verdict
 
-    def body_is_pure(self, body: Node, st: State, seen: set[int]) -> bool:
+    def body_is_pure(self, body: Node, st: State) -> bool:
         text = body.text or b""
         if _ASSIGNING_EXPANSION.search(text):
             return False
@@ -1928,13 +1929,8 @@ class Interpreter:
                     return False
                 if command == "printf" and b" -v" in (current.text or b""):
                     return False
-                if command in st.functions:
-                    inner = st.functions[command][0]
-                    if inner.id in seen or inner.id == body.id:
-                        return False
-                    seen.add(inner.id)
-                    if not self.body_is_pure(inner, st, seen):
-                        return False
+                if command in st.functions and not self.pure(command, st):
+                    return False  # (a function being judged reads as not pure: recursion is not)
         return True
 
     def call(self, name: str, argv: list[Arg], node: Node, st: State) -> list[State]:

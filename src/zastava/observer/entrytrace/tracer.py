@@ -181,6 +181,7 @@ class Tracer:
         self._passwd: dict[int, list[tuple[str, int]]] = {}
         self._probes: dict[tuple[int, str], Probe | RootFSError] = {}
         self._follows: dict[tuple[object, ...], tuple[tuple[Decision, ...], list[Outcome]]] = {}
+        self.purity: dict[bytes, bool] = {}
         self.roots: list[CachedRoot] = []
 
     def open_root(self, path: str) -> CachedRoot:

@@ -119,6 +119,9 @@ class Follower(Protocol):
     """What the interpreter needs from the tracer: following an argv, lookups, reading scripts, accounting."""
 
     limits: Limits
+    #: per function body (its text): whether calling it can change the caller's state, shared by every
+    #: pass over the trace's scripts
+    purity: dict[bytes, bool]
 
     @property
     def exhausted(self) -> str | None: ...

@@ -88,7 +88,7 @@ def main(quick: bool = False) -> list[str]:
             f"trace per entrypoint, wall: {_spread(list(wall.values()))} ({slowest})",
             f"trace per entrypoint, CPU:  {_spread(list(cpu.values()))}",
             f"slowest single trace: {ms(worst_call[0])} ({worst_call[1]})",
-            f"baseline tree-sitter parse of the same scripts, per entrypoint: {_spread(list(parse.values()))}",
+            f"baseline tree-sitter parse of the same scripts: {_spread(list(parse.values()))}",
             f"ratio trace/parse per scripted entrypoint: median {median(ratios):.1f}x, "
             f"p90 {pct(ratios, 90):.1f}x, max {ratios[-1]:.1f}x; "
             f"p99 trace / p99 parse {p99_wall / pct(list(parse.values()), 99):.1f}x",

@@ -4,6 +4,8 @@ applets of multi-call binaries, which condition each terminal depends on, and ca
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -250,3 +252,17 @@ def test_script_ending_in_a_utility_exits(debian: Path) -> None:
     script = _script(debian, 'if [ "$1" = init ]; then chown -R app /srv; exit 0; fi\nexec app')
     assert _trace(debian, [script, "init"]).terminals == []
     assert _programs(_trace(debian, [script])) == ["/usr/local/bin/app"]
+
+
+def test_cli_shows_applets_and_conditions(debian: Path, alpine: Path) -> None:
+    def cli(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "zastava", "entrytrace", *args], capture_output=True, text=True, check=True
+        )
+        return out.stdout
+
+    assert "/bin/sleep -> /bin/busybox [sleep]" in cli("--root", str(alpine), "--", "sleep", "1")
+    script = _script(debian, 'if [ -n "$MODE" ]; then\n  exec app\nfi\nexec other')
+    text = cli("--root", str(debian), "--", script)
+    assert f'when {script}:2 `[ -n "$MODE" ]` true' in text
+    assert f'when {script}:2 `[ -n "$MODE" ]` false' in text

@@ -76,6 +76,7 @@ class State:
         "cwd",
         "decisions",
         "exported",
+        "fkey",
         "flow",
         "flow_n",
         "functions",
@@ -93,7 +94,9 @@ class State:
         self.vars: dict[str, Value] = {}
         self.exported: set[str] = set()
         self.positional: list[Arg] | None = []
+        #: shared between copies and replaced, never changed in place (copy on write)
         self.functions: dict[str, tuple[Node, str]] = {}
+        self.fkey: frozenset[tuple[str, int]] | None = frozenset()
         self.status: int | None = 0
         self.flow: str | None = None  # break, continue, return, exit, stuck
         self.flow_n = 0
@@ -116,7 +119,8 @@ class State:
         new.vars = dict(self.vars)
         new.exported = set(self.exported)
         new.positional = list(self.positional) if self.positional is not None else None
-        new.functions = dict(self.functions)
+        new.functions = self.functions
+        new.fkey = self.fkey
         new.status = self.status
         new.flow = self.flow
         new.flow_n = self.flow_n
@@ -141,12 +145,26 @@ class State:
             *self.shape(),
         )
 
+    def functions_key(self) -> frozenset[tuple[str, int]]:
+        if self.fkey is None:
+            self.fkey = frozenset((k, v[0].id) for k, v in self.functions.items())
+        return self.fkey
+
+    def define(self, name: str, body: Node, file: str) -> None:
+        self.functions = {**self.functions, name: (body, file)}
+        self.fkey = None
+
+    def undefine(self, name: str) -> None:
+        if name in self.functions:
+            self.functions = {k: v for k, v in self.functions.items() if k != name}
+            self.fkey = None
+
     def shape(self) -> tuple[object, ...]:
         """What a state is apart from the values of its variables: states of one shape can be joined (the
         positional parameters are part of it: they are what a final `exec "$@"` runs)."""
         return (
             tuple(self.positional) if self.positional is not None else None,
-            frozenset((k, v[0].id) for k, v in self.functions.items()),
+            self.functions_key(),
             self.flow,
             self.flow_n,
             self.cwd,
@@ -181,6 +199,15 @@ class _Field:
         if any(p is None for p in parts):
             return None
         return "".join(p for p in parts if p is not None)
+
+
+_DQ_ESCAPE = re.compile(r'\\([$`"\\\n])')
+_DOLLAR_NODES = frozenset({"simple_expansion", "expansion", "command_substitution", "arithmetic_expansion"})
+
+
+def _dq_unescape(match: re.Match[str]) -> str:
+    """``\\$`` → ``$`` inside double quotes; a backslash-newline disappears."""
+    return "" if match.group(1) == "\n" else match.group(1)
 
 
 def _concat(left: list[_Field], right: list[_Field]) -> list[_Field]:
@@ -402,24 +429,21 @@ class Interpreter:
             nonlocal result
             if upto > position:
                 raw = data[position - base : upto - base].decode("utf-8", errors="surrogateescape")
-                text = re.sub(r'\\([$`"\\\n])', lambda m: "" if m.group(1) == "\n" else m.group(1), raw)
-                result = _concat(result, [_Field([(text, False)], True)])
+                if "\\" in raw:
+                    raw = _DQ_ESCAPE.sub(_dq_unescape, raw)
+                result = _concat(result, [_Field([(raw, False)], True)])
 
         for child in node.children:
-            if not child.is_named or child.type == "string_content":
+            kind = child.type
+            if kind == "string_content" or not child.is_named:
                 continue
             start = child.start_byte
-            child_text = child.text or b""
-            if child.type in (
-                "simple_expansion",
-                "expansion",
-                "command_substitution",
-                "arithmetic_expansion",
-            ):
+            if kind in _DOLLAR_NODES:
+                child_text = data[start - base : child.end_byte - base]
                 leading = len(child_text) - len(child_text.lstrip())
                 start += leading  # whitespace the grammar put inside the `$` token is literal text
             literal(start)
-            if child.type in ("simple_expansion", "expansion") and self._is_at(child):
+            if kind in ("simple_expansion", "expansion") and self._is_at(child):
                 had_at = True
             result = _concat(result, self.fields(child, st, quoted=True))
             position = child.end_byte
@@ -1177,7 +1201,7 @@ class Interpreter:
             if child.type in ("variable_name", "word") and not self.text(child).startswith("-"):
                 name = self.text(child)
                 if function:
-                    st.functions.pop(name, None)
+                    st.undefine(name)
                 else:
                     st.vars.pop(name, None)
                     st.exported.discard(name)
@@ -1201,7 +1225,7 @@ class Interpreter:
         name_node = node.child_by_field_name("name")
         body = node.child_by_field_name("body")
         if name_node is not None and body is not None:
-            st.functions[self.text(name_node)] = (body, self.file)
+            st.define(self.text(name_node), body, self.file)
         st.status = 0
         return [st]
 

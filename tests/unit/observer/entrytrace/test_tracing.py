@@ -129,6 +129,43 @@ def test_reexec_as_another_user_is_a_new_pass(debian: Path) -> None:
     assert "gosu" in result.wrappers
 
 
+@pytest.mark.parametrize(
+    ("switch", "user"),
+    [
+        ('gosu app "$0" "$@"', "app"),
+        ('su-exec 999:999 "$0" "$@"', "app"),
+        ('setpriv --reuid=999 --regid=999 --init-groups "$0" "$@"', "app"),
+        ('runuser -u app -- "$0" "$@"', "app"),
+        ('su app -s /bin/bash -c \'exec "$0" "$@"\' "$0" "$@"', "app"),
+        ('chroot --userspec=999:999 / "$0" "$@"', "app"),
+        ('s6-setuidgid app "$0" "$@"', "app"),
+        ('chpst -u app "$0" "$@"', "app"),
+    ],
+)
+def test_every_identity_switch_is_a_new_pass(debian: Path, switch: str, user: str) -> None:
+    script = _script(
+        debian,
+        f'if [ "$(id -u)" = "0" ]; then exec {switch}; fi\n[ "$(id -u)" = 999 ] || exec other\nexec app "$@"',
+    )
+    result = _trace(debian, [script, "serve"])
+    assert _programs(result) == ["/usr/local/bin/app"], result.to_json()
+    [program] = result.programs()
+    assert (program.user, program.argv) == (user, ("app", "serve"))
+    assert result.confidence == 100 and not result.partial
+
+
+def test_interpreter_does_not_import_the_tracer() -> None:
+    """The shared vocabulary lives in its own module: no import circle between interpreter and tracer."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("zastava.observer.entrytrace.interpreter")
+    assert spec is not None and spec.origin is not None
+    tree = ast.parse(Path(spec.origin).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "tracer" not in imported and "vocabulary" in imported
+
+
 def test_reexec_as_an_unknown_user_ends(debian: Path) -> None:
     """gosu to a user the trace cannot name: the re-exec'd pass cannot be root again, so the root branch is
     not taken a second time — no recursion limit, no resident shell."""

@@ -201,8 +201,40 @@ class _Field:
         return "".join(p for p in parts if p is not None)
 
 
+#: a function calling itself is unrolled this many levels, then summarised
+_RECURSION_UNROLL = 2
+#: names a function body may assign (``x=``, ``x+=``, ``read x``, ``for x in``): over-approximated
+_ASSIGNED = re.compile(
+    r"(?:\b|^)([A-Za-z_][A-Za-z0-9_]*)\+?=|\b(?:read|for)\s+(?:-\w+\s+)*([A-Za-z_][A-Za-z0-9_]*)"
+)
 _DQ_ESCAPE = re.compile(r'\\([$`"\\\n])')
 _DOLLAR_NODES = frozenset({"simple_expansion", "expansion", "command_substitution", "arithmetic_expansion"})
+
+
+#: nodes under which a command may or may not run
+_BRANCHING = frozenset(
+    {
+        "if_statement",
+        "elif_clause",
+        "else_clause",
+        "case_item",
+        "while_statement",
+        "for_statement",
+        "c_style_for_statement",
+        "list",
+    }
+)
+
+
+def _conditional(node: Node, body: Node) -> bool:
+    """Whether the call at ``node`` runs only on some paths through the function ``body`` (a recursion with
+    a base case); an unconditional self-call never ends and is left to the depth limit."""
+    current = node.parent
+    while current is not None and current.id != body.id:
+        if current.type in _BRANCHING:
+            return True
+        current = current.parent
+    return False
 
 
 def _dq_unescape(match: re.Match[str]) -> str:
@@ -267,6 +299,8 @@ class Interpreter:
         #: the statement a `sh -c` string ends with, which the shell execs instead of forking (None: a script)
         self.tail: Node | None = None
         self._purity = tracer.purity
+        #: the functions being called, innermost last (recursion beyond a few levels is summarised)
+        self.active: list[str] = []
         #: > 0 while a command's exit status decides something (a condition, the left of && and ||, `!`)
         self.status_needed = 0
         #: the shell as the program itself (an endless loop, waiting on stdin) rather than a resident parent
@@ -1959,6 +1993,8 @@ class Interpreter:
 
     def call(self, name: str, argv: list[Arg], node: Node, st: State) -> list[State]:
         body, file = st.functions[name]
+        if self.active.count(name) >= _RECURSION_UNROLL and _conditional(node, body):
+            return self.summarise_call(name, body, node, st)
         if st.call_depth >= self.limits.max_call_depth:
             self.diagnose(
                 "recursion", f"function {name} nested more than {self.limits.max_call_depth} deep", node, True
@@ -1971,12 +2007,14 @@ class Interpreter:
         st.locals.append({})
         st.call_depth += 1
         self.file = file
+        self.active.append(name)
         try:
             results = self.block(
                 body.children if body.type in ("compound_statement", "subshell") else [body], [st]
             )
         finally:
             self.file = saved_file
+            self.active.pop()
         for s in results:
             s.positional = saved_positional
             s.call_depth -= 1
@@ -1989,6 +2027,18 @@ class Interpreter:
             if s.flow == "return":
                 s.flow, s.flow_n = None, 0
         return results
+
+    def summarise_call(self, name: str, body: Node, node: Node, st: State) -> list[State]:
+        """A function calling itself deeper than ``_RECURSION_UNROLL``: the call is not unrolled (its depth
+        depends on data the trace does not have, e.g. a device tree); what its body may assign becomes
+        unknown and its status unknown — the rest of the script goes on from there."""
+        self.diagnose(
+            "recursion-summarised", f"recursive calls of {name} summarised: what they assign is unknown", node
+        )
+        for match in _ASSIGNED.finditer(self.text(body)):
+            st.vars[match.group(1) or match.group(2)] = None
+        st.status = None
+        return [st]
 
     def exec_now(self, argv: list[Arg], extra: dict[str, Arg], node: Node, st: State) -> list[State]:
         """``exec CMD``: the shell becomes CMD; this path ends here."""

@@ -214,6 +214,18 @@ def test_endless_loop_is_the_shell_running(debian: Path) -> None:
     assert program.resolved == "/usr/bin/bash" and program.kind == "shell"
 
 
+def test_recursion_with_a_base_case_is_summarised(debian: Path) -> None:
+    """A function that walks data the trace does not have (a device tree, a countdown from $N) is unrolled
+    twice, then its deeper calls are summarised: what they assign becomes unknown, the script goes on."""
+    script = _script(
+        debian,
+        'f() { if [ "$1" -gt 0 ]; then f $(( $1 - 1 )); last=$1; fi; }\nf "$N"\nexec app "$last"',
+    )
+    result = _trace(debian, [script], env=None)
+    assert _programs(result) == ["/usr/local/bin/app"]
+    assert any(d.code == "recursion-summarised" for d in result.diagnostics) and not result.partial
+
+
 def test_loop_over_arguments_is_iterated(debian: Path) -> None:
     script = _script(debian, 'for a in "$@"; do case "$a" in -v) v=1;; esac; done\nexec app "${v:-0}"')
     [program] = _trace(debian, [script, "-x", "-v"]).programs()

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..contracts.canonical import canonical_id
-from .errors import TrustConfigError
+from .errors import InvalidReference, TrustConfigError
 from .posture.verifier import ImageVerifier
+from .reference import normalise_pattern
 from .transport.auth import CredentialStore
 from .transport.client import RegistryClient, RegistryClientConfig
 from .transport.manifest import Platform
@@ -160,8 +161,8 @@ def trust_policies(config: ZastavaConfig) -> TrustPolicies:
         globs = []
         for j, pattern in enumerate(item.images):
             try:
-                globs.append(compile_glob(pattern))
-            except TrustConfigError as exc:
+                globs.append(compile_glob(pattern, normalise_pattern(pattern)))
+            except (TrustConfigError, InvalidReference) as exc:
                 raise TrustConfigError(str(exc), f"{where}.images.{j}") from None
         authorities = [
             _authority(a, f"{where}.authorities.{j}", section, roots, default_root)

@@ -13,12 +13,21 @@ from typing import Any
 import pytest
 
 from zastava.devstack import signing
-from zastava.registry import KeylessIdentity, TrustConfigError, TrustedSigners, TrustRoot, load_public_key
+from zastava.registry import (
+    InvalidReference,
+    KeylessIdentity,
+    TrustConfigError,
+    TrustedSigners,
+    TrustRoot,
+    load_public_key,
+)
+from zastava.registry.reference import normalise_pattern
 from zastava.registry.verification.cosign import LegacyLayer
 from zastava.registry.verification.policies import (
     DEFAULT_POLICY_NAME,
     Authority,
     BundleBlob,
+    ImageGlob,
     Material,
     TrustPolicies,
     TrustPolicy,
@@ -79,6 +88,15 @@ class MemoryPusher:
         return Material(digest, legacy=self.layers(digest, ".sig") + self.layers(digest, ".att"))
 
 
+def glob(pattern: str) -> ImageGlob:
+    """As ``zastava.registry.settings`` compiles a policy's glob: normalised by the one reference model."""
+    try:
+        normalised = normalise_pattern(pattern)
+    except InvalidReference as exc:
+        raise TrustConfigError(str(exc)) from None
+    return compile_glob(pattern, normalised)
+
+
 def key_authority(name: str, key: signing.KeyPair) -> Authority:
     return Authority(name, TrustedSigners(keys=[load_public_key(key.public_pem, name)]))
 
@@ -86,7 +104,7 @@ def key_authority(name: str, key: signing.KeyPair) -> Authority:
 def policy(authorities: list[Authority], **kwargs: Any) -> TrustPolicies:
     images = kwargs.pop("images", ["registry.example.com/team-a/**"])
     return TrustPolicies(
-        (TrustPolicy("team-a", tuple(compile_glob(g) for g in images), tuple(authorities), **kwargs),),
+        (TrustPolicy("team-a", tuple(glob(g) for g in images), tuple(authorities), **kwargs),),
         revision="r1",
     )
 
@@ -97,18 +115,18 @@ def keys() -> dict[str, signing.KeyPair]:
 
 
 def test_globs_match_normalised_names() -> None:
-    assert compile_glob("registry.example.com/team-a/**").matches("registry.example.com/team-a/x/y")
-    assert not compile_glob("registry.example.com/team-a/*").matches("registry.example.com/team-a/x/y")
-    assert compile_glob("registry.example.com/team-a/*").matches("registry.example.com/team-a/x")
-    assert not compile_glob("registry.example.com/team-a/**").matches("registry.example.com/team-b/x")
-    assert compile_glob("nginx").matches("docker.io/library/nginx")
-    assert compile_glob("index.docker.io/library/nginx").matches("docker.io/library/nginx")
-    assert compile_glob("Registry.Example.COM:5000/app").matches("registry.example.com:5000/app")
-    assert compile_glob("*.example.com/**").matches("eu.example.com/a/b")
-    assert compile_glob("**").matches("anything.io/at/all")
+    assert glob("registry.example.com/team-a/**").matches("registry.example.com/team-a/x/y")
+    assert not glob("registry.example.com/team-a/*").matches("registry.example.com/team-a/x/y")
+    assert glob("registry.example.com/team-a/*").matches("registry.example.com/team-a/x")
+    assert not glob("registry.example.com/team-a/**").matches("registry.example.com/team-b/x")
+    assert glob("nginx").matches("docker.io/library/nginx")
+    assert glob("index.docker.io/library/nginx").matches("docker.io/library/nginx")
+    assert glob("Registry.Example.COM:5000/app").matches("registry.example.com:5000/app")
+    assert glob("*.example.com/**").matches("eu.example.com/a/b")
+    assert glob("**").matches("anything.io/at/all")
     for bad in ("", " x/y", "a/b:tag", "a/b@sha256:00", "a/***", "a//b", "a/b/", "a/B C", "a/[bc]"):
         with pytest.raises(TrustConfigError):
-            compile_glob(bad)
+            glob(bad)
 
 
 def test_k_of_n(keys: dict[str, signing.KeyPair]) -> None:

@@ -45,27 +45,10 @@ __all__ = [
 
 #: Name under which the default signers (``zastava.registry.trust``) appear in results.
 DEFAULT_POLICY_NAME = "zastava.registry.trust"
-_DOCKER_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io")
 _GLOB_CHARS = re.compile(r"[a-z0-9._\-/:*?]+")
 
 
 # ------------------------------------------------------------------------------------------------ globs
-
-
-def _normalise_pattern(pattern: str) -> str:
-    """Docker's name defaults applied to a glob whose first component is literal (``nginx`` →
-    ``docker.io/library/nginx``; ``index.docker.io/x/y`` → ``docker.io/x/y``); hosts are case-insensitive."""
-    first, sep, rest = pattern.partition("/")
-    if any(ch in first for ch in "*?"):
-        return pattern
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        host = first.lower()
-        if host in _DOCKER_HUB_ALIASES:
-            host = "docker.io"
-        if host == "docker.io" and "/" not in rest and not any(ch in rest for ch in "*?"):
-            rest = f"library/{rest}"
-        return f"{host}/{rest}"
-    return f"docker.io/{pattern}" if sep else f"docker.io/library/{pattern}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +61,10 @@ class ImageGlob:
         return self.regex.fullmatch(name) is not None
 
 
-def compile_glob(pattern: str) -> ImageGlob:
-    """A glob over ``registry/repository`` names; TrustConfigError says what is wrong with a bad one."""
+def compile_glob(pattern: str, normalised: str) -> ImageGlob:
+    """A glob over ``registry/repository`` names: ``pattern`` as written (checked here), ``normalised`` as the
+    reference model normalises it (``zastava.registry.reference.normalise_pattern``: docker's defaults for a
+    literal name, canonical host). TrustConfigError says what is wrong with a bad one."""
     if not isinstance(pattern, str) or not pattern or pattern != pattern.strip():
         raise TrustConfigError("an image glob must be a non-empty string without surrounding whitespace")
     if len(pattern) > 512:
@@ -100,7 +85,6 @@ def compile_glob(pattern: str) -> ImageGlob:
         raise TrustConfigError(f"{pattern!r}: empty path component")
     if ":" in text.partition("/")[2]:
         raise TrustConfigError(f"{pattern!r}: globs match repository names; tags are not part of them")
-    normalised = _normalise_pattern(text)
     out = []
     i = 0
     while i < len(normalised):

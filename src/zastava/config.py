@@ -90,7 +90,9 @@ class Backend(Section):
     @model_validator(mode="after")
     def _scheme(self) -> Backend:
         address = self.base_address.lower()
-        if not address.startswith(("https://", "http://")):
+        # Empty: no backend. The webhook then decides with local gates and local verification only (trust
+        # policies); the observer needs a backend to publish to.
+        if address and not address.startswith(("https://", "http://")):
             raise ValueError(f"baseAddress must be an http(s) URL, got {self.base_address!r}")
         if address.startswith("http://") and not self.allow_insecure_http:
             raise ValueError("baseAddress uses plain http but allowInsecureHttp is false")
@@ -170,6 +172,87 @@ class AdmissionVerify(Section):
     scanner_policy_pass: bool = True
 
 
+class TrustKey(Section):
+    """A cosign public key (PEM or DER SubjectPublicKeyInfo): exactly one of ``path`` / ``pem``."""
+
+    path: str | None = None
+    pem: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TrustKey:
+        if (self.path is None) == (self.pem is None):
+            raise ValueError("set exactly one of path / pem")
+        return self
+
+
+class TrustKeyless(Section):
+    """A Fulcio identity: ``issuer`` and/or ``issuerRegExp``, ``subject`` and/or ``subjectRegExp`` (when
+    both forms are given, both must hold; regexes match the whole value). ``trustedRootPath`` defaults to
+    ``zastava.registry.trust.trustedRootPath``, else the Sigstore public-good root shipped with
+    ``sigstore``."""
+
+    issuer: str | None = Field(None, min_length=1)
+    issuer_reg_exp: str | None = Field(None, min_length=1)
+    subject: str | None = Field(None, min_length=1)
+    subject_reg_exp: str | None = Field(None, min_length=1)
+    trusted_root_path: str | None = None
+
+    @model_validator(mode="after")
+    def _identity(self) -> TrustKeyless:
+        if self.issuer is None and self.issuer_reg_exp is None:
+            raise ValueError("set issuer or issuerRegExp")
+        if self.subject is None and self.subject_reg_exp is None:
+            raise ValueError("set subject or subjectRegExp")
+        for name in ("issuer_reg_exp", "subject_reg_exp"):
+            pattern = getattr(self, name)
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{to_camel(name)}: invalid regex {pattern!r}: {exc}") from None
+        return self
+
+
+class TrustAuthority(Section):
+    """One authority of a trust policy: a ``key`` or a ``keyless`` identity (counts once towards
+    ``threshold``)."""
+
+    name: str | None = Field(None, min_length=1, max_length=128)
+    key: TrustKey | None = None
+    keyless: TrustKeyless | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TrustAuthority:
+        if (self.key is None) == (self.keyless is None):
+            raise ValueError("an authority is exactly one of key / keyless")
+        return self
+
+
+class TrustAttestation(Section):
+    predicate_type: str = Field(min_length=1, max_length=512)
+
+
+class TrustPolicyConfig(Section):
+    """A trust policy (docs/webhook.md): the images it governs (globs over ``registry/repository``, ``**``
+    spans path components), who must have signed them (``threshold`` of ``authorities``), which attestations
+    must be present and verified, and whether a failure denies (``enforce``) or warns."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+    images: list[str] = Field(min_length=1, max_length=256)
+    authorities: list[TrustAuthority] = Field(min_length=1, max_length=32)
+    threshold: int = Field(1, ge=1)
+    attestations: list[TrustAttestation] = Field(default_factory=list, max_length=32)
+    mode: Literal["enforce", "warn"] = "enforce"
+
+    @model_validator(mode="after")
+    def _threshold(self) -> TrustPolicyConfig:
+        if self.threshold > len(self.authorities):
+            raise ValueError(
+                f"threshold {self.threshold} exceeds the number of authorities ({len(self.authorities)})"
+            )
+        return self
+
+
 class Admission(Section):
     enforce: bool = True
     fail_open_namespaces: list[str] = Field(default_factory=lambda: ["dev", "test"])
@@ -183,6 +266,11 @@ class Admission(Section):
     banned_tags: list[str] = Field(default_factory=lambda: ["latest"])
     deny_untagged: bool = True
     base_image_allowlist: list[str] = Field(default_factory=list)
+    # Verification at admission (docs/webhook.md): the webhook verifies locally when trust policies are set;
+    # the backend's /policy/runtime reads the same section.
+    trust_policies: list[TrustPolicyConfig] = Field(default_factory=list, max_length=256)
+    #: the mutating path (/mutate) rewrites tag-only images to the digest that was verified
+    pin_digests: bool = False
 
     @field_validator("registry_allowlist", "registry_denylist")
     @classmethod
@@ -213,6 +301,10 @@ class Admission(Section):
         for digest in self.base_image_allowlist:
             if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
                 raise ValueError(f"baseImageAllowlist entries must be sha256:<64 hex>, got {digest!r}")
+        names = [p.name for p in self.trust_policies]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"trustPolicies names must be unique: {', '.join(duplicates)}")
         return self
 
 
@@ -254,7 +346,8 @@ class Publisher(Section):
 
 
 class RegistryIdentity(Section):
-    """A keyless (Fulcio) identity: one of issuer/issuerRegex and one of subject/subjectRegex."""
+    """A keyless (Fulcio) identity: issuer and/or issuerRegex, subject and/or subjectRegex (both must hold
+    when both are given)."""
 
     issuer: str | None = None
     issuer_regex: str | None = None
@@ -263,10 +356,10 @@ class RegistryIdentity(Section):
 
     @model_validator(mode="after")
     def _one_each(self) -> RegistryIdentity:
-        if (self.issuer is None) == (self.issuer_regex is None):
-            raise ValueError("set exactly one of issuer / issuerRegex")
-        if (self.subject is None) == (self.subject_regex is None):
-            raise ValueError("set exactly one of subject / subjectRegex")
+        if self.issuer is None and self.issuer_regex is None:
+            raise ValueError("set issuer or issuerRegex")
+        if self.subject is None and self.subject_regex is None:
+            raise ValueError("set subject or subjectRegex")
         for pattern in (self.issuer_regex, self.subject_regex):
             if pattern is not None:
                 try:
@@ -277,18 +370,13 @@ class RegistryIdentity(Section):
 
 
 class RegistryTrust(Section):
-    """Who may sign images (cosign keys, keyless identities) and the offline sigstore trusted root."""
+    """The default signers (cosign keys, keyless identities) — for images no trust policy matches — and the
+    offline sigstore trusted root (default: the public-good root shipped with the ``sigstore`` package)."""
 
     public_key_files: list[str] = Field(default_factory=list)
     keyless_identities: list[RegistryIdentity] = Field(default_factory=list)
     trusted_root_path: str | None = None  # trusted_root.json, or "sigstore-public-good"
     require_tlog_for_keys: bool = False
-
-    @model_validator(mode="after")
-    def _root(self) -> RegistryTrust:
-        if self.keyless_identities and not self.trusted_root_path:
-            raise ValueError("keylessIdentities need trustedRootPath")
-        return self
 
 
 class Registry(Section):
@@ -393,6 +481,13 @@ class BackendServer(Section):
     store: str = Field("sqlite:///zastava-backend.db", description="sqlite:///PATH or postgresql://…")
     policy_file: str | None = None
     policy_reload_seconds: float = Field(2.0, gt=0, le=3600)
+    verify_timeout_seconds: float = Field(
+        4.0,
+        gt=0,
+        le=60,
+        description="time /policy/runtime may spend verifying signatures in registries (below the callers' "
+        "backend.requestTimeoutSeconds, 5 s); images not verified by then are left out of the answer",
+    )
     max_body_bytes: PositiveSize = 16_000_000
     max_decompressed_bytes: PositiveSize = 64_000_000
     max_events_per_request: PositiveSize = Field(10_000, le=1_000_000)

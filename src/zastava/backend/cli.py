@@ -97,8 +97,17 @@ def serve(
         tls = uvicorn_tls_kwargs(
             certfile=settings.tls_cert_file, keyfile=settings.tls_key_file, client_ca=settings.client_ca_file
         )
+    from ..registry.errors import TrustConfigError
+    from ..registry.settings import image_verifier, trust_configured
+
+    # /policy/runtime verifies signatures in the registries (zastava.admission.trustPolicies, and the default
+    # signers of zastava.registry.trust); with neither configured nothing could verify, so nothing is signed
     try:
-        app = create_app(settings, authenticator=authenticator)
+        verifier = image_verifier(cfg) if trust_configured(cfg) else None
+    except TrustConfigError as exc:
+        fail(f"{exc.path}: {exc}" if exc.path else str(exc))
+    try:
+        app = create_app(settings, authenticator=authenticator, verifier=verifier)
     except (StoreError, PolicyError) as exc:
         fail(str(exc))
     settle_heap()
@@ -213,7 +222,9 @@ def policy_test(
     if as_json:
         write_json(data)
         return
-    result = data["results"][image]
+    result = data["results"].get(image)
+    if result is None:  # the backend could not verify it in time (registry unreachable): no verdict
+        fail(f"the backend gave no verdict for {image}: it could not verify its signatures (see its log)", 1)
     typer.echo(f"image:     {image}")
     typer.echo(f"verdict:   {result['policyVerdict']}")
     typer.echo(f"signed:    {str(result['signed']).lower()}")

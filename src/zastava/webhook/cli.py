@@ -115,6 +115,9 @@ def review_command(
     timeout: Annotated[
         str | None, typer.Option("--timeout", help="as the API server's ?timeout= (10s)")
     ] = None,
+    mutate: Annotated[
+        bool, typer.Option("--mutate", help="Answer as POST /mutate (digest pinning: the JSONPatch).")
+    ] = False,
 ) -> None:
     """Evaluate one AdmissionReview and print the AdmissionReview response.
 
@@ -133,7 +136,8 @@ def review_command(
 
     async def run() -> tuple[int, bytes]:
         try:
-            return await components.app.admit(body, timeout)
+            handler = components.app.mutate if mutate else components.app.admit
+            return await handler(body, timeout)
         finally:
             await components.close_clients()
 

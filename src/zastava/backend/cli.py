@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..cli import err, fail, read_input, write_json
+from ..cli import fail, read_input, write_json
 
 __all__ = ["DEFAULT_BACKEND_URL", "backend_app", "catalog_app", "runtime_app"]
 
@@ -56,20 +57,26 @@ def serve(
     ] = None,
     listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT (default 127.0.0.1:8080)")] = None,
     policy: Annotated[Path | None, typer.Option("--policy", help="Backend policy file (YAML).")] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR")] = "INFO",
+    log_level: Annotated[
+        str | None,
+        typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR (default runtime.logging.level)"),
+    ] = None,
 ) -> None:
     """Serve the backend API (migrations are applied to the store on start)."""
     import uvicorn
     from pydantic import ValidationError
 
     from ..config import BackendServer, ConfigError, load_config
-    from ..telemetry import configure_logging, settle_heap
+    from ..telemetry import settle_heap
+    from ..telemetry.logging import fields
+    from ..telemetry.setup import runtime_core
+    from ..telemetry.tracing import TracingUnavailable, shutdown_tracing
     from .app import create_app
     from .policy import PolicyError
     from .store import StoreError
 
     try:
-        cfg = load_config(config) if config else load_config(None, warn=False)
+        cfg = load_config(config, warn=False)
     except ConfigError as exc:
         fail(str(exc))
     overrides: dict[str, Any] = {}
@@ -84,7 +91,10 @@ def serve(
     except ValidationError as exc:
         fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)))
     host, port = _split_listen(settings.listen)
-    configure_logging(log_level.upper(), fmt=cfg.runtime.logging.format)
+    try:
+        runtime_core(cfg, "backend", level=log_level.upper() if log_level else None, guardrails=False)
+    except TracingUnavailable as exc:
+        fail(f"zastava.runtime.tracing.otlpEndpoint: {exc}")
     authenticator = None
     tls: dict[str, Any] = {}
     if settings.auth == "optok":
@@ -103,21 +113,26 @@ def serve(
         fail(str(exc))
     settle_heap()
     scheme = "https" if tls else "http"
-    err.print(
-        f"zastava backend on {scheme}://{host}:{port} "
-        f"(auth {settings.auth}, store {app.service.store.redacted_url})",
-        highlight=False,
+    logging.getLogger("zastava.backend").info(
+        "backend serving",
+        extra=fields(
+            url=f"{scheme}://{host}:{port}", auth=settings.auth, store=app.service.store.redacted_url
+        ),
     )
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        limit_concurrency=settings.max_concurrent_requests,  # beyond it: 503, bounded memory
-        **tls,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            log_config=None,  # uvicorn's records go through the JSON handler of runtime_core
+            access_log=False,
+            lifespan="on",
+            limit_concurrency=settings.max_concurrent_requests,  # beyond it: 503, bounded memory
+            **tls,
+        )
+    finally:
+        shutdown_tracing()
 
 
 @backend_app.command("check-policy")

@@ -39,7 +39,7 @@ from ..contracts import (
 )
 from ..telemetry.logging import fields
 from ..telemetry.metrics import ZastavaMetrics
-from ..telemetry.tracing import span
+from ..telemetry.tracing import resume, span
 from . import drift
 from .engines.base import ContainerEngine, ContainerEvent, ContainerInfo, EngineUnavailable
 from .engines.kubernetes import ContainerMeta, PodMeta, PodWatcher
@@ -349,14 +349,16 @@ class ObserverAgent:
             )
             return []
         self._starting.add(info.id)
+        observed = None
         try:
             async with self._gate:
-                with span("observe", container=info.container_id, engine=info.engine):
+                with span("observe", container=info.container_id, engine=info.engine) as observed:
                     events = await self._observe_start(info, resync=resync)
         finally:
             self._starting.discard(info.id)
-        for event in events:
-            await self.emit(event)
+        with resume(observed):  # observe.publish (and the publisher's batch links) under this observe span
+            for event in events:
+                await self.emit(event)
         early = self._stopped_early.pop(info.id, None)
         if early is not None:
             events += await self.handle_stop(early)

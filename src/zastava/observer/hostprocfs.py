@@ -46,7 +46,7 @@ def resolve_procfs(configured: str, *, host_proc: str = HOST_PROC) -> str:
         return configured
     if configured != host_proc and is_procfs(host_proc) and host_pid_namespace(host_proc):
         log.warning(
-            "runtime.procfs is not a procfs mount; using the host's /proc",
+            f"zastava.runtime.procfs: {configured} is not a procfs mount; reading the host's {host_proc}",
             extra=fields(key="zastava.runtime.procfs", configured=configured, using=host_proc),
         )
         return host_proc

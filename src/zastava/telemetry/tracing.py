@@ -25,6 +25,7 @@ __all__ = [
     "current_context",
     "current_ids",
     "enable_tracing",
+    "resume",
     "shutdown_tracing",
     "span",
     "tracing_enabled",
@@ -144,6 +145,19 @@ def current_ids() -> tuple[str, str] | None:
     if context is None:
         return None
     return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+
+
+@contextmanager
+def resume(ended: Any) -> Iterator[None]:
+    """Make ``ended`` (a span from :func:`span`, possibly ended) current again, so that the spans opened
+    meanwhile are its children; nothing when it is None (tracing off)."""
+    if ended is None:
+        yield
+        return
+    from opentelemetry import trace
+
+    with trace.use_span(ended, end_on_exit=False):
+        yield
 
 
 @contextmanager

@@ -167,7 +167,7 @@ def test_without_credentials_the_backend_refuses_and_the_cli_says_what_to_pass(s
     out = zastava("runtime", "policy", "test", "--config", str(anonymous), "--image", DIGEST)
     assert out.returncode == 1 and "(401)" in out.stderr
     out = zastava("events", "tail", "--config", str(anonymous), "--once")
-    assert out.returncode == 3 and "HTTP 401" in out.stderr
+    assert out.returncode == 3 and "HTTP 401" in out.stderr and "credentials" in out.stderr
 
 
 def test_catalog_import_and_policy_test_with_the_operators_optok(stack: Stack, tmp_path: Path) -> None:

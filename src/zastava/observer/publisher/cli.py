@@ -293,7 +293,9 @@ async def _tail(
         except httpx.HTTPError as exc:
             raise _TailError(f"{url}: {type(exc).__name__}: {exc}", fatal=False) from None
         if response.status_code != 200:
-            message = f"{url}: HTTP {response.status_code}: {response.text[:200]}"
+            message = (
+                f"{url}: HTTP {response.status_code}: {response.text[:200]}{operator.refusal_hint(response)}"
+            )
             raise _TailError(message, fatal=response.status_code in (400, 401, 403, 404))
         try:
             return parse_page(orjson.loads(response.content))

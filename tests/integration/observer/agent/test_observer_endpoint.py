@@ -138,7 +138,9 @@ def test_metrics_count_what_the_agent_observes_and_publishes(
     assert grew("zastava_runtime_backend_latency_ms_count", endpoint="events") >= 1
     assert grew("zastava_proc_maps_samples_total", result="ok") >= 1
     assert grew("zastava_entrytrace_depth_count") == 1  # one entrypoint traced
-    assert grew("zastava_hash_bytes_total") > 100_000  # bash, libc, libtinfo… hashed
+    # bash, libc, libtinfo… hashed (for this container, or already for another of the same image: the hash
+    # cache is keyed by file identity, and the layers are shared)
+    assert value(after, "zastava_hash_bytes_total") > 100_000
     assert value(after, "zastava_buffer_drops_total") == 0
     # the buffer and the publisher (spec §12): all delivered, nothing failed
     assert value(after, "zastava_buffer_pending_events") == 0

@@ -34,6 +34,7 @@ from ..contracts import (
     SCHEMA_VERSIONS_HEADER,
     EnvelopeError,
     EventKind,
+    ImagePolicy,
     IngestRejection,
     IngestResponse,
     RuntimePolicyRequest,
@@ -42,9 +43,10 @@ from ..contracts import (
     versions,
 )
 from ..contracts.base import format_utc
+from ..registry.errors import InvalidReference
 from . import auth
 from .auth import Authenticator, AuthError, Principal, static_tenant
-from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, image_digest
+from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, reference_digest
 from .ingest import BodyError, Ingestor, read_body, split_envelopes
 from .openapi import document
 from .policy import PolicyEngine, evaluate
@@ -245,7 +247,15 @@ class BackendService:
         policy, revision = self.policy.current()
 
         def decide() -> RuntimePolicyResponse:
-            digests = {image: image_digest(image) for image in req.images}
+            digests: dict[str, str | None] = {}
+            invalid: dict[str, ImagePolicy] = {}
+            for image in req.images:
+                try:
+                    digests[image] = reference_digest(image)
+                except InvalidReference as exc:  # a verdict, not a 400: the other images still get theirs
+                    invalid[image] = ImagePolicy(
+                        signed=False, has_sbom=False, policy_verdict="fail", reasons=[str(exc)[:500]]
+                    )
             known = sorted({d for d in digests.values() if d})
             heads = self.store.catalog_heads(principal.tenant, known)
             builds = self.store.recent_build_ids(principal.tenant, known)
@@ -259,6 +269,7 @@ class BackendService:
                 )
                 for image, digest in digests.items()
             }
+            results.update(invalid)
             return RuntimePolicyResponse(
                 ttl_seconds=policy.ttl_seconds, results=results, policy_revision=revision
             )

@@ -146,6 +146,29 @@ class Metrics(Section):
         return self
 
 
+class Tracing(Section):
+    """OpenTelemetry tracing of the spans of spec §8 (observe → batch → post; webhook request → resolve →
+    respond), exported over OTLP/HTTP. Off until ``otlpEndpoint`` is set."""
+
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces URL, e.g. http://otel-collector.monitoring:4318 "
+        "(/v1/traces is appended when the URL has no path); null: tracing off",
+    )
+    sample_ratio: float = Field(1.0, ge=0, le=1, description="share of root spans kept (parent-based)")
+    ca_bundle_path: str | None = Field(None, description="CAs for an https:// endpoint (default: system)")
+    timeout_seconds: float = Field(10.0, gt=0, le=60)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+
 class Collect(Section):
     entry_trace: bool = True
     loaded_libs: bool = True
@@ -161,6 +184,7 @@ class Runtime(Section):
     deployment: str = "cluster-a"
     logging: Logging = Field(default_factory=Logging)
     metrics: Metrics = Field(default_factory=Metrics)
+    tracing: Tracing = Field(default_factory=Tracing)
     engine: Literal["containerd", "cri-o", "docker", "auto"] = "auto"
     procfs: str = "/host/proc"
     collect: Collect = Field(default_factory=Collect)
@@ -398,6 +422,12 @@ class Registry(Section):
     trust: RegistryTrust = Field(default_factory=RegistryTrust)
 
 
+def _check_listen(listen: str) -> None:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"must be HOST:PORT, got {listen!r}")
+
+
 def _default_node_name() -> str:
     import os
     import socket
@@ -456,6 +486,19 @@ class Observer(Section):
     posture_cache_ttl_seconds: int = Field(300, ge=0, le=86400)
     max_concurrent_inspections: PositiveSize = Field(8, le=256)
     drift: ObserverDrift = Field(default_factory=ObserverDrift)
+    listen: str | None = Field(
+        "0.0.0.0:9090",
+        description="HOST:PORT where `observer run` serves /metrics, /healthz and /readyz (plain HTTP, "
+        "read-only); null or empty: not served",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        _check_listen(value)
+        return value
 
 
 class RateCap(Section):

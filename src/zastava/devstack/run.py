@@ -242,18 +242,20 @@ class Stack:
         backend = self.zastava("backend", "backend", "serve", "--config", str(backend_config))
         wait_until(lambda: _ready(backend, f"{backend_url}/readyz", ca), 60, "backend")
 
-        observer_config = self.write_config(
+        observer_port = free_port()
+        observer_url = f"http://127.0.0.1:{observer_port}"
+        observer_settings = self.client_config(
+            backend_url,
+            issuer,
             "observer",
-            self.client_config(
-                backend_url,
-                issuer,
-                "observer",
-                pki,
-                auth_dir,
-                ["api:scanner.runtime.write", "api:scanner.policy.read", "api:scanner.catalog.read"],
-            ),
+            pki,
+            auth_dir,
+            ["api:scanner.runtime.write", "api:scanner.policy.read", "api:scanner.catalog.read"],
         )
-        self.zastava("observer", "observer", "run", "--config", str(observer_config))
+        observer_settings["observer"]["listen"] = f"127.0.0.1:{observer_port}"
+        observer_config = self.write_config("observer", observer_settings)
+        observer = self.zastava("observer", "observer", "run", "--config", str(observer_config))
+        wait_until(lambda: _ready(observer, f"{observer_url}/readyz"), 60, "observer")
 
         webhook_port = free_port()
         webhook_config = self.write_config(
@@ -303,10 +305,12 @@ class Stack:
         _say(
             f"backend   {backend_url}  (OpenAPI: {backend_url}/openapi.json, metrics: {backend_url}/metrics)"
         )
-        _say(f"webhook   {webhook_url}/admit")
+        _say(f"webhook   {webhook_url}/admit  (metrics: {webhook_url}/metrics)")
+        _say(f"observer  {observer_url}/metrics  ({observer_url}/readyz)")
         _say(f"engine    {self.docker_host}")
         _say(f"CA        {ca}")
-        _say(f"try       zastava events tail --backend {backend_url} --config {operator_config}")
+        _say(f"try       zastava events tail --config {operator_config}")
+        _say(f"          zastava runtime policy test --config {operator_config} --image <digest>")
         _say(f"logs      {self.workdir}/*.log — Ctrl-C stops everything")
         self.live_view(backend_url, operator_config)
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -109,7 +109,9 @@ def gap_warning_event(gap: Gap, *, tenant: str, node: str, engine: str = "unknow
         since=_from_us(gap.since_us),
         until=_from_us(gap.until_us),
     )
-    runtime_engine = engine if engine in ("containerd", "cri-o", "docker") else "unknown"
+    runtime_engine: Literal["containerd", "cri-o", "docker", "unknown"] = "unknown"
+    if engine in ("containerd", "cri-o", "docker"):
+        runtime_engine = engine  # type: ignore[assignment]  # narrowed by the membership test
     event = RuntimeEvent(
         event_id="pending",
         when=datetime.now(UTC),

@@ -98,7 +98,8 @@ _GZIP_FEED = 256 * 1024
 def gunzip_bounded(data: bytes, limit: int, *, max_members: int = MAX_GZIP_MEMBERS) -> bytes:
     """Decompress one or more concatenated gzip members, refusing output beyond ``limit`` bytes and more than
     ``max_members`` members; linear in ``len(data)`` (trailing zero padding is tolerated)."""
-    out = bytearray()
+    out: list[bytes] = []
+    total = 0
     view = memoryview(data)
     size = len(data)
     pos = members = 0
@@ -114,14 +115,15 @@ def gunzip_bounded(data: bytes, limit: int, *, max_members: int = MAX_GZIP_MEMBE
                 raise BodyError(400, "gzip body is truncated")
             chunk = view[pos : pos + _GZIP_FEED]
             try:
-                piece = decomp.decompress(chunk, limit - len(out) + 1)
+                piece = decomp.decompress(chunk, limit - total + 1)
             except zlib.error as exc:
                 raise BodyError(400, f"body is not valid gzip: {exc}") from None
-            out += piece
-            if len(out) > limit or decomp.unconsumed_tail:
+            out.append(piece)
+            total += len(piece)
+            if total > limit or decomp.unconsumed_tail:
                 raise BodyError(413, f"decompressed body exceeds the limit of {limit} bytes")
             pos += len(chunk) - len(decomp.unused_data)
-    return bytes(out)
+    return b"".join(out)
 
 
 @dataclass(slots=True)
@@ -178,7 +180,7 @@ def split_envelopes(
                 whole = loads(body)
             except ValueError:
                 whole = None
-        elif head[:1] == b"[" and not _parses(head[: head.find(b"\n") if b"\n" in head else len(head)]):
+        elif head[:1] == b"[" and not _first_line_parses(head, max_document):
             raise BodyError(
                 413,
                 f"a JSON array body is limited to {max_document} bytes: send ND-JSON (one envelope per line)",
@@ -212,9 +214,13 @@ def split_envelopes(
     return items
 
 
-def _parses(data: bytes) -> bool:
+def _first_line_parses(body: bytes, max_document: int) -> bool:
+    """Whether the first line is JSON on its own (ND-JSON), looking at no more than ``max_document`` bytes."""
+    end = body.find(b"\n", 0, max_document + 1)
+    if end == -1:
+        return False
     try:
-        orjson.loads(data)
+        orjson.loads(body[:end])
     except orjson.JSONDecodeError:
         return False
     return True

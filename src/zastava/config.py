@@ -373,6 +373,18 @@ class BackendServer(Section):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     client_ca_file: str | None = Field(None, description="CA of client certificates (mTLS binding)")
+    public_base_url: str | None = Field(
+        None,
+        description="the URL clients use to reach this backend (scheme://host[:port]); DPoP proofs' htu is "
+        "compared with it, never with the Host header (unset: with the listening socket's own address)",
+    )
+
+    @model_validator(mode="after")
+    def _public_base_url(self) -> BackendServer:
+        url = self.public_base_url
+        if url is not None and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url):
+            raise ValueError(f"publicBaseUrl must be an http(s) URL without query or fragment, got {url!r}")
+        return self
 
     @model_validator(mode="after")
     def _store(self) -> BackendServer:

@@ -86,8 +86,9 @@ def require_tenant(principal: Principal, tenant: str | None) -> None:
 class VerifierSettings:
     """How an OpTok is verified. ``audience``: the resource's audience that every token must carry.
     ``tenants``: allowed tenants (None: any tenant the Authority vouches for). ``public_base_url``: the
-    externally visible ``scheme://host[:port]`` used for ``htu`` (default: the request's own URL, from
-    ``Host``)."""
+    externally visible ``scheme://host[:port]`` that ``htu`` must name (default: the scheme and local address
+    of the connection's socket). Never the ``Host`` header: a client chooses it, so a proof made for another
+    host would pass with a spoofed ``Host``."""
 
     issuer: str
     audience: str = "scanner"
@@ -301,9 +302,17 @@ class OpTokVerifier:
 
     def _request_url(self, request: Request) -> str:
         base = self.settings.public_base_url
+        path = request.scope.get("root_path", "") + request.scope["path"]
         if base:
-            return base.rstrip("/") + request.url.path
-        return str(request.url)
+            return base.rstrip("/") + path
+        server = request.scope.get("server")
+        if not server or server[1] is None:
+            raise AuthError(
+                401, "invalid_dpop_proof", "the server's public URL is unknown: configure publicBaseUrl"
+            )
+        host, port = server
+        host = f"[{host}]" if ":" in host else host
+        return f"{request.scope.get('scheme', 'http')}://{host}:{port}{path}"
 
     async def verify(
         self,

@@ -302,7 +302,7 @@ class OpTokVerifier:
 
     def _request_url(self, request: Request) -> str:
         base = self.settings.public_base_url
-        path = request.scope.get("root_path", "") + request.scope["path"]
+        path = str(request.scope.get("root_path", "")) + str(request.scope["path"])
         if base:
             return base.rstrip("/") + path
         server = request.scope.get("server")

@@ -16,10 +16,18 @@ Reading resumes after the acknowledged sequence number. A torn or corrupt record
 mismatch, absurd length) is skipped and counted: the reader re-synchronises on the next valid record. Fully
 acknowledged segments are deleted. Past ``max_bytes`` the oldest segment is dropped whole; the unacknowledged
 records it held are counted exactly and their time range is merged into the pending :class:`Gap`.
+
+A full disk is a loss like the cap, never a spin: a record that cannot be written whole (``ENOSPC``,
+``EDQUOT``, a short write) is cut off the segment again, counted in :attr:`DiskBuffer.write_failures` and the
+pending :class:`Gap`, and :meth:`DiskBuffer.append` raises :class:`DiskBufferFull` (an ``OSError``) so that a
+caller that can wait (``zastava events send``) waits for room and retries. ``EFBIG`` (the file size limit)
+rolls to a fresh segment once. Persisting the acknowledgement or the gap may fail the same way: the state is
+kept in memory (a restart re-sends, and the backend stores each ``eventId`` once).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
@@ -32,7 +40,7 @@ import orjson
 
 from ...telemetry.logging import fields
 
-__all__ = ["RECORD_HEADER_SIZE", "BufferRecord", "DiskBuffer", "DiskBufferError", "Gap"]
+__all__ = ["RECORD_HEADER_SIZE", "BufferRecord", "DiskBuffer", "DiskBufferError", "DiskBufferFull", "Gap"]
 
 log = logging.getLogger("zastava.observer.publisher.buffer")
 
@@ -49,6 +57,10 @@ _SEGMENT_SUFFIX = ".log"
 
 class DiskBufferError(RuntimeError):
     """The buffer cannot be used (e.g. a record larger than the whole buffer)."""
+
+
+class DiskBufferFull(OSError):
+    """A record could not be written (the disk or the file size limit is full); it was counted as lost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +191,9 @@ class DiskBuffer:
         self.gap = Gap()
         self.dropped_total = 0
         self.corrupt_total = 0
+        #: records that could not be written (disk full, short write); counted in the gap as well
+        self.write_failures = 0
+        self._persist_failed = False
         self._opened = False
 
     # ------------------------------------------------------------------------------------------ opening
@@ -253,11 +268,24 @@ class DiskBuffer:
             return -1
         return int(value)
 
-    def _write_small(self, name: str, data: bytes) -> None:
+    def _write_small(self, name: str, data: bytes) -> bool:
+        """Replace ``name`` atomically; False (logged once until it works again) when the disk refuses."""
         tmp = self.directory / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        tmp.replace(self.directory / name)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            tmp.replace(self.directory / name)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if not self._persist_failed:
+                log.warning(
+                    "cannot persist buffer state; kept in memory",
+                    extra=fields(file=name, error=exc.strerror or str(exc)),
+                )
+            self._persist_failed = True
+            return False
+        self._persist_failed = False
+        return True
 
     def _read_gap(self) -> None:
         try:
@@ -277,7 +305,10 @@ class DiskBuffer:
                 ),
             )
         else:
-            (self.directory / "gap.json").unlink(missing_ok=True)
+            try:
+                (self.directory / "gap.json").unlink(missing_ok=True)
+            except OSError:
+                pass  # a read-only or vanished directory: the in-memory gap is the truth
 
     def take_gap(self) -> Gap | None:
         """The pending gap (and forget it); None when nothing was dropped since the last call."""
@@ -295,17 +326,31 @@ class DiskBuffer:
     # ------------------------------------------------------------------------------------------ writing
 
     def _roll(self) -> None:
-        if self._fd is not None:
-            if self.fsync_on_roll:
-                os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
+        """Close the segment being written and start a new one (an error leaves the old one open)."""
         path = self.directory / _segment_name(self._next_seq)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if self._segments and self._segments[-1].path == path:
+            return  # nothing was written since the last roll
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if self._fd is not None:
+            try:
+                if self.fsync_on_roll:
+                    os.fsync(self._fd)
+            except OSError as exc:  # written back later by the kernel, or lost with a crash: say so
+                log.warning("buffer segment fsync failed", extra=fields(error=exc.strerror or str(exc)))
+            finally:
+                os.close(self._fd)
+        self._fd = fd
         self._segments.append(_Segment(path, self._next_seq))
 
-    def append(self, payload: bytes, ts_us: int = 0) -> int:
-        """Append one record; returns its sequence number. Drops the oldest segments past the cap."""
+    def fits(self, size: int) -> bool:
+        """Whether a payload of ``size`` bytes can be appended without dropping the oldest records."""
+        return self._bytes + size + RECORD_HEADER_SIZE <= self.max_bytes
+
+    def append(self, payload: bytes, ts_us: int = 0, *, count_loss: bool = True) -> int:
+        """Append one record; returns its sequence number. Drops the oldest segments past the cap.
+
+        Raises :class:`DiskBufferFull` when the record cannot be written: counted as lost (in
+        :attr:`write_failures` and the gap) unless ``count_loss`` is false (the caller keeps the record)."""
         if not self._opened or self._fd is None:
             raise DiskBufferError("buffer is not open")
         record = encode_record(self._next_seq, ts_us, payload)
@@ -314,12 +359,29 @@ class DiskBuffer:
                 f"record of {len(record)} bytes exceeds the buffer segment size {self.segment_bytes}"
             )
         current = self._segments[-1]
-        if current.size and current.size + len(record) > self.segment_bytes:
-            self._roll()
-            current = self._segments[-1]
-        while self._bytes + len(record) > self.max_bytes and len(self._segments) > 1:
-            self._drop_oldest()
-        os.write(self._fd, record)
+        try:
+            if current.size and current.size + len(record) > self.segment_bytes:
+                self._roll()
+                current = self._segments[-1]
+            while self._bytes + len(record) > self.max_bytes and len(self._segments) > 1:
+                self._drop_oldest()
+            try:
+                self._write_whole(current, record)
+            except OSError as exc:
+                # EFBIG (file size limit): a fresh segment starts at 0 bytes; ENOSPC with everything in this
+                # segment acknowledged: only a fresh segment lets the delivered one be deleted
+                delivered = current.records > 0 and current.last_seq <= self._acked
+                if not current.size or not (exc.errno == errno.EFBIG or delivered):
+                    raise
+                self._roll()
+                if delivered:
+                    self._delete_acknowledged()
+                current = self._segments[-1]
+                self._write_whole(current, record)
+        except OSError as exc:
+            if count_loss:
+                self._write_failed(ts_us, exc)
+            raise DiskBufferFull(exc.errno or errno.EIO, f"disk buffer: {exc.strerror or exc}") from None
         seq = self._next_seq
         self._next_seq += 1
         current.size += len(record)
@@ -327,6 +389,36 @@ class DiskBuffer:
         current.last_seq = seq
         self._bytes += len(record)
         return seq
+
+    def _write_whole(self, segment: _Segment, record: bytes) -> None:
+        """Write ``record`` at the end of ``segment`` or not at all: a short write is cut off again, so the
+        file never holds a torn record and the tracked size is always the file's."""
+        assert self._fd is not None
+        try:
+            written = os.write(self._fd, record)
+        except OSError:
+            written = -1
+            raise
+        finally:
+            if 0 <= written < len(record) or written == -1:
+                try:
+                    os.ftruncate(self._fd, segment.size)
+                except OSError:
+                    log.warning("cannot cut a torn record off the buffer segment; it is skipped on read")
+        if written < len(record):
+            raise OSError(errno.ENOSPC, f"short write ({written} of {len(record)} bytes)")
+
+    def _write_failed(self, ts_us: int, exc: OSError) -> None:
+        self.write_failures += 1
+        self.dropped_total += 1
+        self.gap.merge(1, ts_us or None, ts_us or None)
+        self._persist_gap()
+        if self.write_failures == 1 or self.write_failures % 1000 == 0:
+            log.error(
+                "cannot write to the disk buffer: event lost (counted, reported by a gap event)",
+                extra=fields(error=exc.strerror or str(exc), lost=self.write_failures),
+            )
+        self.on_drop(1, ts_us or None, ts_us or None)
 
     def _drop_oldest(self) -> None:
         seg = self._segments.pop(0)
@@ -413,6 +505,17 @@ class DiskBuffer:
                 self._read_pos = 0
                 continue
             data, base = self._segment_data(seg, self._read_pos)
+            if base + len(data) < seg.size:
+                # the file is shorter than tracked (cut by hand, or a write that was not undone): what is not
+                # there cannot be read, and looping on it would never end
+                log.warning(
+                    "buffer segment shorter than written; the missing tail is skipped",
+                    extra=fields(segment=seg.path.name, size=base + len(data), expected=seg.size),
+                )
+                self._bytes -= seg.size - (base + len(data))
+                seg.size = base + len(data)
+                if self._read_pos >= seg.size:
+                    continue
             limit = min(len(data), seg.size - base)  # relative end
             view = memoryview(data)[:limit]
             rel = self._read_pos - base
@@ -460,12 +563,22 @@ class DiskBuffer:
         self._acked = seq
         if self._limbo:
             self._limbo = [item for item in self._limbo if item[0] > seq]
+        # when the disk is full this may fail: delivery happened all the same (kept in memory; a restart
+        # re-sends, and the backend stores each eventId once) — and deleting segments below frees the disk
         self._write_small(
             "ack", struct.pack(">q", seq) + struct.pack(">I", zlib.crc32(struct.pack(">q", seq)))
         )
+        self._delete_acknowledged()
+
+    def _delete_acknowledged(self) -> None:
+        """Delete the segments (not the one being written) whose every record is acknowledged."""
+        seq = self._acked
         while len(self._segments) > 1 and 0 <= self._segments[0].last_seq <= seq:
             seg = self._segments.pop(0)
-            seg.path.unlink(missing_ok=True)
+            try:
+                seg.path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("cannot delete an acknowledged segment", extra=fields(error=str(exc)))
             self._bytes -= seg.size
             if self._read_seg == 0:
                 self._read_pos = 0

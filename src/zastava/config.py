@@ -411,6 +411,10 @@ class Webhook(Section):
     decision_queue: PositiveSize = Field(1000, le=1_000_000)
     decision_batch_max: PositiveSize = Field(100, le=10_000)
     decision_linger_seconds: float = Field(0.2, ge=0, le=10)
+    decision_spool_dir: str | None = Field(
+        None, description="disk spool of decision records (kept across restarts); unset: a private temp dir"
+    )
+    decision_spool_max_bytes: PositiveSize = Field(50_000_000, ge=65536)
 
     @model_validator(mode="after")
     def _check(self) -> Webhook:

@@ -2,8 +2,8 @@
 contracts' ``parse_runtime_envelope`` accepts, with the same field values; everything it declines is judged
 (and worded) by ``parse_runtime_envelope`` itself, so rejection messages cannot differ. The same holds for
 ND-JSON lines validated from their bytes (``fast_runtime_line``) against the wire reader
-(``zastava.contracts.wire.loads``: orjson, duplicate keys refused) + the contracts; and the canonical bytes the
-fast path returns are the contracts' own serialisation of the same envelope."""
+(``zastava.contracts.wire.loads``: orjson, duplicate keys refused) + the contracts; and the canonical bytes
+the fast path returns are the contracts' own serialisation of the same envelope."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from zastava.contracts import (
     parse_runtime_envelope,
     runtime_envelope_wire,
 )
-from zastava.contracts.wire import WireJSONError, loads
 from zastava.contracts.examples import example_runtime_event
+from zastava.contracts.wire import WireJSONError, loads
 
 _BASE = example_runtime_event()
 _SEEDS: list[dict[str, Any]] = [

@@ -28,6 +28,7 @@ kept in memory (a restart re-sends, and the backend stores each ``eventId`` once
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -623,11 +624,16 @@ class DiskBuffer:
         if self._fd is not None:
             try:
                 os.fsync(self._fd)
+            except OSError as exc:  # e.g. ENOSPC from delayed allocation: say so, close all the same
+                log.warning(
+                    "buffer segment fsync failed at close", extra=fields(error=exc.strerror or str(exc))
+                )
             finally:
                 os.close(self._fd)
                 self._fd = None
         if self._segments and self._segments[-1].size == 0:
-            self._segments[-1].path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self._segments[-1].path.unlink(missing_ok=True)
         self._opened = False
 
     def __enter__(self) -> DiskBuffer:

@@ -92,10 +92,20 @@ def test_an_oversized_line_is_rejected_by_its_index(backend: BackendProcess) -> 
 
 
 def test_deeply_nested_json_is_a_client_error(backend: BackendProcess) -> None:
-    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
+    for body in (
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+        b"[" * 300 + b"{}" + b"]" * 300,  # deeper than orjson writes (255), shallower than it reads (1024)
+        b'{"a":' * 900 + b"1" + b"}" * 900,
+    ):
         response = _post(backend, EVENTS, body, {"content-type": "application/json"})
         assert response.status_code == 400, response.text
         response = _post(backend, DECISIONS, body, {"content-type": "application/json"})
+        assert response.status_code == 400, response.text
+        response = httpx.put(
+            backend.url + "/api/v1/scanner/catalog/images/sha256:" + "e" * 64,
+            content=b'{"signed": true, "sbom": ' + body + b"}",
+        )
         assert response.status_code == 400, response.text
         response = httpx.post(
             backend.url + "/api/v1/scanner/policy/runtime",

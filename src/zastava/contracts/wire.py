@@ -47,11 +47,17 @@ def loads(raw: bytes | bytearray | memoryview | str) -> Any:
         raise WireJSONError(str(exc)) from None
     if isinstance(data, dict | list) and data:
         text = raw.encode() if isinstance(raw, str) else bytes(raw)
-        if orjson.dumps(data) != text.strip(_SPACE):
+        try:
+            same = orjson.dumps(data) == text.strip(_SPACE)
+        except TypeError:  # orjson writes at most 255 levels (it reads 1024): check the long way
+            same = False
+        if not same:
             try:
                 json.loads(text, object_pairs_hook=_no_duplicates)
             except RecursionError:
                 raise WireJSONError("JSON nested too deeply") from None
+            except DuplicateKeyError:
+                raise
             except ValueError as exc:  # DuplicateKeyError; json's own errors cannot occur after orjson's
                 raise WireJSONError(str(exc)) from None
     return data

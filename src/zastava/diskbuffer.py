@@ -278,7 +278,8 @@ class DiskBuffer:
                 fh.write(data)
             tmp.replace(self.directory / name)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
             if not self._persist_failed:
                 log.warning(
                     "cannot persist buffer state; kept in memory",

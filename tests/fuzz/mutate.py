@@ -8,7 +8,8 @@ import random
 from typing import Any
 
 #: Values that break parsers: type confusion, limits of number types, odd strings, deep structures.
-INTERESTING: list[Any] = [
+#: (Never handed out as is: callers deep-copy, so a mutation cannot change this list.)
+INTERESTING: tuple[Any, ...] = (
     None,
     True,
     False,
@@ -43,7 +44,7 @@ INTERESTING: list[Any] = [
     {},
     [[[[[]]]]],
     {"a": {"b": {"c": {}}}},
-]
+)
 
 _RAW_TOKENS = [b"NaN", b"-Infinity", b"1e400", b"123456789012345678901234567890", b'"\\ud800"', b"-0", b"1.0"]
 
@@ -104,9 +105,8 @@ def mutate_json(rng: random.Random, value: Any, rounds: int | None = None) -> An
         elif op == 1:
             del parent[last]
         elif op == 2 and isinstance(parent, dict):
-            parent[rng.choice(["extra", "eventId", "tenant", "uid", "kind", "schemaVersion"])] = rng.choice(
-                INTERESTING
-            )
+            key = rng.choice(["extra", "eventId", "tenant", "uid", "kind", "schemaVersion"])
+            parent[key] = copy.deepcopy(rng.choice(INTERESTING))
         elif op == 3 and len(repr(parent[last])) < 2000:  # repeated, not exponentially
             parent[last] = [copy.deepcopy(parent[last]) for _ in range(rng.randint(1, 50))]
         else:

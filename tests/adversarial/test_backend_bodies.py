@@ -26,16 +26,25 @@ def _post(backend: BackendProcess, path: str, body: bytes, headers: dict[str, st
     return httpx.post(backend.url + path, content=body, headers=headers, timeout=120)
 
 
-def _attack(backend: BackendProcess, what: str, send: object) -> httpx.Response:
-    probe = HealthProbe(backend.url)
-    baseline = probe.baseline()
-    with probe:
-        started = time.perf_counter()
-        response = send()  # type: ignore[operator]
-        took = time.perf_counter() - started
-    assert isinstance(response, httpx.Response)
-    assert response.status_code < 500, f"{what}: HTTP {response.status_code} {response.text[:300]}"
-    assert_no_stall(probe.result, baseline, what)
+def _attack(backend: BackendProcess, what: str, send: object, *, tries: int = 2) -> httpx.Response:
+    """Send the attack while probing ``/healthz``. A stall over the budget is measured once more before it
+    fails the test: on a shared 2-core machine another process can hold the CPU for 100 ms by itself (the
+    baseline is measured just before each try)."""
+    for attempt in range(tries):
+        probe = HealthProbe(backend.url)
+        baseline = probe.baseline()
+        with probe:
+            started = time.perf_counter()
+            response = send()  # type: ignore[operator]
+            took = time.perf_counter() - started
+        assert isinstance(response, httpx.Response)
+        assert response.status_code < 500, f"{what}: HTTP {response.status_code} {response.text[:300]}"
+        try:
+            assert_no_stall(probe.result, baseline, what)
+            break
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
     worst = probe.result.worst_ms
     print(f"{what}: HTTP {response.status_code} in {took * 1000:.0f} ms, /healthz worst {worst:.1f} ms")
     return response

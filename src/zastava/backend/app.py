@@ -168,6 +168,7 @@ class BackendService:
             content_encoding=request.headers.get("content-encoding"),
             max_bytes=self.settings.max_body_bytes,
             max_decompressed=self.settings.max_decompressed_bytes,
+            max_lines=2 * self.settings.max_events_per_request,  # what split_envelopes accepts
         )
 
     async def json_model(self, request: Request, model: type[M]) -> M:

@@ -63,8 +63,10 @@ async def read_body(
     content_encoding: str | None,
     max_bytes: int,
     max_decompressed: int,
+    max_lines: int | None = None,
 ) -> bytes:
-    """The (decompressed) body, never holding more than ``max_bytes`` compressed + ``max_decompressed``.
+    """The (decompressed) body, never holding more than ``max_bytes`` compressed + ``max_decompressed``
+    (and, decompressing, no more than ``max_lines`` newlines).
 
     Decompression runs in a worker thread (zlib releases the GIL while it inflates), so a large body never
     stalls the event loop."""
@@ -84,7 +86,8 @@ async def read_body(
             raise BodyError(413, f"body exceeds the limit of {max_bytes} bytes")
     if encoding == "identity":
         return bytes(buffer)
-    return await anyio.to_thread.run_sync(gunzip_bounded, bytes(buffer), max_decompressed)
+    body = bytes(buffer)
+    return await anyio.to_thread.run_sync(lambda: gunzip_bounded(body, max_decompressed, max_lines=max_lines))
 
 
 #: Gzip members accepted in one body. RFC 1952 allows concatenated members and the publisher sends one; each
@@ -95,11 +98,22 @@ MAX_GZIP_MEMBERS = 64
 _GZIP_FEED = 256 * 1024
 
 
-def gunzip_bounded(data: bytes, limit: int, *, max_members: int = MAX_GZIP_MEMBERS) -> bytes:
+#: Output of one inflate call: big enough to be cheap, small enough that no single allocation or copy holds
+#: the GIL for long (a 60 MB bomb used to come back as one 60 MB object).
+_GZIP_STEP = 1024 * 1024
+
+
+def gunzip_bounded(
+    data: bytes, limit: int, *, max_members: int = MAX_GZIP_MEMBERS, max_lines: int | None = None
+) -> bytes:
     """Decompress one or more concatenated gzip members, refusing output beyond ``limit`` bytes and more than
-    ``max_members`` members; linear in ``len(data)`` (trailing zero padding is tolerated)."""
+    ``max_members`` members. Linear in ``len(data)`` (trailing zero padding is tolerated).
+
+    ``max_lines``: an output larger than :data:`MAX_DOCUMENT_BYTES` can only be ND-JSON, so past that size
+    more than ``max_lines`` newlines is refused as :func:`split_envelopes` would — counted as the output
+    comes, so a bomb of newlines is refused before it is ever whole."""
     out: list[bytes] = []
-    total = 0
+    total = lines = 0
     view = memoryview(data)
     size = len(data)
     pos = members = 0
@@ -110,19 +124,27 @@ def gunzip_bounded(data: bytes, limit: int, *, max_members: int = MAX_GZIP_MEMBE
         if members > max_members:
             raise BodyError(400, f"gzip body has more than {max_members} members")
         decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        pending: bytes | memoryview = b""
         while not decomp.eof:
-            if pos >= size:
-                raise BodyError(400, "gzip body is truncated")
-            chunk = view[pos : pos + _GZIP_FEED]
+            if not pending:
+                if pos >= size:
+                    raise BodyError(400, "gzip body is truncated")
+                pending = view[pos : pos + _GZIP_FEED]
+                pos += len(pending)
             try:
-                piece = decomp.decompress(chunk, limit - total + 1)
+                piece = decomp.decompress(pending, min(_GZIP_STEP, limit - total + 1))
             except zlib.error as exc:
                 raise BodyError(400, f"body is not valid gzip: {exc}") from None
+            pending = decomp.unconsumed_tail
             out.append(piece)
             total += len(piece)
-            if total > limit or decomp.unconsumed_tail:
+            if total > limit:
                 raise BodyError(413, f"decompressed body exceeds the limit of {limit} bytes")
-            pos += len(chunk) - len(decomp.unused_data)
+            if max_lines is not None:
+                lines += piece.count(b"\n")
+                if lines > max_lines and total > MAX_DOCUMENT_BYTES:
+                    raise BodyError(413, f"more than {max_lines + 1} lines in the decompressed body")
+        pos -= len(decomp.unused_data) + len(pending)  # the next member starts right after this one
     return b"".join(out)
 
 

@@ -15,7 +15,6 @@ runs against the tenant named in a body.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -28,7 +27,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from .discovery import MetadataCache, check_issuer_url, get_json, normalize_issuer
-from .dpop import NonceIssuer, ReplayCache, verify_proof
+from .dpop import NonceIssuer, ReplayCache, same_text, verify_proof
 from .errors import AuthError, AuthorityError, insufficient_scope, invalid_token, missing_credentials
 from .mtls import cert_thumbprint, peer_certificate_der
 
@@ -395,7 +394,7 @@ class OpTokVerifier:
                 clock_skew=s.proof_clock_skew_seconds,
                 now=now,
             )
-            if not hmac.compare_digest(proof.jkt, jkt):
+            if not same_text(proof.jkt, jkt):
                 raise AuthError(
                     401, "invalid_dpop_proof", "DPoP proof key does not match the token's cnf.jkt"
                 )
@@ -410,7 +409,7 @@ class OpTokVerifier:
                 raise invalid_token("client certificate required (mutual TLS) but none was presented")
             if not isinstance(x5t, str):
                 raise invalid_token("token is not bound to a client certificate (no cnf.x5t#S256)")
-            if not hmac.compare_digest(cert_thumbprint(peer_cert_der), x5t):
+            if not same_text(cert_thumbprint(peer_cert_der), x5t):
                 raise invalid_token("client certificate does not match the token's cnf.x5t#S256")
             mtls_bound = True
 

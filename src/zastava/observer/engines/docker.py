@@ -271,7 +271,7 @@ def container_info(data: dict[str, Any], image: dict[str, Any], version: str | N
         entrypoint=tuple(argv),
         env=env,
         workdir=str(config.get("WorkingDir") or "") or None,
-        user=str(config.get("User") or "") or None,
+        user=str(config.get("User") or "") or "0",  # an empty User is root, as Docker runs it
         labels=labels,
         kubernetes=k8s_identity_from_labels(labels),
         created=parse_timestamp(data.get("Created")),

@@ -100,6 +100,7 @@ def test_docker_inspect_document() -> None:
     assert (info.name, info.workdir, info.user, info.pid) == ("web", "/app", "1000:1000", 4242)
     bare = container_info({"Id": "d", "State": {}, "Config": {}}, {}, None)
     assert bare.pid is None and bare.missing == ("pid", "repoDigest") and bare.entrypoint == ()
+    assert bare.user == "0"  # no USER, no --user: root (EntryTrace answers `id -u` with 0)
 
 
 def test_image_ref_by_digest() -> None:

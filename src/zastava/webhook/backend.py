@@ -305,6 +305,7 @@ class DecisionRecorder:
 
     async def flush(self, wait_seconds: float = 5.0) -> bool:
         """Wait until every submitted record was delivered, refused or dropped (at most ``wait_seconds``)."""
+        await asyncio.sleep(0)  # records submitted by callbacks already scheduled (the admitter's call_soon)
         deadline = time.monotonic() + wait_seconds
         while self.pending:
             remaining = deadline - time.monotonic()

@@ -46,6 +46,7 @@ from . import auth
 from .auth import Authenticator, AuthError, Principal, static_tenant
 from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, image_digest
 from .ingest import BodyError, Ingestor, read_body, split_envelopes
+from .inventory import decision_outcome
 from .openapi import document
 from .policy import PolicyEngine, evaluate
 from .ratelimit import RateLimiter
@@ -356,6 +357,8 @@ class BackendService:
                     received_us=now,
                     schema_version=str(version),
                     body=item.text(),
+                    outcome=decision_outcome(decision),
+                    pod=decision.pod,
                 )
             )
         inserted = await anyio.to_thread.run_sync(self.store.insert_decisions, rows)

@@ -18,6 +18,7 @@ __all__ = [
     "ContainerFacts",
     "EventFacts",
     "NodeDelta",
+    "decision_outcome",
     "event_facts",
     "merge_container",
     "minute_of",
@@ -215,3 +216,12 @@ def merge_container(
         out["namespace"], out["workload"], out["pod"], out["container"], out["container_id"]
     )
     return out
+
+
+def decision_outcome(decision: Any) -> str:
+    """The webhook's answer for a decision record: ``outcome`` (v1.1), else derived from a v1.0 record."""
+    if decision.outcome:
+        return str(decision.outcome)
+    if decision.decision == "Allow":
+        return "allow"
+    return "dry-run-deny" if decision.enforced is False else "deny"

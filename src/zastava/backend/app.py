@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from ..config import BackendServer
@@ -243,29 +243,30 @@ class BackendService:
     async def runtime_policy(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_POLICY_READ)
         req = await self.json_model(request, RuntimePolicyRequest)
-        policy, revision = self.policy.current()
-
-        def decide() -> RuntimePolicyResponse:
-            digests = {image: image_digest(image) for image in req.images}
-            known = sorted({d for d in digests.values() if d})
-            heads = self.store.catalog_heads(principal.tenant, known)
-            builds = self.store.recent_build_ids(principal.tenant, known)
-            results = {
-                image: evaluate(
-                    policy,
-                    heads.get(digest) if digest else None,
-                    namespace=req.namespace,
-                    labels=req.labels,
-                    build_ids=builds.get(digest) if digest else None,
-                )
-                for image, digest in digests.items()
-            }
-            return RuntimePolicyResponse(
-                ttl_seconds=policy.ttl_seconds, results=results, policy_revision=revision
-            )
-
-        response = await anyio.to_thread.run_sync(decide)
+        response = await anyio.to_thread.run_sync(self.policy_answer, principal.tenant, req)
+        revision = response.policy_revision or ""
         return _json_response(response.wire(), headers={"Zastava-Policy-Revision": revision})
+
+    def policy_answer(self, tenant: str, req: RuntimePolicyRequest) -> RuntimePolicyResponse:
+        """The ``/policy/runtime`` answer for ``tenant`` (the policy simulation asks it in-process)."""
+        policy, revision = self.policy.current()
+        digests = {image: image_digest(image) for image in req.images}
+        known = sorted({d for d in digests.values() if d})
+        heads = self.store.catalog_heads(tenant, known)
+        builds = self.store.recent_build_ids(tenant, known)
+        results = {
+            image: evaluate(
+                policy,
+                heads.get(digest) if digest else None,
+                namespace=req.namespace,
+                labels=req.labels,
+                build_ids=builds.get(digest) if digest else None,
+            )
+            for image, digest in digests.items()
+        }
+        return RuntimePolicyResponse(
+            ttl_seconds=policy.ttl_seconds, results=results, policy_revision=revision
+        )
 
     async def put_catalog(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_CATALOG_WRITE)
@@ -539,7 +540,7 @@ def create_app(
         return Route(path, _endpoint(service, name, handler), methods=[method], name=name)
 
     api = "/api/v1/scanner"
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -553,6 +554,16 @@ def create_app(
         route(f"{api}/admission/decisions", "decisions.ingest", service.ingest_decisions, "POST"),
         route(f"{api}/admission/decisions", "decisions.list", service.list_decisions, "GET"),
     ]
+    # the console (issue 18): its pages authenticate by session cookie; its two APIs like every other API
+    from .console import ConsoleApp
+
+    console = ConsoleApp(service)
+    routes += [
+        route(f"{api}/policy/simulations", "policy.simulate", console.api_simulate, "POST"),
+        route(f"{api}/console/login-links", "console.loginLink", console.api_login_link, "POST"),
+    ]
+    if settings.console.enabled:
+        routes += console.routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -96,7 +96,7 @@ class ImageOutcome:
             policy_verdict=self.verdict,
             reasons=reasons,
             container=self.item.container[:253],
-            container_field=self.item.field,  # type: ignore[arg-type]  # one of CONTAINER_FIELDS
+            container_field=self.item.field,  # one of CONTAINER_FIELDS
         )
 
     def line(self) -> str:
@@ -127,8 +127,9 @@ _OUTCOMES = frozenset({"allow", "deny", "fail-open", "fail-closed", "dry-run-den
 
 
 def _pod_name(request: AdmissionRequest) -> str | None:
-    pod = request.object if isinstance(request.object, dict) else {}
-    metadata = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    pod: dict[str, Any] = request.object if isinstance(request.object, dict) else {}
+    meta = pod.get("metadata")
+    metadata: dict[str, Any] = meta if isinstance(meta, dict) else {}
     name = request.name or metadata.get("name") or metadata.get("generateName")
     return name[:253] if isinstance(name, str) and name else None
 
@@ -431,8 +432,8 @@ class Admitter:
             decision="Allow" if would_allow else "Deny",
             ttl_seconds=min(ttls) if ttls else self.admission.cache_ttl_seconds,
             enforced=self.admission.enforce,
-            outcome=label if label in _OUTCOMES else None,  # type: ignore[arg-type]
-            operation=request.operation if request.operation in ("CREATE", "UPDATE") else None,  # type: ignore[arg-type]
+            outcome=label if label in _OUTCOMES else None,
+            operation=request.operation if request.operation in ("CREATE", "UPDATE") else None,
             pod=_pod_name(request),
             labels=dict(list(labels.items())[:256]) if labels else None,
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,10 @@ class Store:
             return self.current_revision() == self.head_revision()
         except Exception:
             return False
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction (serialised on SQLite like every write of the store)."""
+        return self._write()
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:

@@ -109,7 +109,7 @@ class Stack:
 
     def demo_workload(self, engine: DockerEngine) -> None:
         _say("building demo images (bash + sleep, static busybox) locally")
-        dynamic = dynamic_image(engine, "zastava-demo/app:1")
+        dynamic_image(engine, "zastava-demo/app:1")
         busybox_image(engine, "zastava-demo/busybox:1")
         script = b'#!/bin/sh\nset -e\nif [ "${1#-}" != "$1" ]; then set -- sleep "$@"; fi\nexec "$@"\n'
         build_image(
@@ -122,7 +122,10 @@ class Stack:
             env={"PATH": "/bin"},
         )
         client = engine.client()
-        for name, image in (("demo-app", dynamic), ("demo-entrypoint", "zastava-demo/entrypoint:1")):
+        for name, image in (
+            ("demo-app", "zastava-demo/app:1"),
+            ("demo-entrypoint", "zastava-demo/entrypoint:1"),
+        ):
             client.containers.run(
                 image, name=name, detach=True, network_mode="none", labels={DEMO_LABEL: "1"}
             )

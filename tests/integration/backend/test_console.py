@@ -141,7 +141,7 @@ async def test_no_session_redirects_to_login_and_pages_send_security_headers(app
         assert r.headers["location"] == "/ui/login?next=%2Fui%2Finventory%3Fnamespace%3Dpayments"
         page = await c.get("/ui/login")
         assert "script-src 'self'" in page.headers["content-security-policy"]
-        assert page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["referrer-policy"] == "same-origin"
         # a write without a session is refused, never redirected into a login that would replay it
         r = await c.post("/ui/simulate", data={"config": "zastava: {}"})
         assert r.status_code == 401

@@ -10,6 +10,7 @@ Screenshots are saved as test artefacts at each step.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -112,7 +113,11 @@ def test_console_on_the_make_run_stack(
         assert headers["Authorization"].startswith("DPoP ") and headers["DPoP"]
         page.fill("#credentials", made.stdout)
         page.click("#login-form button[type=submit]")
-        page.wait_for_url("**/ui/inventory*")
+        try:
+            page.wait_for_url("**/ui/inventory*")
+        except Exception:
+            page.screenshot(path=str(artifacts / "fail-login.png"), full_page=True)
+            raise AssertionError(f"login failed: {page.url}: {page.locator('main').inner_text()}") from None
         cookies = {c["name"]: c for c in context.cookies()}
         session = cookies["__Host-zastava-console"]
         assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, select
+from sqlalchemy import Connection, and_, case, delete, false, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..inventory import EventFacts, NodeDelta, merge_container, minute_of
@@ -112,6 +112,8 @@ def _apply_containers(conn: Connection, tenant: str, facts: Sequence[EventFacts]
         cid = f.container.container_id
         rows[cid] = merge_container(rows.get(cid), f.container, f.kind, f.when_us, f.node)
     values = [{"tenant": tenant, **rows[cid]} for cid in ids]
+    # executemany of one compiled statement: a multi-row VALUES statement measured 2.4x slower here, its
+    # compilation (thousands of bound parameters, every chunk) costing more than the per-row steps it saves
     stmt = _upsert(conn)(containers)
     stmt = stmt.on_conflict_do_update(
         index_elements=["tenant", "container_id"],
@@ -211,7 +213,7 @@ def purge_views(conn: Connection, now_us: int, *, events_s: int, decisions_s: in
     c, n = containers.c, nodes.c
     return {
         "containers": conn.execute(
-            delete(containers).where(c.last_seen_us < events_cut, c.running.is_(False))
+            delete(containers).where(c.last_seen_us < events_cut, c.running == false())
         ).rowcount,
         "nodes": conn.execute(delete(nodes).where(n.last_received_us < events_cut)).rowcount,
         "event_minutes": conn.execute(

@@ -23,9 +23,6 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index("ix_runtime_events_tenant_kind", "runtime_events", ["tenant", "kind", "id"])
-    op.create_index(
-        "ix_runtime_events_tenant_ns_kind", "runtime_events", ["tenant", "namespace", "kind", "id"]
-    )
     with op.batch_alter_table("admission_decisions") as batch:
         batch.add_column(sa.Column("outcome", sa.String(16)))
         batch.add_column(sa.Column("pod", sa.String(253)))
@@ -61,10 +58,6 @@ def upgrade() -> None:
         sa.Column("sort_key", sa.Text, nullable=False),
     )
     op.create_index("ix_containers_running", "containers", ["tenant", "running", "sort_key"])
-    op.create_index("ix_containers_node", "containers", ["tenant", "node", "running", "sort_key"])
-    op.create_index("ix_containers_namespace", "containers", ["tenant", "namespace", "running", "sort_key"])
-    op.create_index("ix_containers_workload", "containers", ["tenant", "workload", "running", "sort_key"])
-    op.create_index("ix_containers_image", "containers", ["tenant", "image_digest", "running", "sort_key"])
     op.create_index("ix_containers_last_seen", "containers", ["last_seen_us"])
 
     op.create_table(
@@ -140,7 +133,6 @@ def downgrade() -> None:
     for index, table in (
         ("ix_admission_decisions_tenant_namespace", "admission_decisions"),
         ("ix_admission_decisions_tenant_outcome", "admission_decisions"),
-        ("ix_runtime_events_tenant_ns_kind", "runtime_events"),
         ("ix_runtime_events_tenant_kind", "runtime_events"),
     ):
         op.drop_index(index, table_name=table)

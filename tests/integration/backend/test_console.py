@@ -26,7 +26,7 @@ from zastava.backend.auth import (
 )
 from zastava.contracts import AdmissionDecision, AdmissionImage, EventKind, Evidence
 from zastava.contracts.envelope import AdmissionDecisionEnvelope
-from zastava.contracts.runtime_event import AgentWarning, RuntimeDelta, NewBinary
+from zastava.contracts.runtime_event import AgentWarning, NewBinary, RuntimeDelta
 
 EVENTS = "/api/v1/scanner/runtime/events"
 DECISIONS = "/api/v1/scanner/admission/decisions"

@@ -74,8 +74,9 @@ def _until(
 
 
 def zastava(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "240"}  # rich's tables: one row per line, nothing folded
     return subprocess.run(
-        [sys.executable, "-m", "zastava", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "zastava", *args], capture_output=True, text=True, timeout=120, env=env
     )
 
 

@@ -51,12 +51,14 @@ def _event(base: dict[str, Any], n: int, kind: str, container: int, when_us: int
     e["kind"] = kind
     e["tenant"] = TENANT
     e["node"] = f"node-{container % NODES:02d}"
-    e["when"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when_us / 1e6)) + f".{when_us % 1_000_000:06d}Z"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when_us / 1e6))
+    e["when"] = f"{stamp}.{when_us % 1_000_000:06d}Z"
     w = e["workload"]
     w["namespace"] = f"ns-{container % NAMESPACES:03d}"
     w["pod"] = f"app-{container}"
     w["containerId"] = f"containerd://{container:064x}"
-    w["imageRef"] = f"ghcr.io/acme/app-{container % 40}@sha256:{hashlib.sha256(str(container % 40).encode()).hexdigest()}"
+    image = container % 40
+    w["imageRef"] = f"ghcr.io/acme/app-{image}@sha256:{hashlib.sha256(str(image).encode()).hexdigest()}"
     w["owner"] = {"kind": "Deployment", "name": f"app-{container % 2000}"}
     if kind != "CONTAINER_START":
         e.pop("process", None)
@@ -99,17 +101,33 @@ def _seed(store: Store, scale: int) -> tuple[int, int]:
             "admissionId": f"uid-{i}",
             "namespace": f"ns-{i % NAMESPACES:03d}",
             "podSpecDigest": "sha256-" + "q" * 43,
-            "images": [{"name": f"ghcr.io/acme/app-{i % 40}:1", "policyVerdict": "fail" if deny else "pass",
-                        "reasons": ["image signature not verified"] if deny else []}],
+            "images": [
+                {
+                    "name": f"ghcr.io/acme/app-{i % 40}:1",
+                    "policyVerdict": "fail" if deny else "pass",
+                    "reasons": ["image signature not verified"] if deny else [],
+                }
+            ],
             "decision": "Deny" if deny else "Allow",
             "ttlSeconds": 300,
             "outcome": "deny" if deny else "allow",
             "pod": f"app-{i}",
         }
         body = orjson.dumps({"schemaVersion": "zastava.admission.decision@v1.1", "decision": record}).decode()
-        rows.append(DecisionRow(TENANT, f"uid-{i}", record["namespace"], record["decision"], record["podSpecDigest"],
-                                start_us + i * (WEEK_US // decisions), "zastava.admission.decision@v1.1", body,
-                                record["outcome"], record["pod"]))
+        rows.append(
+            DecisionRow(
+                tenant=TENANT,
+                admission_id=f"uid-{i}",
+                namespace=str(record["namespace"]),
+                decision=str(record["decision"]),
+                pod_spec_digest=str(record["podSpecDigest"]),
+                received_us=start_us + i * (WEEK_US // decisions),
+                schema_version="zastava.admission.decision@v1.1",
+                body=body,
+                outcome=str(record["outcome"]),
+                pod=str(record["pod"]),
+            )
+        )
         if len(rows) == 5000:
             store.insert_decisions(rows)
             rows = []
@@ -122,12 +140,15 @@ async def _measure(app: Any, pages: dict[str, str], repeat: int) -> dict[str, li
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as c:
         login = await c.get("/ui/login")
         nonce = re.search(r'name="nonce" value="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
-        r = await c.post("/ui/login", data={"nonce": nonce, "credentials": "x"}, headers={"origin": "http://bench"})
+        r = await c.post(
+            "/ui/login", data={"nonce": nonce, "credentials": "x"}, headers={"origin": "http://bench"}
+        )
         assert r.status_code == 303, r.text
         first = await c.get("/ui/inventory")
         cursor = None
         for _ in range(20):  # a deep page: 20 "next page" hops in
-            match = re.search(r'class="next" href="\?([^"]+)"', (await c.get(f"/ui/inventory?{cursor or ''}")).text)
+            page = await c.get(f"/ui/inventory?{cursor or ''}")
+            match = re.search(r'class="next" href="\?([^"]+)"', page.text)
             if not match:
                 break
             cursor = match.group(1).replace("&amp;", "&")
@@ -180,11 +201,15 @@ def _run(label: str, url: str, scale: int, repeat: int) -> list[str]:
         )
         results = asyncio.run(_measure(app, PAGES, repeat))
         base = pct(results["healthz (baseline)"], 50)
-        lines = [f"{label}: seeded {events:,} events, {decisions:,} decisions in {seeded:.0f} s "
-                 f"({events / seeded:,.0f} events/s through Ingestor.prepare + Store.ingest)"]
+        lines = [
+            f"{label}: seeded {events:,} events, {decisions:,} decisions in {seeded:.0f} s "
+            f"({events / seeded:,.0f} events/s through Ingestor.prepare + Store.ingest)"
+        ]
         for name, samples in results.items():
             p50, p95 = pct(samples, 50), pct(samples, 95)
-            lines.append(f"{label:10} {name:28} p50 {ms(p50):>10}  p95 {ms(p95):>10}  ×{p50 / base:6.1f} healthz")
+            lines.append(
+                f"{label:10} {name:28} p50 {ms(p50):>10}  p95 {ms(p95):>10}  ×{p50 / base:6.1f} healthz"
+            )
         return lines
     finally:
         store.close()

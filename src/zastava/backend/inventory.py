@@ -41,6 +41,7 @@ class ContainerFacts:
     container: str | None
     workload: str | None
     image: str | None
+    image_name: str | None
     image_digest: str | None
     labels: str | None  # JSON object, only from CONTAINER_START
     terminal: str | None
@@ -120,6 +121,7 @@ def event_facts(event: dict[str, Any], digest: str | None, when_us: int) -> Even
             container=workload.get("container"),
             workload=_workload(workload),
             image=workload.get("image_ref"),
+            image_name=workload.get("image_name"),
             image_digest=digest,
             labels=_json(dict(list(labels.items())[:MAX_LABELS])) if isinstance(labels, dict) else None,
             terminal=" ".join(terminals)[:MAX_TERMINAL_CHARS] if terminals else None,
@@ -170,6 +172,7 @@ def merge_container(
             "container": facts.container,
             "workload": facts.workload,
             "image": facts.image,
+            "image_name": facts.image_name,
             "image_digest": facts.image_digest,
             "labels": None,
             "terminal": None,
@@ -194,6 +197,7 @@ def merge_container(
             container=facts.container,
             workload=facts.workload,
             image=facts.image,
+            image_name=facts.image_name,
             image_digest=facts.image_digest,
             labels=facts.labels,
             terminal=facts.terminal,
@@ -207,7 +211,7 @@ def merge_container(
         out["last_drift_us"] = max(out["last_drift_us"] or when_us, when_us)
     elif kind == "ATTESTATION_STATUS" and facts.posture is not None:
         out["posture"] = facts.posture
-    for name in ("namespace", "pod", "container", "workload", "image", "image_digest"):
+    for name in ("namespace", "pod", "container", "workload", "image", "image_name", "image_digest"):
         if out[name] is None:  # a container first seen through a non-start event: fill what it names
             out[name] = getattr(facts, name)
     started, stopped = out["started_us"], out["stopped_us"]

@@ -5,6 +5,7 @@ in with Chromium and browses every page, and tries the second tenant's decision 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import sqlite3
 import ssl
@@ -30,6 +31,8 @@ from zastava.contracts.envelope import AdmissionDecisionEnvelope
 
 pytestmark = [pytest.mark.real]
 
+EVENTS = "/api/v1/scanner/runtime/events"
+DECISIONS = "/api/v1/scanner/admission/decisions"
 READ = ["api:scanner.runtime.read", "api:scanner.admission.read", "api:scanner.policy.simulate"]
 WRITE = ["api:scanner.runtime.write", "api:scanner.admission.write"]
 CLIENTS = {
@@ -124,6 +127,12 @@ zastava:
         authority_server.stop()
 
 
+def post(config_path: Path, path: str, body: bytes) -> dict[str, Any]:
+    """POST with the client's OpTok, in a thread of its own: Playwright's sync API owns this thread's loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _post(config_path, path, body)).result()
+
+
 async def _post(config_path: Path, path: str, body: bytes) -> dict[str, Any]:
     config = load_config(config_path, warn=False)
     auth = backend_auth(config, component="test")
@@ -172,24 +181,10 @@ def test_another_tenants_data_is_never_shown(two_tenants: TwoTenants, browser: A
         drift = drift.model_copy(
             update={"evidence": [Evidence(signal="process.drift", value=f"/tmp/miner-{namespace}")]}
         ).with_computed_id()
-        out = asyncio.run(
-            _post(
-                t.configs[writer],
-                "/api/v1/scanner/runtime/events",
-                ndjson([envelope(e) for e in [*events, drift]]),
-            )
-        )
+        out = post(t.configs[writer], EVENTS, ndjson([envelope(e) for e in [*events, drift]]))
         assert out["accepted"] == 4
-        assert (
-            asyncio.run(
-                _post(
-                    t.configs[writer],
-                    "/api/v1/scanner/admission/decisions",
-                    _decision(f"{namespace}-1", namespace),
-                )
-            )["accepted"]
-            == 1
-        )
+        out = post(t.configs[writer], DECISIONS, _decision(f"{namespace}-1", namespace))
+        assert out["accepted"] == 1
     db = sqlite3.connect(f"file:{t.backend.db_path}?mode=ro", uri=True)
     [(b_decision,)] = db.execute("SELECT id FROM admission_decisions WHERE tenant = 'tenant-b'").fetchall()
     db.close()

@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 
 from zastava.backend.fastpath import fast_runtime_envelope, fast_runtime_line
 from zastava.contracts import (
+    RUNTIME_EVENT,
     EnvelopeError,
     EventKind,
     LoadedLib,
     parse_runtime_envelope,
     runtime_envelope_wire,
+    versions,
 )
 from zastava.contracts.examples import example_runtime_event
 
@@ -93,7 +95,8 @@ def envelopes(draw: st.DrawFn) -> Any:
                     [
                         "zastava.runtime.event@v1.0",
                         "zastava.runtime.event@v1.1",
-                        " zastava.runtime.event@v1.1",
+                        "zastava.runtime.event@v1.2",
+                        " zastava.runtime.event@v1.2",
                         "zastava.runtime.event@v2.0",
                         "zastava.admission.decision@v1.0",
                         None,
@@ -150,7 +153,7 @@ def test_fast_path_accepts_exactly_what_the_contracts_accept(data: Any) -> None:
     elif (
         slow[0] == "accept"
         and isinstance(data, dict)
-        and data.get("schemaVersion") == "zastava.runtime.event@v1.1"
+        and data.get("schemaVersion") == str(versions.current(RUNTIME_EVENT))
     ):
         pytest.fail("the fast path declined a valid current-version envelope (it must not be dead code)")
 
@@ -246,7 +249,9 @@ def test_line_fast_path_accepts_exactly_what_orjson_and_the_contracts_accept(lin
     slow = _slow_line(line)
     fast = fast_runtime_line(line)
     if fast is None:
-        if slow[0] == "accept" and orjson.loads(line).get("schemaVersion") == "zastava.runtime.event@v1.1":
+        if slow[0] == "accept" and orjson.loads(line).get("schemaVersion") == str(
+            versions.current(RUNTIME_EVENT)
+        ):
             pytest.fail(f"the line fast path declined a valid current-version envelope: {line[:300]!r}")
         return
     assert slow[0] == "accept", f"line fast path accepted what orjson + the contracts reject: {slow[1]}"

@@ -162,6 +162,7 @@ def running_workloads(store: Store, tenant: str, limit: int) -> tuple[list[dict[
             c.container,
             c.workload,
             c.image,
+            c.image_name,
             c.image_digest,
             c.labels,
         )

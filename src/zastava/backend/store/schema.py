@@ -156,6 +156,7 @@ containers = Table(
     Column("container", String(253)),
     Column("workload", String(600), doc="owner 'Kind/name', else the pod, else the container name"),
     Column("image", String(1024), doc="the image reference the container runs"),
+    Column("image_name", String(4096), doc="the image as the workload names it (tag form), event v1.2"),
     Column("image_digest", String(71)),
     Column("labels", Text, doc="JSON: pod labels (Kubernetes) or container labels, as the gates read them"),
     Column("terminal", Text, doc="EntryTrace terminal program(s), space-separated"),

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("container", sa.String(253)),
         sa.Column("workload", sa.String(600)),
         sa.Column("image", sa.String(1024)),
+        sa.Column("image_name", sa.String(4096)),
         sa.Column("image_digest", sa.String(71)),
         sa.Column("labels", sa.Text),
         sa.Column("terminal", sa.Text),

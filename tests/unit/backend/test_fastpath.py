@@ -36,6 +36,15 @@ _SEEDS: list[dict[str, Any]] = [
         )
     ),
     runtime_envelope_wire(_BASE.model_copy(update={"kind": EventKind.CONTAINER_STOP, "process": None})),
+    runtime_envelope_wire(  # v1.2: what the gates read
+        _BASE.model_copy(
+            update={
+                "workload": _BASE.workload.model_copy(
+                    update={"labels": {"app": "api", "team": "a"}, "image_name": "ghcr.io/acme/api:1.2.3"}
+                )
+            }
+        )
+    ),
     runtime_envelope_wire(_BASE, "zastava.runtime.event@v1.0"),
 ]
 
@@ -260,7 +269,7 @@ def test_line_fast_path_accepts_exactly_what_orjson_and_the_contracts_accept(lin
 
 
 def test_line_fast_path_on_seeds_and_hostile_literals() -> None:
-    current = next(seed for seed in _SEEDS if seed["schemaVersion"].endswith("@v1.1"))
+    current = next(seed for seed in _SEEDS if seed["schemaVersion"] == str(versions.current(RUNTIME_EVENT)))
     line = orjson.dumps(current)
     fast = fast_runtime_line(line)
     assert fast is not None and (str(fast[0]), _strip_none(fast[1])) == _slow(current)[1]

@@ -176,7 +176,7 @@ def test_another_tenants_data_is_never_shown(two_tenants: TwoTenants, browser: A
             make_event(i, tenant=tenant, namespace=namespace, node=f"{namespace}-node") for i in range(3)
         ]
         drift = make_event(
-            7, tenant=tenant, namespace=namespace, kind=EventKind.DRIFT, node=f"{namespace}-node"
+            1, tenant=tenant, namespace=namespace, kind=EventKind.DRIFT, node=f"{namespace}-node"
         )
         drift = drift.model_copy(
             update={"evidence": [Evidence(signal="process.drift", value=f"/tmp/miner-{namespace}")]}

@@ -229,7 +229,9 @@ def test_console_on_the_make_run_stack(
 
 
 def test_login_link_from_the_cli(make_run: tuple[Stack, StackUrls], browser: Any, artifacts: Path) -> None:
-    _stack, urls = make_run
+    stack, urls = make_run
+    printed = stack.login_link(urls)  # the link `make run` prints
+    assert printed is not None and printed.startswith(f"{urls.backend}/ui/login/link?code=")
     made = zastava("console", "login", "--config", str(urls.operator_config))
     assert made.returncode == 0, made.stderr
     link = made.stdout.strip()

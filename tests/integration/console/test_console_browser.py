@@ -9,6 +9,7 @@ Screenshots are saved as test artefacts at each step.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -230,7 +231,8 @@ def test_console_on_the_make_run_stack(
 
 def test_login_link_from_the_cli(make_run: tuple[Stack, StackUrls], browser: Any, artifacts: Path) -> None:
     stack, urls = make_run
-    printed = stack.login_link(urls)  # the link `make run` prints
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's loop
+        printed = pool.submit(stack.login_link, urls).result()  # the link `make run` prints
     assert printed is not None and printed.startswith(f"{urls.backend}/ui/login/link?code=")
     made = zastava("console", "login", "--config", str(urls.operator_config))
     assert made.returncode == 0, made.stderr

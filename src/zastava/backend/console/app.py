@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -46,6 +47,7 @@ __all__ = ["ConsoleApp"]
 SESSION_COOKIE = "zastava-console"
 LOGIN_COOKIE = "zastava-login"
 PAGE_SIZE = 50
+FACETS_SECONDS = 10.0
 MAX_FILTER = 1024
 MAX_FORM_BYTES = 1_100_000
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
@@ -102,6 +104,9 @@ class ConsoleApp:
         self.sessions = SessionStore(service.store, self.settings)
         self.simulations = SimulationService(service)
         self.static_auth = service.settings.auth == "static"
+        #: tenant → (expires at, facets): the inventory's counts by node/namespace/workload/image are read at
+        #: most every FACETS_SECONDS per tenant (they walk every running container)
+        self._facets: dict[str, tuple[float, dict[str, list[tuple[str, int]]]]] = {}
         self.env = jinja2.Environment(
             loader=jinja2.PackageLoader("zastava.backend.console", "templates"),
             autoescape=True,
@@ -443,7 +448,7 @@ class ConsoleApp:
                 )
             except ValueError as exc:
                 raise BadInput(str(exc)) from None
-            return page, queries.inventory_facets(self.service.store, tenant)
+            return page, self._tenant_facets(tenant)
 
         page, facets = await anyio.to_thread.run_sync(load)
         query = {k: v for k, v in filters.items() if v}
@@ -460,6 +465,17 @@ class ConsoleApp:
             query=query,
             urlencode=urlencode,
         )
+
+    def _tenant_facets(self, tenant: str) -> dict[str, list[tuple[str, int]]]:
+        now = time.monotonic()
+        hit = self._facets.get(tenant)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        facets = queries.inventory_facets(self.service.store, tenant)
+        if len(self._facets) > 1000:
+            self._facets.clear()
+        self._facets[tenant] = (now + FACETS_SECONDS, facets)
+        return facets
 
     async def drift(self, request: Request, session: ConsoleSession) -> Response:
         kind = self._filter(request, "kind")

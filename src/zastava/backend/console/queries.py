@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from ..store.schema import (
     admission_decisions,
     containers,
     decision_minutes,
+    drift_events,
     event_minutes,
     nodes,
     runtime_events,
@@ -127,26 +129,23 @@ def inventory_page(
 
 
 def inventory_facets(store: Store, tenant: str) -> dict[str, list[tuple[str, int]]]:
-    """The most common nodes, namespaces, workloads and images among running containers (with counts)."""
+    """The most common nodes, namespaces, workloads and images among running containers (with counts):
+    one walk of the running containers' narrow columns, counted here (four GROUP BYs cost 4x the reads)."""
     c = containers.c
-    out: dict[str, list[tuple[str, int]]] = {}
+    names = ("node", "namespace", "workload", "image")
+    counters: dict[str, Counter[str]] = {name: Counter() for name in names}
+    stmt = select(c.node, c.namespace, c.workload, c.image_digest).where(
+        c.tenant == tenant, c.running == true()
+    )
     with store.engine.connect() as conn:
-        for name, column in (
-            ("node", c.node),
-            ("namespace", c.namespace),
-            ("workload", c.workload),
-            ("image", c.image_digest),
-        ):
-            count = func.count().label("n")
-            stmt = (
-                select(column, count)
-                .where(c.tenant == tenant, c.running == true(), column.is_not(None))
-                .group_by(column)
-                .order_by(count.desc(), column)
-                .limit(FACET_LIMIT)
-            )
-            out[name] = [(str(value), int(n)) for value, n in conn.execute(stmt)]
-    return out
+        for row in conn.execute(stmt):
+            for name, value in zip(names, row, strict=True):
+                if value is not None:
+                    counters[name][str(value)] += 1
+    return {
+        name: sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:FACET_LIMIT]
+        for name, counter in counters.items()
+    }
 
 
 def running_workloads(store: Store, tenant: str, limit: int) -> tuple[list[dict[str, Any]], bool]:
@@ -192,39 +191,47 @@ def drift_page(
     cursor: str | None = None,
     limit: int = 50,
 ) -> Page:
-    e = runtime_events.c
+    d = drift_events.c
     kinds: Sequence[str] = (kind,) if kind else DRIFT_KINDS
-    conditions = [e.tenant == tenant]
+    conditions = [d.tenant == tenant]
     if node:
-        conditions.append(e.node == node)
+        conditions.append(d.node == node)
     if namespace:
-        conditions.append(e.namespace == namespace)
+        conditions.append(d.namespace == namespace)
     if image:
-        conditions.append((e.image_digest == image) | (e.image == image))
+        conditions.append((d.image_digest == image) | (d.image == image))
     if since_us is not None:
-        conditions.append(e.when_us >= since_us)
+        conditions.append(d.when_us >= since_us)
     before = _int_cursor(cursor)
-    columns = (e.id, e.received_us, e.when_us, e.kind, e.node, e.namespace, e.pod, e.body)
-    # one (tenant, kind, id) index range per kind, newest first, merged: the planner never has to choose
-    # between sorting all drift events and walking every event of the tenant
+    columns = (d.id, d.event_id, d.received_us, d.when_us, d.kind, d.node, d.namespace)
+    # one (tenant, kind, id) index range per kind, newest first, merged: filters on node and namespace are
+    # read from the index entries themselves
     parts = []
     for k in kinds:
-        part = select(*columns).where(*conditions, e.kind == k)
+        part = select(*columns).where(*conditions, d.kind == k)
         if before is not None:
-            part = part.where(e.id < before)
-        parts.append(select(part.order_by(e.id.desc()).limit(limit + 1).subquery()))
+            part = part.where(d.id < before)
+        parts.append(select(part.order_by(d.id.desc()).limit(limit + 1).subquery()))
     merged = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
     stmt = select(merged).order_by(merged.c.id.desc()).limit(limit + 1)
+    e = runtime_events.c
     with store.engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(stmt).mappings()]
-        counts = [count_capped(conn, select(e.id).where(*conditions, e.kind == k)) for k in kinds]
+        counts = [count_capped(conn, select(d.id).where(*conditions, d.kind == k)) for k in kinds]
+        ids = [r["event_id"] for r in rows[:limit]]
+        bodies = (
+            dict(
+                conn.execute(select(e.event_id, e.body).where(e.tenant == tenant, e.event_id.in_(ids))).all()
+            )
+            if ids
+            else {}
+        )
     total = sum(n for n, _ in counts)
     capped = any(c for _, c in counts) or total > COUNT_CAP
     more = len(rows) > limit
     rows = rows[:limit]
     for row in rows:
-        event = (_json(row.pop("body")) or {}).get("event") or {}
-        row["event"] = event
+        row["event"] = (_json(bodies.get(row["event_id"])) or {}).get("event") or {}
     return Page(rows, min(total, COUNT_CAP), capped, encode_cursor(rows[-1]["id"]) if more and rows else None)
 
 

@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, delete, false, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..inventory import EventFacts, NodeDelta, merge_container, minute_of
+from ..inventory import DRIFT_KINDS, EventFacts, NodeDelta, merge_container, minute_of
 from .schema import (
     console_login_links,
     console_sessions,
     containers,
     decision_minutes,
+    drift_events,
     event_minutes,
     nodes,
     runtime_events,
@@ -77,6 +78,23 @@ def apply_event_views(
             return
     _apply_containers(conn, tenant, facts)
     _apply_nodes(conn, tenant, facts, now_us)
+    drifts = [
+        {
+            "tenant": tenant,
+            "event_id": f.event_id,
+            "kind": f.kind,
+            "node": f.node,
+            "namespace": f.container.namespace if f.container else None,
+            "image_digest": f.container.image_digest if f.container else None,
+            "image": f.container.image if f.container else None,
+            "when_us": f.when_us,
+            "received_us": now_us,
+        }
+        for f in facts
+        if f.kind in DRIFT_KINDS
+    ]
+    if drifts:
+        conn.execute(drift_events.insert(), drifts)
     minute = minute_of(now_us)
     counts = Counter((f.node, f.kind) for f in facts)
     stmt = _upsert(conn)(event_minutes)
@@ -216,6 +234,9 @@ def purge_views(conn: Connection, now_us: int, *, events_s: int, decisions_s: in
             delete(containers).where(c.last_seen_us < events_cut, c.running == false())
         ).rowcount,
         "nodes": conn.execute(delete(nodes).where(n.last_received_us < events_cut)).rowcount,
+        "drift_events": conn.execute(
+            delete(drift_events).where(drift_events.c.received_us < events_cut)
+        ).rowcount,
         "event_minutes": conn.execute(
             delete(event_minutes).where(event_minutes.c.minute < minute_of(events_cut))
         ).rowcount,

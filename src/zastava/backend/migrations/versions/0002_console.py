@@ -20,9 +20,25 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
-    op.create_index("ix_runtime_events_tenant_kind", "runtime_events", ["tenant", "kind", "id"])
+    op.create_table(
+        "drift_events",
+        sa.Column("id", RowId, primary_key=True, autoincrement=True),
+        sa.Column("tenant", sa.String(253), nullable=False),
+        sa.Column("event_id", sa.String(128), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("node", sa.String(253), nullable=False),
+        sa.Column("namespace", sa.String(253)),
+        sa.Column("image_digest", sa.String(71)),
+        sa.Column("image", sa.String(1024)),
+        sa.Column("when_us", sa.BigInteger, nullable=False),
+        sa.Column("received_us", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_drift_events_kind", "drift_events", ["tenant", "kind", "id", "namespace", "node"])
+    op.create_index("ix_drift_events_received", "drift_events", ["received_us"])
     with op.batch_alter_table("admission_decisions") as batch:
         batch.add_column(sa.Column("outcome", sa.String(16)))
         batch.add_column(sa.Column("pod", sa.String(253)))
@@ -123,6 +139,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
+        "drift_events",
         "console_login_links",
         "console_sessions",
         "decision_minutes",
@@ -134,7 +151,6 @@ def downgrade() -> None:
     for index, table in (
         ("ix_admission_decisions_tenant_namespace", "admission_decisions"),
         ("ix_admission_decisions_tenant_outcome", "admission_decisions"),
-        ("ix_runtime_events_tenant_kind", "runtime_events"),
     ):
         op.drop_index(index, table_name=table)
     with op.batch_alter_table("admission_decisions") as batch:

@@ -5,7 +5,9 @@ Sources, lowest to highest precedence: built-in defaults, the YAML file, environ
 case-insensitive, e.g. ``ZASTAVA_RUNTIME__COLLECT__MAXLIBS=128``). Unknown keys are refused. Integer
 sizes accept ``64_000_000``, ``64MB`` and ``50MiB``.
 
-This module depends on nothing else of Zastava's.
+This module depends on nothing else of Zastava's but the image-reference model
+(:mod:`zastava.registry.reference`, a leaf module): allow/deny patterns are normalised by the same rules as
+the images they are compared with, when the configuration is loaded.
 """
 
 from __future__ import annotations
@@ -17,9 +19,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .registry.errors import InvalidReference
+from .registry.reference import normalise_pattern, normalise_tag
 
 __all__ = [
     "ConfigError",
@@ -170,6 +183,30 @@ class Admission(Section):
     banned_tags: list[str] = Field(default_factory=lambda: ["latest"])
     deny_untagged: bool = True
     base_image_allowlist: list[str] = Field(default_factory=list)
+
+    @field_validator("registry_allowlist", "registry_denylist")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        """Normalised like image names (``index.docker.io/nginx`` → ``docker.io/library/nginx``)."""
+        out: list[str] = []
+        for index, pattern in enumerate(value):
+            try:
+                out.append(normalise_pattern(pattern))
+            except InvalidReference as exc:
+                raise ValueError(f"entry {index}: {exc}") from None
+        return list(dict.fromkeys(out))
+
+    @field_validator("banned_tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        """Lower-cased: a ban on ``latest`` also bans ``LATEST`` (compared case-insensitively)."""
+        out: list[str] = []
+        for index, tag in enumerate(value):
+            try:
+                out.append(normalise_tag(tag))
+            except InvalidReference as exc:
+                raise ValueError(f"entry {index}: {exc}") from None
+        return list(dict.fromkeys(out))
 
     @model_validator(mode="after")
     def _base_digests(self) -> Admission:

@@ -34,6 +34,7 @@ from ..contracts import (
     SCHEMA_VERSIONS_HEADER,
     EnvelopeError,
     EventKind,
+    ImagePolicy,
     IngestRejection,
     IngestResponse,
     RuntimePolicyRequest,
@@ -42,9 +43,10 @@ from ..contracts import (
     versions,
 )
 from ..contracts.base import format_utc
+from ..registry.errors import InvalidReference
 from . import auth
 from .auth import Authenticator, AuthError, Principal, static_tenant
-from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, image_digest
+from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, reference_digest
 from .ingest import BodyError, Ingestor, read_body, split_envelopes
 from .inventory import decision_outcome
 from .openapi import document
@@ -250,7 +252,15 @@ class BackendService:
     def policy_answer(self, tenant: str, req: RuntimePolicyRequest) -> RuntimePolicyResponse:
         """The ``/policy/runtime`` answer for ``tenant`` (the policy simulation asks it in-process)."""
         policy, revision = self.policy.current()
-        digests = {image: image_digest(image) for image in req.images}
+        digests: dict[str, str | None] = {}
+        invalid: dict[str, ImagePolicy] = {}
+        for image in req.images:
+            try:
+                digests[image] = reference_digest(image)
+            except InvalidReference as exc:  # a verdict, not a 400: the other images still get theirs
+                invalid[image] = ImagePolicy(
+                    signed=False, has_sbom=False, policy_verdict="fail", reasons=[str(exc)[:500]]
+                )
         known = sorted({d for d in digests.values() if d})
         heads = self.store.catalog_heads(tenant, known)
         builds = self.store.recent_build_ids(tenant, known)
@@ -264,6 +274,7 @@ class BackendService:
             )
             for image, digest in digests.items()
         }
+        results.update(invalid)
         return RuntimePolicyResponse(
             ttl_seconds=policy.ttl_seconds, results=results, policy_revision=revision
         )

@@ -19,6 +19,8 @@ from pydantic import Field
 
 from ..contracts import CatalogComponent, CatalogEntry, CatalogVulnerability, RekorRef
 from ..contracts.base import ContractModel, OptionalField, format_utc
+from ..registry.errors import InvalidReference
+from ..registry.reference import parse_reference
 from .store import CatalogRecord
 
 __all__ = [
@@ -32,10 +34,10 @@ __all__ = [
     "build_record",
     "image_digest",
     "parse_sbom",
+    "reference_digest",
 ]
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_REF_DIGEST = re.compile(r"@(sha256:[0-9a-f]{64})$")
 MAX_COMPONENTS = 100_000
 MAX_DEPTH = 32
 #: Severity order, lowest first (CycloneDX 1.4+ rating severities).
@@ -56,14 +58,24 @@ class CatalogPut(ContractModel):
     base_image_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
 
 
-def image_digest(image: str | None) -> str | None:
-    """``repo@sha256:…`` or ``sha256:…`` → ``sha256:…``; tag-only references → None."""
-    if not image:
-        return None
+def reference_digest(image: str) -> str | None:
+    """The catalog key an image names: ``sha256:…`` itself, or the digest a reference pins (parsed by the one
+    reference model, ``zastava.registry.reference``); None for a tag-only reference or a digest the catalog
+    does not key by (sha512). An invalid reference is an :class:`InvalidReference` naming what is wrong."""
     if DIGEST_RE.match(image):
         return image
-    match = _REF_DIGEST.search(image)
-    return match.group(1) if match else None
+    digest = parse_reference(image).digest
+    return digest if digest is not None and DIGEST_RE.match(digest) else None
+
+
+def image_digest(image: str | None) -> str | None:
+    """:func:`reference_digest`, with None also for an invalid reference (ingest, CLI)."""
+    if not image:
+        return None
+    try:
+        return reference_digest(image)
+    except InvalidReference:
+        return None
 
 
 def _paths_of(component: dict[str, Any]) -> list[str]:

@@ -7,7 +7,9 @@ keyed by ``(pid, start time)`` so a reused pid is a new process. All reads are b
 files inside the container are read only through :class:`~zastava.observer.rootfs.RootFS`.
 
 * **process** — a process in the container (same pid and mount namespace as its init) whose program is
-  neither an EntryTrace terminal nor a declared probe/exec command (nor configured as allowed);
+  neither an EntryTrace terminal nor a declared probe/exec command (nor configured as allowed); a program
+  is its path and, for a multi-call binary, its applet (:mod:`~zastava.observer.programs`: a busybox ``sh``
+  is not the busybox ``sleep`` the entrypoint runs);
 * **filesystem** — a new executable under ``/usr/local/bin``, ``/opt``, ``/app`` with mtime after image
   creation, confirmed on the overlay upper layer (from ``/proc/<pid>/mountinfo``) where there is one;
 * **library** — a mapped DSO absent from the image's usage SBOM view;
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 
 from ..contracts import EventKind, Evidence, NewBinary, Process, RuntimeDelta, RuntimeEvent
 from .events import EventContext
+from .programs import applet_of, is_multi_call, program_key
 from .rootfs import RootFS, RootFSError
 
 __all__ = [
@@ -83,10 +86,17 @@ class ContainerProcess:
     #: the program as a container path (``/proc/<pid>/exe``), None when unreadable (kernel thread, raced exit)
     exe: str | None
     exe_deleted: bool = False
+    #: the applet a multi-call binary runs as (busybox ``sh``), from its argv; None for other programs
+    applet: str | None = None
 
     @property
     def key(self) -> ProcessKey:
         return (self.pid, self.start_time)
+
+    @property
+    def program(self) -> str | None:
+        """What the allowed set is compared with: ``exe``, with the applet for a multi-call binary."""
+        return program_key(self.exe, self.applet) if self.exe else None
 
 
 def _stat_fields(procfs: str, pid: int) -> tuple[int, int] | None:
@@ -130,19 +140,36 @@ def container_processes(procfs: str, init_pid: int, *, max_processes: int = 4096
         deleted = bool(exe and exe.endswith(" (deleted)"))
         if exe and deleted:
             exe = exe[: -len(" (deleted)")]
+        applet = None
+        if is_multi_call(exe):  # only then is the argv needed (bounded reads)
+            argv = [
+                a.decode("utf-8", "replace")
+                for a in (_read(f"{procfs}/{pid}/cmdline", 4096) or b"").split(b"\0")
+            ]
+            comm = (_read(f"{procfs}/{pid}/comm", 64) or b"").decode("utf-8", "replace").strip()
+            applet = applet_of(exe, [a for a in argv if a] or None, comm or None)
         out.append(
-            ContainerProcess(pid=pid, start_time=fields[1], ppid=fields[0], exe=exe, exe_deleted=deleted)
+            ContainerProcess(
+                pid=pid, start_time=fields[1], ppid=fields[0], exe=exe, exe_deleted=deleted, applet=applet
+            )
         )
     return out
 
 
 def _resolve(rootfs: RootFS, path: str) -> set[str]:
-    found = {path}
+    """``path`` as given and resolved; where it resolves to a multi-call binary under another name, the
+    program is that binary *and* the applet the name selects (``/bin/sh`` → busybox's ``sh``)."""
+    if "\0" in path:  # already a program key
+        return {path}
     try:
-        found.add(rootfs.resolve(path))
+        resolved = rootfs.resolve(path)
     except RootFSError:
-        pass
-    return found
+        resolved = path
+    name = path.rsplit("/", 1)[-1]
+    return {
+        program_key(candidate, name) if is_multi_call(candidate) and not is_multi_call(path) else candidate
+        for candidate in (path, resolved)
+    }
 
 
 def allowed_programs(
@@ -155,10 +182,21 @@ def allowed_programs(
 ) -> frozenset[str]:
     """Container paths of the programs that may run: EntryTrace terminals, the programs of declared probe/exec
     commands (looked up on ``PATH`` inside the root; for ``sh -c "<cmd> …"`` also ``<cmd>``) and ``extra`` —
-    each as given and as resolved through symlinks inside the root."""
+    each as given and as resolved through symlinks inside the root, as a program key
+    (:func:`~zastava.observer.programs.program_key`) where it names an applet of a multi-call binary.
+
+    A multi-call binary named by its own path allows all its applets: from ``extra`` (configured), and among
+    the terminals only when no terminal names one of its applets (EntryTrace lists ``/bin/sleep`` *and* its
+    resolved ``/bin/busybox``: that is busybox's ``sleep``, not every applet)."""
     search = path_env or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     allowed: set[str] = set()
-    for path in (*terminals, *extra):
+    traced: set[str] = set()
+    for path in terminals:
+        if path.startswith("/"):
+            traced |= _resolve(rootfs, path)
+    with_applet = {key.split("\0", 1)[0] for key in traced if "\0" in key}
+    allowed |= {key for key in traced if key not in with_applet}
+    for path in extra:
         if path.startswith("/"):
             allowed |= _resolve(rootfs, path)
     for argv in declared_commands:
@@ -186,7 +224,8 @@ def detect_process_drift(
     *,
     root: RootFS | None = None,
 ) -> list[ContainerProcess]:
-    """Processes whose program is not allowed, not yet reported (by ``(pid, start time)``).
+    """Processes whose program is not allowed, not yet reported (by ``(pid, start time)``). A multi-call
+    binary's process is allowed by its applet's key, or by the binary's bare path (all applets).
 
     With ``root``, a program that is not a regular file in the container and not deleted is skipped: that is
     the runtime's own short-lived helper entering the container (``runc init`` shows ``exe`` as ``/`` or a
@@ -194,7 +233,7 @@ def detect_process_drift(
     """
     out = []
     for p in processes:
-        if p.exe is None or p.exe in allowed or p.key in reported:
+        if p.exe is None or p.exe in allowed or p.program in allowed or p.key in reported:
             continue
         if p.exe.startswith("/memfd:runc") or p.exe.startswith("memfd:runc"):
             continue
@@ -214,7 +253,8 @@ def process_drift_event(
         Evidence(
             signal="drift.process",
             value=f"pid={p.pid} startTime={p.start_time} ppid={p.ppid} exe={p.exe}"
-            + (" (deleted)" if p.exe_deleted else ""),
+            + (" (deleted)" if p.exe_deleted else "")
+            + (f" applet={p.applet}" if p.applet else ""),
         )
         for p in found
     ]

@@ -1,11 +1,12 @@
 """Image posture for the observer: the backend's ``/policy/runtime`` answer per image digest, cached.
 
 :class:`BackendPosture` asks ``POST {backend.baseAddress}{backend.policyPath}`` (spec §5.2) about one image
-reference pinned by digest and caches the :class:`ImagePolicy` per digest for ``min(ttlSeconds, configured
-TTL)``; a changed ``policyRevision`` in any answer drops the cache. ``usage_paths`` reads the image's usage
-SBOM view from ``GET {base}/api/v1/scanner/catalog/images/{digest}`` (file paths of its components) for
-library drift. Failures never raise into the agent: they return None, count
-``zastava_backend_failures_total`` and are reported as evidence by the caller. Authentication is the
+reference pinned by digest and caches the :class:`ImagePolicy` per (digest, namespace, labels) — the backend's
+rules select by namespace and labels, so a verdict for one workload is not another's — for
+``min(ttlSeconds, configured TTL)``; a changed ``policyRevision`` in any answer drops the cache.
+``usage_paths`` reads the image's usage SBOM view from ``GET {base}/api/v1/scanner/catalog/images/{digest}``
+(file paths of its components) for library drift. Failures never raise into the agent: they return None,
+count ``zastava_backend_failures_total`` and are reported as evidence by the caller. Authentication is the
 injected ``httpx.AsyncClient``'s business.
 """
 
@@ -21,6 +22,8 @@ import httpx
 import orjson
 
 from ..contracts import ImagePolicy, RuntimePolicyRequest, RuntimePolicyResponse
+from ..registry.errors import InvalidReference
+from ..registry.reference import parse_reference, validate_digest
 from ..telemetry.logging import fields
 from ..telemetry.metrics import ZastavaMetrics
 
@@ -34,9 +37,21 @@ CATALOG_PATH = "/api/v1/scanner/catalog/images/{digest}"
 
 
 def digest_of(image_ref: str) -> str | None:
-    """``repo@sha256:…`` or ``sha256:…`` → ``sha256:…``."""
-    tail = image_ref.rsplit("@", 1)[-1]
-    return tail if tail.startswith("sha256:") and len(tail) == 71 else None
+    """``repo@sha256:…`` or ``sha256:…`` → ``sha256:…`` (parsed by the one reference model)."""
+    try:
+        bare = image_ref.startswith("sha")
+        digest = validate_digest(image_ref) if bare else parse_reference(image_ref).digest
+    except InvalidReference:
+        return None
+    return digest if digest is not None and digest.startswith("sha256:") else None
+
+
+#: (digest or reference, namespace, sorted labels): what the backend's verdict depends on
+CacheKey = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+def _key(image_ref: str, namespace: str | None, labels: Mapping[str, str] | None) -> CacheKey:
+    return (digest_of(image_ref) or image_ref, namespace or "", tuple(sorted((labels or {}).items())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +81,7 @@ class BackendPosture:
         self.timeout = timeout
         self.cache_ttl = cache_ttl
         self.metrics = metrics
-        self._cache: dict[str, tuple[float, PostureAnswer]] = {}
+        self._cache: dict[CacheKey, tuple[float, PostureAnswer]] = {}
         self._usage: dict[str, tuple[float, frozenset[str] | None]] = {}
         self.policy_revision: str | None = None
         self.last_error: str | None = None
@@ -91,9 +106,10 @@ class BackendPosture:
                 (time.monotonic() - started) * 1000
             )
 
-    def cached(self, image_ref: str) -> PostureAnswer | None:
-        key = digest_of(image_ref) or image_ref
-        hit = self._cache.get(key)
+    def cached(
+        self, image_ref: str, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> PostureAnswer | None:
+        hit = self._cache.get(_key(image_ref, namespace, labels))
         if hit is None or hit[0] < time.monotonic():
             return None
         return hit[1]
@@ -101,8 +117,9 @@ class BackendPosture:
     async def lookup(
         self, image_ref: str, *, namespace: str | None = None, labels: Mapping[str, str] | None = None
     ) -> PostureAnswer | None:
-        """The backend's verdict on ``image_ref`` (cached per digest); None when it cannot be had."""
-        hit = self.cached(image_ref)
+        """The backend's verdict on ``image_ref`` for the workload's namespace and labels (cached per digest
+        and that context); None when it cannot be had."""
+        hit = self.cached(image_ref, namespace, labels)
         if hit is not None:
             return hit
         request = RuntimePolicyRequest(namespace=namespace, labels=dict(labels or {}), images=[image_ref])
@@ -146,15 +163,18 @@ class BackendPosture:
         if len(self._cache) >= _MAX_CACHE:
             self._cache.clear()
         if ttl > 0:
-            self._cache[digest_of(image_ref) or image_ref] = (time.monotonic() + ttl, answer)
+            self._cache[_key(image_ref, namespace, labels)] = (time.monotonic() + ttl, answer)
         self.last_error = None
         return answer
 
     def invalidate(self, image_ref: str | None = None) -> None:
+        """Forget the verdicts on ``image_ref`` (in every context), or all."""
         if image_ref is None:
             self._cache.clear()
         else:
-            self._cache.pop(digest_of(image_ref) or image_ref, None)
+            subject = digest_of(image_ref) or image_ref
+            for key in [k for k in self._cache if k[0] == subject]:
+                del self._cache[key]
 
     async def usage_paths(self, digest: str) -> frozenset[str] | None:
         """File paths of the image's SBOM components (the usage view); None when unknown."""

@@ -1,34 +1,58 @@
-"""Image references: ``[registry/]repository[:tag][@digest]`` parsed and normalised like the docker CLI.
+"""Image references — the one model every plane uses: ``[registry/]repository[:tag][@digest]``, normalised.
 
-``busybox`` → ``docker.io/library/busybox:latest``; a first component with a ``.`` or ``:`` or equal to
-``localhost`` is a registry host. Digests are validated (``sha256`` = 64 hex, ``sha512`` = 128 hex).
+Normalisation (what the docker CLI, containerd and the kubelet resolve to the same image, and what policy must
+therefore treat as one name):
+
+* ``busybox`` → ``docker.io/library/busybox:latest``; a first component with a ``.`` or ``:``, in brackets
+  (IPv6), or equal to ``localhost`` is a registry host, anything else is a Docker Hub path;
+* ``docker.io``, ``index.docker.io`` and ``registry-1.docker.io`` are one registry (``docker.io``), and a
+  single-component Docker Hub repository gets ``library/``;
+* the host is case-insensitive (lower-cased); ``:443`` is dropped (it is where an HTTPS client connects for a
+  host without a port). ``:80`` is kept: clients talk HTTPS to ``host:80`` unless that exact ``host:80`` is
+  configured as a plain-HTTP registry, so it is a different endpoint — policy still cannot be bypassed with
+  it, because a denylisted host is denied on every port (:func:`name_matches`);
+* tag + digest together are kept; the digest pins the image (the tag is informational);
+* anything odd is an :class:`InvalidReference` naming what is wrong — upper-case repository components,
+  upper-case digest hex, empty components, trailing slashes, whitespace, ports with leading zeros or out of
+  range — never silently a different name.
+
+Allow/deny patterns are normalised by the same rules (:func:`normalise_pattern`) when the configuration is
+loaded, and :func:`name_matches` compares normalised names only.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import InvalidReference
 
 __all__ = [
     "DEFAULT_REGISTRY",
     "ImageReference",
+    "canonical_host",
     "fallback_tag",
+    "name_matches",
+    "normalise_pattern",
+    "normalise_tag",
     "parse_reference",
+    "repository_name",
     "validate_digest",
 ]
 
 DEFAULT_REGISTRY = "docker.io"
 _DOCKER_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
+_HTTPS_PORT = "443"
 _MAX_REFERENCE = 4096
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_HOST = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+_HOSTNAME = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\]"
 )
+_PORT = re.compile(r"[1-9][0-9]{0,4}")
 _DIGEST_HEX = {"sha256": 64, "sha512": 128}
+_GLOB = frozenset("*?")  # not "[": IPv6 hosts are bracketed
 
 
 def validate_digest(digest: str) -> str:
@@ -37,7 +61,9 @@ def validate_digest(digest: str) -> str:
     algorithm, sep, hexpart = digest.partition(":")
     length = _DIGEST_HEX.get(algorithm)
     if not sep or length is None or len(hexpart) != length or not re.fullmatch(r"[0-9a-f]+", hexpart):
-        raise InvalidReference(f"invalid digest {digest[:100]!r}")
+        raise InvalidReference(
+            f"invalid digest {digest[:100]!r} (sha256:<64 lowercase hex> or sha512:<128 lowercase hex>)"
+        )
     return digest
 
 
@@ -47,12 +73,61 @@ def fallback_tag(digest: str, suffix: str = "") -> str:
     return digest.replace(":", "-", 1) + suffix
 
 
+def canonical_host(text: str) -> str:
+    """A registry host, normalised: lower case, ``:443`` dropped, Docker Hub's aliases → ``docker.io``."""
+    lowered = text.lower()
+    if lowered.startswith("["):
+        hostname, bracket, port = lowered.partition("]")
+        if not bracket:
+            raise InvalidReference(f"invalid registry host {text[:200]!r}")
+        hostname += "]"
+        if port and not port.startswith(":"):
+            raise InvalidReference(f"invalid registry host {text[:200]!r}")
+        port = port[1:] if port else ""
+        has_port = bool(port) or lowered.endswith(":")
+    else:
+        hostname, colon, port = lowered.partition(":")
+        has_port = bool(colon)
+    if not _HOSTNAME.fullmatch(hostname):
+        raise InvalidReference(f"invalid registry host {text[:200]!r}")
+    if has_port:
+        if not _PORT.fullmatch(port) or int(port) > 65535:
+            raise InvalidReference(
+                f"invalid port in registry host {text[:200]!r} (1-65535, no leading zeros)"
+            )
+        if port != _HTTPS_PORT:
+            return f"{hostname}:{port}"
+    return DEFAULT_REGISTRY if hostname in _DOCKER_HUB_ALIASES else hostname
+
+
+def _is_host(component: str) -> bool:
+    return "." in component or ":" in component or component == "localhost" or component.startswith("[")
+
+
+def _repository(registry: str, path: list[str]) -> str:
+    if registry == DEFAULT_REGISTRY and len(path) == 1:
+        path = ["library", *path]
+    for part in path:
+        if not _COMPONENT.fullmatch(part):
+            if part and _COMPONENT.fullmatch(part.lower()):
+                raise InvalidReference(f"repository {'/'.join(path)[:200]!r} must be lowercase")
+            raise InvalidReference(
+                f"invalid repository name {'/'.join(path)[:200]!r} (empty component or forbidden character)"
+            )
+    repository = "/".join(path)
+    if len(repository) > 255:
+        raise InvalidReference("repository name longer than 255 characters")
+    return repository
+
+
 @dataclass(frozen=True, slots=True)
 class ImageReference:
     registry: str
     repository: str
     tag: str | None = None
     digest: str | None = None
+    #: the text named no tag and no digest, so ``tag`` is the implied ``latest`` (same image either way)
+    implicit_tag: bool = field(default=False, compare=False)
 
     @property
     def api_host(self) -> str:
@@ -62,6 +137,25 @@ class ImageReference:
     @property
     def name(self) -> str:
         return f"{self.registry}/{self.repository}"
+
+    @property
+    def pinned(self) -> str | None:
+        """``registry/repository@digest`` when the reference carries a digest."""
+        return f"{self.name}@{self.digest}" if self.digest else None
+
+    @property
+    def portless_name(self) -> str:
+        """``name`` on the registry host without its port (a denylisted host is denied on every port)."""
+        registry = self.registry
+        bracket = registry.find("]")
+        host = registry[: bracket + 1] if bracket >= 0 else registry.partition(":")[0]
+        if host == registry:
+            return self.name
+        host = canonical_host(host)
+        path = self.repository.split("/")
+        if host == DEFAULT_REGISTRY and len(path) == 1:
+            path = ["library", *path]
+        return f"{host}/{'/'.join(path)}"
 
     def with_digest(self, digest: str) -> ImageReference:
         return ImageReference(self.registry, self.repository, None, validate_digest(digest))
@@ -84,11 +178,18 @@ class ImageReference:
 
 
 def parse_reference(text: str, *, default_registry: str = DEFAULT_REGISTRY) -> ImageReference:
-    """Parse and normalise; a reference with neither tag nor digest gets ``latest``."""
+    """Parse and normalise; a reference with neither tag nor digest gets ``latest`` (``implicit_tag``)."""
     if not isinstance(text, str) or not text or len(text) > _MAX_REFERENCE:
         raise InvalidReference("image reference must be a non-empty string of at most 4096 characters")
-    if text != text.strip() or any(ch.isspace() for ch in text):
-        raise InvalidReference(f"image reference {text[:200]!r} contains whitespace")
+    try:
+        return _parse(text, default_registry)
+    except InvalidReference as exc:
+        raise InvalidReference(f"invalid image reference {text[:200]!r}: {exc}") from None
+
+
+def _parse(text: str, default_registry: str) -> ImageReference:
+    if any(ch.isspace() for ch in text):
+        raise InvalidReference("contains whitespace")
     rest = text
     digest = None
     if "@" in rest:
@@ -99,26 +200,87 @@ def parse_reference(text: str, *, default_registry: str = DEFAULT_REGISTRY) -> I
     if ":" in last:
         rest, tag = rest.rsplit(":", 1)
         if not _TAG.fullmatch(tag):
-            raise InvalidReference(f"invalid tag {tag[:200]!r} in {text[:200]!r}")
+            raise InvalidReference(f"invalid tag {tag[:200]!r}")
     parts = rest.split("/")
-    first = parts[0]
-    if len(parts) > 1 and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        registry = first
-        path = parts[1:]
-        if not _HOST.fullmatch(registry):
-            raise InvalidReference(f"invalid registry host {registry[:200]!r}")
+    if len(parts) > 1 and _is_host(parts[0]):
+        registry, path = canonical_host(parts[0]), parts[1:]
     else:
-        registry = default_registry
-        path = parts
-    if registry in _DOCKER_HUB_ALIASES:
-        registry = DEFAULT_REGISTRY
-        if len(path) == 1:
-            path = ["library", *path]
-    if not path or not all(_COMPONENT.fullmatch(p) for p in path):
-        raise InvalidReference(f"invalid repository name in {text[:200]!r} (lowercase components only)")
-    repository = "/".join(path)
-    if len(repository) > 255:
-        raise InvalidReference("repository name longer than 255 characters")
-    if tag is None and digest is None:
-        tag = "latest"
-    return ImageReference(registry=registry, repository=repository, tag=tag, digest=digest)
+        registry, path = canonical_host(default_registry), parts
+    repository = _repository(registry, path)
+    implicit = tag is None and digest is None
+    return ImageReference(
+        registry=registry,
+        repository=repository,
+        tag="latest" if implicit else tag,
+        digest=digest,
+        implicit_tag=implicit,
+    )
+
+
+def repository_name(text: str) -> str | None:
+    """``registry/repository`` of a reference (tag and digest dropped), normalised; None when invalid.
+    Engines spell one image's names differently (``nginx`` vs ``docker.io/library/nginx``): compare these."""
+    try:
+        return parse_reference(text).name
+    except InvalidReference:
+        return None
+
+
+def normalise_pattern(text: str) -> str:
+    """An allow/deny pattern normalised like an image name: a registry host (``evil.io``, ``Evil.io:443``
+    → ``evil.io``), a ``registry/repository`` prefix (``docker.io/nginx``, ``index.docker.io/library/nginx``
+    and ``nginx`` → ``docker.io/library/nginx``) or a glob (``*`` any run of characters, ``/`` included,
+    ``?`` one character; its host part normalised, matched against normalised names). Tags, digests and odd
+    spellings are an :class:`InvalidReference`."""
+    if not isinstance(text, str) or not text or len(text) > _MAX_REFERENCE:
+        raise InvalidReference("pattern must be a non-empty string of at most 4096 characters")
+    if any(ch.isspace() for ch in text):
+        raise InvalidReference(f"pattern {text[:200]!r} contains whitespace")
+    if "@" in text:
+        raise InvalidReference(
+            f"pattern {text[:200]!r} names a digest; patterns name registries or repositories"
+        )
+    first, slash, rest = text.partition("/")
+    if _GLOB & set(text):
+        literal_host = slash and _is_host(first) and not _GLOB & set(first)
+        host = canonical_host(first) if literal_host else first.lower()
+        if rest != rest.lower():
+            raise InvalidReference(f"pattern {text[:200]!r}: repositories are lowercase")
+        return f"{host}/{rest}" if slash else host
+    try:
+        if not slash and _is_host(first):
+            return canonical_host(first)
+        if ":" in text.rsplit("/", 1)[-1] and slash:
+            raise InvalidReference("names a tag; patterns name registries or repositories")
+        parts = text.split("/")
+        if len(parts) > 1 and _is_host(parts[0]):
+            registry, path = canonical_host(parts[0]), parts[1:]
+        else:
+            registry, path = DEFAULT_REGISTRY, parts
+        return f"{registry}/{_repository(registry, path)}"
+    except InvalidReference as exc:
+        raise InvalidReference(f"invalid pattern {text[:200]!r}: {exc}") from None
+
+
+def normalise_tag(text: str) -> str:
+    """A tag for a tag ban, lower-cased: registries treat ``LATEST`` as another tag, but a ban is about the
+    name's meaning, so bans compare case-insensitively (``tag_banned``)."""
+    if not isinstance(text, str) or not _TAG.fullmatch(text):
+        raise InvalidReference(f"invalid tag {str(text)[:200]!r}")
+    return text.lower()
+
+
+def name_matches(ref: ImageReference, pattern: str, *, any_port: bool = False) -> bool:
+    """Whether ``ref``'s normalised name falls under a :func:`normalise_pattern` pattern: the same host, a
+    ``host/path`` prefix by whole components, or the glob. ``any_port`` (denylists): a pattern without a port
+    also matches the host on every other port."""
+    names = (ref.name, ref.portless_name) if any_port else (ref.name,)
+    if _GLOB & set(pattern):
+        glob = _glob(pattern)
+        return any(glob.fullmatch(name) is not None for name in names)
+    return any(name == pattern or name.startswith(pattern + "/") for name in names)
+
+
+@functools.lru_cache(maxsize=1024)
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern))

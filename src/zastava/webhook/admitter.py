@@ -4,9 +4,10 @@ Flow (spans request → resolve → respond): only Pods on CREATE/UPDATE and the
 subresource are gated (everything else is allowed without work); on UPDATE only images that the old Pod did
 not already run are gated. Local gates run first; tag-only images are resolved to digests (``resolveTags``)
 and all images of the Pod go to the backend in one ``/policy/runtime`` request through the cache, all within
-the deadline. When the registry or backend fails or is too slow, namespaces in ``failOpenNamespaces`` are
-admitted with a warning and all others denied with a clear message. ``enforce: false`` is a dry run: always
-allow, record what would have been denied. The decision record is logged and posted in the background.
+the deadline. Images are parsed and normalised by the one reference model (``zastava.registry.reference``).
+Whatever happens — a gate denies, the registry or backend fails, the Pod is malformed, the webhook has a bug
+(:meth:`Admitter.internal_error`) — the answer is settled by :class:`~.decision.Decisions` (fail-open/closed
+per namespace, ``enforce: false`` dry run). The decision record is logged and posted in the background.
 """
 
 from __future__ import annotations
@@ -32,21 +33,16 @@ from ..contracts import (
     canonical_id,
     multihash_id,
 )
+from ..registry.errors import InvalidReference
+from ..registry.reference import ImageReference, parse_reference
 from ..telemetry import ZastavaMetrics, fields, span
-from .cache import CacheEntry, PolicyCache
+from .cache import CacheEntry, PolicyCache, PolicyContext, PolicyKey
 from .deadline import Deadline, budget_seconds
+from .decision import Decision, DecisionLabel, Decisions, Problem
 from .gates import backend_gates, local_gates
-from .images import (
-    ContainerImage,
-    ImageRef,
-    InvalidImageRef,
-    PodShapeError,
-    changed_images,
-    collect_images,
-    parse_image,
-)
+from .images import ContainerImage, PodShapeError, changed_images, collect_images
 from .resolve import TagResolver
-from .review import AdmissionRequest, AdmissionResponse, AdmissionReview, Status
+from .review import AdmissionRequest, AdmissionResponse, AdmissionReview
 
 __all__ = ["Admitter", "ImageOutcome", "PolicySource"]
 
@@ -59,15 +55,12 @@ RecordSink = Callable[[AdmissionDecision], None]
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_IMAGES_PER_REQUEST = 256  # RuntimePolicyRequest.images max_length
-MAX_WARNINGS = 16
-MAX_WARNING_CHARS = 256
-MAX_MESSAGE_CHARS = 4000
 
 
 @dataclass(slots=True)
 class ImageOutcome:
     item: ContainerImage
-    ref: ImageRef | None = None
+    ref: ImageReference | None = None
     resolved: str | None = None
     signed: bool | None = None
     has_sbom: bool | None = None
@@ -134,8 +127,9 @@ def _pod_name(request: AdmissionRequest) -> str | None:
     return name[:253] if isinstance(name, str) and name else None
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _generate_name(pod: object) -> object:
+    metadata = pod.get("metadata") if isinstance(pod, dict) else None
+    return metadata.get("generateName") if isinstance(metadata, dict) else None
 
 
 class Admitter:
@@ -160,7 +154,7 @@ class Admitter:
         )
         self.metrics = metrics
         self.record = record
-        self._fail_open = frozenset(config.admission.fail_open_namespaces)
+        self.decisions = Decisions(config.admission)
         self._decision_counters: dict[str, Any] = {}
         self._static = functools.lru_cache(maxsize=4096)(self._static_uncached)
 
@@ -168,6 +162,7 @@ class Admitter:
 
     async def review(self, review: AdmissionReview, *, timeout_param: str | None = None) -> AdmissionResponse:
         request = review.request
+        ns = request.namespace or ""
         with span("request", uid=request.uid, namespace=request.namespace, operation=request.operation):
             if not _gated(request):
                 return self._count(AdmissionResponse(uid=request.uid, allowed=True), "skip")
@@ -178,7 +173,8 @@ class Admitter:
             try:
                 images = collect_images(pod)
             except PodShapeError as exc:
-                return self._count(self._reject(request, f"malformed Pod: {exc}", 400), "invalid")
+                invalid = self.decisions.decide("invalid", ns, f"malformed Pod: {exc}")
+                return self._settle(request, [], invalid)
             if request.operation == "UPDATE":
                 old = request.old_object
                 if request.kind.kind == "EphemeralContainers" and isinstance(old, dict):
@@ -207,11 +203,11 @@ class Admitter:
         outcome.resolved = ref.pinned if ref is not None else None
         return outcome
 
-    def _static_uncached(self, image: str) -> tuple[ImageRef | None, tuple[str, ...]]:
+    def _static_uncached(self, image: str) -> tuple[ImageReference | None, tuple[str, ...]]:
         """Parse + local gates: a pure function of the image string and the (fixed) policy."""
         try:
-            ref = parse_image(image)
-        except InvalidImageRef as exc:
+            ref = parse_reference(image)
+        except InvalidReference as exc:
             return None, (str(exc),)
         return ref, tuple(local_gates(ref, self.admission))
 
@@ -239,17 +235,19 @@ class Admitter:
                 if o.unavailable is None:
                     o.unavailable = "no policy backend configured"
             return
-        keyed: dict[str, list[ImageOutcome]] = {}
+        context = self._context(request)
+        keyed: dict[PolicyKey, list[ImageOutcome]] = {}
         for o in usable:
             if o.unavailable is None and o.ref is not None:
-                keyed.setdefault(o.resolved or o.ref.original, []).append(o)
+                keyed.setdefault(PolicyKey._make((o.resolved or str(o.ref), context)), []).append(o)
         if not keyed:
             return
         namespace = request.namespace
         policy = self.policy
 
-        async def fetch(refs: list[str]) -> RuntimePolicyResponse:
-            labels = self._labels(request)
+        async def fetch(keys: list[PolicyKey]) -> RuntimePolicyResponse:
+            refs = [key.image for key in keys]
+            labels = dict(context.labels)
             budget = self.config.backend.request_timeout_seconds
             if len(refs) <= MAX_IMAGES_PER_REQUEST:
                 request_ = RuntimePolicyRequest(namespace=namespace, labels=labels, images=refs)
@@ -272,7 +270,7 @@ class Admitter:
                 policy_revision=answers[-1].policy_revision,
             )
 
-        entries: dict[str, CacheEntry] = {}
+        entries: dict[PolicyKey, CacheEntry] = {}
         budget = deadline.remaining()
         cached = self.cache.get_all(keyed)
         if cached is not None:  # warm cache: no await, no timer
@@ -318,25 +316,29 @@ class Admitter:
         async def one(o: ImageOutcome) -> None:
             assert o.ref is not None
             try:
-                digest = await resolver.resolve(o.item.image)
+                digest = await resolver.resolve(str(o.ref))
             except Exception as exc:  # registry down, throttled, unknown tag: fail-open/closed decides
                 o.unavailable = f"registry could not resolve the tag: {str(exc) or type(exc).__name__}"
                 return
             if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
                 o.unavailable = f"registry resolved the tag to an invalid digest {str(digest)[:80]!r}"
                 return
-            o.resolved = o.ref.with_digest(digest)
+            o.resolved = o.ref.with_digest(digest).pinned
 
         await asyncio.gather(*(one(o) for o in pending))
 
     @staticmethod
-    def _labels(request: AdmissionRequest) -> dict[str, str]:
-        pod = request.object or {}
+    def _context(request: AdmissionRequest) -> PolicyContext:
+        """Namespace and string-valued Pod labels, sorted (one pass: this is on the warm path)."""
+        pod = request.object
         metadata = pod.get("metadata") if isinstance(pod, dict) else None
         labels = metadata.get("labels") if isinstance(metadata, dict) else None
         if not isinstance(labels, dict):
-            return {}
-        return {str(k): str(v) for k, v in labels.items() if isinstance(v, str)}
+            return PolicyContext(request.namespace or "")
+        pairs = tuple(sorted(labels.items()))  # keys of a JSON object are strings
+        if not set(map(type, labels.values())) <= {str}:  # C-level check: the usual case costs no loop
+            pairs = tuple((k, v) for k, v in pairs if isinstance(v, str))
+        return PolicyContext._make((request.namespace or "", pairs))
 
     # --------------------------------------------------------------------------------------- decision
 
@@ -348,42 +350,44 @@ class Admitter:
         for o in outcomes:
             if o.warn and not o.deny:
                 warnings.append(f"{o.item.where} {o.item.image}: " + "; ".join(o.warn))
+        problem: Problem | None = None
         message: str | None = None
         if denied:
-            would_allow, label = False, "deny"
+            problem = "deny"
             message = "zastava denied the Pod: " + " | ".join(o.line() for o in denied)
         elif unavailable:
-            what = "; ".join(f"{o.item.where}: {o.unavailable}" for o in unavailable)
-            if namespace in self._fail_open:
-                would_allow, label = True, "fail-open"
-                warnings.append(f"zastava could not verify images and admitted them fail-open: {what}")
-            else:
-                would_allow, label = False, "fail-closed"
-                message = (
-                    f"zastava could not verify the Pod's images and namespace {namespace!r} "
-                    f"is fail-closed: {what}"
-                )
-                warnings.append("zastava: policy backend or registry unavailable; Pod denied fail-closed")
-        else:
-            would_allow, label = True, "allow"
-        allowed = would_allow
-        if not would_allow and not self.admission.enforce:
-            allowed, label = True, "dry-run-deny"
-            warnings.insert(0, f"zastava dry-run (enforce: false) would deny: {message}")
-            message = None
+            problem = "unavailable"
+            message = "; ".join(f"{o.item.where}: {o.unavailable}" for o in unavailable)
+        return self._settle(request, outcomes, self.decisions.decide(problem, namespace, message), warnings)
+
+    def internal_error(self, request: AdmissionRequest, exc: BaseException) -> AdmissionResponse:
+        """The answer when reviewing ``request`` raised: like an unavailable backend (fail-open/closed per
+        namespace, a dry run admits), recorded — a bug of the webhook must neither block nor open a cluster
+        beyond what the operator chose for outages."""
+        message = f"zastava internal error ({type(exc).__name__})"
+        decision = self.decisions.decide("unavailable", request.namespace or "", message)
+        return self._settle(request, [], decision)
+
+    def invalid_review(self, uid: str, message: str) -> AdmissionResponse:
+        """The answer to an AdmissionReview whose ``request.uid`` is readable but that is otherwise invalid
+        (no Pod to record; denied as malformed, admitted by a dry run)."""
+        decision = self.decisions.decide("invalid", "", message)
+        return self._count(self.decisions.response(uid, decision, ""), decision.label)
+
+    def _settle(
+        self,
+        request: AdmissionRequest,
+        outcomes: list[ImageOutcome],
+        decision: Decision,
+        warnings: list[str] | None = None,
+    ) -> AdmissionResponse:
         # The §2.2 record (canonical pod-spec id, log line, background post) is built after the response
         # has been written: it never delays the answer to the API server.
-        asyncio.get_running_loop().call_soon(self._record, request, outcomes, would_allow, label)
-        response = AdmissionResponse(
-            uid=request.uid,
-            allowed=allowed,
-            status=None
-            if allowed
-            else Status(code=403, reason="Forbidden", message=_clip(message or "", MAX_MESSAGE_CHARS)),
-            warnings=[_clip(w, MAX_WARNING_CHARS) for w in warnings[:MAX_WARNINGS]] or None,
-            audit_annotations={"decision": label, **({"reasons": _clip(message, 1000)} if message else {})},
+        asyncio.get_running_loop().call_soon(
+            self._record, request, outcomes, decision.would_allow, decision.label
         )
-        return self._count(response, label)
+        response = self.decisions.response(request.uid, decision, request.namespace or "", warnings)
+        return self._count(response, decision.label)
 
     def _record(
         self, request: AdmissionRequest, outcomes: list[ImageOutcome], would_allow: bool, label: str
@@ -397,7 +401,7 @@ class Admitter:
                     extra=fields(
                         admissionId=request.uid,
                         namespace=wire["namespace"],
-                        pod=request.name or (request.object or {}).get("metadata", {}).get("generateName"),
+                        pod=request.name or _generate_name(request.object),
                         decision=wire["decision"],
                         result=label,
                         podSpecDigest=wire["podSpecDigest"],
@@ -423,7 +427,7 @@ class Admitter:
         place and image (never env, commands, annotations, volumes or the requesting user).
         """
         ttls = [o.ttl for o in outcomes if o.ttl is not None]
-        labels = self._labels(request)
+        labels = dict(self._context(request).labels)  # exactly what the backend's rules were asked with
         return AdmissionDecision(
             admission_id=request.uid,
             namespace=request.namespace or "",
@@ -438,14 +442,7 @@ class Admitter:
             labels=dict(list(labels.items())[:256]) if labels else None,
         )
 
-    def _reject(self, request: AdmissionRequest, message: str, code: int) -> AdmissionResponse:
-        return AdmissionResponse(
-            uid=request.uid,
-            allowed=False,
-            status=Status(code=code, reason="BadRequest" if code == 400 else "Forbidden", message=message),
-        )
-
-    def _count(self, response: AdmissionResponse, label: str) -> AdmissionResponse:
+    def _count(self, response: AdmissionResponse, label: DecisionLabel) -> AdmissionResponse:
         if self.metrics is not None:
             counter = self._decision_counters.get(label)
             if counter is None:

@@ -3,8 +3,10 @@
 :class:`WebhookApp` is a plain ASGI callable; :func:`starlette_app` serves the same handlers through
 Starlette (``bench/bench_webhook.py`` measures both; the raw app is what ``serve`` runs). ``/admit`` always
 answers a well-formed AdmissionReview response, or a 400 when the body is not an AdmissionReview at all, a
-413 when it exceeds ``maxBodyBytes``: never a 500. An unexpected error inside the admitter is answered like
-a backend failure (fail-open/closed per namespace) and logged.
+413 when it exceeds ``maxBodyBytes``: never a 500. Every other answer — including an AdmissionReview with a
+readable ``request.uid`` but invalid fields, and an unexpected error inside the admitter (answered like a
+backend failure) — is settled by the admitter's one decision (:mod:`.decision`: fail-open/closed per
+namespace, ``enforce: false`` admits with a dry-run warning).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import orjson
 
 from ..telemetry import ZastavaMetrics
 from .admitter import Admitter
-from .review import AdmissionResponse, ReviewError, Status, parse_review, review_response
+from .review import ReviewError, parse_review, review_response
 
 __all__ = ["WebhookApp", "starlette_app"]
 
@@ -82,27 +84,14 @@ class WebhookApp:
             uid = _uid_of(body)
             if uid is None:
                 return 400, _error(str(exc))
-            response = AdmissionResponse(
-                uid=uid, allowed=False, status=Status(code=400, reason="BadRequest", message=str(exc))
-            )
-            return 200, review_response(response)
+            return 200, review_response(self.admitter.invalid_review(uid, str(exc)))
         try:
             response = await self.admitter.review(review, timeout_param=timeout_param)
         except Exception as exc:  # a bug must not become a 500: answer as for an unavailable backend
-            namespace = review.request.namespace or ""
             log.exception(
                 "admission failed unexpectedly", extra={"zastava_fields": {"uid": review.request.uid}}
             )
-            allowed = namespace in self.admitter.config.admission.fail_open_namespaces
-            text = f"zastava internal error ({type(exc).__name__}); namespace {namespace!r} is " + (
-                "fail-open" if allowed else "fail-closed"
-            )
-            response = AdmissionResponse(
-                uid=review.request.uid,
-                allowed=allowed,
-                status=None if allowed else Status(code=403, reason="Forbidden", message=text),
-                warnings=[text],
-            )
+            response = self.admitter.internal_error(review.request, exc)
         return 200, review_response(response)
 
     def metrics_body(self) -> bytes:

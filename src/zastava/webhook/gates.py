@@ -1,45 +1,38 @@
 """The gates of spec §4.1, configured by ``zastava.admission``.
 
-Local gates need nothing but the reference: registry allow/deny lists, tag bans, untagged images. Backend
-gates read the ``/policy/runtime`` result: signature (``verify.imageSignature``), SBOM availability
-(``verify.sbomReferrer``), the scanner verdict (``verify.scannerPolicyPass``; ``warn`` passes with a warning
-when ``allowWarn``) and the base-image allowlist by digest. Each gate returns human-readable reasons.
+Local gates need nothing but the reference: registry allow/deny lists, tag bans, untagged images. They
+compare normalised names only — the image parsed by ``zastava.registry.reference``, the patterns normalised
+by the same rules when the configuration was loaded — so no spelling of a denied image gets through
+(``tests/unit/webhook/test_references.py``). A denylisted host is denied on every port; an allowlisted host
+allows only the port it names (none = 443). Tag bans compare case-insensitively and apply to the implied
+``latest`` of an image with no tag. Backend gates read the ``/policy/runtime`` result: signature
+(``verify.imageSignature``), SBOM availability (``verify.sbomReferrer``), the scanner verdict
+(``verify.scannerPolicyPass``; ``warn`` passes with a warning when ``allowWarn``) and the base-image
+allowlist by digest. Each gate returns human-readable reasons.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 
 from ..config import Admission
 from ..contracts import ImagePolicy
-from .images import ImageRef
+from ..registry.reference import ImageReference, name_matches
 
-__all__ = ["BackendVerdict", "backend_gates", "local_gates", "registry_matches"]
-
-
-def registry_matches(name: str, pattern: str) -> bool:
-    """``pattern`` is a registry host, a ``host/path`` prefix (whole components) or a glob (``*``, ``?``)."""
-    pattern = pattern.strip().rstrip("/")
-    if not pattern:
-        return False
-    if any(ch in pattern for ch in "*?["):
-        return fnmatch.fnmatchcase(name, pattern)
-    return name == pattern or name.startswith(pattern + "/")
+__all__ = ["BackendVerdict", "backend_gates", "local_gates"]
 
 
-def local_gates(ref: ImageRef, policy: Admission) -> list[str]:
+def local_gates(ref: ImageReference, policy: Admission) -> list[str]:
     """Reasons to deny that need no backend."""
     reasons: list[str] = []
-    name = ref.name
-    if any(registry_matches(name, p) for p in policy.registry_denylist):
+    if any(name_matches(ref, p, any_port=True) for p in policy.registry_denylist):
         reasons.append(f"registry {ref.registry} / repository {ref.repository} is denied")
-    if policy.registry_allowlist and not any(registry_matches(name, p) for p in policy.registry_allowlist):
-        reasons.append(f"{name} is not in the registry allowlist")
+    if policy.registry_allowlist and not any(name_matches(ref, p) for p in policy.registry_allowlist):
+        reasons.append(f"{ref.name} is not in the registry allowlist")
     if ref.digest is None:
-        if ref.tag is None and policy.deny_untagged:
+        if ref.implicit_tag and policy.deny_untagged:
             reasons.append("image has no tag and no digest (implicitly :latest)")
-        elif ref.tag is not None and ref.tag in policy.banned_tags:
+        elif ref.tag is not None and ref.tag.lower() in policy.banned_tags:
             reasons.append(f"tag :{ref.tag} is banned (pin a version or a digest)")
     return reasons
 

@@ -1,4 +1,4 @@
-"""Image references (docker/distribution grammar, normalised) and collecting every image of a Pod.
+"""Collecting every image of a Pod (references are parsed by ``zastava.registry.reference``, the one model).
 
 ``collect_images`` reads ``initContainers``, ``containers`` and ``ephemeralContainers`` of a Pod dict
 defensively: a Pod that is not shaped like one raises :class:`PodShapeError` naming the field.
@@ -6,94 +6,18 @@ defensively: a Pod that is not shaped like one raises :class:`PodShapeError` nam
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = [
-    "CONTAINER_FIELDS",
-    "ContainerImage",
-    "ImageRef",
-    "InvalidImageRef",
-    "PodShapeError",
-    "changed_images",
-    "collect_images",
-    "parse_image",
-]
+__all__ = ["CONTAINER_FIELDS", "ContainerImage", "PodShapeError", "changed_images", "collect_images"]
 
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
-DEFAULT_REGISTRY = "docker.io"
-MAX_REF_LENGTH = 4096
 MAX_CONTAINERS = 1024
-
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$")
-_HOST_RE = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::\d+)?$"
-)
-
-
-class InvalidImageRef(ValueError):
-    """Not a valid image reference."""
 
 
 class PodShapeError(ValueError):
     """The Pod object is not shaped like a Pod (e.g. ``spec.containers`` is not a list)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ImageRef:
-    """A parsed reference: ``registry/repository[:tag][@digest]`` with Docker's defaults applied."""
-
-    original: str
-    registry: str
-    repository: str
-    tag: str | None
-    digest: str | None
-
-    @property
-    def name(self) -> str:
-        """``registry/repository`` (no tag, no digest)."""
-        return f"{self.registry}/{self.repository}"
-
-    @property
-    def pinned(self) -> str | None:
-        """``registry/repository@digest`` when the reference carries a digest."""
-        return f"{self.name}@{self.digest}" if self.digest else None
-
-    def with_digest(self, digest: str) -> str:
-        return f"{self.name}@{digest}"
-
-
-def parse_image(text: str) -> ImageRef:
-    """Parse ``text`` as Kubernetes/containerd do (``nginx`` → ``docker.io/library/nginx``)."""
-    if not isinstance(text, str) or not text or len(text) > MAX_REF_LENGTH or text != text.strip():
-        raise InvalidImageRef(f"invalid image reference {text!r}")
-    rest, at, digest = text.partition("@")
-    if at and not _DIGEST_RE.match(digest):
-        raise InvalidImageRef(f"invalid digest in image reference {text!r}")
-    tag: str | None = None
-    slash = rest.rfind("/")
-    colon = rest.rfind(":")
-    if colon > slash:
-        rest, tag = rest[:colon], rest[colon + 1 :]
-        if not _TAG_RE.match(tag):
-            raise InvalidImageRef(f"invalid tag in image reference {text!r}")
-    first, sep, remainder = rest.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        if not _HOST_RE.match(first):
-            raise InvalidImageRef(f"invalid registry host in image reference {text!r}")
-        registry, repository = first.lower(), remainder
-    else:
-        registry, repository = DEFAULT_REGISTRY, rest
-        if "/" not in repository:
-            repository = f"library/{repository}"
-    if not _REPOSITORY_RE.match(repository):
-        raise InvalidImageRef(f"invalid repository in image reference {text!r}")
-    return ImageRef(text, registry, repository, tag, digest or None)
 
 
 @dataclass(frozen=True, slots=True)

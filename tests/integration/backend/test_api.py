@@ -139,6 +139,29 @@ async def test_policy_bad_requests(client) -> None:  # type: ignore[no-untyped-d
     assert (await client.post(POLICY, json={"images": ["a"], "extra": 1})).status_code == 400
 
 
+async def test_policy_reads_references_with_the_one_model(client) -> None:  # type: ignore[no-untyped-def]
+    """Every spelling of a pinned reference is the catalogued digest; an invalid reference is a ``fail``
+    verdict naming the problem (never a pass under a permissive policy, never another image)."""
+    r = await client.put(CATALOG + API, json={"sbom": sbom(), "signed": True})
+    assert r.status_code == 200
+    spellings = [
+        API,
+        f"ghcr.io/acme/api@{API}",
+        f"GHCR.io:443/acme/api:1.2@{API}",
+        f"nginx@{API}",
+        f"index.docker.io/library/nginx:1.25@{API}",
+    ]
+    invalid = [f"ghcr.io/acme/api@{API.upper().replace('SHA256', 'sha256')}", f"ghcr.io/Acme/api@{API}"]
+    r = await client.post(POLICY, json={"namespace": "payments", "images": spellings + invalid})
+    assert r.status_code == 200, r.text
+    results = RuntimePolicyResponse.model_validate(r.json()).results
+    for image in spellings:
+        assert (results[image].signed, results[image].policy_verdict) == (True, "pass"), image
+    for image in invalid:
+        assert results[image].policy_verdict == "fail" and not results[image].signed
+        assert results[image].reasons[0].startswith("invalid image reference"), results[image].reasons
+
+
 async def test_catalog_put_get_and_errors(client) -> None:  # type: ignore[no-untyped-def]
     assert (await client.get(CATALOG + API)).status_code == 404
     nested = sbom()

@@ -4,12 +4,14 @@ the real reference backend (``real_backend``)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -76,6 +78,82 @@ def test_review_offline_and_bad_input(tmp_path: Path) -> None:
     assert "no policy backend configured" in orjson.loads(offline.stdout)["response"]["status"]["message"]
     bad = run("webhook", "review", "-", "--no-backend", stdin=b'{"apiVersion": "v1"')
     assert bad.returncode == 2 and b"not valid JSON" in bad.stderr
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, config: Path, port: int) -> Iterator[httpx.Client]:
+    """``zastava webhook serve --self-signed`` as a subprocess, a client trusting its CA; SIGTERM by PID."""
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [*ZASTAVA, "webhook", "serve", "--config", str(config), "--self-signed"], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "tls" / "ca.crt").exists():
+            assert process.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "serve.log"
+            ).read_text()
+            time.sleep(0.05)
+        context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.crt"))
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, timeout=5) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+                time.sleep(0.1)
+            yield client
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(20) == 0
+        log.close()
+
+
+def test_serve_dry_run_admits_malformed_pods_and_records_them(
+    tmp_path: Path, real_backend: RealBackend
+) -> None:
+    """``enforce: false`` through ``zastava webhook serve`` over TLS: a malformed Pod, an empty ``image`` and
+    a Pod over the container cap are admitted with the dry-run warning, annotated and recorded (Deny, not
+    enforced) in the real backend; a body that is not an AdmissionReview is still an HTTP 400."""
+    port = free_port()
+    config = write_config(
+        tmp_path / "z.yaml",
+        real_backend,
+        listen=f"127.0.0.1:{port}",
+        certPath=str(tmp_path / "tls" / "tls.crt"),
+        keyPath=str(tmp_path / "tls" / "tls.key"),
+    )
+    data = yaml.safe_load(config.read_text())
+    data["zastava"]["admission"]["enforce"] = False
+    config.write_text(yaml.safe_dump(data))
+    malformed = review()
+    malformed["request"]["object"]["spec"]["containers"] = "nope"
+    cases = {
+        "malformed": (malformed, "spec.containers is not a list"),
+        "empty image": (review(pod_with({"app": ""})), "image is missing"),
+        "over the cap": (
+            review(pod_with({f"c{i}": f"ghcr.io/acme/x@{DIGEST_A}" for i in range(1025)})),
+            "more than 1024 containers",
+        ),
+    }
+    with serving(tmp_path, config, port) as client:
+        for name, (document, why) in cases.items():
+            answer = client.post("/admit?timeout=5s", content=body(document))
+            assert answer.status_code == 200, answer.text
+            response = orjson.loads(answer.content)["response"]
+            assert response["allowed"] is True, (name, response)
+            assert response["auditAnnotations"]["decision"] == "dry-run-deny"
+            assert response["warnings"][0].startswith("zastava dry-run (enforce: false) would deny")
+            assert why in response["warnings"][0], (name, response["warnings"])
+            record = real_backend.decision(document["request"]["uid"])
+            assert record["decision"] == "Deny" and record["enforced"] is False, (name, record)
+        assert client.post("/admit", content=b'{"kind": "Pod"}').status_code == 400
+        metrics = client.get("/metrics").text
+        assert 'zastava_admission_decisions_total{decision="dry-run-deny"} 3.0' in metrics
 
 
 def test_serve_over_https_and_stop_on_sigterm(tmp_path: Path, real_backend: RealBackend) -> None:

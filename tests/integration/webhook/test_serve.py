@@ -49,7 +49,7 @@ def test_plain_pod_allowed_and_decision_recorded(webhook: Factory, policy_backen
     assert len(policy_backend.policy_calls) == 1
     call = policy_backend.policy_calls[0]
     assert sorted(call.images) == sorted(
-        [f"ghcr.io/acme/api@{DIGEST_A}", "ghcr.io/acme/migrate:1.2.3", "nginx:1.25"]
+        [f"ghcr.io/acme/api@{DIGEST_A}", "ghcr.io/acme/migrate:1.2.3", "docker.io/library/nginx:1.25"]
     )
     assert call.namespace == "payments" and call.labels == {"app": "api", "env": "prod", "tier": "backend"}
     records = policy_backend.wait_decisions(1)
@@ -221,3 +221,45 @@ def test_response_parses_as_admission_review(webhook: Factory) -> None:
     assert "tag :latest is banned" in document["response"]["status"]["message"]
     with pytest.raises(ReviewError):
         parse_review(answer.content)  # a response is not a request
+
+
+@pytest.mark.parametrize(
+    ("enforce", "namespace", "allowed", "label"),
+    [
+        (True, "payments", False, "fail-closed"),
+        (True, "dev", True, "fail-open"),
+        (False, "payments", True, "dry-run-deny"),
+    ],
+)
+def test_internal_error_over_tls_follows_the_one_decision(
+    webhook: Factory, policy_backend: PolicyBackend, enforce: bool, namespace: str, allowed: bool, label: str
+) -> None:
+    """A bug inside the review (injected: the evaluation step raises) is answered like an outage —
+    fail-open/closed per namespace, admitted by a dry run — and recorded; never a 500."""
+    running = webhook(admission={"enforce": enforce})
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("bug")
+
+    running.components.admitter._evaluate = broken  # type: ignore[method-assign]
+    document = review(pod_with(PINNED), namespace=namespace)
+    result = admit(running, document)
+    assert result["allowed"] is allowed and result["auditAnnotations"]["decision"] == label
+    text = result.get("status", {}).get("message", "") + " ".join(result.get("warnings", []))
+    assert "zastava internal error (KeyError)" in text
+    (record,) = policy_backend.wait_decisions(1)
+    assert record.decision.admission_id == document["request"]["uid"]
+    assert record.decision.decision == ("Allow" if label == "fail-open" else "Deny")
+    assert record.decision.enforced is enforce
+    assert f'zastava_admission_decisions_total{{decision="{label}"}} 1.0' in metrics_text(running)
+
+
+def test_dry_run_over_tls_admits_an_invalid_review(webhook: Factory) -> None:
+    running = webhook(admission={"enforce": False})
+    document = review(uid="u-invalid")
+    del document["request"]["operation"]
+    result = admit(running, document)
+    assert result["allowed"] is True and result["auditAnnotations"]["decision"] == "dry-run-deny"
+    assert "operation" in result["warnings"][0]
+    with running.client() as client:
+        assert client.post("/admit", content=b"[1, 2]").status_code == 400

@@ -83,7 +83,9 @@ async def test_every_container_list_in_one_backend_request() -> None:
     response = await decide(a, review(pod))
     assert response.allowed
     assert len(policy.requests) == 1
-    assert policy.requests[0].images == ["ghcr.io/acme/init:1", PINNED_A, "busybox:1.36"]
+    # the backend is asked about normalised references (the record keeps the Pod's spelling)
+    assert policy.requests[0].images == ["ghcr.io/acme/init:1", PINNED_A, "docker.io/library/busybox:1.36"]
+    assert [i.name for i in records[0].images] == ["ghcr.io/acme/init:1", PINNED_A, "busybox:1.36"]
     assert [i.policy_verdict for i in records[0].images] == ["pass", "pass", "pass"]
     assert records[0].ttl_seconds == 120
 

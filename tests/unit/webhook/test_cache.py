@@ -8,12 +8,13 @@ import asyncio
 import pytest
 
 from zastava.contracts import ImagePolicy, RuntimePolicyResponse
-from zastava.webhook.cache import PolicyCache
+from zastava.webhook.cache import PolicyCache, PolicyContext, PolicyKey
 
 from .reviews import DIGEST_A, DIGEST_B
 
-A = f"ghcr.io/acme/a@{DIGEST_A}"
-B = f"ghcr.io/acme/b@{DIGEST_B}"
+PROD = PolicyContext.of("prod", {"app": "api", "env": "prod"})
+A = PolicyKey(f"ghcr.io/acme/a@{DIGEST_A}", PROD)
+B = PolicyKey(f"ghcr.io/acme/b@{DIGEST_B}", PROD)
 PASS = ImagePolicy(signed=True, has_sbom=True, policy_verdict="pass")
 
 
@@ -28,11 +29,12 @@ class Clock:
 class Backend:
     def __init__(self, *, ttl: int = 300, revision: str | None = "r1", delay: float = 0.0) -> None:
         self.ttl, self.revision, self.delay = ttl, revision, delay
-        self.calls: list[list[str]] = []
+        self.calls: list[list[PolicyKey]] = []
         self.fail: Exception | None = None
 
-    async def __call__(self, refs: list[str]) -> RuntimePolicyResponse:
-        self.calls.append(refs)
+    async def __call__(self, keys: list[PolicyKey]) -> RuntimePolicyResponse:
+        self.calls.append(keys)
+        refs = [k.image for k in keys]
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fail is not None:
@@ -79,7 +81,7 @@ async def test_zero_ttl_is_not_cached_and_tags_never_are() -> None:
     await cache.get_many([A], backend)
     assert len(cache) == 0
     backend.ttl = 300
-    await cache.get_many(["ghcr.io/acme/a:1"], backend)
+    await cache.get_many([PolicyKey("ghcr.io/acme/a:1", PROD)], backend)
     assert len(cache) == 0
 
 
@@ -100,12 +102,12 @@ async def test_failures_cached_for_the_short_failure_ttl() -> None:
 async def test_missing_result_is_a_failure() -> None:
     cache = PolicyCache()
 
-    async def partial(refs: list[str]) -> RuntimePolicyResponse:
-        return RuntimePolicyResponse(ttl_seconds=60, results={A: PASS})
+    async def partial(keys: list[PolicyKey]) -> RuntimePolicyResponse:
+        return RuntimePolicyResponse(ttl_seconds=60, results={A.image: PASS})
 
     entries, _ = await cache.get_many([A, B], partial)
     assert entries[A].result == PASS
-    assert entries[B].error == f"backend returned no result for {B}"
+    assert entries[B].error == f"backend returned no result for {B.image}"
 
 
 async def test_new_policy_revision_drops_older_entries() -> None:
@@ -129,10 +131,25 @@ async def test_deadline_of_one_waiter_does_not_cancel_the_shared_call() -> None:
 
 async def test_bounded() -> None:
     cache, backend = PolicyCache(max_entries=3), Backend()
-    refs = [f"ghcr.io/acme/x{i}@{DIGEST_A}" for i in range(5)]
+    refs = [PolicyKey(f"ghcr.io/acme/x{i}@{DIGEST_A}", PROD) for i in range(5)]
     for ref in refs:
         await cache.get_many([ref], backend)
     assert len(cache) == 3 and cache.get(refs[0]) is None and cache.get(refs[-1]) is not None
+
+
+async def test_the_context_is_part_of_the_key() -> None:
+    """A verdict for the image in ``dev`` (or with other labels) is not the verdict in ``prod``."""
+    cache, backend = PolicyCache(), Backend()
+    image = A.image
+    dev = PolicyKey(image, PolicyContext.of("dev", {"app": "api", "env": "prod"}))
+    relabelled = PolicyKey(image, PolicyContext.of("prod", {"app": "api", "env": "dev"}))
+    same = PolicyKey(image, PolicyContext.of("prod", {"env": "prod", "app": "api"}))  # label order
+    await cache.get_many([A], backend)
+    _, hits = await cache.get_many([dev], backend)
+    assert hits == 0
+    _, hits = await cache.get_many([relabelled], backend)
+    assert hits == 0 and backend.calls == [[A], [dev], [relabelled]]
+    assert same == A and cache.get_all([same]) is not None
 
 
 async def test_close_cancels_inflight_calls() -> None:

@@ -1,59 +1,12 @@
+"""Collecting a Pod's images (parsing them is ``zastava.registry.reference``: tests/unit/registry)."""
+
 from __future__ import annotations
 
 import pytest
 
-from zastava.webhook.images import (
-    ContainerImage,
-    InvalidImageRef,
-    PodShapeError,
-    changed_images,
-    collect_images,
-    parse_image,
-)
+from zastava.webhook.images import ContainerImage, PodShapeError, changed_images, collect_images
 
-from .reviews import DIGEST_A, POD, defaulted, pod_with
-
-
-@pytest.mark.parametrize(
-    ("text", "registry", "repository", "tag", "digest"),
-    [
-        ("nginx", "docker.io", "library/nginx", None, None),
-        ("nginx:1.25", "docker.io", "library/nginx", "1.25", None),
-        ("acme/api:v1", "docker.io", "acme/api", "v1", None),
-        ("ghcr.io/acme/api:1.2.3", "ghcr.io", "acme/api", "1.2.3", None),
-        (f"ghcr.io/acme/api@{DIGEST_A}", "ghcr.io", "acme/api", None, DIGEST_A),
-        (f"ghcr.io/acme/api:1@{DIGEST_A}", "ghcr.io", "acme/api", "1", DIGEST_A),
-        ("localhost/x", "localhost", "x", None, None),
-        ("127.0.0.1:5000/team/x:9", "127.0.0.1:5000", "team/x", "9", None),
-        ("Registry.Example.COM:443/a/b", "registry.example.com:443", "a/b", None, None),
-        ("[::1]:5000/a:b", "[::1]:5000", "a", "b", None),
-    ],
-)
-def test_parse_image(text: str, registry: str, repository: str, tag: str | None, digest: str | None) -> None:
-    ref = parse_image(text)
-    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
-    assert ref.name == f"{registry}/{repository}"
-    assert ref.pinned == (f"{registry}/{repository}@{digest}" if digest else None)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        " nginx",
-        "nginx ",
-        "UPPER/case",
-        "a:b:c",
-        "nginx@sha256:short",
-        "x@",
-        "a//b",
-        "-a/b",
-        "a/b:" + "t" * 200,
-    ],
-)
-def test_invalid_references(text: str) -> None:
-    with pytest.raises(InvalidImageRef):
-        parse_image(text)
+from .reviews import POD, defaulted, pod_with
 
 
 def test_collect_every_container_list_in_order() -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol, runtime_checkable
 
 from ...contracts import Evidence
+from ...registry.reference import repository_name
 from ...telemetry.metrics import ZastavaMetrics
 
 __all__ = [
@@ -95,6 +96,9 @@ class ContainerInfo:
 
 
 def _repository(ref: str) -> str:
+    name = repository_name(ref)  # the one reference model; a name it cannot read is kept as written
+    if name is not None:
+        return name
     ref = ref.split("@", 1)[0]
     last = ref.rsplit("/", 1)[-1]
     return ref.rsplit(":", 1)[0] if ":" in last else ref

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ...contracts import Evidence
+from ...registry.reference import repository_name
 from ...telemetry.logging import fields
 from .base import (
     ContainerEvent,
@@ -422,11 +423,9 @@ def _pick(image_ref: str, repo_digests: list[str]) -> str | None:
     digests = [d for d in repo_digests if "@" in d]
     if not digests:
         return None
-    name = image_ref.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    repo = name.rsplit(":", 1)[0] if ":" in last else name
+    repo = repository_name(image_ref)  # names compared normalised (one image, several spellings)
     for digest in digests:
-        if digest.split("@", 1)[0] == repo:
+        if repo is not None and repository_name(digest) == repo:
             return digest
     return digests[0]
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...contracts import Evidence
+from ...registry.reference import repository_name
 from ...telemetry.logging import fields
 from .base import (
     ContainerEvent,
@@ -222,13 +223,13 @@ def parse_event(raw: Any) -> ContainerEvent | None:
 
 
 def _pick_repo_digest(config_image: str, repo_digests: list[str]) -> str | None:
+    """The repo digest of the repository the container was started from (names compared normalised:
+    docker reports ``nginx@sha256:…`` for ``docker.io/library/nginx:1``), else the first."""
     if not repo_digests:
         return None
-    name = config_image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    repo = name.rsplit(":", 1)[0] if ":" in last else name
+    repo = repository_name(config_image)
     for digest in repo_digests:
-        if digest.split("@", 1)[0] == repo:
+        if repo is not None and repository_name(digest) == repo:
             return digest
     return sorted(repo_digests)[0]
 
@@ -271,7 +272,7 @@ def container_info(data: dict[str, Any], image: dict[str, Any], version: str | N
         entrypoint=tuple(argv),
         env=env,
         workdir=str(config.get("WorkingDir") or "") or None,
-        user=str(config.get("User") or "") or None,
+        user=str(config.get("User") or "") or "0",  # an empty User is root, as Docker runs it
         labels=labels,
         kubernetes=k8s_identity_from_labels(labels),
         created=parse_timestamp(data.get("Created")),

@@ -50,13 +50,19 @@ def entrytrace(
         where = step.file + (f":{step.line}" if step.line is not None else "")
         typer.echo(f"{where}\t{step.op}\t{step.target}")
     typer.echo("terminals:")
-    for terminal in result.terminals:
+    for index, terminal in enumerate(result.terminals):
         what = terminal.script or terminal.jar or terminal.module or terminal.main_class or ""
         role = f" (resident: {terminal.role})" if terminal.resident else ""
         resolved = (
             f" -> {terminal.resolved}" if terminal.resolved and terminal.resolved != terminal.path else ""
         )
-        typer.echo(f"  {terminal.path or '<unknown>'}{resolved}\t{terminal.kind}{role}\t{what}".rstrip())
+        applet = f" [{terminal.applet}]" if terminal.applet else ""
+        line = f"  {terminal.path or '<unknown>'}{resolved}{applet}\t{terminal.kind}{role}\t{what}"
+        typer.echo(line.rstrip())
+        for path in result.when[index] if index < len(result.when) else []:
+            if path:  # the undecided conditions this terminal depends on, as that path took them
+                taken = "; ".join(f"{d.file}:{d.line} `{d.condition}` {d.branch}" for d in path)
+                typer.echo(f"      when {taken}")
     if result.wrappers:
         typer.echo("wrappers: " + " ".join(result.wrappers))
     flags = [name for name, on in (("ambiguous", result.ambiguous), ("partial", result.partial)) if on]

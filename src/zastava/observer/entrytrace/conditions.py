@@ -67,13 +67,21 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+#: directories whose content exists only at run time (sockets, pid files, tmpfs mounts): a file test on a
+#: path there that the image lacks cannot be decided statically
+_RUNTIME_DIRS = ("/run/", "/var/run/", "/tmp/", "/dev/shm/", "/var/lock/", "/var/tmp/")  # noqa: S108
+
+Created = frozenset[tuple[str, bool]]  # (path, is a directory) made by the script itself (mkdir, touch)
+
+
 class _Evaluator:
-    def __init__(self, tokens: list[Token], root: RootFS, cwd: str, extended: bool) -> None:
+    def __init__(self, tokens: list[Token], root: RootFS, cwd: str, extended: bool, created: Created) -> None:
         self.tokens = tokens
         self.pos = 0
         self.root = root
         self.cwd = cwd
         self.extended = extended
+        self.created = created
 
     def peek(self, offset: int = 0) -> Token | None:
         index = self.pos + offset
@@ -136,13 +144,22 @@ class _Evaluator:
             return None
         if value == "":
             return False
-        path = value if value.startswith("/") else posixpath.join(self.cwd, value)
+        path = posixpath.normpath(value if value.startswith("/") else posixpath.join(self.cwd, value))
         if path.startswith(("/proc/", "/dev/", "/sys/")):
             return None  # run-time state, not in the image
+        made = next((is_dir for p, is_dir in self.created if p == path), None)
+        if made is not None:  # created earlier by the script (mkdir -p, touch)
+            return {
+                "-d": made,
+                "-f": not made,
+                "-s": None if not made else True,
+                "-L": False,
+                "-h": False,
+            }.get(op, True if op in ("-e", "-a", "-r", "-w", "-x") else None)
         try:
             info = self.root.lstat(path) if op in ("-L", "-h") else self.root.stat(path)
         except RootFSError:
-            return False
+            return None if (path + "/").startswith(_RUNTIME_DIRS) or op in ("-S", "-p") else False
         mode = info.st_mode
         if op in ("-e", "-a", "-r", "-w", "-O", "-G", "-N"):
             return True
@@ -208,11 +225,14 @@ class _Evaluator:
         return None  # -nt, -ot, -ef: times and inodes at run time
 
 
-def evaluate_test(tokens: list[Token], root: RootFS, cwd: str, *, extended: bool = False) -> Tri:
-    """Value of a ``test`` expression (``tokens`` without the brackets); ``None`` when undecidable."""
+def evaluate_test(
+    tokens: list[Token], root: RootFS, cwd: str, *, extended: bool = False, created: Created = frozenset()
+) -> Tri:
+    """Value of a ``test`` expression (``tokens`` without the brackets); ``None`` when undecidable.
+    ``created`` are paths the script made itself before the test."""
     if not tokens:
         return False
-    evaluator = _Evaluator(tokens, root, cwd, extended)
+    evaluator = _Evaluator(tokens, root, cwd, extended, created)
     value = evaluator.parse_or()
     if evaluator.pos < len(tokens):
         return None  # trailing tokens: a malformed expression fails at run time with status 2

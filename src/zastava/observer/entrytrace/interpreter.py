@@ -14,21 +14,19 @@ a few pure commands (``id -u``, ``basename``, ``dirname``, ``command -v`` …), 
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from tree_sitter import Node
 
 from ..rootfs import RootFSError
 from .conditions import Token, evaluate_test, match_pattern
 from .parser import ParsedScript, parse_shell
-from .result import Terminal
-from .tracer import Arg, Context, Outcome, combine, dedupe, with_resident
-
-if TYPE_CHECKING:
-    from .tracer import Tracer
+from .result import Decision, Terminal
+from .vocabulary import Arg, Context, Follower, Outcome, combine, dedupe, with_resident
 
 __all__ = ["interpret"]
 
@@ -40,6 +38,9 @@ _MAX_FIELDS = 4096  # words of one command line / elements of an array
 _MAX_VALUE = 64 * 1024  # characters of one variable or word
 _MAX_PATTERN_SUBJECT = 4096  # ${x#pat} / ${x/pat/r} on longer values: unknown (the matching is quadratic)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLACEHOLDER = "__zastava_unknown_"  # stands for a word of an eval'd string that is not known statically
+#: words that assign while expanding: ${x:=v} / ${x=v} and arithmetic ($((x++)), $((x=1)))
+_ASSIGNING_EXPANSION = re.compile(rb"\$\{[^}]*=|\$\(\(")
 _BUILTIN_NAMES = (
     ": true false echo printf export readonly local declare typeset set shift unset cd exit return break "
     "continue source . eval exec command type hash wait trap umask ulimit shopt alias unalias getopts read "
@@ -58,14 +59,24 @@ class Pending:
     user: object
     file: str
     line: int
+    #: how the path got here (not part of equality: states that differ only in history are merged)
+    decisions: tuple[Decision, ...] = field(default=(), compare=False)
+    #: a call to a function that cannot change the script's state, not interpreted unless the script ends
+    #: right after it (then its own last command is what keeps running): the function's name, and the state
+    #: and call site to interpret it from
+    call: str | None = None
+    deferred: tuple[object, object] | None = field(default=None, compare=False)
 
 
 class State:
     __slots__ = (
         "background",
         "call_depth",
+        "created",
         "cwd",
+        "decisions",
         "exported",
+        "fkey",
         "flow",
         "flow_n",
         "functions",
@@ -76,13 +87,16 @@ class State:
         "subshell",
         "user",
         "vars",
+        "waiting",
     )
 
     def __init__(self) -> None:
         self.vars: dict[str, Value] = {}
         self.exported: set[str] = set()
         self.positional: list[Arg] | None = []
+        #: shared between copies and replaced, never changed in place (copy on write)
         self.functions: dict[str, tuple[Node, str]] = {}
+        self.fkey: frozenset[tuple[str, int]] | None = frozenset()
         self.status: int | None = 0
         self.flow: str | None = None  # break, continue, return, exit, stuck
         self.flow_n = 0
@@ -93,13 +107,20 @@ class State:
         self.locals: list[dict[str, object]] = []
         self.call_depth = 0
         self.subshell = 0
+        #: paths this script created (mkdir, touch): file tests see them although the image does not have them
+        self.created: frozenset[tuple[str, bool]] = frozenset()
+        #: undecided conditions on this path, as taken
+        self.decisions: tuple[Decision, ...] = ()
+        #: the last thing the shell did blocks it (wait for background jobs, read from stdin)
+        self.waiting = False
 
     def copy(self) -> State:
         new = State.__new__(State)
         new.vars = dict(self.vars)
         new.exported = set(self.exported)
         new.positional = list(self.positional) if self.positional is not None else None
-        new.functions = dict(self.functions)
+        new.functions = self.functions
+        new.fkey = self.fkey
         new.status = self.status
         new.flow = self.flow
         new.flow_n = self.flow_n
@@ -110,23 +131,57 @@ class State:
         new.locals = [dict(frame) for frame in self.locals]
         new.call_depth = self.call_depth
         new.subshell = self.subshell
+        new.created = self.created
+        new.decisions = self.decisions
+        new.waiting = self.waiting
         return new
 
     def key(self) -> tuple[object, ...]:
         return (
             frozenset(self.vars.items()),
             frozenset(self.exported),
+            self.last_fg,
+            self.waiting,
+            *self.shape(),
+        )
+
+    def functions_key(self) -> frozenset[tuple[str, int]]:
+        if self.fkey is None:
+            self.fkey = frozenset((k, v[0].id) for k, v in self.functions.items())
+        return self.fkey
+
+    def define(self, name: str, body: Node, file: str) -> None:
+        self.functions = {**self.functions, name: (body, file)}
+        self.fkey = None
+
+    def undefine(self, name: str) -> None:
+        if name in self.functions:
+            self.functions = {k: v for k, v in self.functions.items() if k != name}
+            self.fkey = None
+
+    def shape(self) -> tuple[object, ...]:
+        """What a state is apart from the values of its variables: states of one shape can be joined (the
+        positional parameters are part of it: they are what a final `exec "$@"` runs)."""
+        return (
             tuple(self.positional) if self.positional is not None else None,
-            frozenset((k, v[0].id) for k, v in self.functions.items()),
+            self.functions_key(),
             self.flow,
             self.flow_n,
             self.cwd,
             self.user,
-            self.last_fg,
             self.background,
             self.call_depth,
             self.subshell,
         )
+
+
+def _common_prefix(a: tuple[Decision, ...], b: tuple[Decision, ...]) -> tuple[Decision, ...]:
+    common = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        common += 1
+    return a[:common]
 
 
 class _Field:
@@ -144,6 +199,47 @@ class _Field:
         if any(p is None for p in parts):
             return None
         return "".join(p for p in parts if p is not None)
+
+
+#: a function calling itself is unrolled this many levels, then summarised
+_RECURSION_UNROLL = 2
+#: names a function body may assign (``x=``, ``x+=``, ``read x``, ``for x in``): over-approximated
+_ASSIGNED = re.compile(
+    r"(?:\b|^)([A-Za-z_][A-Za-z0-9_]*)\+?=|\b(?:read|for)\s+(?:-\w+\s+)*([A-Za-z_][A-Za-z0-9_]*)"
+)
+_DQ_ESCAPE = re.compile(r'\\([$`"\\\n])')
+_DOLLAR_NODES = frozenset({"simple_expansion", "expansion", "command_substitution", "arithmetic_expansion"})
+
+
+#: nodes under which a command may or may not run
+_BRANCHING = frozenset(
+    {
+        "if_statement",
+        "elif_clause",
+        "else_clause",
+        "case_item",
+        "while_statement",
+        "for_statement",
+        "c_style_for_statement",
+        "list",
+    }
+)
+
+
+def _conditional(node: Node, body: Node) -> bool:
+    """Whether the call at ``node`` runs only on some paths through the function ``body`` (a recursion with
+    a base case); an unconditional self-call never ends and is left to the depth limit."""
+    current = node.parent
+    while current is not None and current.id != body.id:
+        if current.type in _BRANCHING:
+            return True
+        current = current.parent
+    return False
+
+
+def _dq_unescape(match: re.Match[str]) -> str:
+    """``\\$`` → ``$`` inside double quotes; a backslash-newline disappears."""
+    return "" if match.group(1) == "\n" else match.group(1)
 
 
 def _concat(left: list[_Field], right: list[_Field]) -> list[_Field]:
@@ -184,7 +280,7 @@ def _ansi_c(text: str) -> str:
 
 class Interpreter:
     def __init__(
-        self, tracer: Tracer, parsed: ParsedScript, file: str, shell: Terminal, ctx: Context, depth: int
+        self, tracer: Follower, parsed: ParsedScript, file: str, shell: Terminal, ctx: Context, depth: int
     ) -> None:
         self.tracer = tracer
         self.limits = tracer.limits
@@ -200,6 +296,15 @@ class Interpreter:
         self.eval_depth = 0
         self.outcomes: list[Outcome] = []
         self.nesting = 0
+        #: the statement a `sh -c` string ends with, which the shell execs instead of forking (None: a script)
+        self.tail: Node | None = None
+        self._purity = tracer.purity
+        #: the functions being called, innermost last (recursion beyond a few levels is summarised)
+        self.active: list[str] = []
+        #: > 0 while a command's exit status decides something (a condition, the left of && and ||, `!`)
+        self.status_needed = 0
+        #: the shell as the program itself (an endless loop, waiting on stdin) rather than a resident parent
+        self.shell_program = dataclasses.replace(shell, resident=False, role=None)
 
     # ----------------------------------------------------------------------------------------- helpers
 
@@ -216,6 +321,15 @@ class Interpreter:
         self.tracer.diagnose(
             code, message, self.file, self.line(node) if node is not None else None, partial=partial
         )
+
+    def decide(self, st: State, node: Node | None, branch: str) -> None:
+        """Record that this path took ``branch`` at a condition that could not be decided."""
+        if len(st.decisions) >= self.limits.max_decisions:
+            return
+        text = self.text(node).strip() if node is not None else "?"
+        first = text.splitlines()[0] if text else "?"
+        line = self.line(node) if node is not None else None
+        st.decisions = (*st.decisions, Decision(self.file, line, first[:120], branch))
 
     def lookup(self, st: State, name: str) -> tuple[Value, bool | None]:
         """(value, is_set); is_set None when unknown."""
@@ -279,6 +393,7 @@ class Interpreter:
             env=env if env is not None else self.env_of(st),
             cwd=st.cwd,
             user=st.user if st.user is not None else self.ctx.user,
+            decisions=st.decisions,
         )
 
     def path_env(self, st: State) -> str:
@@ -296,6 +411,8 @@ class Interpreter:
         kind = node.type
         if kind in ("word", "number", "extglob_pattern", "regex", "variable_name", "test_operator"):
             text = self.text(node)
+            if self.eval_depth and _PLACEHOLDER in text:
+                return [_Field([(None, False)], True)]
             if kind == "word":
                 text = _unescape(text)
                 if text.startswith("~") and not quoted:
@@ -346,24 +463,21 @@ class Interpreter:
             nonlocal result
             if upto > position:
                 raw = data[position - base : upto - base].decode("utf-8", errors="surrogateescape")
-                text = re.sub(r'\\([$`"\\\n])', lambda m: "" if m.group(1) == "\n" else m.group(1), raw)
-                result = _concat(result, [_Field([(text, False)], True)])
+                if "\\" in raw:
+                    raw = _DQ_ESCAPE.sub(_dq_unescape, raw)
+                result = _concat(result, [_Field([(raw, False)], True)])
 
         for child in node.children:
-            if not child.is_named or child.type == "string_content":
+            kind = child.type
+            if kind == "string_content" or not child.is_named:
                 continue
             start = child.start_byte
-            child_text = child.text or b""
-            if child.type in (
-                "simple_expansion",
-                "expansion",
-                "command_substitution",
-                "arithmetic_expansion",
-            ):
+            if kind in _DOLLAR_NODES:
+                child_text = data[start - base : child.end_byte - base]
                 leading = len(child_text) - len(child_text.lstrip())
                 start += leading  # whitespace the grammar put inside the `$` token is literal text
             literal(start)
-            if child.type in ("simple_expansion", "expansion") and self._is_at(child):
+            if kind in ("simple_expansion", "expansion") and self._is_at(child):
                 had_at = True
             result = _concat(result, self.fields(child, st, quoted=True))
             position = child.end_byte
@@ -373,6 +487,9 @@ class Interpreter:
         return result
 
     def _is_at(self, node: Node) -> bool:
+        text = node.text or b""
+        if b"@" not in text and b"*" not in text:
+            return False
         for child in node.children:
             if child.type == "special_variable_name":
                 return self.text(child) in ("@", "*")
@@ -853,7 +970,22 @@ class Interpreter:
 
     # ------------------------------------------------------------------------------------------ running
 
-    def run_script(self, root: Node, st: State) -> list[Outcome]:
+    def run_script(self, root: Node, st: State, exec_last: bool = False) -> list[Outcome]:
+        if exec_last:
+            statements = [
+                c for c in root.children if c.is_named and c.type not in ("comment", "heredoc_body")
+            ]
+            last = statements[-1] if statements else None
+            # dash (>= 0.5.11), bash (>= 5.1) and busybox ash exec the last simple command of `-c`, also
+            # at the end of an and-or list (`mkdir -p /run/x && exec-me`)
+            while last is not None and last.type in ("list", "redirected_statement"):
+                if last.type == "redirected_statement":
+                    last = last.child_by_field_name("body")
+                else:
+                    named = [c for c in last.children if c.is_named and c.type != "comment"]
+                    last = named[-1] if named else None
+            if last is not None and last.type == "command":
+                self.tail = last
         states = self.block(root.children, [st])
         for end in states:
             self.finish_state(end, root)
@@ -900,8 +1032,16 @@ class Interpreter:
             return states
         unique: dict[tuple[object, ...], State] = {}
         for st in states:
-            unique.setdefault(st.key(), st)
+            kept = unique.setdefault(st.key(), st)
+            if kept is not st and kept.created != st.created:
+                # `[ -d x ] || mkdir x`: both ways x exists afterwards (paths made on one way are kept too)
+                kept.created = kept.created | st.created
+            if kept is not st and kept.decisions != st.decisions:
+                # both ways lead to the same state: the conditions where they part did not matter
+                kept.decisions = _common_prefix(kept.decisions, st.decisions)
         merged = list(unique.values())
+        if len(merged) > self.limits.join_states:
+            merged = self.join(merged)
         if len(merged) > self.limits.max_states:
             self.diagnose(
                 "state-limit",
@@ -911,6 +1051,45 @@ class Interpreter:
             )
             merged = merged[: self.limits.max_states]
         return merged
+
+    @staticmethod
+    def join(states: list[State]) -> list[State]:
+        """Join states of the same shape into one whose variables that differ between them are unknown (the
+        abstract-interpretation join): undecided branches widen the state instead of multiplying it."""
+        groups: dict[tuple[object, ...], list[State]] = {}
+        for st in states:
+            groups.setdefault(st.shape(), []).append(st)
+        out: list[State] = []
+        for group in groups.values():
+            # the last foreground command is what runs if the script ends there: states whose commands differ
+            # stay apart; one that ran a builtin since (none pending) joins one with a command pending
+            bases: list[State] = []
+            for st in group:
+                base = next(
+                    (b for b in bases if not b.last_fg or not st.last_fg or b.last_fg == st.last_fg), None
+                )
+                if base is None:
+                    bases.append(st)
+                    continue
+                Interpreter.join_into(base, st)
+            out.extend(bases)
+        return out
+
+    @staticmethod
+    def join_into(base: State, other: State) -> None:
+        """Fold ``other`` into ``base``: what differs between them becomes unknown."""
+        for name in set(base.vars) | set(other.vars):
+            if base.vars.get(name, _UNSET) != other.vars.get(name, _UNSET):
+                base.vars[name] = None
+        for name in base.exported ^ other.exported:  # exported on one way only: value unknown
+            base.vars[name] = None
+        base.exported = base.exported | other.exported
+        if base.status != other.status:
+            base.status = None
+        base.created = base.created | other.created
+        base.decisions = _common_prefix(base.decisions, other.decisions)
+        base.last_fg = base.last_fg or other.last_fg
+        base.waiting = base.waiting or other.waiting
 
     def dispatch(self, node: Node, st: State) -> list[State]:
         kind = node.type
@@ -928,6 +1107,11 @@ class Interpreter:
     # -------------------------------------------------------------------------------------- statements
 
     def s_command(self, node: Node, st: State) -> list[State]:
+        if self.output_only(node, st):
+            # echo/printf whose words cannot assign anything: their output never changes what runs, so the
+            # words are not expanded (log lines are a large share of real entrypoints)
+            st.status, st.waiting = 0, False
+            return [st]
         assignments = [c for c in node.children if c.type == "variable_assignment"]
         argv = self.argv(node, st)
         if not argv:
@@ -942,6 +1126,20 @@ class Interpreter:
             if name_node is not None:
                 extra[self.text(name_node)] = self.scalar(value)
         return self.run_command(argv, extra, node, st)
+
+    def output_only(self, node: Node, st: State) -> bool:
+        name = node.child_by_field_name("name")
+        if (
+            name is None
+            or name.text not in (b"echo", b"printf")
+            or "echo" in st.functions
+            or "printf" in st.functions
+        ):
+            return False
+        text = node.text or b""
+        if b"-v" in text.split(b" ", 2)[1:2]:  # printf -v VAR assigns
+            return False
+        return _ASSIGNING_EXPANSION.search(text) is None
 
     def assignment_value(self, node: Node, st: State) -> Value:
         value_node = node.child_by_field_name("value")
@@ -1037,7 +1235,7 @@ class Interpreter:
             if child.type in ("variable_name", "word") and not self.text(child).startswith("-"):
                 name = self.text(child)
                 if function:
-                    st.functions.pop(name, None)
+                    st.undefine(name)
                 else:
                     st.vars.pop(name, None)
                     st.exported.discard(name)
@@ -1061,7 +1259,7 @@ class Interpreter:
         name_node = node.child_by_field_name("name")
         body = node.child_by_field_name("body")
         if name_node is not None and body is not None:
-            st.functions[self.text(name_node)] = (body, self.file)
+            st.define(self.text(name_node), body, self.file)
         st.status = 0
         return [st]
 
@@ -1069,7 +1267,11 @@ class Interpreter:
         inner = node.named_children
         if not inner:
             return [st]
-        out = self.dispatch(inner[-1], st)
+        self.status_needed += 1
+        try:
+            out = self.dispatch(inner[-1], st)
+        finally:
+            self.status_needed -= 1
         for s in out:
             if s.flow is None:
                 s.status = None if s.status is None else int(s.status == 0)
@@ -1082,7 +1284,7 @@ class Interpreter:
             if child.type in ("[", "]", "[[", "]]"):
                 continue
             self.test_tokens(child, st, tokens, extended)
-        value = evaluate_test(tokens, self.root, st.cwd, extended=extended)
+        value = evaluate_test(tokens, self.root, st.cwd, extended=extended, created=st.created)
         st.status = None if value is None else (0 if value else 1)
         return [st]
 
@@ -1117,7 +1319,11 @@ class Interpreter:
         if len(named) < 2:
             return self.dispatch(named[0], st) if named else [st]
         left, right = named[0], named[-1]
-        states = self.dispatch(left, st)
+        self.status_needed += 1
+        try:
+            states = self.dispatch(left, st)
+        finally:
+            self.status_needed -= 1
         out: list[State] = []
         for s in states:
             if s.flow is not None:
@@ -1125,6 +1331,8 @@ class Interpreter:
                 continue
             if s.status is None:
                 other = s.copy()
+                self.decide(s, left, "true" if op == "&&" else "false")
+                self.decide(other, left, "false" if op == "&&" else "true")
                 out.extend(self.statement(right, [s]))
                 other.status = 1 if op == "&&" else 0
                 out.append(other)
@@ -1134,7 +1342,9 @@ class Interpreter:
                 out.append(s)
         return out
 
-    def split(self, states: list[State]) -> tuple[list[State], list[State], list[State], bool]:
+    def split(
+        self, states: list[State], condition: Node | None = None
+    ) -> tuple[list[State], list[State], list[State], bool]:
         """(true, false, passing-through-with-flow, undecided?) by last status."""
         true: list[State] = []
         false: list[State] = []
@@ -1145,8 +1355,11 @@ class Interpreter:
                 done.append(s)
             elif s.status is None:
                 undecided = True
+                other = s.copy()
+                self.decide(s, condition, "true")
+                self.decide(other, condition, "false")
                 true.append(s)
-                false.append(s.copy())
+                false.append(other)
             elif s.status == 0:
                 true.append(s)
             else:
@@ -1194,8 +1407,12 @@ class Interpreter:
                 out.extend(self.block(body_nodes, pending))
                 pending = []
                 break
-            evaluated = self.block(cond_nodes, pending)
-            true, false, done, _ = self.split(evaluated)
+            self.status_needed += 1
+            try:
+                evaluated = self.block(cond_nodes, pending)
+            finally:
+                self.status_needed -= 1
+            true, false, done, _ = self.split(evaluated, next((c for c in cond_nodes if c.is_named), None))
             out.extend(done)
             if true:
                 out.extend(self.block(body_nodes, true))
@@ -1237,7 +1454,9 @@ class Interpreter:
         if value is None:
             catch_all = False
             for patterns, body, _ in parsed:
-                out.extend(self.block(body, [st.copy()]))
+                taken = st.copy()
+                self.decide(taken, value_node, "case " + "|".join(p or "?" for p in patterns))
+                out.extend(self.block(body, [taken]))
                 if "*" in patterns:
                     catch_all = True
                     break
@@ -1297,9 +1516,21 @@ class Interpreter:
         return self.loop_over(name, items, body, node, st)
 
     def loop_over(self, name: str, items: list[Arg], body: Node, node: Node, st: State) -> list[State]:
-        if len(items) > self.limits.max_loop_iterations:
-            self.diagnose("loop-limit", f"loop over {len(items)} items; stopped", node, True)
-            items = items[: self.limits.max_loop_iterations]
+        """A ``for`` loop: a known list is walked item by item; an unknown or long one is summarised."""
+        if any(i is None for i in items) or len(items) > self.limits.max_loop_items:
+            if len(items) > self.limits.max_loop_items:
+                self.diagnose("loop-summarised", f"loop over {len(items)} items summarised", node)
+
+            def one_pass(states: list[State]) -> tuple[list[State], list[State]]:
+                for s in states:
+                    s.vars[name] = None
+                return self.loop_flow(self.block(body.children, states))
+
+            exits = self.summarise(node, st, one_pass)
+            for s in exits:
+                if s.flow is None:
+                    s.status = 0 if s.status is not None else None
+            return self.merge(exits, node)
         states = [st]
         finished: list[State] = []
         for item in items:
@@ -1314,6 +1545,59 @@ class Interpreter:
             if s.flow is None:
                 s.status = 0 if s.status is not None else None
         return self.merge(finished + states, node)
+
+    def summarise(
+        self, node: Node, st: State, one_pass: Callable[[list[State]], tuple[list[State], list[State]]]
+    ) -> list[State]:
+        """Zero or more passes of a loop whose number of passes is not known. Passes are run until no state
+        reaches the loop head that has not been there before (a fixpoint); after ``loop_unroll`` passes the
+        variables that still change are widened to unknown, so the next pass summarises all later ones.
+        Returns the states that leave the loop."""
+        seen: set[tuple[object, ...]] = set()
+        entry = dict(st.vars), st.positional
+        exits: list[State] = []
+        states = [st]
+        passes = 0
+        while states:
+            fresh = []
+            for s in states:
+                key = s.key()
+                if key not in seen:
+                    seen.add(key)
+                    fresh.append(s)
+            if not fresh:
+                break
+            exits.extend(s.copy() for s in fresh)  # the loop may end before this pass
+            if passes == self.limits.loop_unroll:
+                self.widen(fresh, entry)
+                self.diagnose(
+                    "loop-summarised", f"loop still changing after {passes} passes: summarised", node
+                )
+            if passes >= self.limits.max_loop_iterations or self.tracer.exhausted:
+                self.give_up(node, fresh, passes)
+                exits.extend(fresh)
+                break
+            states, left = one_pass(fresh)
+            exits.extend(left)
+            passes += 1
+        return exits
+
+    def widen(self, states: list[State], entry: tuple[dict[str, Value], list[Arg] | None]) -> None:
+        """Forget what a loop keeps changing: variables (and positional parameters) that differ from the
+        loop's entry become unknown, so further passes reach a fixpoint instead of counting to the end."""
+        variables, positional = entry
+        for s in states:
+            for name, value in list(s.vars.items()):
+                if variables.get(name, _UNSET) != value:
+                    s.vars[name] = None
+            if s.positional != positional:
+                s.positional = None
+
+    def give_up(self, node: Node, states: list[State], passes: int) -> None:
+        if not self.tracer.exhausted:
+            self.diagnose("loop-limit", f"loop still changing after {passes} passes; stopped", node, True)
+        for s in states:
+            s.flow = "stuck"
 
     def loop_flow(self, states: list[State]) -> tuple[list[State], list[State]]:
         """After a loop body: (states that go on looping, states that left the loop)."""
@@ -1339,6 +1623,9 @@ class Interpreter:
         return keep, left
 
     def s_while(self, node: Node, st: State) -> list[State]:
+        """``while``/``until``: passes run until the condition is false, or until no new state reaches the
+        loop head (a fixpoint; what keeps changing is widened after ``loop_unroll`` passes). A state that
+        comes back unchanged to a condition that is certainly true loops forever: the shell keeps running."""
         until = bool(node.children) and node.children[0].type == "until"
         body = node.child_by_field_name("body")
         condition = [
@@ -1347,48 +1634,65 @@ class Interpreter:
         if body is None:
             st.status = None
             return [st]
+        cond_node = next((c for c in condition if c.is_named), None)
+        seen: set[tuple[object, ...]] = set()
+        certain: set[tuple[object, ...]] = set()  # head states whose condition was certainly true
+        entry = dict(st.vars), st.positional
         states = [st]
         finished: list[State] = []
-        iteration = 0
+        passes = 0
         while states:
-            if iteration >= self.limits.max_loop_iterations or self.tracer.exhausted:
-                if not self.tracer.exhausted:
-                    self.diagnose(
-                        "loop-limit", f"loop still running after {iteration} iterations; stopped", node, True
-                    )
-                for s in states:
-                    s.flow = "stuck"
-                finished.extend(states)
+            fresh = []
+            for s in states:
+                key = s.key()
+                if key in certain:  # back where it was, and the condition will hold again: forever
+                    s.flow, s.last_fg = "forever", ()
+                    finished.append(s)
+                elif key not in seen:
+                    seen.add(key)
+                    fresh.append(s)
+            if not fresh:
                 break
-            evaluated = self.block(condition, states)
-            true, false, done, _ = self.split(evaluated)
+            if passes == self.limits.loop_unroll:
+                self.widen(fresh, entry)
+                self.diagnose(
+                    "loop-summarised", f"loop still changing after {passes} passes: summarised", node
+                )
+                seen.update(s.key() for s in fresh)
+            if passes >= self.limits.max_loop_iterations or self.tracer.exhausted:
+                self.give_up(node, fresh, passes)
+                finished.extend(fresh)
+                break
+            keys = {id(s): s.key() for s in fresh}
+            self.status_needed += 1
+            try:
+                evaluated = self.block(condition, fresh)
+            finally:
+                self.status_needed -= 1
+            true, false, done, _ = self.split(evaluated, cond_node)
             if until:
                 true, false = false, true
+            for s in true:
+                if s.status is not None and id(s) in keys:  # decided, not forked by split
+                    certain.add(keys[id(s)])
             finished.extend(done)
-            # an undecidable condition: assume the loop ends after one pass (a wait-until-ready loop)
-            if iteration >= 1:
-                undecided = [s for s in evaluated if s.status is None]
-                if undecided:
-                    ids = {id(s) for s in undecided}
-                    true = [s for s in true if id(s) not in ids]
             for s in false:
                 s.status = 0
             finished.extend(false)
             if not true:
                 break
-            after = self.block(body.children, true)
-            states, left = self.loop_flow(after)
+            states, left = self.loop_flow(self.block(body.children, true))
             finished.extend(left)
-            iteration += 1
+            passes += 1
         return self.merge(finished, node)
 
     def s_c_for(self, node: Node, st: State) -> list[State]:
-        self.diagnose("unsupported", "C-style for loop: body followed once with unknown variables", node)
+        """``for ((…;…;…))``: summarised as a loop with an unknown number of passes."""
         body = node.child_by_field_name("body")
         if body is None:
             return [st]
-        states, done = self.loop_flow(self.block(body.children, [st]))
-        return states + done
+        exits = self.summarise(node, st, lambda states: self.loop_flow(self.block(body.children, states)))
+        return self.merge(exits, node)
 
     def s_subshell(self, node: Node, st: State) -> list[State]:
         inner = st.copy()
@@ -1401,8 +1705,8 @@ class Interpreter:
             outer.last_fg = r.last_fg or st.last_fg
             outer.background = r.background
             outer.status = r.status if r.flow in (None, "exit") else None
-            if r.flow == "stuck":
-                outer.flow = "stuck"
+            if r.flow in ("stuck", "forever"):
+                outer.flow = r.flow
             out.append(outer)
         return out
 
@@ -1529,15 +1833,36 @@ class Interpreter:
             st.status = None
             return [st]
         if name in st.functions:
+            if not self.status_needed and self.pure(name, st):
+                # nothing it does changes what runs later: interpreted only if the script ends right here
+                st.last_fg = (
+                    dataclasses.replace(
+                        self.pending(argv, extra, node, st), call=name, deferred=(st.copy(), node)
+                    ),
+                )
+                st.status, st.waiting = None, False
+                return [st]
             return self.call(name, argv, node, st)
         builtin = _BUILTIN_HANDLERS.get(name)
         if builtin is not None:
-            return builtin(self, argv, extra, node, st)
+            results = builtin(self, argv, extra, node, st)
+            if name in _BLOCKING_BUILTINS:
+                for r in results:
+                    if r.flow is None and (name != "wait" or r.background):
+                        # the shell now blocks (on its background jobs, on stdin): the foreground command
+                        # before has finished, and the shell itself is what keeps running
+                        r.last_fg, r.waiting = (), True
+            elif name not in _CONTROL_BUILTINS:
+                for r in results:
+                    r.waiting = False
+            return results
         return self.external(argv, extra, node, st)
 
     def pending(self, argv: list[Arg], extra: dict[str, Arg], node: Node, st: State) -> Pending:
         env = self.env_of(st, extra)
-        return Pending(tuple(argv), tuple(sorted(env.items())), st.cwd, st.user, self.file, self.line(node))
+        return Pending(
+            tuple(argv), tuple(sorted(env.items())), st.cwd, st.user, self.file, self.line(node), st.decisions
+        )
 
     def external(self, argv: list[Arg], extra: dict[str, Arg], node: Node, st: State) -> list[State]:
         name = argv[0] or ""
@@ -1549,15 +1874,46 @@ class Interpreter:
             return [st]
         if name == "which":
             return self.b_lookup(argv, extra, node, st)
+        base = posixpath.basename(name)
+        if base in ("mkdir", "touch"):
+            self.note_created(base, argv[1:], st)
         if name == "run-parts":
             self.run_parts(argv, node, st)
         elif "/" in name:
             self.tracer.step(
                 self.file, self.line(node), "run", posixpath.normpath(posixpath.join(st.cwd, name))
             )
+        if node is self.tail and not st.subshell and st.call_depth == 0:
+            return self.exec_now(argv, extra, node, st)
         st.last_fg = (self.pending(argv, extra, node, st),)
+        st.waiting = False
         st.status = None
         return [st]
+
+    def note_created(self, command: str, args: list[Arg], st: State) -> None:
+        """Remember what ``mkdir``/``touch`` make, so that later file tests see it (bounded)."""
+        made = set(st.created)
+        skip = False
+        for arg in args:
+            if skip or arg is None:
+                skip = False
+                continue
+            if arg in ("-m", "--mode", "-t", "-r", "-d", "--reference", "--date"):
+                skip = True
+                continue
+            if arg.startswith("-"):
+                continue
+            path = posixpath.normpath(posixpath.join(st.cwd, arg))
+            made.add((path, command == "mkdir"))
+            if (
+                command == "mkdir"
+            ):  # -p or not: a parent that did not exist makes mkdir fail, so assume it does
+                parent = posixpath.dirname(path)
+                while parent not in ("/", "") and len(made) < 256:
+                    made.add((parent, True))
+                    parent = posixpath.dirname(parent)
+        if len(made) <= 256:
+            st.created = frozenset(made)
 
     def run_parts(self, argv: list[Arg], node: Node, st: State) -> None:
         operands = [a for a in argv[1:] if a is None or not a.startswith("-")]
@@ -1573,8 +1929,72 @@ class Interpreter:
             if re.fullmatch(r"[A-Za-z0-9_-]+", entry) and self.root.is_executable(path):
                 self.tracer.step(self.file, self.line(node), "run-parts", path)
 
+    def pure(self, name: str, st: State) -> bool:
+        """Whether a call to function ``name`` can change nothing the rest of the script sees: it assigns no
+        variable but its locals, exports nothing, does not exec, exit, set, shift, cd, source, eval, trap,
+        read, wait, make files, run in the background, or call a function that does (a conservative reading
+        of its body; remembered per function body for the trace)."""
+        body = st.functions[name][0]
+        key = body.text or b""
+        cached = self._purity.get(key)
+        if cached is not None:
+            return cached
+        self._purity[key] = False  # a recursive call is treated as not pure
+        verdict = self.body_is_pure(body, st)
+        self._purity[key] = verdict
+        return verdict
+
+    def body_is_pure(self, body: Node, st: State) -> bool:
+        text = body.text or b""
+        if _ASSIGNING_EXPANSION.search(text):
+            return False
+        local_names: set[str] = set()
+        stack = [body]
+        nodes: list[Node] = []
+        while stack:
+            current = stack.pop()
+            if current.type in ("command_substitution", "process_substitution", "subshell", "pipeline"):
+                continue  # run in a subshell: nothing there reaches the caller's state
+            nodes.append(current)
+            if current.type == "declaration_command":
+                keyword = current.children[0].type if current.children else ""
+                flags = (current.text or b"").split()[1:3]
+                if keyword != "local" and (keyword not in ("declare", "typeset") or b"-g" in flags):
+                    return False
+                for child in current.named_children:
+                    target = (
+                        child.child_by_field_name("name") if child.type == "variable_assignment" else child
+                    )
+                    if target is not None:
+                        local_names.add(self.text(target))
+            stack.extend(c for c in current.children if c.is_named or c.type in ("&", "(("))
+        for current in nodes:
+            kind = current.type
+            if kind in ("&", "((", "unset_command", "function_definition"):
+                return False
+            if (
+                kind == "variable_assignment"
+                and current.parent is not None
+                and current.parent.type != "declaration_command"
+            ):
+                target = current.child_by_field_name("name")
+                if target is None or self.text(target) not in local_names:
+                    return False
+            if kind == "command":
+                name_node = current.child_by_field_name("name")
+                command = self.text(name_node) if name_node is not None else ""
+                if not command or "$" in command or "`" in command or command in _IMPURE_COMMANDS:
+                    return False
+                if command == "printf" and b" -v" in (current.text or b""):
+                    return False
+                if command in st.functions and not self.pure(command, st):
+                    return False  # (a function being judged reads as not pure: recursion is not)
+        return True
+
     def call(self, name: str, argv: list[Arg], node: Node, st: State) -> list[State]:
         body, file = st.functions[name]
+        if self.active.count(name) >= _RECURSION_UNROLL and _conditional(node, body):
+            return self.summarise_call(name, body, node, st)
         if st.call_depth >= self.limits.max_call_depth:
             self.diagnose(
                 "recursion", f"function {name} nested more than {self.limits.max_call_depth} deep", node, True
@@ -1587,12 +2007,14 @@ class Interpreter:
         st.locals.append({})
         st.call_depth += 1
         self.file = file
+        self.active.append(name)
         try:
             results = self.block(
                 body.children if body.type in ("compound_statement", "subshell") else [body], [st]
             )
         finally:
             self.file = saved_file
+            self.active.pop()
         for s in results:
             s.positional = saved_positional
             s.call_depth -= 1
@@ -1605,6 +2027,18 @@ class Interpreter:
             if s.flow == "return":
                 s.flow, s.flow_n = None, 0
         return results
+
+    def summarise_call(self, name: str, body: Node, node: Node, st: State) -> list[State]:
+        """A function calling itself deeper than ``_RECURSION_UNROLL``: the call is not unrolled (its depth
+        depends on data the trace does not have, e.g. a device tree); what its body may assign becomes
+        unknown and its status unknown — the rest of the script goes on from there."""
+        self.diagnose(
+            "recursion-summarised", f"recursive calls of {name} summarised: what they assign is unknown", node
+        )
+        for match in _ASSIGNED.finditer(self.text(body)):
+            st.vars[match.group(1) or match.group(2)] = None
+        st.status = None
+        return [st]
 
     def exec_now(self, argv: list[Arg], extra: dict[str, Arg], node: Node, st: State) -> list[State]:
         """``exec CMD``: the shell becomes CMD; this path ends here."""
@@ -1625,11 +2059,27 @@ class Interpreter:
         self.outcomes.extend(outcomes)
         return []
 
+    @staticmethod
+    def unknown(st: State) -> Terminal:
+        return Terminal(None, None, "unknown", via=st.decisions)
+
     def follow_pending(self, pending: Pending, why: str) -> list[Outcome]:
+        if pending.call is not None and pending.deferred is not None:
+            snapshot, site = pending.deferred
+            assert isinstance(snapshot, State) and isinstance(site, Node)
+            outcomes: list[Outcome] = []
+            for after in self.call(pending.call, list(pending.argv), site, snapshot.copy()):
+                if after.flow not in (None, "return") and after.flow != "exit":
+                    continue
+                parts = [p for p in (self.follow_pending(inner, why) for inner in after.last_fg) if p]
+                if parts:
+                    outcomes.extend(combine(parts))
+            return outcomes
         ctx = self.ctx.with_(
             env=dict(pending.env),
             cwd=pending.cwd,
             user=pending.user if pending.user is not None else self.ctx.user,
+            decisions=pending.decisions,
         )
         name = pending.argv[0]
         target = (self.tracer.locate(name, ctx) if name else None) or name or "<unknown>"
@@ -1637,18 +2087,28 @@ class Interpreter:
         return self.tracer.follow(list(pending.argv), ctx, self.depth + 1, pending.file, pending.line)
 
     def finish_state(self, st: State, node: Node) -> None:
+        """What keeps running where this path of the script ends."""
         if st.flow in (None, "exit") and st.status not in (0, None):
             return  # the script ends with an error (exit 1, or a failed last command): nothing keeps running
-        parts: list[list[Outcome]] = []
-        for pending in st.last_fg:
-            parts.append(self.follow_pending(pending, "run"))
-        if not parts and not st.background:
-            if st.flow == "stuck":
-                self.outcomes.append(frozenset({self.shell}))
+        lasting = [p for p in st.last_fg if not _short_lived(p)]
+        parts = [p for p in (self.follow_pending(pending, "run") for pending in lasting) if p]
+        if parts:  # the last foreground command runs with the shell waiting for it as its parent
+            self.outcomes.extend(with_resident(combine(parts), {self.shell, *st.background}))
             return
-        outcomes = combine(parts) if parts else [frozenset()]
-        resident = {self.shell, *st.background}
-        self.outcomes.extend(with_resident(outcomes, resident))
+        if st.flow == "stuck":  # a limit stopped this path: what would run from here is not known
+            self.outcomes.append(frozenset({self.unknown(st), self.shell, *st.background}))
+            return
+        if st.flow == "forever" or st.waiting:
+            # the shell itself keeps running (an endless loop, `wait`, `read`): it is the program, or the
+            # resident parent of its background jobs
+            if st.background:
+                self.outcomes.append(frozenset({self.shell, *st.background}))
+            else:
+                self.outcomes.append(frozenset({self.shell_program}))
+            return
+        if st.background:
+            # the script ends without waiting: as the container's main process it takes its jobs with it
+            self.diagnose("background-ends", "the script ends without waiting for its background jobs", node)
 
     # -------------------------------------------------------------------------------------------- builtins
 
@@ -1813,11 +2273,15 @@ class Interpreter:
         return results
 
     def b_eval(self, argv: list[Arg], extra: dict[str, Arg], node: Node, st: State) -> list[State]:
-        if any(a is None for a in argv[1:]):
-            self.diagnose("unknown-eval", "eval of a string not known statically", node, True)
+        # a word not known statically stands in as a placeholder that expands to "unknown": the code is still
+        # interpreted (`eval "export $var=…"`), unless a placeholder names a command (then anything may run)
+        code = " ".join(a if a is not None else f"{_PLACEHOLDER}{i}__" for i, a in enumerate(argv[1:]))
+        if _PLACEHOLDER in code and node.type == "command":
+            code = self.eval_text(node, st)
+        if _PLACEHOLDER in code and self.names_placeholder(code):
+            self.diagnose("unknown-eval", "eval of a command not known statically", node, True)
             st.status = None
             return [st]
-        code = " ".join(a for a in argv[1:] if a is not None)
         if self.eval_depth >= self.limits.max_eval_depth or len(code) > 65536:
             self.diagnose("eval-limit", "eval nested too deep or too large", node, True)
             st.flow = "stuck"
@@ -1834,6 +2298,36 @@ class Interpreter:
         finally:
             self.eval_depth -= 1
             self.line_override = saved
+
+    def eval_text(self, node: Node, st: State) -> str:
+        """The words of an ``eval`` command with only their unknown parts replaced by placeholders."""
+        words: list[str] = []
+        count = 0
+        for child in node.children:
+            if not child.is_named or child.type in ("command_name", "variable_assignment", "file_redirect"):
+                continue
+            for f in self.fields(child, st):
+                text = ""
+                for segment, _ in f.segs:
+                    if segment is None:
+                        segment = f"{_PLACEHOLDER}{count}__"
+                        count += 1
+                    text += segment
+                words.append(text)
+        return " ".join(words)
+
+    @staticmethod
+    def names_placeholder(code: str) -> bool:
+        parsed = parse_shell(code.encode("utf-8", errors="surrogateescape"))
+        stack = [parsed.root]
+        while stack:
+            current = stack.pop()
+            if current.type == "command":
+                name = current.child_by_field_name("name")
+                if name is not None and _PLACEHOLDER.encode() in (name.text or b""):
+                    return True
+            stack.extend(current.named_children)
+        return False
 
     def b_exec(self, argv: list[Arg], extra: dict[str, Arg], node: Node, st: State) -> list[State]:
         args = argv[1:]
@@ -1883,7 +2377,7 @@ class Interpreter:
                 st.status = 2
                 return [st]
             args = args[:-1]
-        value = evaluate_test([Token(a) for a in args], self.root, st.cwd)
+        value = evaluate_test([Token(a) for a in args], self.root, st.cwd, created=st.created)
         st.status = None if value is None else (0 if value else 1)
         return [st]
 
@@ -1912,6 +2406,37 @@ class Interpreter:
         st.status = 0
         return [st]
 
+
+#: commands that change the shell's own state (or may replace it): a function running one is not pure
+_IMPURE_NAMES = (
+    "exec exit cd pushd popd source . eval trap unset read mapfile readarray getopts umask alias "
+    "unalias shopt export readonly let wait kill builtin command enable hash"
+)
+_IMPURE_COMMANDS = frozenset(_IMPURE_NAMES.split())
+
+#: utilities that do their job and exit: a script whose path ends right after one of them ends with it
+#: (`mkdir -p /data && server; echo stopped` when mkdir fails), it does not keep the utility running.
+#: Not here: what can block (cat, tail, sleep, read, watch, yes) and wrappers.
+_SHORT_LIVED_NAMES = (
+    "mkdir chown chmod chgrp cp mv rm rmdir ln touch install sed grep egrep fgrep echo printf test [ "
+    "true false id whoami basename dirname date uname hostname mktemp stat readlink realpath wc cut tr "
+    "sort uniq head find ls pwd getent nproc df du which useradd usermod groupadd adduser addgroup "
+    "ldconfig update-ca-certificates setcap sysctl chpasswd envsubst"
+)
+_SHORT_LIVED = frozenset(_SHORT_LIVED_NAMES.split())
+
+
+def _short_lived(pending: Pending) -> bool:
+    name = pending.argv[0] if pending.call is None and pending.argv else None
+    return name is not None and posixpath.basename(name) in _SHORT_LIVED
+
+
+#: builtins that pass control on (the state they leave is set by what they run)
+_CONTROL_BUILTINS = frozenset(
+    {"exit", "return", "break", "continue", "exec", ".", "source", "eval", "command"}
+)
+#: builtins that block the shell: with background jobs (`wait`) or on its input (`read`)
+_BLOCKING_BUILTINS = frozenset({"wait", "read"})
 
 _DISPATCH = {
     "command": Interpreter.s_command,
@@ -1979,7 +2504,7 @@ _BUILTIN_HANDLERS = {
 
 
 def interpret(
-    tracer: Tracer,
+    tracer: Follower,
     parsed: ParsedScript,
     file: str,
     shell: Terminal,
@@ -1987,6 +2512,8 @@ def interpret(
     args: list[Arg],
     ctx: Context,
     depth: int,
+    *,
+    exec_last: bool = False,
 ) -> list[Outcome]:
     """Outcomes of running a parsed shell script with positional parameters ``args``."""
     interpreter = Interpreter(tracer, parsed, file, shell, ctx, depth)
@@ -1998,5 +2525,6 @@ def interpret(
     st.positional = list(args)
     st.cwd = ctx.cwd
     st.user = ctx.user
-    outcomes = interpreter.run_script(parsed.root, st)
+    st.decisions = ctx.decisions
+    outcomes = interpreter.run_script(parsed.root, st, exec_last)
     return dedupe(outcomes, tracer.limits.max_outcomes)

@@ -16,12 +16,27 @@ from typing import Any, Literal
 
 from zastava.contracts import EntryTraceStep
 
-__all__ = ["Diagnostic", "EntryTraceResult", "Terminal", "TerminalKind"]
+__all__ = ["Decision", "Diagnostic", "EntryTraceResult", "Terminal", "TerminalKind"]
 
 #: ``binary`` ELF or other native executable; ``interpreter`` a language launcher with its script/module/jar;
 #: ``script`` a script whose interpreter is not a known launcher (the interpreter is the running program);
 #: ``shell`` a resident shell; ``missing`` not found in the root; ``unknown`` not decidable statically.
 TerminalKind = Literal["binary", "interpreter", "script", "shell", "missing", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A condition the trace could not decide on the path that led to a terminal, and the way that path took:
+    ``branch`` is ``true``/``false`` (how the condition of an ``if``, ``while``, ``&&`` or ``||`` came out on
+    that path), or ``case`` and the patterns of the ``case`` branch taken."""
+
+    file: str
+    line: int | None
+    condition: str
+    branch: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "condition": self.condition, "branch": self.branch}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +57,10 @@ class Terminal:
     main_class: str | None = None
     inline: bool = False  # code given on the command line (python -c, node -e …)
     user: str | None = None
+    #: the program a multi-call binary (busybox, toybox, uutils coreutils) runs as: its argv[0] name
+    applet: str | None = None
+    #: the undecided conditions on the path that led here (empty when the path is certain)
+    via: tuple[Decision, ...] = ()
 
     def identity(self) -> tuple[Any, ...]:
         """Which program this is, regardless of its arguments (outcomes are compared by identity)."""
@@ -56,6 +75,7 @@ class Terminal:
             self.jar,
             self.main_class,
             self.inline,
+            self.applet,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -64,7 +84,7 @@ class Terminal:
         if self.resident:
             out["resident"] = True
             out["role"] = self.role
-        for key in ("language", "script", "module", "jar", "main_class", "user"):
+        for key in ("language", "script", "module", "jar", "main_class", "user", "applet"):
             value = getattr(self, key)
             if value is not None:
                 out[_camel(key)] = value
@@ -111,6 +131,8 @@ class EntryTraceResult:
     depth: int = 0
     #: each successful outcome as indices into ``terminals``
     outcomes: list[list[int]] = field(default_factory=list)
+    #: per terminal, the distinct paths (undecided conditions taken) it was reached by; ``[()]`` = certain
+    when: list[list[tuple[Decision, ...]]] = field(default_factory=list)
 
     # ---------------------------------------------------------------------------------- observer view
 
@@ -137,11 +159,18 @@ class EntryTraceResult:
             "entry_trace_confidence": self.confidence,
         }
 
+    def _terminal_json(self, index: int, terminal: Terminal) -> dict[str, Any]:
+        out = terminal.to_json()
+        paths = self.when[index] if index < len(self.when) else []
+        if any(paths):  # a terminal some undecided condition led to: say which (all paths, each as taken)
+            out["when"] = [[d.to_json() for d in path] for path in paths]
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             "argv": self.argv,
             "entryTrace": [step.wire() for step in self.steps],
-            "terminals": [t.to_json() for t in self.terminals],
+            "terminals": [self._terminal_json(i, t) for i, t in enumerate(self.terminals)],
             "terminalPaths": self.terminal_paths(),
             "outcomes": self.outcomes,
             "wrappers": self.wrappers,

@@ -10,134 +10,44 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import itertools
 import os
 import posixpath
 import stat
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from zastava.contracts import EntryTraceStep
 
+from ..programs import MULTI_CALL, applet_of, is_multi_call
 from ..rootfs import RootFS, RootFSError
+from .interpreter import interpret
 from .launchers import identify_launcher, parse_launch
 from .parser import SHEBANG_MAX, ParsedScript, classify, parse_shebang, parse_shell
-from .result import Diagnostic, EntryTraceResult, Terminal
+from .result import Decision, Diagnostic, EntryTraceResult, Terminal
+from .vocabulary import (
+    DEFAULT_PATH,
+    SHELLS,
+    UNKNOWN,
+    Arg,
+    Context,
+    Limits,
+    Outcome,
+    User,
+    as_resident,
+    clean,
+    clean_opt,
+    combine,
+    dedupe,
+    with_resident,
+)
 from .wrappers import SUPERVISORS, Program, supervised_programs, unwrap, wrapper_name
 
 if TYPE_CHECKING:
     from zastava.telemetry import ZastavaMetrics
 
 __all__ = ["DEFAULT_PATH", "Context", "Limits", "Outcome", "User", "trace_entrypoint"]
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-SHELLS = frozenset({"sh", "bash", "dash", "ash", "ksh", "mksh", "zsh", "busybox-sh", "rbash"})
-
-Arg = str | None
-Outcome = frozenset[Terminal]
-UNKNOWN = Terminal(None, None, "unknown")
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_depth: int = 48
-    max_script_bytes: int = 1 << 20
-    time_budget: float = 2.0  # seconds of wall clock per trace
-    max_operations: int = 200_000  # interpreter statements and expansions
-    max_states: int = 32  # live interpreter states (undecided branches)
-    max_outcomes: int = 64
-    max_loop_iterations: int = 1000
-    max_call_depth: int = 32  # shell function nesting
-    max_source_depth: int = 16
-    max_eval_depth: int = 8
-    max_steps: int = 1024
-    max_glob: int = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    uid: int | None = None
-    name: str | None = None
-
-    @property
-    def known(self) -> bool:
-        return self.uid is not None or self.name is not None
-
-    def label(self) -> str | None:
-        if self.name is not None:
-            return self.name
-        return str(self.uid) if self.uid is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """Where a command runs: root (and its prefix after chroot), environment, directory, user."""
-
-    root: RootFS
-    env: Mapping[str, Arg]
-    env_complete: bool  # variables absent from env are unset (else unknown)
-    cwd: str
-    user: User
-    prefix: str = ""
-    chain: tuple[tuple[object, ...], ...] = ()
-
-    @property
-    def path_env(self) -> str:
-        value = self.env.get("PATH")
-        if value is None:
-            return DEFAULT_PATH
-        return value
-
-    def with_(self, **changes: object) -> Context:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
-
-
-def clean(text: str) -> str:
-    """Text safe for JSON and the contracts: bytes that were not UTF-8 (kept as surrogates) become U+FFFD."""
-    if text.isascii():
-        return text
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _clean_opt(text: str | None) -> str | None:
-    return None if text is None else clean(text)
-
-
-def combine(parts: Iterable[list[Outcome]], cap: int = 16) -> list[Outcome]:
-    """Outcomes of running several things together: every combination, or one union past ``cap``."""
-    result: list[Outcome] = [frozenset()]
-    for options in parts:
-        if not options:
-            continue
-        if len(result) * len(options) > cap:
-            merged = frozenset(itertools.chain.from_iterable(options))
-            result = [o | merged for o in result]
-        else:
-            result = [a | b for a in result for b in options]
-    return result
-
-
-def dedupe(outcomes: Iterable[Outcome], cap: int) -> list[Outcome]:
-    seen: dict[frozenset[tuple[object, ...]], Outcome] = {}
-    for outcome in outcomes:
-        key = frozenset(t.identity() for t in outcome)
-        if key not in seen:
-            seen[key] = outcome
-            if len(seen) >= cap:
-                break
-    return list(seen.values())
-
-
-def with_resident(outcomes: list[Outcome], resident: Iterable[Terminal]) -> list[Outcome]:
-    extra = frozenset(resident)
-    return [o | extra for o in outcomes] if outcomes else []
-
-
-def as_resident(outcomes: list[Outcome], role: str) -> list[Outcome]:
-    return [frozenset(dataclasses.replace(t, resident=True, role=role) for t in o) for o in outcomes]
-
 
 _PROBE_BYTES = 64 * 1024
 
@@ -270,6 +180,8 @@ class Tracer:
         self._which: dict[tuple[int, str, str, str], str | None] = {}
         self._passwd: dict[int, list[tuple[str, int]]] = {}
         self._probes: dict[tuple[int, str], Probe | RootFSError] = {}
+        self._follows: dict[tuple[object, ...], tuple[tuple[Decision, ...], list[Outcome]]] = {}
+        self.purity: dict[bytes, bool] = {}
         self.roots: list[CachedRoot] = []
 
     def open_root(self, path: str) -> CachedRoot:
@@ -316,7 +228,7 @@ class Tracer:
         key = (code, message, file, line)
         same_code = sum(1 for k in self.diagnostics if k[0] == code)
         if key not in self.diagnostics and len(self.diagnostics) < 256 and same_code < 4:
-            self.diagnostics[key] = Diagnostic(code, clean(message[:1000]), _clean_opt(file), line, partial)
+            self.diagnostics[key] = Diagnostic(code, clean(message[:1000]), clean_opt(file), line, partial)
 
     # ----------------------------------------------------------------------------------- root queries
 
@@ -463,7 +375,49 @@ class Tracer:
         line: int | None = None,
         script_of: str | None = None,
     ) -> list[Outcome]:
-        """Outcomes of executing ``argv`` (execve semantics; argv[0] without '/' is looked up in PATH)."""
+        """Outcomes of executing ``argv`` (execve semantics; argv[0] without '/' is looked up in PATH).
+
+        Remembered for the trace: several undecided paths of a script often exec the very same command in the
+        same context (the gosu re-exec of a database entrypoint), and what follows is the same for all of them
+        — only the conditions that led there differ, and those are re-attached to the remembered outcome."""
+        key = (
+            tuple(argv),
+            id(ctx.root),
+            frozenset(ctx.env.items()),
+            ctx.env_complete,
+            ctx.cwd,
+            ctx.user,
+            ctx.prefix,
+            ctx.chain,
+            script_of,
+        )
+        cached = self._follows.get(key)
+        if cached is not None:
+            before, outcomes = cached
+            if before == ctx.decisions:
+                return outcomes
+            return [frozenset(self._reattach(t, before, ctx.decisions) for t in o) for o in outcomes]
+        outcomes = self._follow(argv, ctx, depth, file, line, script_of)
+        if len(self._follows) < 4096 and not self.exhausted:
+            self._follows[key] = (ctx.decisions, outcomes)
+        return outcomes
+
+    def _reattach(
+        self, terminal: Terminal, before: tuple[Decision, ...], now: tuple[Decision, ...]
+    ) -> Terminal:
+        inner = terminal.via[len(before) :] if terminal.via[: len(before)] == before else terminal.via
+        via = (*now, *inner)[: self.limits.max_decisions]
+        return terminal if via == terminal.via else dataclasses.replace(terminal, via=via)
+
+    def _follow(
+        self,
+        argv: list[Arg],
+        ctx: Context,
+        depth: int,
+        file: str,
+        line: int | None,
+        script_of: str | None,
+    ) -> list[Outcome]:
         self.depth = max(self.depth, depth)
         if self.exhausted:
             return [frozenset({UNKNOWN})]
@@ -483,23 +437,19 @@ class Tracer:
             return []
         path = self.locate(program, ctx)
         if path is None:
-            self.diagnose("not-found", f"{program}: not found in the root", file, line)
-            guess = program if program.startswith("/") else None
-            return [
-                frozenset({Terminal(_clean_opt(self._shown(ctx, guess)), None, "missing", self._argv(argv))})
-            ]
+            # execve fails: the shell that tried reports "not found" and exits 127; nothing runs on this path
+            self.diagnose("not-found", f"{program}: not found in the root; this path exits", file, line)
+            return []
         try:
             resolved = self.probe(ctx.root, path).resolved
         except RootFSError:
             resolved = path
         names = [posixpath.basename(program), posixpath.basename(path), posixpath.basename(resolved)]
-        if names[2] == "busybox" and names[0] == "busybox" and len(argv) > 1 and argv[1]:
-            applet = argv[1]
-            located = self.locate(applet, ctx) if "/" not in applet else None
+        if is_multi_call(resolved) and names[0] in MULTI_CALL and len(argv) > 1 and argv[1]:
+            # `busybox sh -c …`: the applet named by argv[1] runs, as if called by that name
+            applet = posixpath.basename(argv[1])
             names = [applet]
-            argv = [argv[0], *argv[2:]]
-            if located is None:
-                argv = [path, *argv[1:]]
+            argv = [applet, *argv[2:]]
         for name in dict.fromkeys(names):
             handled = self._by_name(name, argv, path, resolved, ctx, depth, file, line)
             if handled is not None:
@@ -512,18 +462,26 @@ class Tracer:
         return "/" + "/".join(p for p in (*ctx.prefix.split("/"), *path.split("/")) if p)
 
     @staticmethod
+    def _unknown(ctx: Context) -> Terminal:
+        return dataclasses.replace(UNKNOWN, via=ctx.decisions) if ctx.decisions else UNKNOWN
+
+    @staticmethod
     def _argv(argv: list[Arg]) -> tuple[str, ...] | None:
         return None if any(a is None for a in argv) else tuple(clean(a) for a in argv if a is not None)
 
     def _terminal(
         self, ctx: Context, path: str, resolved: str, kind: str, argv: list[Arg], **extra: object
     ) -> Terminal:
+        name = argv[0] if argv else None
+        applet = applet_of(resolved, [name or path]) if is_multi_call(resolved) else None
         return Terminal(
-            _clean_opt(self._shown(ctx, path)),
-            _clean_opt(self._shown(ctx, resolved)),
+            clean_opt(self._shown(ctx, path)),
+            clean_opt(self._shown(ctx, resolved)),
             kind,  # type: ignore[arg-type]
             self._argv(argv),
             user=ctx.user.label(),
+            applet=clean_opt(applet),
+            via=ctx.decisions,
             **extra,  # type: ignore[arg-type]
         )
 
@@ -564,10 +522,10 @@ class Tracer:
                 "interpreter",
                 argv,
                 language=language,
-                script=_clean_opt(self._shown(ctx, launch.script)),
-                module=_clean_opt(launch.module),
-                jar=_clean_opt(self._shown(ctx, launch.jar)),
-                main_class=_clean_opt(launch.main_class),
+                script=clean_opt(self._shown(ctx, launch.script)),
+                module=clean_opt(launch.module),
+                jar=clean_opt(self._shown(ctx, launch.jar)),
+                main_class=clean_opt(launch.main_class),
                 inline=launch.inline,
             )
             return [frozenset({terminal})]
@@ -638,8 +596,6 @@ class Tracer:
     def _shell(
         self, name: str, argv: list[Arg], path: str, resolved: str, ctx: Context, depth: int
     ) -> list[Outcome]:
-        from .interpreter import interpret  # the interpreter calls back into follow()
-
         args = argv[1:]
         command: Arg = None
         has_command = False
@@ -677,7 +633,7 @@ class Tracer:
                 self.diagnose(
                     "unknown-command", f"{name} -c: command string not known statically", partial=True
                 )
-                return [frozenset({UNKNOWN, shell_terminal})]
+                return [frozenset({self._unknown(ctx), shell_terminal})]
             self.step(
                 "<argv>",
                 None,
@@ -687,18 +643,21 @@ class Tracer:
             self.tick(1 + len(command) // 4096)
             if len(command) > self.limits.max_script_bytes:
                 self.diagnose("too-large", f"{name} -c: command string too large", partial=True)
-                return [frozenset({UNKNOWN, shell_terminal})]
+                return [frozenset({self._unknown(ctx), shell_terminal})]
             parsed = parse_shell(command.encode("utf-8", errors="surrogateescape"))
             if parsed.error_lines:
                 self.diagnose("parse-error", f"{name} -c: syntax errors", "<argv>", None, partial=True)
-            return interpret(self, parsed, "<argv>", shell_terminal, arg0, positional, ctx, depth)
+            # bash, dash (>= 0.5.11) and busybox ash exec the last simple command of a -c string themselves
+            return interpret(
+                self, parsed, "<argv>", shell_terminal, arg0, positional, ctx, depth, exec_last=True
+            )
         if not operands:
             # an interactive shell or commands on stdin: the shell is the program
             return [frozenset({self._terminal(ctx, path, resolved, "shell", argv)})]
         script = operands[0]
         if script is None:
             self.diagnose("unknown-command", f"{name}: script not known statically", partial=True)
-            return [frozenset({UNKNOWN, shell_terminal})]
+            return [frozenset({self._unknown(ctx), shell_terminal})]
         script_path = posixpath.normpath(
             script if script.startswith("/") else posixpath.join(ctx.cwd, script)
         )
@@ -707,17 +666,20 @@ class Tracer:
         self.step("<argv>", None, name, script_path)
         recursion_key = ("sh", str(ctx.root.root), script_path, tuple(operands[1:]), ctx.user, _env_key(ctx))
         if recursion_key in ctx.chain:
+            # the same script, arguments, identity and environment as a pass already on this chain
+            if ctx.user.stepped:
+                # after a step-down to a user whose uid is not known, the branch that steps down again is the
+                # one `id -u` rules out at run time (it is not root any more): it adds no outcome
+                self.diagnose("re-exec", f"{script_path}: a second step-down is not taken", script_path, None)
+                return []
+            # otherwise the script really execs itself forever: the shell running it is what keeps running
             self.diagnose(
-                "recursion",
-                f"{script_path} re-executes itself with the same arguments",
-                script_path,
-                None,
-                partial=True,
+                "re-exec", f"{script_path} re-executes itself unchanged, forever", script_path, None
             )
-            return [frozenset({shell_terminal})]
+            return [frozenset({dataclasses.replace(shell_terminal, resident=False, role=None)})]
         tree = self.read_script(ctx, script_path, "<argv>", None)
         if tree is None:
-            return [frozenset({UNKNOWN, shell_terminal})]
+            return [frozenset({self._unknown(ctx), shell_terminal})]
         ctx = ctx.with_(chain=(*ctx.chain, recursion_key))
         return interpret(self, tree, script_path, shell_terminal, script, list(operands[1:]), ctx, depth)
 
@@ -734,7 +696,7 @@ class Tracer:
         self_terminal = self._terminal(ctx, path, resolved, "binary", argv, resident=True, role=name)
         if unwrapped.argv is None:
             self.diagnose("unknown-argument", unwrapped.reason or f"{name}: command not known", partial=True)
-            return [frozenset({UNKNOWN, self_terminal})]
+            return [frozenset({self._unknown(ctx), self_terminal})]
         if not unwrapped.argv:
             if name == "env":  # env with no command prints the environment
                 return []
@@ -743,6 +705,8 @@ class Tracer:
         inner = ctx
         if unwrapped.user is not None:
             inner = inner.with_(user=self.user(unwrapped.user, ctx.root))
+        elif unwrapped.switches:  # `gosu "$user" …`: a new identity, even though its uid is not known
+            inner = inner.with_(user=User(stepped=True))
         if unwrapped.env_clear or unwrapped.env_set or unwrapped.env_unset:
             env: dict[str, Arg] = {} if unwrapped.env_clear else dict(ctx.env)
             for key in unwrapped.env_unset:
@@ -766,23 +730,30 @@ class Tracer:
         target = (self.locate(target_name, inner) if target_name else None) or (target_name or "<unknown>")
         self.step("<argv>", None, name, target)
         outcomes = self.follow(list(unwrapped.argv), inner, depth + 1)
-        if unwrapped.resident:
-            return with_resident(outcomes, [self_terminal]) or [frozenset({self_terminal})]
+        if unwrapped.resident:  # it exits with its command: where the command exits, nothing stays
+            return with_resident(outcomes, [self_terminal])
         return outcomes
 
     def _supervisor(
         self, name: str, argv: list[Arg], path: str, resolved: str, ctx: Context, depth: int
     ) -> list[Outcome]:
-        self.wrappers.setdefault(name, None)
+        role = "s6-overlay" if name == "s6-overlay-suexec" else name
+        self.wrappers.setdefault(role, None)
         programs, notes = supervised_programs(name, argv[1:], ctx.root, ctx.cwd)
         for note in notes:
             self.diagnose("supervisor", note, partial=not programs)
-        # the supervisor process itself (supervisord is a Python script: its interpreter is what runs)
-        own = as_resident(self._by_content(argv, path, resolved, ctx, depth, "<argv>", None, None), name)
-        helper = {"s6-svscan": "s6-supervise", "runsvdir": "runsv"}.get(name)
         residents: list[Terminal] = []
-        if helper:
-            helper_path = self.locate(helper, ctx)
+        if name == "s6-overlay-suexec":
+            # suexec and stage 0 exec away; the stage-1 init (generated at run time) becomes s6-svscan
+            own: list[Outcome] = []
+            helpers = ["s6-svscan", "s6-supervise"]
+        else:
+            # the supervisor process itself (supervisord is a Python script: its interpreter is what runs)
+            own = as_resident(self._by_content(argv, path, resolved, ctx, depth, "<argv>", None, None), role)
+            helpers = [h for h in ({"s6-svscan": "s6-supervise", "runsvdir": "runsv"}.get(name),) if h]
+        search = ctx.with_(env={**ctx.env, "PATH": f"/command:{ctx.path_env}"})
+        for helper in helpers:
+            helper_path = self.locate(helper, search)
             if helper_path:
                 try:
                     helper_resolved = ctx.root.resolve(helper_path)
@@ -790,10 +761,10 @@ class Tracer:
                     helper_resolved = helper_path
                 residents.append(
                     self._terminal(
-                        ctx, helper_path, helper_resolved, "binary", [helper_path], resident=True, role=name
+                        ctx, helper_path, helper_resolved, "binary", [helper_path], resident=True, role=role
                     )
                 )
-        parts: list[list[Outcome]] = [own]
+        parts: list[list[Outcome]] = [own] if own else []
         for program in programs:
             parts.append(self._program(name, program, ctx, depth))
         outcomes = combine(parts)
@@ -823,20 +794,23 @@ def _env_key(ctx: Context) -> tuple[tuple[str, Arg], ...]:
 # -------------------------------------------------------------------------------------------- public
 
 
-def _confidence(
-    outcomes: list[Outcome], partial_count: int, diagnostics: list[Diagnostic], ambiguous: bool
-) -> int:
-    if not outcomes:
-        return 10 if partial_count else 20
-    score = 100
-    if partial_count:
-        score -= 40 + 10 * min(partial_count - 1, 3)
-    if ambiguous:
-        score -= min(45, 15 * max(1, len(outcomes) - 1))
-    terminals = {t for o in outcomes for t in o}
-    score -= 25 * sum(1 for t in terminals if t.kind in ("missing", "unknown"))
-    score -= 5 * sum(1 for d in diagnostics if not d.partial and d.code in ("not-found", "unknown-argument"))
-    return max(5, min(100, score))
+def _confidence(outcomes: list[Outcome], diagnostics: list[Diagnostic]) -> int:
+    """How sure the answer is, in percent. One certain answer — every path leads to the same programs, or
+    every path certainly exits, and no limit was hit — reads 100 (an exit 90); each further alternative
+    divides it (two: 50, three: 33); an unknown program caps it at 30; a path not followed to its end (a
+    limit, input that cannot be read) at 50, and lower for every further one."""
+    partial = sum(1 for d in diagnostics if d.partial)
+    if not outcomes:  # every path exits: certain, unless a limit was hit or a program was not found
+        if partial:
+            return 10
+        return 50 if any(d.code == "not-found" for d in diagnostics) else 90
+    answers = {frozenset(t.identity() for t in o if not t.resident or t.kind == "shell") for o in outcomes}
+    score = 100 // len(answers)
+    if any(t.kind == "unknown" for o in outcomes for t in o):
+        score = min(score, 30)
+    if partial:
+        score = min(score, 50) - 10 * min(partial - 1, 3)
+    return max(5, score)
 
 
 def trace_entrypoint(
@@ -885,7 +859,14 @@ def trace_entrypoint(
             for opened in tracer.roots:
                 opened.close()
     rootfs.close()
-    outcomes = dedupe([o for o in outcomes if o], limits.max_outcomes)
+    outcomes = [o for o in outcomes if o]
+    paths: dict[tuple[object, ...], dict[tuple[Decision, ...], None]] = {}
+    for outcome in outcomes:  # every way each program was reached, before outcomes are deduplicated
+        for terminal in outcome:
+            seen = paths.setdefault(terminal.identity(), {})
+            if len(seen) < 8:
+                seen.setdefault(terminal.via, None)
+    outcomes = dedupe(outcomes, limits.max_outcomes)
     if not outcomes and argv:
         tracer.diagnose("no-program", "no path starts a long-running program (every path exits)")
     index: dict[tuple[object, ...], int] = {}
@@ -895,10 +876,11 @@ def trace_entrypoint(
             key = terminal.identity()
             if key not in index:
                 index[key] = len(terminals)
-                terminals.append(terminal)
+                terminals.append(dataclasses.replace(terminal, via=()))
             elif terminals[index[key]].argv != terminal.argv:
                 terminals[index[key]] = dataclasses.replace(terminals[index[key]], argv=None)
     result.terminals = terminals
+    result.when = [list(paths.get(t.identity(), {(): None})) for t in terminals]
     result.outcomes = [sorted(index[t.identity()] for t in o) for o in outcomes]
     result.steps = [EntryTraceStep(file=f, line=ln, op=op, target=t) for (f, ln, op, t) in tracer.steps]
     result.wrappers = list(tracer.wrappers)
@@ -906,8 +888,7 @@ def trace_entrypoint(
     result.partial = any(d.partial for d in result.diagnostics)
     result.ambiguous = len(outcomes) > 1 or tracer.forced_ambiguous
     result.depth = tracer.depth
-    partial_count = sum(1 for d in result.diagnostics if d.partial)
-    result.confidence = _confidence(outcomes, partial_count, result.diagnostics, result.ambiguous)
+    result.confidence = _confidence(outcomes, result.diagnostics)
     if metrics is not None:
         metrics.entrytrace_depth.observe(tracer.depth)
     return result

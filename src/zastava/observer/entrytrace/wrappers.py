@@ -27,6 +27,8 @@ Arg = str | None
 #: wrapper name → stays alive as the parent of its command
 _RESIDENT = {
     "tini": True,
+    "docker-init": True,  # `docker run --init`: Docker's bundled tini
+    "rootlesskit": True,  # runs the command in its user/network namespaces and stays as its parent
     "tini-static": True,
     "catatonit": True,
     "dumb-init": True,
@@ -55,7 +57,23 @@ _RESIDENT = {
     "exec": False,
 }
 
-SUPERVISORS = frozenset({"supervisord", "s6-svscan", "runsvdir"})
+SUPERVISORS = frozenset({"supervisord", "s6-svscan", "runsvdir", "s6-overlay-suexec"})
+
+#: wrappers that run their command as another user (a new identity for the rest of the chain)
+_SWITCHES_USER = frozenset(
+    {
+        "gosu",
+        "su-exec",
+        "setpriv",
+        "chroot",
+        "su",
+        "runuser",
+        "sudo",
+        "chpst",
+        "s6-setuidgid",
+        "s6-applyuidgid",
+    }
+)
 
 
 def wrapper_name(name: str) -> str | None:
@@ -79,6 +97,8 @@ class Unwrapped:
     root: str | None = None  # chroot
     shell: str | None = None  # the inner command is a shell command string (su -c, runuser -c)
     reason: str | None = None  # why argv is None
+    #: the inner command runs as another user, named by ``user`` (None: a user not known statically)
+    switches: bool = False
 
 
 def _after_options(
@@ -125,12 +145,54 @@ def unwrap(name: str, args: list[Arg]) -> Unwrapped | None:
         return None
     resident = _RESIDENT[wrapper]
     handler = _HANDLERS.get(wrapper, _generic)
-    return handler(wrapper, resident, args)
+    unwrapped = handler(wrapper, resident, args)
+    if wrapper in _SWITCHES_USER and (unwrapped.user is not None or _names_user(wrapper, args)):
+        unwrapped.switches = True
+    return unwrapped
+
+
+def _names_user(name: str, args: list[Arg]) -> bool:
+    """Whether the arguments name a target user even when its value is not known statically."""
+    if name in ("gosu", "su-exec", "s6-setuidgid"):
+        return bool(args)
+    if name == "setpriv":
+        return any(a is not None and a.startswith(("--reuid", "--ruid")) for a in args)
+    if name == "chroot":
+        return any(a is not None and a.startswith("--userspec") for a in args)
+    if name == "chpst":
+        return "-u" in args
+    return name in ("su", "runuser", "sudo")
 
 
 def _generic(name: str, resident: bool, args: list[Arg]) -> Unwrapped:
     values = {
         "tini": frozenset({"-p", "-e"}),
+        "docker-init": frozenset({"-p", "-e"}),
+        "rootlesskit": frozenset(
+            {
+                "--state-dir",
+                "--net",
+                "--mtu",
+                "--cidr",
+                "--ifname",
+                "--copy-up",
+                "--copy-up-mode",
+                "--port-driver",
+                "-p",
+                "--publish",
+                "--propagation",
+                "--evacuate-cgroup2",
+                "--reaper",
+                "--slirp4netns-binary",
+                "--slirp4netns-sandbox",
+                "--slirp4netns-seccomp",
+                "--vpnkit-binary",
+                "--lxc-user-nic-binary",
+                "--lxc-user-nic-bridge",
+                "--subid-source",
+                "--log-level",
+            }
+        ),
         "catatonit": frozenset(),
         "dumb-init": frozenset({"-r", "--rewrite"}),
         "nice": frozenset({"-n", "--adjustment"}),
@@ -407,7 +469,32 @@ def supervised_programs(
     """Programs a supervisor starts, and notes on what could not be read."""
     if supervisor == "supervisord":
         return _supervisord(args, root, cwd)
+    if supervisor == "s6-overlay-suexec":
+        return _s6_overlay(args, root)
     return _scandir(supervisor, args, root)
+
+
+def _s6_overlay(args: list[Arg], root: RootFS) -> tuple[list[Program], list[str]]:
+    """s6-overlay v3: ``/init`` → ``s6-overlay-suexec PREINIT '' STAGE0 CMD…``. Stage 0 execs the stage-1 init
+    that s6-linux-init-maker generates at run time, which becomes s6-svscan over the s6-rc longruns
+    (``/etc/s6-overlay/s6-rc.d``) and the legacy ``/etc/services.d``; stage 2 runs the CMD (if any) as a
+    child."""
+    programs = _run_scripts(root, "/etc/s6-overlay/s6-rc.d") + _run_scripts(root, "/etc/services.d")
+    notes: list[str] = []
+    try:
+        cmd = args[args.index("") + 2 :]
+    except ValueError:
+        cmd = []
+        notes.append("s6-overlay-suexec: arguments are not /init's; the CMD (if any) is not known")
+    if cmd and all(a is not None for a in cmd):
+        programs.append(
+            Program(name="CMD", source="<argv>", line=None, argv=[a for a in cmd if a is not None])
+        )
+    elif cmd:
+        notes.append("s6-overlay: the CMD is not known statically")
+    if not programs:
+        notes.append("s6-overlay: no longrun services and no CMD in the image")
+    return programs[:_MAX_PROGRAMS], notes
 
 
 def _supervisord(args: list[Arg], root: RootFS, cwd: str) -> tuple[list[Program], list[str]]:

@@ -110,7 +110,7 @@ async def test_start_drift_posture_and_stop_events(
         assert attestation.posture is not None and attestation.posture.attestation is not None
         assert attestation.posture.attestation.uuid == "rekor-1"
 
-        # drift: a copied binary run by exec, and a listener on an undeclared port
+        # drift: a copied binary run by exec, a busybox shell and listeners (one on an undeclared port)
         for argv in (
             ["busybox", "mkdir", "-p", "/usr/local/bin"],
             ["cp", "/bin/busybox", "/usr/local/bin/sleep"],
@@ -118,6 +118,9 @@ async def test_start_drift_posture_and_stop_events(
             await asyncio.to_thread(docker_engine.docker, "exec", container.id, *argv)
         await asyncio.to_thread(
             docker_engine.docker, "exec", "-d", container.id, "/usr/local/bin/sleep", "300"
+        )
+        await asyncio.to_thread(
+            docker_engine.docker, "exec", "-d", container.id, "sh", "-c", "sleep 300; true"
         )
         await asyncio.to_thread(docker_engine.docker, "exec", "-d", container.id, "nc", "-l", "-p", "8081")
         await asyncio.to_thread(docker_engine.docker, "exec", "-d", container.id, "nc", "-l", "-p", "8080")
@@ -127,10 +130,23 @@ async def test_start_drift_posture_and_stop_events(
                 _for(container.id, EventKind.DRIFT)(e) and any(x.signal == signal for x in e.evidence)
             )
 
-        process_drift = await collector.wait_for(drift_with("drift.process"))
-        assert process_drift.delta is not None and process_drift.delta.changed_files == [
-            "/usr/local/bin/sleep"
-        ]
+        def process_evidence() -> list[str]:
+            return [
+                x.value
+                for e in collector.events
+                if _for(container.id, EventKind.DRIFT)(e)
+                for x in e.evidence
+                if x.signal == "drift.process"
+            ]
+
+        def reported(*needles: str) -> bool:
+            return all(any(n in v for v in process_evidence()) for n in needles)
+
+        # the copied binary, and busybox's sh and nc applets: the same /bin/busybox as the entrypoint's
+        # sleep, other programs (the shell's `sleep 300` is the shell's child: busybox sleep, allowed)
+        await collector.wait_for(
+            lambda _e: reported("exe=/usr/local/bin/sleep", "exe=/bin/busybox applet=sh", "applet=nc")
+        )
         fs_drift = await collector.wait_for(drift_with("drift.filesystem"))
         assert fs_drift.delta is not None and [b.path for b in fs_drift.delta.new_binaries or []] == [
             "/usr/local/bin/sleep"
@@ -139,9 +155,12 @@ async def test_start_drift_posture_and_stop_events(
         assert [e.value.split()[2].rsplit(":", 1)[1] for e in net_drift.evidence] == ["8081"]
         await asyncio.sleep(0.6)  # a few more drift passes: nothing is reported twice
         drifts = [e for e in collector.events if _for(container.id, EventKind.DRIFT)(e)]
-        assert len(drifts) == 3
-        # the entrypoint's own program (sleep → /bin/busybox) and nc (/bin/busybox) are never process drift
-        assert not any("exe=/bin/busybox" in x.value for e in drifts for x in e.evidence)
+        assert len([e for e in drifts if drift_with("drift.filesystem")(e)]) == 1
+        assert len([e for e in drifts if drift_with("drift.network")(e)]) == 1
+        processes = [v.split()[0] for v in process_evidence()]
+        assert len(processes) == len(set(processes))
+        # the entrypoint's own program (busybox's sleep, pid 1 of the container) is never process drift
+        assert not any("applet=sleep" in v and "exe=/bin/busybox" in v for v in process_evidence())
 
         await asyncio.to_thread(container.stop, timeout=1)
         stop = await collector.wait_for(_for(container.id, EventKind.CONTAINER_STOP))

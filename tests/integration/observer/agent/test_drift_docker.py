@@ -1,7 +1,7 @@
 """Drift detection against real Docker containers (spec §10).
 
-The EntryTrace terminal of the busybox image (``/entry.sh`` → ``exec sleep``) is given here as ``/bin/sleep``:
-the EntryTrace module is not on this branch yet, so the test hands the drift functions what it would report.
+The EntryTrace terminal of the busybox image (``/entry.sh`` → ``exec sleep``) is given here as ``/bin/sleep``,
+what EntryTrace reports for it (``test_agent_docker.py`` runs the real trace through the agent).
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ async def test_copied_binary_run_by_exec_is_process_and_filesystem_drift(
     container, pid = running
     root = RootFS(f"{PROC}/{pid}/root")
     allowed = drift.allowed_programs(root, terminals=["/bin/sleep"])
-    assert "/bin/busybox" in allowed  # /bin/sleep resolves to the busybox it links to
+    # /bin/sleep resolves to the busybox it links to: busybox's sleep applet, not every applet
+    assert "/bin/busybox\0sleep" in allowed and "/bin/busybox" not in allowed
 
     info = await _inspect(docker_engine, container.id)
     assert info is not None and info.image_created is not None
@@ -95,15 +96,28 @@ async def test_copied_binary_run_by_exec_is_process_and_filesystem_drift(
     found = _wait_for(drifting, what="the copied sleep to run")
     assert [p.exe for p in found] == ["/usr/local/bin/sleep"]
     helper = found[0]
+    # a busybox shell is the same /bin/busybox as the entrypoint's sleep, and another program
+    _exec(docker_engine, container, "sh", "-c", "sleep 300; true", detach=True)
+
+    def shells() -> list[drift.ContainerProcess]:
+        return [p for p in drifting() if p.applet == "sh"]
+
+    shell = _wait_for(shells, what="the shell to run")[0]
+    assert (shell.exe, shell.program) == ("/bin/busybox", "/bin/busybox\0sh")
+    assert [p.applet for p in baseline] == ["sleep"]
     assert helper.start_time == drift.process_start_time(PROC, helper.pid)
     # reported processes are not reported again (keyed by pid and start time)
     assert (
-        drift.detect_process_drift(drift.container_processes(PROC, pid), allowed, {helper.key}, root=root)
+        drift.detect_process_drift(
+            drift.container_processes(PROC, pid), allowed, {helper.key, shell.key}, root=root
+        )
         == []
     )
     # a declared probe command running the same program is not drift
     with_probe = drift.allowed_programs(
-        root, terminals=["/bin/sleep"], declared_commands=[["/usr/local/bin/sleep", "1"]]
+        root,
+        terminals=["/bin/sleep"],
+        declared_commands=[["/usr/local/bin/sleep", "1"], ["/bin/sh", "-c", "true"]],
     )
     assert drift.detect_process_drift(drift.container_processes(PROC, pid), with_probe, root=root) == []
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -180,13 +183,59 @@ def test_allowed_programs_resolve_path_symlinks_and_sh_c(tmp_path: Path) -> None
     )
     assert {
         "/bin/sleep",
-        "/bin/busybox",
+        "/bin/busybox\0sleep",
         "/usr/bin/health",
         "/usr/bin/checker",
         "/bin/sh",
+        "/bin/busybox\0sh",
         "/opt/allowed",
     } <= allowed
     assert "missing" not in allowed
+    assert "/bin/busybox" not in allowed  # busybox's sleep and sh, not every applet
+
+
+def test_multi_call_programs_are_compared_by_applet(tmp_path: Path) -> None:
+    _exe(tmp_path / "bin/busybox")
+    for applet in ("sh", "sleep", "nc"):
+        (tmp_path / "bin" / applet).symlink_to("busybox")
+    root = RootFS(tmp_path)
+    # EntryTrace lists the terminal as found and resolved: /bin/sleep and /bin/busybox
+    allowed = drift.allowed_programs(root, terminals=["/bin/sleep", "/bin/busybox"])
+    assert allowed == {"/bin/sleep", "/bin/busybox\0sleep"}
+
+    def proc(pid: int, applet: str | None, exe: str = "/bin/busybox") -> drift.ContainerProcess:
+        return drift.ContainerProcess(pid, 100 + pid, 1, exe, applet=applet)
+
+    sleep, shell, nc = proc(1, "sleep"), proc(2, "sh"), proc(3, "nc")
+    assert drift.detect_process_drift([sleep, shell, nc], allowed) == [shell, nc]
+    # a multi-call binary named by its own path: every applet (configured, or a terminal naming no applet)
+    assert drift.detect_process_drift([shell, nc], drift.allowed_programs(root, extra=["/bin/busybox"])) == []
+    assert drift.detect_process_drift([shell], drift.allowed_programs(root, terminals=["/bin/busybox"])) == []
+    # a configured applet path allows that applet only
+    assert drift.detect_process_drift([shell, nc], drift.allowed_programs(root, extra=["/bin/nc"])) == [shell]
+    event = drift.process_drift_event(CTX, [shell], when=NOW)
+    assert event.evidence[0].value.endswith("exe=/bin/busybox applet=sh")
+
+
+def test_applet_of_a_real_busybox_process(tmp_path: Path) -> None:
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("no busybox on this host")
+    (tmp_path / "sleep").symlink_to(busybox)
+    child = subprocess.Popen([str(tmp_path / "sleep"), "30"])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            mine = drift.container_processes("/proc", os.getpid(), max_processes=100_000)
+            entry = next((p for p in mine if p.pid == child.pid), None)
+            if (entry is not None and entry.exe == os.path.realpath(busybox)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert entry is not None and entry.applet == "sleep"
+        assert entry.program == os.path.realpath(busybox) + "\0sleep"
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_processes_keyed_by_pid_and_start_time_on_the_real_procfs() -> None:

@@ -100,6 +100,7 @@ def test_docker_inspect_document() -> None:
     assert (info.name, info.workdir, info.user, info.pid) == ("web", "/app", "1000:1000", 4242)
     bare = container_info({"Id": "d", "State": {}, "Config": {}}, {}, None)
     assert bare.pid is None and bare.missing == ("pid", "repoDigest") and bare.entrypoint == ()
+    assert bare.user == "0"  # no USER, no --user: root (EntryTrace answers `id -u` with 0)
 
 
 def test_image_ref_by_digest() -> None:
@@ -192,3 +193,18 @@ def test_hostile_mountinfo_never_raises(text: str) -> None:
         )
         result = overlay_upper_dir(tmp, 5)
         assert result is None or isinstance(result, str)
+
+
+def test_repo_digest_is_picked_by_normalised_repository_name() -> None:
+    """Engines spell one repository differently (docker: ``nginx@…`` for ``docker.io/library/nginx:1``);
+    the repo digest of the repository the container came from is picked, not merely the first."""
+    from zastava.observer.engines.cri import _pick
+    from zastava.observer.engines.docker import _pick_repo_digest
+
+    other, mine = f"aaa.example/other@{DIGEST}", f"nginx@sha256:{'b' * 64}"
+    assert _pick_repo_digest("docker.io/library/nginx:1.25", [other, mine]) == mine
+    assert _pick_repo_digest("index.docker.io/nginx:1.25", [other, mine]) == mine
+    assert _pick("nginx:1.25", [other, f"docker.io/library/nginx@sha256:{'b' * 64}"]).startswith("docker.io")
+    assert _pick("not a ref", [other]) == other
+    info = ContainerInfo(engine="cri", id="x", image_ref="nginx:1.25", image_digest=DIGEST)
+    assert info.image_ref_by_digest == f"docker.io/library/nginx@{DIGEST}"

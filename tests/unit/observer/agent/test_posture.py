@@ -28,6 +28,7 @@ def test_digest_of() -> None:
     assert digest_of(REF) == "sha256:" + "a" * 64
     assert digest_of("sha256:" + "c" * 64) == "sha256:" + "c" * 64
     assert digest_of("nginx:1") is None and digest_of("x@sha256:short") is None
+    assert digest_of("x@sha256:" + "A" * 64) is None  # not a digest: upper-case hex
 
 
 async def test_lookup_caches_per_digest_and_drops_cache_on_new_revision() -> None:
@@ -36,17 +37,21 @@ async def test_lookup_caches_per_digest_and_drops_cache_on_new_revision() -> Non
     posture = BackendPosture("http://backend", client=client_for(app), metrics=metrics)
     first = await posture.lookup(REF, namespace="payments", labels={"app": "api"})
     assert first is not None and first.policy.policy_verdict == "pass" and first.policy_revision == "rev-1"
-    assert (await posture.lookup(REF)) is first  # cached
+    assert (await posture.lookup(REF, namespace="payments", labels={"app": "api"})) is first  # cached
     assert app.state.policy_state["calls"] == 1
+    # the backend's rules read namespace and labels: another workload's context is another lookup
+    assert (await posture.lookup(REF, namespace="dev", labels={"app": "api"})) is not first
+    assert (await posture.lookup(REF, namespace="payments", labels={"app": "web"})) is not first
+    assert app.state.policy_state["calls"] == 3
     assert (await posture.lookup(OTHER)) is not None
-    assert app.state.policy_state["calls"] == 2
+    assert app.state.policy_state["calls"] == 4
     app.state.policy_state["revision"] = "rev-2"
     posture.invalidate(OTHER)
     assert (await posture.lookup(OTHER)) is not None  # new revision seen: every cached digest is dropped
-    assert posture.cached(REF) is None
+    assert posture.cached(REF, "payments", {"app": "api"}) is None
     assert (
         metrics.registry.get_sample_value("zastava_runtime_backend_latency_ms_count", {"endpoint": "policy"})
-        == 3
+        == 5
     )
 
 

@@ -1,0 +1,5 @@
+#!/bin/sh
+
+for f in /startup-sequence/*; do
+    source "$f" || exit 1
+done

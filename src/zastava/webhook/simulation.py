@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from ..config import ZastavaConfig
 from ..contracts import AdmissionDecision
+from ..registry.errors import InvalidReference
+from ..registry.reference import parse_reference
 from .admitter import Admitter, PolicySource
 from .images import CONTAINER_FIELDS
 from .resolve import ResolveError, TagResolver
@@ -173,11 +175,13 @@ class KnownDigests:
     unresolvable — which the admitter treats like an unreachable registry (fail-open/closed)."""
 
     def __init__(self, known: Mapping[str, str], fallback: TagResolver | None = None) -> None:
-        self.known = dict(known)
+        # keyed by the one normalised spelling (the admitter asks with it): nginx, docker.io/nginx:latest and
+        # index.docker.io/library/nginx:latest are one image
+        self.known = {_normalised(image): digest for image, digest in known.items()}
         self.fallback = fallback
 
     async def resolve(self, image: str) -> str:
-        digest = self.known.get(image)
+        digest = self.known.get(_normalised(image))
         if digest is not None:
             return digest
         if self.fallback is not None:
@@ -185,6 +189,13 @@ class KnownDigests:
         raise ResolveError(
             "tag not resolvable in the simulation (no recorded digest; no registry configured)"
         )
+
+
+def _normalised(image: str) -> str:
+    try:
+        return str(parse_reference(image))
+    except InvalidReference:
+        return image
 
 
 @dataclass

@@ -27,8 +27,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Module-scoped: Playwright's sync API runs an event loop in this thread while it is open, which would
+    break every asyncio test that runs after the console's modules."""
     start_real(lambda: ensure_packages(["chromium"]))
     if not Path(CHROMIUM).exists():
         missing(f"{CHROMIUM} (Debian package chromium)")

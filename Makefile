@@ -23,11 +23,12 @@ system-deps: install
 	@if [ "$(IS_ROOT)" = 1 ]; then $(BIN)/python -m zastava.devstack install; \
 	 else echo "system-deps: not root; real-component suites will be skipped if their packages are missing"; fi
 
-## lint: ruff and mypy (strict on src/)
+## lint: ruff, mypy (strict on src/) and the import-layer contracts (import-linter, pyproject.toml)
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## test: everything — lint, unit and real-component suites (as root, real components are required)
 test: install system-deps lint

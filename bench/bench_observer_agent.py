@@ -5,6 +5,9 @@ full pipeline (inspection with hashing, EntryTrace, drift) without the publisher
 containers are started and stopped in rounds; measured: start-to-event latency (``containers.run()`` called →
 CONTAINER_START line read) against the baseline of the same run — the engine's own ``start`` event seen by a
 bare Docker SDK subscriber — and the agent's RSS/CPU after each round (growth across rounds shows leaks).
+
+The agent serves ``/metrics`` (``--listen``), scraped after each round as Prometheus would; the cost of the
+endpoint is the idle RSS of the agent with it against the idle RSS without it (``--listen ''``), same run.
 """
 
 from __future__ import annotations
@@ -19,7 +22,29 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
+
 from bench.common import median, ms, pct
+
+
+def _agent(config: Path, listen: str, env: dict[str, str], stdout: int) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "zastava", "observer", "run", "--stdout", "--engine", "docker"]
+    return subprocess.Popen(
+        [*argv, "--listen", listen, "-c", str(config)], stdout=stdout, stderr=subprocess.DEVNULL, env=env
+    )
+
+
+def _idle_rss(config: Path, listen: str, env: dict[str, str]) -> float:
+    """RSS (MiB) of an agent 4 s after start on an idle engine."""
+    import psutil
+
+    agent = _agent(config, listen, env, subprocess.DEVNULL)
+    try:
+        time.sleep(4.0)
+        return float(psutil.Process(agent.pid).memory_info().rss / 2**20)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
 
 
 def main(quick: bool = False) -> list[str]:
@@ -41,23 +66,10 @@ def main(quick: bool = False) -> list[str]:
             "    drift: {intervalSeconds: 1.0}\n"
         )
         env = {**os.environ, "ZASTAVA_CACHE_DIR": str(workdir / "cache")}
-        agent = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "zastava",
-                "observer",
-                "run",
-                "--stdout",
-                "--engine",
-                "docker",
-                "-c",
-                str(config),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        port = devstack.free_port()
+        idle_off = _idle_rss(config, "", env)
+        idle_on = _idle_rss(config, f"127.0.0.1:{port}", env)
+        agent = _agent(config, f"127.0.0.1:{port}", env, subprocess.PIPE)
         seen: dict[str, float] = {}
         engine_seen: dict[str, float] = {}
         lock = threading.Lock()
@@ -85,6 +97,8 @@ def main(quick: bool = False) -> list[str]:
         agent_latency: list[float] = []
         engine_latency: list[float] = []
         rss: list[float] = []
+        scrapes: list[float] = []
+        counted = 0.0
         client = engine.client()
 
         def one() -> None:
@@ -108,6 +122,14 @@ def main(quick: bool = False) -> list[str]:
             with ThreadPoolExecutor(4) as pool:
                 list(pool.map(lambda _: one(), range(per_round)))
             time.sleep(1.0)
+            started = time.perf_counter()
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            scrapes.append(time.perf_counter() - started)
+            counted = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith('zastava_runtime_events_total{kind="CONTAINER_START"}')
+            )
             rss.append(process.memory_info().rss / 2**20)
             lines.append(f"round {index + 1}: {per_round} containers, agent RSS {rss[-1]:.1f} MiB")
         cpu_after = process.cpu_times()
@@ -124,6 +146,10 @@ def main(quick: bool = False) -> list[str]:
             f"ratio agent/engine {median(agent_latency) / median(engine_latency):.2f}x",
             f"agent CPU: {cpu:.2f} s for {total} containers ({cpu / total * 1e3:.1f} ms per container)",
             f"agent RSS: first round {rss[0]:.1f} MiB, last round {rss[-1]:.1f} MiB, max {max(rss):.1f} MiB",
+            f"idle agent RSS: {idle_on:.1f} MiB with /metrics served, {idle_off:.1f} MiB without "
+            f"(ratio {idle_on / idle_off:.2f}x)",
+            f"/metrics scrape after each round: median {ms(median(scrapes))}, max {ms(max(scrapes))}; "
+            f"zastava_runtime_events_total{{kind=CONTAINER_START}} = {counted:.0f}",
         ]
         return lines
     finally:

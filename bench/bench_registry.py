@@ -18,13 +18,16 @@ from zastava.registry import (
     KeylessIdentity,
     RegistryClient,
     RegistryClientConfig,
-    TrustPolicy,
+    TrustedSigners,
     TrustRoot,
+    check_posture,
     load_public_key,
 )
-from zastava.registry.bundles import verify_bundle
-from zastava.registry.cosign import fetch_legacy, verify_legacy_layer
 from zastava.registry.posture import VerificationCache
+from zastava.registry.posture.fetch import fetch_legacy
+from zastava.registry.verification.bundles import verify_bundle
+from zastava.registry.verification.cosign import verify_legacy_layer
+from zastava.registry.verification.policies import BundleBlob
 
 ISSUER = "https://issuer.bench"
 WHO = "ci@bench"
@@ -89,7 +92,7 @@ async def _run(registry: devstack.RegistryServer, repeat: int) -> list[str]:
     signing.attach_bundle(pusher, "bench/app", digest, bundle)
     pusher.close()
     ref = f"{registry.host}/bench/app:1"
-    policy = TrustPolicy(
+    policy = TrustedSigners(
         keys=[load_public_key(key.public_pem, "k")],
         identities=[KeylessIdentity(issuer=ISSUER, subject=WHO)],
         trusted_root=root,
@@ -117,24 +120,23 @@ async def _run(registry: devstack.RegistryServer, repeat: int) -> list[str]:
     # cached: the verdict cache check_posture consults before verifying (key: signature material digest,
     # image digest, trust-policy fingerprint)
     cache = VerificationCache()
-    finding = verify_bundle(raw_bundle, digest, policy, "b")
-    key = ("sha256:" + "1" * 64, digest, policy.fingerprint)
-    cache.put(key, finding)
-    cached = median(_time(lambda: cache.get(key), repeat * 10))
+    blob = BundleBlob("sha256:" + "1" * 64, raw_bundle)
+    cache.check(blob, digest, policy)
+    cached = median(_time(lambda: cache.check(blob, digest, policy), repeat * 10))
     lines.append(f"verify one signature, cached verdict: {us(cached)}")
     cold_bundle = cpu["sigstore bundle keyless (sigstore-python)"]
     lines.append(f"ratio cold sigstore bundle / cached: {cold_bundle / cached:.0f}×")
 
     async def cold() -> None:
         async with RegistryClient() as fresh:
-            posture = await fresh.check_posture(ref, policy)
+            posture = await check_posture(fresh, ref, policy)
             assert posture.signed and len(posture.signatures) == 3
 
     warm_client = RegistryClient(RegistryClientConfig(tag_cache_ttl_seconds=3600))
-    await warm_client.check_posture(ref, policy)
+    await check_posture(warm_client, ref, policy)
 
     async def warm() -> None:
-        posture = await warm_client.check_posture(ref, policy)
+        posture = await check_posture(warm_client, ref, policy)
         assert posture.signed
 
     cold_s = median(await _atime(cold, max(5, repeat // 10)))

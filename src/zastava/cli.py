@@ -182,18 +182,32 @@ def config_example() -> None:
 def config_validate(
     source: Annotated[str, typer.Argument(help="YAML file, or - for standard input")],
 ) -> None:
-    """Exit 0 when the configuration is valid; 2 with each error's key path when not."""
+    """Exit 0 when the configuration is valid; 2 with each error's key path when not.
+
+    Trust material is checked too: key files are read and parsed, trusted roots loaded, image globs compiled
+    (``zastava.registry.trust``, ``zastava.admission.trustPolicies``)."""
     from .config import ConfigError, load_config
 
     try:
         if source == "-":
-            load_config(text=read_input("-").decode("utf-8", errors="replace"), warn=False)
+            config = load_config(text=read_input("-").decode("utf-8", errors="replace"), warn=False)
         else:
-            load_config(source, warn=False)
+            config = load_config(source, warn=False)
     except ConfigError as exc:
         for path, message in exc.errors:
             err.print(f"{path}: {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    from .registry.settings import trust_configured
+
+    if trust_configured(config):
+        from .registry.errors import TrustConfigError
+        from .registry.settings import trust_policies
+
+        try:
+            trust_policies(config)
+        except TrustConfigError as exc:
+            err.print(f"{exc.path or 'zastava'}: {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
     typer.echo("valid")
 
 

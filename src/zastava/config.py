@@ -90,7 +90,9 @@ class Backend(Section):
     @model_validator(mode="after")
     def _scheme(self) -> Backend:
         address = self.base_address.lower()
-        if not address.startswith(("https://", "http://")):
+        # Empty: no backend. The webhook then decides with local gates and local verification only (trust
+        # policies); the observer needs a backend to publish to.
+        if address and not address.startswith(("https://", "http://")):
             raise ValueError(f"baseAddress must be an http(s) URL, got {self.base_address!r}")
         if address.startswith("http://") and not self.allow_insecure_http:
             raise ValueError("baseAddress uses plain http but allowInsecureHttp is false")
@@ -144,6 +146,29 @@ class Metrics(Section):
         return self
 
 
+class Tracing(Section):
+    """OpenTelemetry tracing of the spans of spec §8 (observe → batch → post; webhook request → resolve →
+    respond), exported over OTLP/HTTP. Off until ``otlpEndpoint`` is set."""
+
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces URL, e.g. http://otel-collector.monitoring:4318 "
+        "(/v1/traces is appended when the URL has no path); null: tracing off",
+    )
+    sample_ratio: float = Field(1.0, ge=0, le=1, description="share of root spans kept (parent-based)")
+    ca_bundle_path: str | None = Field(None, description="CAs for an https:// endpoint (default: system)")
+    timeout_seconds: float = Field(10.0, gt=0, le=60)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+
 class Collect(Section):
     entry_trace: bool = True
     loaded_libs: bool = True
@@ -159,6 +184,7 @@ class Runtime(Section):
     deployment: str = "cluster-a"
     logging: Logging = Field(default_factory=Logging)
     metrics: Metrics = Field(default_factory=Metrics)
+    tracing: Tracing = Field(default_factory=Tracing)
     engine: Literal["containerd", "cri-o", "docker", "auto"] = "auto"
     procfs: str = "/host/proc"
     collect: Collect = Field(default_factory=Collect)
@@ -168,6 +194,87 @@ class AdmissionVerify(Section):
     image_signature: bool = True
     sbom_referrer: bool = True
     scanner_policy_pass: bool = True
+
+
+class TrustKey(Section):
+    """A cosign public key (PEM or DER SubjectPublicKeyInfo): exactly one of ``path`` / ``pem``."""
+
+    path: str | None = None
+    pem: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TrustKey:
+        if (self.path is None) == (self.pem is None):
+            raise ValueError("set exactly one of path / pem")
+        return self
+
+
+class TrustKeyless(Section):
+    """A Fulcio identity: ``issuer`` and/or ``issuerRegExp``, ``subject`` and/or ``subjectRegExp`` (when
+    both forms are given, both must hold; regexes match the whole value). ``trustedRootPath`` defaults to
+    ``zastava.registry.trust.trustedRootPath``, else the Sigstore public-good root shipped with
+    ``sigstore``."""
+
+    issuer: str | None = Field(None, min_length=1)
+    issuer_reg_exp: str | None = Field(None, min_length=1)
+    subject: str | None = Field(None, min_length=1)
+    subject_reg_exp: str | None = Field(None, min_length=1)
+    trusted_root_path: str | None = None
+
+    @model_validator(mode="after")
+    def _identity(self) -> TrustKeyless:
+        if self.issuer is None and self.issuer_reg_exp is None:
+            raise ValueError("set issuer or issuerRegExp")
+        if self.subject is None and self.subject_reg_exp is None:
+            raise ValueError("set subject or subjectRegExp")
+        for name in ("issuer_reg_exp", "subject_reg_exp"):
+            pattern = getattr(self, name)
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{to_camel(name)}: invalid regex {pattern!r}: {exc}") from None
+        return self
+
+
+class TrustAuthority(Section):
+    """One authority of a trust policy: a ``key`` or a ``keyless`` identity (counts once towards
+    ``threshold``)."""
+
+    name: str | None = Field(None, min_length=1, max_length=128)
+    key: TrustKey | None = None
+    keyless: TrustKeyless | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TrustAuthority:
+        if (self.key is None) == (self.keyless is None):
+            raise ValueError("an authority is exactly one of key / keyless")
+        return self
+
+
+class TrustAttestation(Section):
+    predicate_type: str = Field(min_length=1, max_length=512)
+
+
+class TrustPolicyConfig(Section):
+    """A trust policy (docs/webhook.md): the images it governs (globs over ``registry/repository``, ``**``
+    spans path components), who must have signed them (``threshold`` of ``authorities``), which attestations
+    must be present and verified, and whether a failure denies (``enforce``) or warns."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+    images: list[str] = Field(min_length=1, max_length=256)
+    authorities: list[TrustAuthority] = Field(min_length=1, max_length=32)
+    threshold: int = Field(1, ge=1)
+    attestations: list[TrustAttestation] = Field(default_factory=list, max_length=32)
+    mode: Literal["enforce", "warn"] = "enforce"
+
+    @model_validator(mode="after")
+    def _threshold(self) -> TrustPolicyConfig:
+        if self.threshold > len(self.authorities):
+            raise ValueError(
+                f"threshold {self.threshold} exceeds the number of authorities ({len(self.authorities)})"
+            )
+        return self
 
 
 class Admission(Section):
@@ -183,6 +290,11 @@ class Admission(Section):
     banned_tags: list[str] = Field(default_factory=lambda: ["latest"])
     deny_untagged: bool = True
     base_image_allowlist: list[str] = Field(default_factory=list)
+    # Verification at admission (docs/webhook.md): the webhook verifies locally when trust policies are set;
+    # the backend's /policy/runtime reads the same section.
+    trust_policies: list[TrustPolicyConfig] = Field(default_factory=list, max_length=256)
+    #: the mutating path (/mutate) rewrites tag-only images to the digest that was verified
+    pin_digests: bool = False
 
     @field_validator("registry_allowlist", "registry_denylist")
     @classmethod
@@ -213,6 +325,10 @@ class Admission(Section):
         for digest in self.base_image_allowlist:
             if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
                 raise ValueError(f"baseImageAllowlist entries must be sha256:<64 hex>, got {digest!r}")
+        names = [p.name for p in self.trust_policies]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"trustPolicies names must be unique: {', '.join(duplicates)}")
         return self
 
 
@@ -254,7 +370,8 @@ class Publisher(Section):
 
 
 class RegistryIdentity(Section):
-    """A keyless (Fulcio) identity: one of issuer/issuerRegex and one of subject/subjectRegex."""
+    """A keyless (Fulcio) identity: issuer and/or issuerRegex, subject and/or subjectRegex (both must hold
+    when both are given)."""
 
     issuer: str | None = None
     issuer_regex: str | None = None
@@ -263,10 +380,10 @@ class RegistryIdentity(Section):
 
     @model_validator(mode="after")
     def _one_each(self) -> RegistryIdentity:
-        if (self.issuer is None) == (self.issuer_regex is None):
-            raise ValueError("set exactly one of issuer / issuerRegex")
-        if (self.subject is None) == (self.subject_regex is None):
-            raise ValueError("set exactly one of subject / subjectRegex")
+        if self.issuer is None and self.issuer_regex is None:
+            raise ValueError("set issuer or issuerRegex")
+        if self.subject is None and self.subject_regex is None:
+            raise ValueError("set subject or subjectRegex")
         for pattern in (self.issuer_regex, self.subject_regex):
             if pattern is not None:
                 try:
@@ -277,18 +394,13 @@ class RegistryIdentity(Section):
 
 
 class RegistryTrust(Section):
-    """Who may sign images (cosign keys, keyless identities) and the offline sigstore trusted root."""
+    """The default signers (cosign keys, keyless identities) — for images no trust policy matches — and the
+    offline sigstore trusted root (default: the public-good root shipped with the ``sigstore`` package)."""
 
     public_key_files: list[str] = Field(default_factory=list)
     keyless_identities: list[RegistryIdentity] = Field(default_factory=list)
     trusted_root_path: str | None = None  # trusted_root.json, or "sigstore-public-good"
     require_tlog_for_keys: bool = False
-
-    @model_validator(mode="after")
-    def _root(self) -> RegistryTrust:
-        if self.keyless_identities and not self.trusted_root_path:
-            raise ValueError("keylessIdentities need trustedRootPath")
-        return self
 
 
 class Registry(Section):
@@ -308,6 +420,12 @@ class Registry(Section):
     platform: str = Field("linux/amd64", pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
     digest_policy: Literal["index", "platform", "any", "all"] = "index"
     trust: RegistryTrust = Field(default_factory=RegistryTrust)
+
+
+def _check_listen(listen: str) -> None:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"must be HOST:PORT, got {listen!r}")
 
 
 def _default_node_name() -> str:
@@ -368,6 +486,19 @@ class Observer(Section):
     posture_cache_ttl_seconds: int = Field(300, ge=0, le=86400)
     max_concurrent_inspections: PositiveSize = Field(8, le=256)
     drift: ObserverDrift = Field(default_factory=ObserverDrift)
+    listen: str | None = Field(
+        "0.0.0.0:9090",
+        description="HOST:PORT where `observer run` serves /metrics, /healthz and /readyz (plain HTTP, "
+        "read-only); null or empty: not served",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        _check_listen(value)
+        return value
 
 
 class RateCap(Section):
@@ -410,6 +541,13 @@ class BackendServer(Section):
     store: str = Field("sqlite:///zastava-backend.db", description="sqlite:///PATH or postgresql://…")
     policy_file: str | None = None
     policy_reload_seconds: float = Field(2.0, gt=0, le=3600)
+    verify_timeout_seconds: float = Field(
+        4.0,
+        gt=0,
+        le=60,
+        description="time /policy/runtime may spend verifying signatures in registries (below the callers' "
+        "backend.requestTimeoutSeconds, 5 s); images not verified by then are left out of the answer",
+    )
     max_body_bytes: PositiveSize = 16_000_000
     max_decompressed_bytes: PositiveSize = 64_000_000
     max_events_per_request: PositiveSize = Field(10_000, le=1_000_000)

@@ -28,13 +28,39 @@ def serve(
     client_ca: Annotated[
         Path | None, typer.Option(help="CA for client certificates (optional; bind tokens to them).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="DEBUG, INFO, WARNING, ERROR (default: zastava.runtime.logging.level)."),
+    ] = None,
+    zastava_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--zastava-config",
+            help="Zastava YAML for the log format and its tenant/environment/deployment scope and tracing "
+            "(zastava.runtime); default: the ZASTAVA_* environment and the defaults.",
+        ),
+    ] = None,
 ) -> None:
     """Serve discovery, JWKS and the client-credentials token endpoint."""
     import uvicorn
 
+    from ..config import ConfigError, load_config
+    from ..telemetry.setup import runtime_core
+    from ..telemetry.tracing import TracingUnavailable, shutdown_tracing
     from .authority import ReferenceAuthority, load_authority_config
     from .mtls import uvicorn_tls_kwargs
+
+    try:
+        runtime_core(
+            load_config(zastava_config, warn=False),
+            "authority",
+            level=log_level.upper() if log_level else None,
+            guardrails=False,
+        )
+    except ConfigError as exc:
+        _fail(str(exc))
+    except TracingUnavailable as exc:
+        _fail(f"zastava.runtime.tracing.otlpEndpoint: {exc}")
 
     try:
         settings = load_authority_config(config)
@@ -57,7 +83,10 @@ def serve(
         if tls_cert is not None and tls_key is not None
         else {}
     )
-    uvicorn.run(authority.app, host=host, port=port, log_level=log_level, **kwargs)
+    try:
+        uvicorn.run(authority.app, host=host, port=port, log_level="warning", log_config=None, **kwargs)
+    finally:
+        shutdown_tracing()
 
 
 @app.command("token")

@@ -43,7 +43,11 @@ from ..contracts import (
     versions,
 )
 from ..contracts.base import format_utc
-from ..registry.errors import InvalidReference
+from ..contracts.canonical import canonical_id
+from ..registry.errors import InvalidReference, RegistryError
+from ..registry.posture.verifier import ImageVerifier, VerifyOutcome
+from ..registry.reference import parse_reference
+from ..registry.verification.policies import ImageVerdict
 from . import auth
 from .auth import Authenticator, AuthError, Principal, static_tenant
 from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, reference_digest
@@ -129,9 +133,13 @@ class BackendService:
         authenticator: Authenticator | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        verifier: ImageVerifier | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        #: signatures, attestations and SBOM referrers verified in the registries (zastava.registry); None:
+        #: nothing is verified, so no image is signed
+        self.verifier = verifier
         self.authenticate = authenticator or static_tenant(settings.static_tenant)
         self.clock = clock
         self.policy = PolicyEngine(settings.policy_file, reload_seconds=settings.policy_reload_seconds)
@@ -242,42 +250,80 @@ class BackendService:
         ]
         return _json_response(_page(page, items))
 
+    async def verify(self, images: list[str]) -> dict[str, ImageVerdict | None]:
+        """Verification verdicts of the pinned images (None: not pinned, or not verifiable); images the
+        registry could not answer for within ``verifyTimeoutSeconds`` are left out."""
+        verifier = self.verifier
+        out: dict[str, ImageVerdict | None] = {image: None for image in images}
+        if verifier is None:
+            return out
+        refs = {}
+        for image in images:
+            try:
+                ref = parse_reference(image)
+            except RegistryError:
+                continue
+            if ref.digest is not None:
+                refs[image] = ref
+        outcomes: list[VerifyOutcome | None]
+        try:
+            async with asyncio.timeout(self.settings.verify_timeout_seconds):
+                outcomes = list(await asyncio.gather(*(verifier.verify(ref) for ref in refs.values())))
+        except TimeoutError:
+            outcomes = [verifier.cached(ref) for ref in refs.values()]
+        for image, outcome in zip(refs, outcomes, strict=True):
+            if outcome is None or outcome.unavailable:
+                del out[image]  # unknown: the caller applies its fail-open/closed
+            else:
+                out[image] = outcome.verdict
+        return out
+
     async def runtime_policy(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_POLICY_READ)
         req = await self.json_model(request, RuntimePolicyRequest)
-        response = await anyio.to_thread.run_sync(self.policy_answer, principal.tenant, req)
+        response = await self.policy_answer(principal.tenant, req)
         revision = response.policy_revision or ""
         return _json_response(response.wire(), headers={"Zastava-Policy-Revision": revision})
 
-    def policy_answer(self, tenant: str, req: RuntimePolicyRequest) -> RuntimePolicyResponse:
+    async def policy_answer(self, tenant: str, req: RuntimePolicyRequest) -> RuntimePolicyResponse:
         """The ``/policy/runtime`` answer for ``tenant`` (the policy simulation asks it in-process)."""
         policy, revision = self.policy.current()
-        digests: dict[str, str | None] = {}
-        invalid: dict[str, ImagePolicy] = {}
-        for image in req.images:
-            try:
-                digests[image] = reference_digest(image)
-            except InvalidReference as exc:  # a verdict, not a 400: the other images still get theirs
-                invalid[image] = ImagePolicy(
-                    signed=False, has_sbom=False, policy_verdict="fail", reasons=[str(exc)[:500]]
+        if self.verifier is not None:
+            revision = canonical_id({"policy": revision, "trust": self.verifier.revision})
+        verdicts = await self.verify(req.images)
+
+        def decide() -> RuntimePolicyResponse:
+            digests: dict[str, str | None] = {}
+            invalid: dict[str, ImagePolicy] = {}
+            for image in req.images:
+                if image not in verdicts:
+                    continue  # not verifiable in time: no verdict (the caller's fail-open/closed applies)
+                try:
+                    digests[image] = reference_digest(image)
+                except InvalidReference as exc:  # a verdict, not a 400: the other images still get theirs
+                    invalid[image] = ImagePolicy(
+                        signed=False, has_sbom=False, policy_verdict="fail", reasons=[str(exc)[:500]]
+                    )
+            known = sorted({d for d in digests.values() if d})
+            heads = self.store.catalog_heads(tenant, known)
+            builds = self.store.recent_build_ids(tenant, known)
+            results = {
+                image: evaluate(
+                    policy,
+                    heads.get(digest) if digest else None,
+                    namespace=req.namespace,
+                    labels=req.labels,
+                    build_ids=builds.get(digest) if digest else None,
+                    verification=verdicts[image],
                 )
-        known = sorted({d for d in digests.values() if d})
-        heads = self.store.catalog_heads(tenant, known)
-        builds = self.store.recent_build_ids(tenant, known)
-        results = {
-            image: evaluate(
-                policy,
-                heads.get(digest) if digest else None,
-                namespace=req.namespace,
-                labels=req.labels,
-                build_ids=builds.get(digest) if digest else None,
+                for image, digest in digests.items()
+            }
+            results.update(invalid)
+            return RuntimePolicyResponse(
+                ttl_seconds=policy.ttl_seconds, results=results, policy_revision=revision
             )
-            for image, digest in digests.items()
-        }
-        results.update(invalid)
-        return RuntimePolicyResponse(
-            ttl_seconds=policy.ttl_seconds, results=results, policy_revision=revision
-        )
+
+        return await anyio.to_thread.run_sync(decide)
 
     async def put_catalog(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_CATALOG_WRITE)
@@ -525,12 +571,17 @@ def create_app(
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
     purge: bool = True,
+    verifier: ImageVerifier | None = None,
 ) -> BackendApp:
-    """The backend app. Opens (and migrates) the store from ``settings.store`` unless one is given."""
+    """The backend app. Opens (and migrates) the store from ``settings.store`` unless one is given.
+    ``verifier`` (:func:`zastava.registry.settings.image_verifier`) verifies the images ``/policy/runtime`` is
+    asked about; its registry client is closed with the app."""
     settings = settings or BackendServer()
     owned = store is None
     store = store or Store(settings.store)
-    service = BackendService(settings, store, authenticator=authenticator, clock=clock, monotonic=monotonic)
+    service = BackendService(
+        settings, store, authenticator=authenticator, clock=clock, monotonic=monotonic, verifier=verifier
+    )
     openapi = orjson.dumps(document())
 
     async def healthz(_request: Request) -> Response:
@@ -586,6 +637,9 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if verifier is not None:
+                await verifier.close()
+                await verifier.client.close()
             if owned:
                 store.close()
 

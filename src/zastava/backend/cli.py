@@ -5,18 +5,16 @@
 from __future__ import annotations
 
 import json
-import os
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..cli import err, fail, read_input, write_json
+from ..cli import fail, read_input, write_json
 
-__all__ = ["DEFAULT_BACKEND_URL", "backend_app", "catalog_app", "runtime_app"]
+__all__ = ["backend_app", "catalog_app", "runtime_app"]
 
-#: Where the client commands find the backend without ``--backend`` (or ``ZASTAVA_BACKEND_URL``).
-DEFAULT_BACKEND_URL = "http://127.0.0.1:8080"
 
 backend_app = typer.Typer(help="The reference runtime backend.", no_args_is_help=True)
 catalog_app = typer.Typer(help="The backend's image catalog.", no_args_is_help=True)
@@ -27,16 +25,64 @@ runtime_app.add_typer(policy_app, name="policy")
 BackendOption = Annotated[
     str | None,
     typer.Option(
-        "--backend", help=f"Backend base URL (default $ZASTAVA_BACKEND_URL or {DEFAULT_BACKEND_URL})."
+        "--backend",
+        help="Backend base URL (default $ZASTAVA_BACKEND_URL, else zastava.backend.baseAddress of --config, "
+        "else http://127.0.0.1:8080).",
     ),
+]
+ClientConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Zastava YAML: credentials and TLS from zastava.runtime.authority (OpTok, DPoP, client "
+        "certificate, caBundlePath), the backend from zastava.backend.",
+    ),
+]
+InsecureOption = Annotated[
+    bool, typer.Option("--allow-insecure-http", help="Allow http:// to a non-loopback backend.")
 ]
 
 
-def _backend_url(value: str | None) -> str:
-    url = value or os.environ.get("ZASTAVA_BACKEND_URL") or DEFAULT_BACKEND_URL
-    if not url.startswith(("http://", "https://")):
-        fail(f"--backend must be an http(s) URL, got {url!r}")
-    return url.rstrip("/")
+def _call_backend(
+    config_path: Path | None,
+    backend: str | None,
+    allow_insecure_http: bool,
+    component: str,
+    method: str,
+    path: str,
+    **kwargs: Any,
+) -> Any:
+    """One backend call with the operator's credentials; exits 2 on configuration errors, 1 when the
+    backend cannot be reached or refuses (with its reason)."""
+    import asyncio
+
+    import httpx
+
+    from ..auth.errors import AuthorityError
+    from ..auth.operator import OperatorConfigError, operator_client, operator_config
+
+    try:
+        config = operator_config(config_path, backend, allow_insecure_http=allow_insecure_http)
+    except OperatorConfigError as exc:
+        fail(str(exc))
+
+    async def call() -> tuple[httpx.Response, str]:
+        async with operator_client(config, component=component) as client:
+            response = await client.request(method, path, **kwargs)
+            return response, client.refusal_hint(response)
+
+    url = config.backend.base_address + path
+    try:
+        response, hint = asyncio.run(call())
+    except (ValueError, OSError) as exc:  # unusable credentials or certificates named in the config
+        fail(f"zastava.runtime.authority: {exc}")
+    except AuthorityError as exc:
+        fail(f"no OpTok from the Authority: {exc}", 1)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach the backend at {url}: {type(exc).__name__}: {exc}", 1)
+    if response.status_code != 200:
+        fail(f"backend refused {method} {path} ({response.status_code}): {_error_text(response)}{hint}", 1)
+    return response.json()
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -56,20 +102,26 @@ def serve(
     ] = None,
     listen: Annotated[str | None, typer.Option("--listen", help="HOST:PORT (default 127.0.0.1:8080)")] = None,
     policy: Annotated[Path | None, typer.Option("--policy", help="Backend policy file (YAML).")] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR")] = "INFO",
+    log_level: Annotated[
+        str | None,
+        typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR (default runtime.logging.level)"),
+    ] = None,
 ) -> None:
     """Serve the backend API (migrations are applied to the store on start)."""
     import uvicorn
     from pydantic import ValidationError
 
     from ..config import BackendServer, ConfigError, load_config
-    from ..telemetry import configure_logging, settle_heap
+    from ..telemetry import settle_heap
+    from ..telemetry.logging import fields
+    from ..telemetry.setup import runtime_core
+    from ..telemetry.tracing import TracingUnavailable, shutdown_tracing
     from .app import create_app
     from .policy import PolicyError
     from .store import StoreError
 
     try:
-        cfg = load_config(config) if config else load_config(None, warn=False)
+        cfg = load_config(config, warn=False)
     except ConfigError as exc:
         fail(str(exc))
     overrides: dict[str, Any] = {}
@@ -84,7 +136,10 @@ def serve(
     except ValidationError as exc:
         fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)))
     host, port = _split_listen(settings.listen)
-    configure_logging(log_level.upper(), fmt=cfg.runtime.logging.format)
+    try:
+        runtime_core(cfg, "backend", level=log_level.upper() if log_level else None, guardrails=False)
+    except TracingUnavailable as exc:
+        fail(f"zastava.runtime.tracing.otlpEndpoint: {exc}")
     authenticator = None
     tls: dict[str, Any] = {}
     if settings.auth == "optok":
@@ -97,27 +152,41 @@ def serve(
         tls = uvicorn_tls_kwargs(
             certfile=settings.tls_cert_file, keyfile=settings.tls_key_file, client_ca=settings.client_ca_file
         )
+    from ..registry.errors import TrustConfigError
+    from ..registry.settings import image_verifier, trust_configured
+
+    # /policy/runtime verifies signatures in the registries (zastava.admission.trustPolicies, and the default
+    # signers of zastava.registry.trust); with neither configured nothing could verify, so nothing is signed
     try:
-        app = create_app(settings, authenticator=authenticator)
+        verifier = image_verifier(cfg) if trust_configured(cfg) else None
+    except TrustConfigError as exc:
+        fail(f"{exc.path}: {exc}" if exc.path else str(exc))
+    try:
+        app = create_app(settings, authenticator=authenticator, verifier=verifier)
     except (StoreError, PolicyError) as exc:
         fail(str(exc))
     settle_heap()
     scheme = "https" if tls else "http"
-    err.print(
-        f"zastava backend on {scheme}://{host}:{port} "
-        f"(auth {settings.auth}, store {app.service.store.redacted_url})",
-        highlight=False,
+    logging.getLogger("zastava.backend").info(
+        "backend serving",
+        extra=fields(
+            url=f"{scheme}://{host}:{port}", auth=settings.auth, store=app.service.store.redacted_url
+        ),
     )
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        limit_concurrency=settings.max_concurrent_requests,  # beyond it: 503, bounded memory
-        **tls,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            log_config=None,  # uvicorn's records go through the JSON handler of runtime_core
+            access_log=False,
+            lifespan="on",
+            limit_concurrency=settings.max_concurrent_requests,  # beyond it: 503, bounded memory
+            **tls,
+        )
+    finally:
+        shutdown_tracing()
 
 
 @backend_app.command("check-policy")
@@ -144,10 +213,10 @@ def catalog_import(
     rekor: Annotated[str | None, typer.Option("--rekor", help="Rekor entry UUID.")] = None,
     base: Annotated[str | None, typer.Option("--base", help="Base image digest.")] = None,
     backend: BackendOption = None,
+    config: ClientConfigOption = None,
+    allow_insecure_http: InsecureOption = False,
 ) -> None:
-    """Put an image's SBOM and posture facts into the backend catalog."""
-    import httpx
-
+    """Put an image's SBOM and posture facts into the backend catalog (needs the catalog write scope)."""
     from .catalog import image_digest
 
     digest = image_digest(image)
@@ -163,14 +232,8 @@ def catalog_import(
         body["rekor"] = {"uuid": rekor}
     if base:
         body["baseImageDigest"] = base
-    url = f"{_backend_url(backend)}/api/v1/scanner/catalog/images/{digest}"
-    try:
-        response = httpx.put(url, json=body, timeout=60)
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the backend at {url}: {exc}", 1)
-    if response.status_code != 200:
-        fail(f"backend refused the catalog entry ({response.status_code}): {_error_text(response)}", 1)
-    entry = response.json()
+    path = f"/api/v1/scanner/catalog/images/{digest}"
+    entry = _call_backend(config, backend, allow_insecure_http, "catalog-import", "PUT", path, json=body)
     typer.echo(
         f"{entry['digest']}: signed={str(entry['signed']).lower()} hasSbom={str(entry['hasSbom']).lower()} "
         f"components={len(entry['components'])} vulnerabilities={len(entry['vulnerabilities'])}"
@@ -186,13 +249,13 @@ def policy_test(
     ] = None,
     backend: BackendOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the backend response as JSON.")] = False,
+    config: ClientConfigOption = None,
+    allow_insecure_http: InsecureOption = False,
 ) -> None:
     """Print the backend's verdict, reasons and most recent build-ids for an image.
 
-    Exit status 0 whatever the verdict; 1 when the backend cannot answer; 2 on bad arguments.
+    Exit status 0 whatever the verdict; 1 when the backend cannot answer or refuses; 2 on bad arguments.
     """
-    import httpx
-
     labels: dict[str, str] = {}
     for item in label or []:
         key, sep, value = item.partition("=")
@@ -202,18 +265,15 @@ def policy_test(
     request: dict[str, Any] = {"images": [image], "labels": labels}
     if namespace is not None:
         request["namespace"] = namespace
-    url = f"{_backend_url(backend)}/api/v1/scanner/policy/runtime"
-    try:
-        response = httpx.post(url, json=request, timeout=30)
-    except httpx.HTTPError as exc:
-        fail(f"cannot reach the backend at {url}: {exc}", 1)
-    if response.status_code != 200:
-        fail(f"backend refused the policy request ({response.status_code}): {_error_text(response)}", 1)
-    data = response.json()
+    data = _call_backend(
+        config, backend, allow_insecure_http, "policy-test", "POST", _policy_path(config), json=request
+    )
     if as_json:
         write_json(data)
         return
-    result = data["results"][image]
+    result = data["results"].get(image)
+    if result is None:  # the backend could not verify it in time (registry unreachable): no verdict
+        fail(f"the backend gave no verdict for {image}: it could not verify its signatures (see its log)", 1)
     typer.echo(f"image:     {image}")
     typer.echo(f"verdict:   {result['policyVerdict']}")
     typer.echo(f"signed:    {str(result['signed']).lower()}")
@@ -223,6 +283,15 @@ def policy_test(
     if result.get("rekor", {}).get("uuid"):
         typer.echo(f"rekor:     {result['rekor']['uuid']}")
     typer.echo(f"ttl:       {data['ttlSeconds']}s   policyRevision: {data.get('policyRevision', '-')}")
+
+
+def _policy_path(config: Path | None) -> str:
+    from ..config import ConfigError, load_config
+
+    try:
+        return load_config(config, warn=False).backend.policy_path
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def _error_text(response: Any) -> str:

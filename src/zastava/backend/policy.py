@@ -36,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,6 +45,9 @@ from pydantic.alias_generators import to_camel
 from ..contracts import ImagePolicy, RekorRef, canonical_id
 from .catalog import SEVERITIES
 from .store import CatalogHead
+
+if TYPE_CHECKING:
+    from ..registry.verification.policies import ImageVerdict
 
 __all__ = ["DEFAULT_POLICY", "Policy", "PolicyEngine", "PolicyError", "evaluate", "load_policy"]
 
@@ -153,16 +156,38 @@ def evaluate(
     namespace: str | None,
     labels: dict[str, str],
     build_ids: list[str] | None = None,
+    verification: ImageVerdict | None = None,
 ) -> ImagePolicy:
-    """The verdict for one image (``head`` None: not in the catalog, e.g. a reference not pinned)."""
-    signed = bool(head and head.signed)
-    has_sbom = bool(head and head.has_sbom)
+    """The verdict for one image (``head`` None: not in the catalog, e.g. a reference not pinned).
+
+    ``signed`` is what ``verification`` established cryptographically (the image's signatures against the
+    trust policies — :mod:`zastava.registry`); a catalog ``signed`` flag is an operator's assertion, shown as
+    evidence in the reasons but never taken for a signature. ``hasSbom``: an SBOM referrer bound to the digest
+    or a verified SBOM attestation, or an SBOM document in the catalog (spec §4.1). A matching trust policy
+    that is not satisfied fires by its mode (``enforce`` → fail, ``warn`` → warn) with its summary as the
+    reason, before the file's rules.
+    """
+    signed = bool(verification and verification.signed)
+    has_sbom = bool((verification and verification.has_sbom) or (head and head.has_sbom))
     fired: list[tuple[str, str]] = []
+    evidence: list[str] = []
+    if verification is not None and verification.matched:
+        # a trust policy the image does not satisfy (signatures or attestations) fires by its own mode
+        fired += [
+            ("fail" if r.mode == "enforce" else "warn", r.summary())
+            for r in verification.results
+            if not r.satisfied
+        ]
+    elif verification is not None:  # the default signers: governed by the `signed` rules
+        evidence += [r.summary() for r in verification.results if not r.satisfied]
+    if head is not None and head.signed and not signed:
+        evidence.append("catalog asserts signed: not verified (evidence only)")
     for rule in policy.rules:
         if not rule.applies(namespace, labels):
             continue
         if isinstance(rule, SignedRule) and not signed:
             fired.append((rule.action, _reason(rule, "unsigned")))
+            fired += [(rule.action, item) for item in evidence]  # why: default signers, the catalog flag
         elif isinstance(rule, SbomRule) and not has_sbom:
             fired.append((rule.action, _reason(rule, "missing SBOM")))
         elif isinstance(rule, VulnerabilityRule) and head is not None:
@@ -190,10 +215,19 @@ def evaluate(
         has_sbom=has_sbom,
         policy_verdict=verdict,
         reasons=reasons,
-        rekor=RekorRef.model_validate(head.rekor) if head and head.rekor else None,
+        rekor=_rekor(verification, head),
         build_ids=build_ids if build_ids else None,
         base_image_digest=head.base_digest if head else None,
     )
+
+
+def _rekor(verification: ImageVerdict | None, head: CatalogHead | None) -> RekorRef | None:
+    """The transparency-log entry the verification checked; else the catalog's, marked unverified."""
+    if verification is not None and verification.rekor_uuid:
+        return RekorRef(uuid=verification.rekor_uuid, verified=True)
+    if head is not None and head.rekor:
+        return RekorRef.model_validate({**head.rekor, "verified": False})
+    return None
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,8 @@ def debian_base_image(
 
 
 def build_wheelhouse(project: Path, target: Path | None = None) -> Path:
-    """``pip wheel`` of the project and its runtime dependencies into ``project/.wheelhouse``."""
+    """``pip wheel`` of the project, its runtime dependencies and its ``otel`` extra into
+    ``project/.wheelhouse``."""
     target = target or project / ".wheelhouse"
     target.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
@@ -84,7 +85,7 @@ def build_wheelhouse(project: Path, target: Path | None = None) -> Path:
             "--quiet",
             "--wheel-dir",
             str(target),
-            str(project),
+            f"{project}[otel]",  # the image installs the otel extra (tracing)
             "setuptools>=77",  # the build-system requirement of pyproject.toml
             "wheel",
         ],

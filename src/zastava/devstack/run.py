@@ -54,6 +54,7 @@ class StackUrls:
     webhook: str
     ca: str
     operator_config: Path
+    observer: str
 
 
 def _say(message: str) -> None:
@@ -265,18 +266,20 @@ class Stack:
         backend = self.zastava("backend", "backend", "serve", "--config", str(backend_config))
         wait_until(lambda: _ready(backend, f"{backend_url}/readyz", ca), 60, "backend")
 
-        observer_config = self.write_config(
+        observer_port = free_port()
+        observer_url = f"http://127.0.0.1:{observer_port}"
+        observer_settings = self.client_config(
+            backend_url,
+            issuer,
             "observer",
-            self.client_config(
-                backend_url,
-                issuer,
-                "observer",
-                pki,
-                auth_dir,
-                ["api:scanner.runtime.write", "api:scanner.policy.read", "api:scanner.catalog.read"],
-            ),
+            pki,
+            auth_dir,
+            ["api:scanner.runtime.write", "api:scanner.policy.read", "api:scanner.catalog.read"],
         )
-        self.zastava("observer", "observer", "run", "--config", str(observer_config))
+        observer_settings["observer"]["listen"] = f"127.0.0.1:{observer_port}"
+        observer_config = self.write_config("observer", observer_settings)
+        observer = self.zastava("observer", "observer", "run", "--config", str(observer_config))
+        wait_until(lambda: _ready(observer, f"{observer_url}/readyz"), 60, "observer")
 
         webhook_port = free_port()
         webhook_config = self.write_config(
@@ -316,7 +319,7 @@ class Stack:
                 OPERATOR_SCOPES,
             ),
         )
-        urls = StackUrls(issuer, backend_url, webhook_url, ca, operator_config)
+        urls = StackUrls(issuer, backend_url, webhook_url, ca, operator_config, observer_url)
         self.demo_admissions(webhook_url, ca)
         return urls
 
@@ -327,14 +330,16 @@ class Stack:
         _say(
             f"backend   {backend_url}  (OpenAPI: {backend_url}/openapi.json, metrics: {backend_url}/metrics)"
         )
-        _say(f"webhook   {urls.webhook}/admit")
+        _say(f"webhook   {urls.webhook}/admit  (metrics: {urls.webhook}/metrics)")
+        _say(f"observer  {urls.observer}/metrics  ({urls.observer}/readyz)")
         _say(f"engine    {self.docker_host}")
         _say(f"CA        {urls.ca}")
         _say(f"console   {backend_url}/ui/  (trust the CA above in the browser, or accept its certificate)")
         link = self.login_link(urls)
         if link:
             _say(f"log in    {link}  (one-time; another: zastava console login --config {operator_config})")
-        _say(f"try       zastava events tail --backend {backend_url} --config {operator_config}")
+        _say(f"try       zastava events tail --config {operator_config}")
+        _say(f"          zastava runtime policy test --config {operator_config} --image <digest>")
         _say(f"simulate  zastava policy simulate --config <candidate.yaml> --credentials {operator_config}")
         _say(f"logs      {self.workdir}/*.log — Ctrl-C stops everything")
         self.live_view(backend_url, operator_config)

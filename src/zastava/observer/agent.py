@@ -39,7 +39,7 @@ from ..contracts import (
 )
 from ..telemetry.logging import fields
 from ..telemetry.metrics import ZastavaMetrics
-from ..telemetry.tracing import span
+from ..telemetry.tracing import resume, span
 from . import drift
 from .engines.base import ContainerEngine, ContainerEvent, ContainerInfo, EngineUnavailable
 from .engines.kubernetes import ContainerMeta, PodMeta, PodWatcher
@@ -349,14 +349,16 @@ class ObserverAgent:
             )
             return []
         self._starting.add(info.id)
+        observed = None
         try:
             async with self._gate:
-                with span("observe", container=info.container_id, engine=info.engine):
+                with span("observe", container=info.container_id, engine=info.engine) as observed:
                     events = await self._observe_start(info, resync=resync)
         finally:
             self._starting.discard(info.id)
-        for event in events:
-            await self.emit(event)
+        with resume(observed):  # observe.publish (and the publisher's batch links) under this observe span
+            for event in events:
+                await self.emit(event)
         early = self._stopped_early.pop(info.id, None)
         if early is not None:
             events += await self.handle_stop(early)
@@ -955,10 +957,21 @@ async def create_agent(
     backend: bool = True,
     http_client: Any = None,
     headers_provider: Callable[[str, str], Awaitable[dict[str, str]]] | None = None,
+    count_events: bool = True,
 ) -> tuple[ObserverAgent, Callable[[], Awaitable[None]]]:
-    """An agent wired from a :class:`zastava.config.ZastavaConfig`; returns it and its ``aclose``."""
+    """An agent wired from a :class:`zastava.config.ZastavaConfig`; returns it and its ``aclose``.
+
+    ``runtime.procfs`` is resolved first (:func:`.hostprocfs.resolve_procfs`: ``/proc`` on the host when
+    ``/host/proc`` is absent; :class:`~.hostprocfs.ProcfsUnavailable` when neither shows the host's
+    processes). ``count_events=False`` when ``publish`` is the :class:`EventPublisher`, which counts
+    ``zastava_runtime_events_total`` itself."""
     from .engines import open_engine
+    from .hostprocfs import resolve_procfs
     from .posture import BackendPosture
+
+    procfs = resolve_procfs(config.runtime.procfs)
+    if procfs != config.runtime.procfs:
+        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"procfs": procfs})})
 
     pods = None
     if config.observer.kubernetes_watch:
@@ -988,7 +1001,7 @@ async def create_agent(
         tracer=_optional_tracer(config, metrics),
         posture=posture,
         pods=pods,
-        metrics=metrics,
+        metrics=metrics if count_events else None,
     )
 
     async def aclose() -> None:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
 
+from ..telemetry.logging import fields
+
 app = typer.Typer(
     help="The observer node agent (spec §3): watch containers, emit runtime events.", no_args_is_help=True
 )
+
+log = logging.getLogger("zastava.observer")
 
 ConfigOption = Annotated[str | None, typer.Option("--config", "-c", help="YAML configuration file.")]
 EngineOption = Annotated[
@@ -26,8 +32,8 @@ def _load(config: str | None) -> Any:
     from ..cli import fail
     from ..config import ConfigError, load_config
 
-    try:
-        return load_config(config)
+    try:  # run: the runtime core logs the guardrail warnings, in the JSON format
+        return load_config(config, warn=False)
     except ConfigError as exc:
         fail(str(exc))
 
@@ -37,6 +43,22 @@ async def _stdout_publish(event: Any) -> None:
 
     sys.stdout.buffer.write(orjson.dumps(event.wire()) + b"\n")
     sys.stdout.buffer.flush()
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _start_up_problems(cfg: Any) -> list[str]:
+    """What stops ``observer run`` before it observes anything (each message names its key)."""
+    from .mounts import writable_mounts
+
+    problems = []
+    if not cfg.mode.observer:
+        problems.append("zastava.mode.observer is false: this configuration does not run the observer")
+    problems += writable_mounts(cfg.security.mounts)
+    return problems
 
 
 @app.command("run")
@@ -49,68 +71,139 @@ def run(
             "--stdout", help="Write events as ND-JSON to stdout instead of publishing (no backend calls)."
         ),
     ] = False,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT of /metrics, /healthz, /readyz (default zastava.observer.listen, 0.0.0.0:9090; "
+            "'' turns it off).",
+        ),
+    ] = None,
 ) -> None:
-    """Observe until SIGINT/SIGTERM; events go to the backend through the durable publisher."""
-    from ..telemetry.logging import configure_logging
-    from ..telemetry.metrics import default_metrics
+    """Observe until SIGINT/SIGTERM; events go to the backend through the durable publisher.
+
+    Serves /metrics, /healthz and /readyz on zastava.observer.listen. Exit status 2 when the configuration
+    cannot run (each message names its key): mode.observer false, a writable security.mounts entry, no
+    procfs showing the host's processes, the listen address taken, tracing configured but not installed.
+    """
+    from pydantic import ValidationError
+
+    from ..config import Observer
+    from ..telemetry.setup import runtime_core
+    from ..telemetry.tracing import TracingUnavailable, shutdown_tracing
     from .agent import create_agent
+    from .endpoint import ObserverEndpoint, Readiness, bind, serve
+    from .hostprocfs import ProcfsUnavailable
 
     cfg = _load(config)
-    configure_logging(
-        cfg.runtime.logging.level,
-        fmt=cfg.runtime.logging.format,
-        static_scope=cfg.runtime.logging.static_scope,
-        common=cfg.runtime.metrics.common_tags,
-        include_scopes=cfg.runtime.logging.include_scopes,
-    )
-    metrics = default_metrics(cfg.runtime.metrics.common_tags)
+    if listen is not None:
+        try:
+            observer = Observer.model_validate({**cfg.observer.model_dump(), "listen": listen})
+        except ValidationError as exc:
+            message = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            raise _fail(f"--listen: {message}") from None
+        cfg = cfg.model_copy(update={"observer": observer})
+    problems = _start_up_problems(cfg)
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    try:
+        metrics = runtime_core(cfg, "observer")
+    except TracingUnavailable as exc:
+        raise _fail(f"zastava.runtime.tracing.otlpEndpoint: {exc}") from None
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        if stdout:
-            agent, aclose = await create_agent(
-                cfg, _stdout_publish, engine=engine, metrics=metrics, backend=False
-            )
-            typer.echo(
-                f"observer: node {cfg.observer.node_name}, engine {agent.engine.name}, stdout", err=True
-            )
-            try:
-                await agent.run(stop)
-            finally:
-                await aclose()
-            return
-        from ..auth import backend_auth
-        from .publisher import EventPublisher
-
+        closers: list[Callable[[], Awaitable[None]]] = []
         try:
-            auth = backend_auth(cfg, component="observer")
-        except (ValueError, OSError) as exc:
-            typer.echo(f"error: zastava.runtime.authority: {exc}", err=True)
-            raise typer.Exit(2) from None
-        publisher = EventPublisher(
-            cfg, metrics=metrics, http_client=auth.http_client, headers_provider=auth.headers_provider
-        )
-        await publisher.start()
-        agent, aclose = await create_agent(
-            cfg,
-            publisher.publish,
-            engine=engine,
-            metrics=metrics,
-            http_client=auth.http_client,
-            headers_provider=auth.headers_provider,
-        )
-        typer.echo(f"observer: node {cfg.observer.node_name}, engine {agent.engine.name}", err=True)
-        try:
-            await agent.run(stop)
+            await observe(stop, closers)
         finally:
-            await aclose()
-            await publisher.aclose()
-            await auth.aclose()
+            for close in reversed(closers):
+                await close()
+            shutdown_tracing()
+
+    async def observe(stop: asyncio.Event, closers: list[Callable[[], Awaitable[None]]]) -> None:
+        publisher = auth = None
+        publish: Any = _counting_stdout(metrics)
+        if not stdout:
+            from ..auth import backend_auth
+            from .publisher import EventPublisher
+
+            try:
+                auth = backend_auth(cfg, component="observer")
+            except (ValueError, OSError) as exc:
+                raise _fail(f"zastava.runtime.authority: {exc}") from None
+            closers.append(auth.aclose)
+            publisher = EventPublisher(
+                cfg, metrics=metrics, http_client=auth.http_client, headers_provider=auth.headers_provider
+            )
+            publish = publisher.publish
+        try:
+            agent, aclose = await create_agent(
+                cfg,
+                publish,
+                engine=engine,
+                metrics=metrics,
+                backend=not stdout,
+                http_client=auth.http_client if auth else None,
+                headers_provider=auth.headers_provider if auth else None,
+                count_events=False,
+            )
+        except ProcfsUnavailable as exc:
+            raise _fail(str(exc)) from None
+        closers.append(aclose)
+        sock = None
+        if cfg.observer.listen is not None:
+            try:
+                sock = bind(cfg.observer.listen)
+            except OSError as exc:
+                where = cfg.observer.listen
+                raise _fail(f"zastava.observer.listen: cannot listen on {where}: {exc}") from None
+        if publisher is not None:
+            await publisher.start()
+            closers.append(publisher.aclose)
+        observing = asyncio.create_task(agent.run(stop))
+        endpoint = None
+        if sock is not None:
+            readiness = Readiness(
+                agent.engine,
+                publisher=publisher,
+                running=lambda: not observing.done(),
+                timeout=cfg.observer.engines.connect_timeout_seconds,
+            )
+            endpoint = asyncio.create_task(serve(ObserverEndpoint(metrics, readiness), sock, stop))
+        log.info(
+            "observer started",
+            extra=fields(
+                node=cfg.observer.node_name,
+                engine=agent.engine.name,
+                procfs=agent.settings.procfs,
+                output="stdout" if stdout else cfg.backend.base_address,
+                metrics=f"http://{cfg.observer.listen}/metrics" if sock is not None else None,
+            ),
+        )
+        try:
+            await observing
+        finally:
+            stop.set()
+            if endpoint is not None:
+                await asyncio.gather(endpoint, return_exceptions=True)
 
     asyncio.run(main())
+
+
+def _counting_stdout(metrics: Any) -> Any:
+    """``--stdout``: events as ND-JSON lines, counted as the publisher would count them."""
+
+    async def publish(event: Any) -> None:
+        metrics.events_total.labels(kind=event.kind.value).inc()
+        await _stdout_publish(event)
+
+    return publish
 
 
 @app.command("snapshot")
@@ -138,15 +231,31 @@ def snapshot(
         return None
 
     async def main() -> list[Any]:
-        agent, aclose = await create_agent(cfg, publish, engine=engine, backend=backend)
+        auth = None
+        if backend:
+            from ..auth import backend_auth
+
+            auth = backend_auth(cfg, component="observer-snapshot")
         try:
-            return await agent.snapshot()
+            agent, aclose = await create_agent(
+                cfg,
+                publish,
+                engine=engine,
+                backend=backend,
+                http_client=auth.http_client if auth else None,
+                headers_provider=auth.headers_provider if auth else None,
+            )
+            try:
+                return await agent.snapshot()
+            finally:
+                await aclose()
         finally:
-            await aclose()
+            if auth is not None:
+                await auth.aclose()
 
     try:
         events = asyncio.run(main())
-    except (EngineUnavailable, ValueError) as exc:
+    except (EngineUnavailable, ValueError, OSError) as exc:  # ProcfsUnavailable names runtime.procfs
         fail(str(exc))
     if json_:
         write_json([event.wire() for event in events])

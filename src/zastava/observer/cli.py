@@ -55,7 +55,13 @@ def inspect_command(
             cfg = load_config(config, warn=False)
         except ConfigError as exc:
             fail(str(exc))
-        defaults_procfs = cfg.runtime.procfs
+        if procfs is None:  # as observer run: /proc on the host when the configured one is absent
+            from .hostprocfs import ProcfsUnavailable, resolve_procfs
+
+            try:
+                defaults_procfs = resolve_procfs(cfg.runtime.procfs)
+            except ProcfsUnavailable as exc:
+                fail(str(exc))
         defaults_libs = cfg.runtime.collect.max_libs
         defaults_bytes = cfg.runtime.collect.max_hash_bytes_per_container
     procfs_dir = procfs if procfs is not None else defaults_procfs

@@ -1,15 +1,19 @@
-"""Registry posture: tag → digest resolution, OCI referrers (API and tag-schema fallback), cosign and sigstore
-signature / attestation verification, and the posture summary both planes consume.
+"""Registry posture, in three layers: :mod:`.transport` (references, credentials, the OCI distribution client,
+referrers with the tag-schema fallback) below :mod:`.verification` (keys, DSSE, transparency evidence, trusted
+roots, sigstore bundles, cosign's layouts, trust policies — pure, never fetches) below :mod:`.posture` (fetch,
+then verify; cached verification for admission and the backend). :mod:`.settings` builds them from the
+configuration; :mod:`.cli` is ``zastava registry …`` and ``zastava verify``.
 
 Typical use::
 
     async with RegistryClient(RegistryClientConfig(), CredentialStore.from_sources(...)) as client:
-        posture = await client.check_posture("registry.example/app:1.2",
-        TrustPolicy.from_files(["cosign.pub"]))
+        posture = await check_posture(client, "registry.example/app:1.2",
+                                      TrustedSigners.from_files(["cosign.pub"]))
 
 Attributes are imported on first use (PEP 562): ``zastava.config`` validates image patterns with
-:mod:`.reference`, and importing this package eagerly would load the HTTP client and the cryptography stack
-(+241 modules, +21.9 MiB RSS measured) into every process that reads the configuration, the observer too.
+:mod:`.reference`, and importing this package eagerly would load the HTTP client and the
+cryptography stack (+241 modules, +21.9 MiB RSS measured) into every process that reads the configuration,
+the observer too.
 """
 
 from __future__ import annotations
@@ -18,16 +22,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .auth import Credentials, CredentialStore
-    from .client import (
-        Descriptor,
-        DigestPolicy,
-        Manifest,
-        Platform,
-        RegistryClient,
-        RegistryClientConfig,
-        ResolvedImage,
-    )
     from .errors import (
         AuthenticationError,
         InvalidManifest,
@@ -38,23 +32,18 @@ if TYPE_CHECKING:
         TooLarge,
         TrustConfigError,
     )
-    from .findings import Finding
-    from .keys import PublicKey, load_public_key, load_public_key_file
-    from .posture import ImagePosture, check_posture
+    from .posture import ImagePosture, ImageVerifier, VerifyOutcome, check_posture
     from .reference import ImageReference, parse_reference
-    from .referrers import SBOM_MEDIA_TYPES, Referrers
-    from .trust import KeylessIdentity, TrustPolicy, TrustRoot
+    from .transport.auth import Credentials, CredentialStore
+    from .transport.client import RegistryClient, RegistryClientConfig
+    from .transport.manifest import Descriptor, DigestPolicy, Manifest, Platform, ResolvedImage
+    from .transport.referrers import SBOM_MEDIA_TYPES, Referrers
+    from .verification.findings import Finding
+    from .verification.keys import PublicKey, load_public_key, load_public_key_file
+    from .verification.policies import ImageVerdict, TrustPolicies, TrustPolicy
+    from .verification.trust import KeylessIdentity, TrustedSigners, TrustRoot
 
 _EXPORTS = {
-    "Credentials": ".auth",
-    "CredentialStore": ".auth",
-    "Descriptor": ".client",
-    "DigestPolicy": ".client",
-    "Manifest": ".client",
-    "Platform": ".client",
-    "RegistryClient": ".client",
-    "RegistryClientConfig": ".client",
-    "ResolvedImage": ".client",
     "AuthenticationError": ".errors",
     "InvalidManifest": ".errors",
     "InvalidReference": ".errors",
@@ -63,19 +52,33 @@ _EXPORTS = {
     "RegistryUnavailable": ".errors",
     "TooLarge": ".errors",
     "TrustConfigError": ".errors",
-    "Finding": ".findings",
-    "PublicKey": ".keys",
-    "load_public_key": ".keys",
-    "load_public_key_file": ".keys",
     "ImagePosture": ".posture",
+    "ImageVerifier": ".posture",
+    "VerifyOutcome": ".posture",
     "check_posture": ".posture",
+    "Credentials": ".transport.auth",
+    "CredentialStore": ".transport.auth",
+    "RegistryClient": ".transport.client",
+    "RegistryClientConfig": ".transport.client",
+    "Descriptor": ".transport.manifest",
+    "DigestPolicy": ".transport.manifest",
+    "Manifest": ".transport.manifest",
+    "Platform": ".transport.manifest",
+    "ResolvedImage": ".transport.manifest",
     "ImageReference": ".reference",
     "parse_reference": ".reference",
-    "SBOM_MEDIA_TYPES": ".referrers",
-    "Referrers": ".referrers",
-    "KeylessIdentity": ".trust",
-    "TrustPolicy": ".trust",
-    "TrustRoot": ".trust",
+    "SBOM_MEDIA_TYPES": ".transport.referrers",
+    "Referrers": ".transport.referrers",
+    "Finding": ".verification.findings",
+    "PublicKey": ".verification.keys",
+    "load_public_key": ".verification.keys",
+    "load_public_key_file": ".verification.keys",
+    "ImageVerdict": ".verification.policies",
+    "TrustPolicies": ".verification.policies",
+    "TrustPolicy": ".verification.policies",
+    "KeylessIdentity": ".verification.trust",
+    "TrustedSigners": ".verification.trust",
+    "TrustRoot": ".verification.trust",
 }
 
 __all__ = [
@@ -88,6 +91,8 @@ __all__ = [
     "Finding",
     "ImagePosture",
     "ImageReference",
+    "ImageVerdict",
+    "ImageVerifier",
     "InvalidManifest",
     "InvalidReference",
     "KeylessIdentity",
@@ -103,8 +108,11 @@ __all__ = [
     "ResolvedImage",
     "TooLarge",
     "TrustConfigError",
+    "TrustPolicies",
     "TrustPolicy",
     "TrustRoot",
+    "TrustedSigners",
+    "VerifyOutcome",
     "check_posture",
     "load_public_key",
     "load_public_key_file",

@@ -16,7 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from ..config import Registry
-    from .client import RegistryClient
+    from .transport.client import RegistryClient
 
 app = typer.Typer(help="OCI registry: digest resolution and referrers.", no_args_is_help=True)
 
@@ -59,8 +59,8 @@ def _section(
 
 
 def _client(section: Registry) -> RegistryClient:
-    from .client import RegistryClient
     from .settings import client_config, credentials
+    from .transport.client import RegistryClient
 
     try:
         return RegistryClient(client_config(section), credentials(section))
@@ -148,8 +148,8 @@ def verify(
 ) -> None:
     """Verify an image's signature: exit 0 verified, 1 not verified, 2 error. Prints the reasons."""
     from .errors import TrustConfigError
-    from .settings import trust_policy
-    from .trust import KeylessIdentity, TrustPolicy
+    from .settings import default_signers
+    from .verification.trust import BUILTIN_ROOT, KeylessIdentity, TrustedSigners
 
     section = _section(config, insecure_registry, docker_config, platform)
     if digest_policy is not None:
@@ -178,26 +178,27 @@ def verify(
                 )
             root = trusted_root or section.trust.trusted_root_path
             if keyless and root is None:
-                _fail("keyless verification needs --trusted-root (or trust.trustedRootPath in the config)")
-            policy = TrustPolicy.from_files(
+                root = BUILTIN_ROOT  # the Sigstore public-good root shipped with the sigstore package
+            policy = TrustedSigners.from_files(
                 key or [],
                 identities,
                 root,
-                digest_policy=section.digest_policy,
                 require_tlog_for_keys=section.trust.require_tlog_for_keys,
             )
         else:
-            policy = trust_policy(section)
+            policy = default_signers(section)
     except TrustConfigError as exc:
-        _fail(str(exc))
+        _fail(f"{exc.path}: {exc}" if exc.path else str(exc))
     if policy.empty:
         _fail(
             "nothing to verify against: give --key, or --identity/--issuer, or a config with trust settings"
         )
 
+    from .posture import check_posture
+
     async def go() -> Any:
         async with _client(section) as client:
-            return await client.check_posture(ref, policy)
+            return await check_posture(client, ref, policy, digest_policy=section.digest_policy)
 
     posture = _run(go())
     if as_json:

@@ -43,4 +43,9 @@ class TooLarge(InvalidManifest):
 
 
 class TrustConfigError(ValueError):
-    """Unusable trust material: unreadable key file, unsupported key type, bad trusted root."""
+    """Unusable trust material: unreadable key file, unsupported key type, bad trusted root, bad image glob.
+    ``path`` is the configuration key it came from (``zastava.admission.trustPolicies[0].…``) when known."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

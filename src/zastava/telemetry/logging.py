@@ -2,6 +2,11 @@
 
 Use ``log.info("message", extra=fields(key=value, …))`` or :func:`event` to attach structured fields. Values
 of keys that look like secrets (tokens, passwords, authorization headers, DPoP proofs) are redacted.
+
+One format for every record a server writes: Zastava's own loggers at the configured level, and the
+libraries' (uvicorn, httpx, grpc, …) through the root logger at WARNING and above. With activity tracking
+(``runtime.logging.includeActivityTracking``) a record written inside a trace span carries its ``traceId``
+and ``spanId``, so that logs and traces join.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 import orjson
+
+from .tracing import current_ids
 
 __all__ = ["FIELDS_ATTR", "JsonFormatter", "configure_logging", "event", "fields", "redact"]
 
@@ -49,11 +56,13 @@ class JsonFormatter(logging.Formatter):
         static_scope: Mapping[str, str] | None = None,
         common: Mapping[str, str] | None = None,
         include_scopes: bool = True,
+        activity_tracking: bool = False,
     ) -> None:
         super().__init__()
         self.static = dict(static_scope or {})
         self.common = dict(common or {})
         self.include_scopes = include_scopes
+        self.activity_tracking = activity_tracking
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -66,12 +75,35 @@ class JsonFormatter(logging.Formatter):
         if self.include_scopes:
             data.update(self.static)
         data.update(self.common)
+        if self.activity_tracking:
+            ids = current_ids()
+            if ids is not None:
+                data["traceId"], data["spanId"] = ids
         extra = getattr(record, FIELDS_ATTR, None)
         if isinstance(extra, Mapping):
             data.update(redact(extra))
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(data, default=str).decode()
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to the *current* ``sys.stderr`` (not the one at set-up time, which a test runner may close)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
+#: Libraries whose INFO records are per request (httpx: one line per call): WARNING and above only.
+LIBRARY_LEVEL = logging.WARNING
 
 
 def configure_logging(
@@ -81,19 +113,28 @@ def configure_logging(
     static_scope: Mapping[str, str] | None = None,
     common: Mapping[str, str] | None = None,
     include_scopes: bool = True,
+    activity_tracking: bool = False,
     stream: TextIO | None = None,
 ) -> None:
-    """Install one handler on the ``zastava`` logger (idempotent)."""
-    root = logging.getLogger("zastava")
-    for handler in list(root.handlers):
-        if getattr(handler, "_zastava", False):
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """One handler on the ``zastava`` logger (at ``level``) and the same on the root logger for libraries
+    (WARNING and above, DEBUG when ``level`` is DEBUG). Idempotent."""
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler._zastava = True  # type: ignore[attr-defined]
     if fmt == "json":
-        handler.setFormatter(JsonFormatter(static_scope, common, include_scopes))
+        handler.setFormatter(JsonFormatter(static_scope, common, include_scopes, activity_tracking))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-    root.propagate = False
+    own, root = logging.getLogger("zastava"), logging.getLogger()
+    for logger in (own, root):
+        for old in list(logger.handlers):
+            if getattr(old, "_zastava", False):
+                logger.removeHandler(old)
+        logger.addHandler(handler)
+    own.setLevel(level.upper())
+    own.propagate = False
+    root.setLevel(logging.DEBUG if level.upper() == "DEBUG" else LIBRARY_LEVEL)
+    # uvicorn's loggers log through the root handler (servers pass log_config=None to uvicorn)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True

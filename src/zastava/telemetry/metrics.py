@@ -132,6 +132,24 @@ class ZastavaMetrics:
             "zastava_backend_failures", "Failed backend calls, by endpoint", ("endpoint",)
         )
 
+    def describe(self, component: str, meter_name: str, meter_version: str) -> None:
+        """``zastava_meter_info{component, meter, version} 1``: which component and meter (spec §6
+        ``runtime.metrics.meterName``/``meterVersion``) these series come from; plus the process metrics
+        (``process_resident_memory_bytes``, CPU, open fds) of the serving process."""
+        if getattr(self, "_described", False):
+            return
+        from prometheus_client import ProcessCollector
+
+        info = Gauge(
+            "zastava_meter_info",
+            "The component and meter (runtime.metrics.meterName/meterVersion) of these metrics",
+            (*self.common_tags, "component", "meter", "version"),
+            registry=self.registry,
+        )
+        info.labels(**self.common_tags, component=component, meter=meter_name, version=meter_version).set(1)
+        ProcessCollector(registry=self.registry)
+        self._described = True
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

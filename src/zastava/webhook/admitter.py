@@ -34,6 +34,7 @@ from ..contracts import (
     multihash_id,
 )
 from ..registry.errors import InvalidReference
+from ..registry.posture.verifier import ImageVerifier, VerifyOutcome
 from ..registry.reference import ImageReference, parse_reference
 from ..telemetry import ZastavaMetrics, fields, span
 from .cache import CacheEntry, PolicyCache, PolicyContext, PolicyKey
@@ -41,8 +42,10 @@ from .deadline import Deadline, budget_seconds
 from .decision import Decision, DecisionLabel, Decisions, Problem
 from .gates import backend_gates, local_gates
 from .images import ContainerImage, PodShapeError, changed_images, collect_images
+from .pinning import jsonpatch, pin_operations
 from .resolve import TagResolver
 from .review import AdmissionRequest, AdmissionResponse, AdmissionReview
+from .verification import local_verdict, needs_backend
 
 __all__ = ["Admitter", "ImageOutcome", "PolicySource"]
 
@@ -142,11 +145,23 @@ class Admitter:
         cache: PolicyCache | None = None,
         metrics: ZastavaMetrics | None = None,
         record: RecordSink | None = None,
+        verifier: ImageVerifier | None = None,
     ) -> None:
         self.config = config
         self.admission = config.admission
         self.policy = policy
         self.resolver = resolver
+        #: local verification (trust policies): signatures and attestations are checked here; the backend is
+        #: asked only for what only it knows (:func:`.verification.needs_backend`)
+        self.verifier = verifier
+        self._trust = verifier.revision if verifier is not None else ""
+        self._ask_backend = verifier is None or needs_backend(self.admission, config.backend.base_address)
+        # with local verification the backend's signed/hasSbom do not gate (its catalog still counts for SBOM)
+        local_only = {"image_signature": False, "sbom_referrer": False}
+        verify = self.admission.verify.model_copy(update=local_only)
+        self._backend_admission = (
+            self.admission if verifier is None else self.admission.model_copy(update={"verify": verify})
+        )
         self.cache = cache or PolicyCache(
             max_ttl_seconds=config.admission.cache_ttl_seconds,
             failure_ttl_seconds=config.webhook.failure_ttl_seconds,
@@ -195,6 +210,43 @@ class Admitter:
             with span("respond"):
                 return self._decide(request, outcomes)
 
+    async def mutate(self, review: AdmissionReview, *, timeout_param: str | None = None) -> AdmissionResponse:
+        """``/mutate`` (digest pinning, ``admission.pinDigests``): the Pod reviewed as ``/admit`` reviews it,
+        answered ``allowed`` with a JSONPatch pinning every tag-only image that passed to the digest that was
+        resolved and verified. It never denies and records nothing: the validating ``/admit`` decides."""
+        request = review.request
+        answer = AdmissionResponse(uid=request.uid, allowed=True)
+        if not self.admission.pin_digests or not _gated(request) or request.kind.kind != "Pod":
+            return answer
+        try:
+            images = collect_images(request.object)
+        except PodShapeError:
+            return answer
+        if request.operation == "UPDATE":
+            images = changed_images(images, request.old_object)
+        tagged = [item for item in images if "@" not in item.image]
+        if not tagged:
+            return answer
+        deadline = Deadline.after(
+            budget_seconds(
+                timeout_param,
+                self.config.webhook.deadline_margin_seconds,
+                self.config.backend.request_timeout_seconds,
+            )
+        )
+        outcomes = [self._local(item) for item in tagged]
+        with span("pin", images=len(outcomes)):
+            await self._evaluate(request, outcomes, deadline)
+        pinned = [
+            (o.item.field, o.item.container, o.item.image, o.resolved.rpartition("@")[2])
+            for o in outcomes
+            if not o.deny and not o.unavailable and o.resolved and "@" in o.resolved
+        ]
+        ops = pin_operations(request.object or {}, pinned)
+        if ops:
+            answer.patch, answer.patch_type = jsonpatch(ops), "JSONPatch"
+        return answer
+
     # ------------------------------------------------------------------------------------------ steps
 
     def _local(self, item: ContainerImage) -> ImageOutcome:
@@ -217,6 +269,12 @@ class Admitter:
         usable = [o for o in outcomes if o.ref is not None]
         if not usable:
             return
+        if self.verifier is not None:
+            await self._verify(self.verifier, usable, deadline)
+            if not self._ask_backend:
+                return
+            await self._ask(request, usable, deadline)
+            return
         try:
             if self._needs_resolution(usable):
                 async with asyncio.timeout(deadline.remaining()):
@@ -230,6 +288,15 @@ class Admitter:
                     and o.ref.digest is None
                 ):
                     o.unavailable = "registry did not resolve the tag before the deadline"
+        if self.policy is None:
+            for o in usable:
+                if o.unavailable is None:
+                    o.unavailable = "no policy backend configured"
+            return
+        await self._ask(request, usable, deadline)
+
+    async def _ask(self, request: AdmissionRequest, usable: list[ImageOutcome], deadline: Deadline) -> None:
+        """The backend's ``/policy/runtime`` verdicts for the Pod's images, through the cache."""
         if self.policy is None:
             for o in usable:
                 if o.unavailable is None:
@@ -295,10 +362,54 @@ class Admitter:
                     o.unavailable = f"policy unavailable: {entry.error}"
                 else:
                     result = entry.result
-                    o.signed, o.has_sbom, o.ttl = result.signed, result.has_sbom, entry.ttl_seconds
-                    verdict = backend_gates(result, self.admission)
+                    o.ttl = entry.ttl_seconds
+                    verdict = backend_gates(result, self._backend_admission)
                     o.deny.extend(verdict.deny)
                     o.warn.extend(verdict.warn)
+                    if self.verifier is None:
+                        o.signed, o.has_sbom = result.signed, result.has_sbom
+                    else:  # verified here; the backend's catalog may still know an SBOM
+                        o.has_sbom = bool(o.has_sbom or result.has_sbom)
+                        self._sbom_gate(o)
+
+    def _sbom_gate(self, o: ImageOutcome) -> None:
+        if self.admission.verify.sbom_referrer and o.has_sbom is False:
+            o.deny.append("no SBOM (no referrer or verified SBOM attestation, nor a catalog entry)")
+
+    async def _verify(self, verifier: ImageVerifier, usable: list[ImageOutcome], deadline: Deadline) -> None:
+        """Every image verified against the trust policies (tags resolved by the verifier), within the
+        deadline; the warm path (every pinned image's outcome cached) does not await."""
+        pending = [o for o in usable if o.ref is not None and o.unavailable is None]
+        outcomes: dict[ImageReference, VerifyOutcome] = {}
+        missing: list[ImageReference] = []
+        for o in pending:
+            assert o.ref is not None
+            hit = verifier.cached(o.ref)
+            if hit is not None:
+                outcomes[o.ref] = hit
+            elif o.ref not in missing:
+                missing.append(o.ref)
+        if missing:
+            tasks = {ref: asyncio.ensure_future(verifier.verify(ref)) for ref in missing}
+            _done, late = await asyncio.wait(tasks.values(), timeout=deadline.remaining())
+            for task in late:
+                task.cancel()  # the shared verification keeps running and warms the cache
+            outcomes.update({ref: t.result() for ref, t in tasks.items() if t.done() and not t.cancelled()})
+        for o in pending:
+            assert o.ref is not None
+            found = outcomes.get(o.ref)
+            if found is None:
+                o.unavailable = "signature verification did not finish before the admission deadline"
+                continue
+            verdict = local_verdict(found, self.admission)
+            o.deny.extend(verdict.deny)
+            o.warn.extend(verdict.warn)
+            o.unavailable = o.unavailable or verdict.unavailable
+            o.signed, o.has_sbom = verdict.signed, verdict.has_sbom
+            if verdict.digest is not None and o.ref.digest is None:
+                o.resolved = o.ref.with_digest(verdict.digest).pinned
+            if not self._ask_backend and verdict.unavailable is None and not verdict.deny:
+                self._sbom_gate(o)
 
     def _needs_resolution(self, outcomes: list[ImageOutcome]) -> bool:
         if not self.admission.resolve_tags or self.resolver is None:
@@ -327,18 +438,18 @@ class Admitter:
 
         await asyncio.gather(*(one(o) for o in pending))
 
-    @staticmethod
-    def _context(request: AdmissionRequest) -> PolicyContext:
-        """Namespace and string-valued Pod labels, sorted (one pass: this is on the warm path)."""
+    def _context(self, request: AdmissionRequest) -> PolicyContext:
+        """Namespace and string-valued Pod labels, sorted (one pass: this is on the warm path), and the
+        trust-policy revision."""
         pod = request.object
         metadata = pod.get("metadata") if isinstance(pod, dict) else None
         labels = metadata.get("labels") if isinstance(metadata, dict) else None
         if not isinstance(labels, dict):
-            return PolicyContext(request.namespace or "")
+            return PolicyContext(request.namespace or "", (), self._trust)
         pairs = tuple(sorted(labels.items()))  # keys of a JSON object are strings
         if not set(map(type, labels.values())) <= {str}:  # C-level check: the usual case costs no loop
             pairs = tuple((k, v) for k, v in pairs if isinstance(v, str))
-        return PolicyContext._make((request.namespace or "", pairs))
+        return PolicyContext._make((request.namespace or "", pairs, self._trust))
 
     # --------------------------------------------------------------------------------------- decision
 

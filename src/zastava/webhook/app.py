@@ -1,4 +1,5 @@
-"""HTTP layer: ``POST /admit``, ``/healthz``, ``/readyz``, ``/metrics`` as a raw ASGI app (the hot path).
+"""HTTP layer: ``POST /admit``, ``POST /mutate`` (digest pinning), ``/healthz``, ``/readyz``, ``/metrics``
+as a raw ASGI app (the hot path).
 
 :class:`WebhookApp` is a plain ASGI callable; :func:`starlette_app` serves the same handlers through
 Starlette (``bench/bench_webhook.py`` measures both; the raw app is what ``serve`` runs). ``/admit`` always
@@ -6,7 +7,8 @@ answers a well-formed AdmissionReview response, or a 400 when the body is not an
 413 when it exceeds ``maxBodyBytes``: never a 500. Every other answer — including an AdmissionReview with a
 readable ``request.uid`` but invalid fields, and an unexpected error inside the admitter (answered like a
 backend failure) — is settled by the admitter's one decision (:mod:`.decision`: fail-open/closed per
-namespace, ``enforce: false`` admits with a dry-run warning).
+namespace, ``enforce: false`` admits with a dry-run warning). ``/mutate`` admits, with a JSONPatch when
+images could be pinned.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import orjson
 
 from ..telemetry import ZastavaMetrics
 from .admitter import Admitter
-from .review import ReviewError, parse_review, review_response
+from .review import AdmissionResponse, ReviewError, parse_review, review_response
 
 __all__ = ["WebhookApp", "starlette_app"]
 
@@ -94,6 +96,24 @@ class WebhookApp:
             response = self.admitter.internal_error(review.request, exc)
         return 200, review_response(response)
 
+    async def mutate(self, body: bytes, timeout_param: str | None) -> tuple[int, bytes]:
+        """(HTTP status, body) for one ``POST /mutate``: digest pinning. Never denies: a body that is not an
+        AdmissionReview is a 400, anything else is admitted (with a patch, or without when something failed:
+        the validating ``/admit`` decides)."""
+        try:
+            review = parse_review(body)
+        except ReviewError as exc:
+            uid = _uid_of(body)
+            if uid is None:
+                return 400, _error(str(exc))
+            return 200, review_response(AdmissionResponse(uid=uid, allowed=True))
+        try:
+            response = await self.admitter.mutate(review, timeout_param=timeout_param)
+        except Exception:  # pinning is best effort; /admit still gates the Pod
+            log.exception("digest pinning failed", extra={"zastava_fields": {"uid": review.request.uid}})
+            response = AdmissionResponse(uid=review.request.uid, allowed=True)
+        return 200, review_response(response)
+
     def metrics_body(self) -> bytes:
         return self.metrics.render() if self.metrics is not None else b""
 
@@ -129,13 +149,14 @@ class WebhookApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         method = scope["method"]
-        if path == "/admit":
+        if path == "/admit" or path == "/mutate":
             if method != "POST":
                 return await _respond(send, 405, _error("use POST"), _JSON)
             body = await _read_body(receive, self.max_body_bytes)
             if body is None:
                 return await _respond(send, 413, _error(f"body exceeds {self.max_body_bytes} bytes"), _JSON)
-            status, data = await self.admit(body, query_timeout(scope.get("query_string", b"")))
+            handler = self.admit if path == "/admit" else self.mutate
+            status, data = await handler(body, query_timeout(scope.get("query_string", b"")))
             return await _respond(send, status, data, _JSON)
         if method not in ("GET", "HEAD"):
             return await _respond(send, 405, _error("method not allowed"), _JSON)

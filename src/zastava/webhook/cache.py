@@ -38,6 +38,9 @@ class PolicyContext(NamedTuple):
 
     namespace: str
     labels: tuple[tuple[str, str], ...] = ()
+    #: the webhook's trust-policy revision (``admission.trustPolicies``): verdicts of a backend that reads the
+    #: same section change with it, and its own revision is only learned from answers
+    trust: str = ""
 
     @classmethod
     def of(cls, namespace: str | None, labels: Mapping[str, str]) -> PolicyContext:

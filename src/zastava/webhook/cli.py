@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Kubernetes validating admission webhook (spec §4).", no_args_is_help=True)
 
 
-def _config(path: Path | None) -> object:
+def _config(path: Path | None, *, warn: bool = True) -> object:
     from ..config import ConfigError, load_config
 
     try:
-        return load_config(path)
+        return load_config(path, warn=warn)
     except ConfigError as exc:
         for key, message in exc.errors:
             err.print(f"{key}: {message}", highlight=False, soft_wrap=True)
@@ -61,10 +61,13 @@ def serve_command(
 
     from ..config import ZastavaConfig
     from ..telemetry.setup import runtime_core, settle_heap
+    from ..telemetry.tracing import TracingUnavailable, shutdown_tracing
     from .server import bind_socket, parse_listen, serve
 
-    cfg = _config(config)
+    cfg = _config(config, warn=False)  # runtime_core logs the guardrail warnings in the JSON format
     assert isinstance(cfg, ZastavaConfig)
+    if not cfg.mode.webhook:
+        fail("zastava.mode.webhook is false: this configuration does not run the webhook")
     updates: dict[str, object] = {}
     if cert is not None:
         updates["cert_path"] = str(cert)
@@ -85,7 +88,10 @@ def serve_command(
     for path in (cfg.webhook.cert_path, cfg.webhook.key_path):
         if not Path(path).is_file():
             fail(f"{path} does not exist (create one with `zastava webhook certs`)")
-    metrics = runtime_core(cfg, "webhook")
+    try:
+        metrics = runtime_core(cfg, "webhook")
+    except TracingUnavailable as exc:
+        fail(f"zastava.runtime.tracing.otlpEndpoint: {exc}")
     try:
         host, port = parse_listen(cfg.webhook.listen)
         sock = bind_socket(host, port)
@@ -99,6 +105,8 @@ def serve_command(
         )
     except KeyboardInterrupt:
         pass
+    finally:
+        shutdown_tracing()
 
 
 @app.command("review")
@@ -115,6 +123,9 @@ def review_command(
     timeout: Annotated[
         str | None, typer.Option("--timeout", help="as the API server's ?timeout= (10s)")
     ] = None,
+    mutate: Annotated[
+        bool, typer.Option("--mutate", help="Answer as POST /mutate (digest pinning: the JSONPatch).")
+    ] = False,
 ) -> None:
     """Evaluate one AdmissionReview and print the AdmissionReview response.
 
@@ -133,7 +144,8 @@ def review_command(
 
     async def run() -> tuple[int, bytes]:
         try:
-            return await components.app.admit(body, timeout)
+            handler = components.app.mutate if mutate else components.app.admit
+            return await handler(body, timeout)
         finally:
             await components.close_clients()
 

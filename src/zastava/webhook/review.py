@@ -95,6 +95,9 @@ class AdmissionResponse(_K8s):
     status: Status | None = None
     warnings: list[str] | None = None
     audit_annotations: dict[str, str] | None = None
+    #: base64 of a JSONPatch (RFC 6902) document, mutating webhooks only (``/mutate``: digest pinning)
+    patch: str | None = None
+    patch_type: Literal["JSONPatch"] | None = None
 
 
 class ReviewError(ValueError):

@@ -20,6 +20,7 @@ import httpx
 import uvicorn
 
 from ..config import ZastavaConfig
+from ..registry.posture.verifier import ImageVerifier
 from ..telemetry import ZastavaMetrics, fields
 from .admitter import Admitter
 from .app import WebhookApp
@@ -76,6 +77,7 @@ def build_webhook(
     response_observer: Callable[[httpx.Response], bool] | None = None,
     use_backend: bool = True,
     closers: list[Callable[[], Awaitable[None]]] | None = None,
+    verifier: ImageVerifier | None = None,
 ) -> WebhookComponents:
     """Everything but the listening socket. ``use_backend=False`` leaves images unverifiable (offline).
 
@@ -87,7 +89,7 @@ def build_webhook(
     metrics = metrics or ZastavaMetrics(common_tags=config.runtime.metrics.common_tags)
     backend = None
     recorder = None
-    if use_backend:
+    if use_backend and config.backend.base_address:  # empty baseAddress: no backend at all
         backend = BackendClient(
             config.backend.base_address,
             policy_path=config.backend.policy_path,
@@ -106,7 +108,7 @@ def build_webhook(
                 batch_max=config.webhook.decision_batch_max,
                 linger_seconds=config.webhook.decision_linger_seconds,
             )
-    if config.admission.resolve_tags and resolver is None:
+    if config.admission.resolve_tags and resolver is None and verifier is None:
         log.warning(
             "admission.resolveTags is set but no tag resolver is wired; "
             "tag-only images go to the backend as tags",
@@ -118,6 +120,7 @@ def build_webhook(
         resolver=resolver,
         metrics=metrics,
         record=recorder.submit if recorder is not None else None,
+        verifier=verifier,
     )
     components: WebhookComponents
 
@@ -134,6 +137,8 @@ def build_webhook(
             await recorder.flush(2.0)
             await recorder.stop()
         await admitter.cache.close()
+        if verifier is not None:
+            await verifier.close()
         await components.close_clients()
 
     app = WebhookApp(
@@ -163,18 +168,28 @@ def build_configured_webhook(
     :func:`zastava.auth.backend_auth`'s HTTP client (client certificate the OpTok is bound to) and
     OpTok/DPoP headers for every backend call. Both are closed at shutdown (``close_clients``)."""
     from ..auth import backend_auth
+    from ..registry.errors import TrustConfigError
+    from ..registry.settings import image_verifier
     from .resolve import RegistryTagResolver
 
     closers: list[Callable[[], Awaitable[None]]] = []
     resolver = None
-    if config.admission.resolve_tags and use_backend:  # offline (review --no-backend): no registry either
+    verifier = None
+    # offline (review --no-backend): no registry either
+    if use_backend and (config.admission.resolve_tags or config.admission.trust_policies):
         try:
             resolver = RegistryTagResolver.from_config(config)
         except (ValueError, OSError) as exc:
             raise ConfigurationError(f"zastava.registry: {exc}") from None
         closers.append(resolver.aclose)
+    if use_backend and config.admission.trust_policies:  # verify locally, sharing the registry client
+        assert resolver is not None
+        try:
+            verifier = image_verifier(config, resolver.client)
+        except TrustConfigError as exc:
+            raise ConfigurationError(f"{exc.path or 'zastava.admission.trustPolicies'}: {exc}") from None
     auth = None
-    if use_backend:
+    if use_backend and config.backend.base_address:
         try:
             auth = backend_auth(config, component="webhook")
         except Exception as exc:  # ValueError (mTLS without a certificate), OSError, AuthorityError (secret)
@@ -189,6 +204,7 @@ def build_configured_webhook(
         response_observer=auth.provider.observe_response if auth and auth.provider else None,
         use_backend=use_backend,
         closers=closers,
+        verifier=verifier,
     )
 
 

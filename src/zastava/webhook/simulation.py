@@ -15,13 +15,14 @@ controller re-creating the same Pod) are evaluated once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..config import ZastavaConfig
 from ..contracts import AdmissionDecision
 from ..registry.errors import InvalidReference
+from ..registry.posture.verifier import ImageVerifier
 from ..registry.reference import parse_reference
 from .admitter import Admitter, PolicySource
 from .images import CONTAINER_FIELDS
@@ -235,14 +236,17 @@ async def _decide(
 
 
 def _admitter(
-    config: ZastavaConfig, policy: PolicySource | None, resolver: TagResolver | None
+    config: ZastavaConfig,
+    policy: PolicySource | None,
+    resolver: TagResolver | None,
+    verifier: ImageVerifier | None,
 ) -> tuple[Admitter, dict[str, AdmissionDecision]]:
     captured: dict[str, AdmissionDecision] = {}
 
     def keep(decision: AdmissionDecision) -> None:
         captured[decision.admission_id] = decision
 
-    return Admitter(config, policy=policy, resolver=resolver, record=keep), captured
+    return Admitter(config, policy=policy, resolver=resolver, record=keep, verifier=verifier), captured
 
 
 async def simulate(
@@ -254,15 +258,21 @@ async def simulate(
     baseline: ZastavaConfig | None = None,
     truncated: Mapping[str, bool] | None = None,
     concurrency: int = CONCURRENCY,
+    verifier_for: Callable[[ZastavaConfig], ImageVerifier | None] | None = None,
 ) -> SimulationReport:
-    """Replay ``inputs`` through an :class:`Admitter` built from ``candidate`` (and from ``baseline``)."""
+    """Replay ``inputs`` through an :class:`Admitter` built from ``candidate`` (and from ``baseline``).
+
+    ``verifier_for(config)`` gives the local verifier of a configuration with trust policies, as ``zastava
+    webhook serve`` builds it (:func:`zastava.registry.settings.image_verifier`); None: no local verification.
+    """
     unique: dict[tuple[Any, ...], ReplayInput] = {}
     for item in inputs:
         unique.setdefault(item.signature(), item)
     limit = asyncio.Semaphore(max(1, concurrency))
 
     async def run_all(config: ZastavaConfig) -> dict[tuple[Any, ...], _Decision]:
-        admitter, captured = _admitter(config, policy, resolver)
+        verifier = verifier_for(config) if verifier_for is not None else None
+        admitter, captured = _admitter(config, policy, resolver, verifier)
         out: dict[tuple[Any, ...], _Decision] = {}
 
         async def one(index: int, key: tuple[Any, ...], item: ReplayInput) -> None:
@@ -273,6 +283,8 @@ async def simulate(
             await asyncio.gather(*(one(i, k, item) for i, (k, item) in enumerate(unique.items())))
         finally:
             await admitter.cache.close()
+            if verifier is not None:
+                await verifier.close()
         return out
 
     decided = await run_all(candidate)

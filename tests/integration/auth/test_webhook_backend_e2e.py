@@ -40,7 +40,7 @@ SBOM = {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [{"type": 
 
 @pytest.fixture(scope="module")
 def optok_backend(auth_stack: AuthStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``zastava backend serve`` over HTTPS with optok auth; the catalog holds one signed image with an SBOM
+    """``zastava backend serve`` over HTTPS with optok auth; the catalog holds one image with an SBOM
     (seeded through the store: no test client holds ``api:scanner.catalog.write``)."""
     directory = tmp_path_factory.mktemp("optok-backend")
     store_url = f"sqlite:///{directory / 'backend.db'}"
@@ -63,6 +63,9 @@ def optok_backend(auth_stack: AuthStack, tmp_path_factory: pytest.TempPathFactor
                 }
             },
             "backendServer": {
+                # this suite is about tokens: no trust is configured, so nothing is signed (signature
+                # verification end to end: tests/integration/webhook/test_real_backend.py); SBOM rule only
+                "policyFile": str(directory / "policy.yaml"),
                 "listen": f"127.0.0.1:{port}",
                 "store": store_url,
                 "auth": "optok",
@@ -73,6 +76,7 @@ def optok_backend(auth_stack: AuthStack, tmp_path_factory: pytest.TempPathFactor
             },
         }
     }
+    (directory / "policy.yaml").write_text("rules: [{check: sbom, action: fail}]\n")
     (directory / "backend.yaml").write_text(yaml.safe_dump(config))
     log = (directory / "backend.log").open("wb")
     process = subprocess.Popen(
@@ -127,7 +131,11 @@ def webhook_config(
                 "caBundlePath": str(pki.ca),
             },
         },
-        "admission": {"failOpenNamespaces": ["dev"], "resolveTags": False},
+        "admission": {
+            "failOpenNamespaces": ["dev"],
+            "resolveTags": False,
+            "verify": {"imageSignature": False},
+        },
         "webhook": {"decisionLingerSeconds": 0},
     }
     return ZastavaConfig(**data)

@@ -404,3 +404,41 @@ zastava:
         assert r.status_code == 400 and r.json()["errors"][0]["path"] == "zastava.admission.nope"
         r = await api.post(SIMULATIONS, json={"config": candidate, "days": 400}, headers=auth("alice"))
         assert r.status_code == 400
+
+
+async def test_simulation_refuses_a_bad_trust_policy_by_its_key_path(app: Any) -> None:
+    candidate = """
+zastava:
+  admission:
+    trustPolicies:
+      - name: team-a
+        images: ["ghcr.io/acme/**"]
+        authorities:
+          - key: {pem: "not a key"}
+"""
+    async with client_for(app) as api:
+        r = await api.post(SIMULATIONS, json={"config": candidate}, headers=auth("alice"))
+        assert r.status_code == 400
+        assert "trustPolicies" in r.json()["error"]
+
+
+def test_the_cli_sends_trust_policy_keys_inline(tmp_path: Any) -> None:
+    import yaml
+
+    from zastava.backend.console.cli import inline_keys
+
+    key = tmp_path / "alice.pub"
+    key.write_text("-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n")
+    text = f"""
+zastava:
+  admission:
+    trustPolicies:
+      - name: team-a
+        images: ["ghcr.io/acme/**"]
+        authorities:
+          - key: {{path: {key}}}
+"""
+    out = yaml.safe_load(inline_keys(text, tmp_path / "candidate.yaml"))
+    [authority] = out["zastava"]["admission"]["trustPolicies"][0]["authorities"]
+    assert authority["key"] == {"pem": key.read_text()}
+    assert inline_keys("zastava: {}\n", tmp_path / "c.yaml") == "zastava: {}\n"

@@ -93,18 +93,16 @@ def test_serve_ingest_catalog_policy_over_http(server: str, tmp_path: Path) -> N
     assert out.returncode == 0, out.stderr
     assert "hasSbom=true components=4" in out.stdout
 
-    out = cli(
-        "runtime",
-        "policy",
-        "test",
-        "--image",
-        f"ghcr.io/acme/api@{digest}",
-        "--namespace",
-        "payments",
-        backend=server,
-    )
+    # `--signed` is the operator's assertion: evidence in the reasons, never a signature (the backend verifies
+    # signatures in the image's registry: test_verification.py)
+    out = cli("runtime", "policy", "test", "--image", digest, "--namespace", "payments", backend=server)
     assert out.returncode == 0, out.stderr
-    assert "verdict:   pass" in out.stdout
+    assert (
+        "verdict:   fail" in out.stdout
+        and "signed:    false" in out.stdout
+        and "hasSbom:   true" in out.stdout
+    )
+    assert "unsigned; catalog asserts signed: not verified (evidence only)" in out.stdout
     assert "9f3a1cd4c0b7adfe91c0e3b51d2f45fb0f76a4c1" in out.stdout and "rekor:     abc" in out.stdout
 
     out = cli("runtime", "policy", "test", "--image", digest_of("nope"), "--json", backend=server)

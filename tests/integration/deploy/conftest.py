@@ -12,6 +12,15 @@ from zastava.devstack.baseimage import build_wheelhouse, debian_base_image
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = "zastava-test/zastava:dev"
+#: The first test that needs the image pays for building it (debootstrapped base, wheelhouse, docker build):
+#: ~4 min alone on this 2-core machine, over 5 min when the machine is shared — more than the suite's 300 s.
+IMAGE_TEST_TIMEOUT = 1200
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "zastava_image" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(IMAGE_TEST_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

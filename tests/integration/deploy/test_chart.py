@@ -186,6 +186,30 @@ def test_fail_open_namespaces_follow_the_config(helm: Path) -> None:
     assert [(h["name"], h["failurePolicy"]) for h in vwc["webhooks"]] == [(GATE, "Fail")]
 
 
+def test_digest_pinning_is_on_by_default(helm: Path) -> None:
+    """The MutatingWebhookConfiguration calls /mutate (rewrites tag-only images to the verified digest) with
+    ``Ignore`` (the validating entries decide admission); ``pinDigests: false`` removes it."""
+    docs = render(helm)
+    (cm,) = by_kind(docs, "ConfigMap")
+    assert yaml.safe_load(cm["data"]["zastava.yaml"])["zastava"]["admission"]["pinDigests"] is True
+    (mwc,) = by_kind(docs, "MutatingWebhookConfiguration")
+    (hook,) = mwc["webhooks"]
+    assert hook["name"] == "pin.zastava.stella-ops.org" and hook["failurePolicy"] == "Ignore"
+    assert hook["reinvocationPolicy"] == "IfNeeded" and hook["sideEffects"] == "None"
+    assert hook["clientConfig"]["service"] == {
+        "namespace": "stellaops",
+        "name": "zastava-webhook",
+        "path": "/mutate",
+        "port": 443,
+    }
+    (rule,) = hook["rules"]
+    assert set(rule["resources"]) == {"pods", "pods/ephemeralcontainers"}
+    (exempt,) = hook["namespaceSelector"]["matchExpressions"]
+    assert exempt["operator"] == "NotIn" and set(exempt["values"]) == {"stellaops", "kube-system"}
+    off = render(helm, "--set", "config.zastava.admission.pinDigests=false")
+    assert not by_kind(off, "MutatingWebhookConfiguration")
+
+
 def test_webhook_container_runs_the_real_serve_command(rendered: list[dict[str, Any]]) -> None:
     """The chart's args are options ``zastava webhook serve`` accepts (parsed by the real CLI), and the
     webhook authenticates as its own Authority client with the policy and decision scopes."""

@@ -3,7 +3,8 @@
 The observer container gets exactly what docs/deploy.md prescribes: host PID namespace, root with only
 DAC_READ_SEARCH + SYS_PTRACE, read-only root filesystem, no-new-privileges, host /proc mounted read-only at
 /host/proc, the engine socket read-only. Both containers use the host network only because the test's private
-Docker engine runs without a bridge; the backend listens on loopback.
+Docker engine runs without a bridge; the backend listens on loopback, and so do the observer's /metrics and
+the OTLP receiver its traces go to (the image carries the otel extra).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import httpx
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.harness.otlp import OtlpReceiver
 from zastava import devstack
 
 
@@ -42,6 +45,8 @@ def test_docker_host_observer_reports_a_sibling_to_a_backend_container(
     docker_engine: devstack.DockerEngine, zastava_image: str, busybox_image: str, tmp_path: Path
 ) -> None:
     port = devstack.free_port()
+    metrics_port = devstack.free_port()
+    receiver = OtlpReceiver().start()
     backend_url = f"http://127.0.0.1:{port}"
     config_dir = tmp_path / "etc"
     config_dir.mkdir()
@@ -55,9 +60,11 @@ def test_docker_host_observer_reports_a_sibling_to_a_backend_container(
                         "engine": "docker",
                         "procfs": "/host/proc",
                         "authority": {"requireDpop": False, "requireMutualTls": False},
+                        "tracing": {"otlpEndpoint": receiver.url},
                     },
                     "observer": {
                         "nodeName": "docker-host",
+                        "listen": f"127.0.0.1:{metrics_port}",
                         "engines": {"dockerHost": "unix:///var/run/docker.sock"},
                     },
                     "publisher": {"bufferDir": "/var/lib/zastava/buffer", "flushIntervalSeconds": 0.5},
@@ -150,6 +157,19 @@ def test_docker_host_observer_reports_a_sibling_to_a_backend_container(
         docker_engine.docker("rm", "-f", sibling)
         started.remove(sibling)
         _wait_events(backend_url, sibling, "CONTAINER_STOP")
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/readyz", timeout=5).status_code == 200
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        samples = {
+            (s.name, s.labels.get("kind", "")): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        assert samples[("zastava_runtime_events_total", "CONTAINER_START")] >= 1
+        assert samples[("zastava_runtime_events_total", "CONTAINER_STOP")] >= 1
+        assert samples[("zastava_hash_bytes_total", "")] > 0
+        docker_engine.docker("stop", "--time", "10", observer)  # SIGTERM: pending spans are exported
+        receiver.wait_for("observe", "batch", "post")
+        assert {s.service for s in receiver.spans} == {"zastava-observer"}
     except AssertionError:
         for name in ("zastava-observer", "zastava-backend"):
             logs = docker_engine.docker("logs", "--tail", "30", name, check=False)
@@ -158,3 +178,4 @@ def test_docker_host_observer_reports_a_sibling_to_a_backend_container(
     finally:
         for container_id in started:
             docker_engine.docker("rm", "-f", container_id, check=False)
+        receiver.stop()

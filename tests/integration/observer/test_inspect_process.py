@@ -326,14 +326,22 @@ def test_cli_errors(tmp_path: Path) -> None:
         [sys.executable, "-m", "zastava", "inspect", str(child.pid)], capture_output=True, text=True
     )
     assert gone.returncode == 1 and f"no process {child.pid}" in gone.stderr
-    config = tmp_path / "z.yaml"
-    config.write_text(f"zastava:\n  runtime:\n    procfs: {tmp_path / 'nothing'}\n")
     bad = subprocess.run(
-        [sys.executable, "-m", "zastava", "inspect", "1", "--config", str(config)],
+        [sys.executable, "-m", "zastava", "inspect", "1", "--procfs", str(tmp_path / "nothing")],
         capture_output=True,
         text=True,
     )
     assert bad.returncode == 2 and "is not a procfs mount" in bad.stderr
+    # a configured runtime.procfs that is absent (the DaemonSet's /host/proc on a host): /proc, said so
+    config = tmp_path / "z.yaml"
+    config.write_text(f"zastava:\n  runtime:\n    procfs: {tmp_path / 'nothing'}\n")
+    host = subprocess.run(
+        [sys.executable, "-m", "zastava", "inspect", "1", "--json", "--config", str(config)],
+        capture_output=True,
+        text=True,
+    )
+    assert host.returncode == 0, host.stderr
+    assert "zastava.runtime.procfs" in host.stderr and json.loads(host.stdout)["process"]["pid"] == 1
 
 
 def test_sigstop_process_is_still_inspected() -> None:

@@ -23,7 +23,8 @@ from zastava.registry import (
     RegistryClientConfig,
     RegistryUnavailable,
     TooLarge,
-    TrustPolicy,
+    TrustedSigners,
+    check_posture,
     load_public_key,
 )
 
@@ -85,12 +86,15 @@ async def test_basic_auth_htpasswd(auth_registry: devstack.RegistryServer, tmp_p
             assert (await shared.resolve(ref)).digest == digest
         with pytest.raises(AuthenticationError, match="no credentials"):
             await shared.resolve(ref)
-        posture = await shared.check_posture(
-            ref, TrustPolicy(keys=[load_public_key(signing.KeyPair.generate().public_pem)]), credentials=store
+        posture = await check_posture(
+            shared,
+            ref,
+            TrustedSigners(keys=[load_public_key(signing.KeyPair.generate().public_pem)]),
+            credentials=store,
         )
         assert posture.resolve == "ok" and posture.digest == digest
-        anonymous = await shared.check_posture(
-            ref, TrustPolicy(keys=[load_public_key(signing.KeyPair.generate().public_pem)])
+        anonymous = await check_posture(
+            shared, ref, TrustedSigners(keys=[load_public_key(signing.KeyPair.generate().public_pem)])
         )
         assert anonymous.resolve == "unknown" and "AuthenticationError" in str(anonymous.error)
     bad = CredentialStore.from_sources(docker_config(tmp_path, auth_registry.host, "alice", "wrong"))
@@ -124,8 +128,10 @@ async def test_referrers_api(fake_registry: FakeRegistry) -> None:
         assert found.source == "api" and len(found) == 2
         sboms = await client.referrers(f"{fake_registry.host}/app:1", "application/vnd.cyclonedx+json")
         assert len(sboms) == 1
-        result = await client.check_posture(
-            f"{fake_registry.host}/app:1", TrustPolicy(keys=[load_public_key(key.public_pem, "release")])
+        result = await check_posture(
+            client,
+            f"{fake_registry.host}/app:1",
+            TrustedSigners(keys=[load_public_key(key.public_pem, "release")]),
         )
     assert result.signed and result.signed_by == ["release"] and result.sbom
     assert result.referrers_source == "api"
@@ -149,9 +155,10 @@ async def test_429_forever_gives_unknown_posture(fake_registry: FakeRegistry) ->
     async with RegistryClient(config) as client:
         with pytest.raises(RegistryUnavailable, match="throttled"):
             await client.resolve(f"{fake_registry.host}/app:1")
-        result = await client.check_posture(
+        result = await check_posture(
+            client,
             f"{fake_registry.host}/app:1",
-            TrustPolicy(keys=[load_public_key(signing.KeyPair.generate().public_pem)]),
+            TrustedSigners(keys=[load_public_key(signing.KeyPair.generate().public_pem)]),
         )
     assert result.resolve == "unknown" and result.error and not result.signed
     assert fake_registry.throttled == 6
@@ -166,9 +173,9 @@ async def test_bearer_token_challenge() -> None:
         fake.manifests[("app", "1")] = (body, "application/vnd.oci.image.index.v1+json")
         store = CredentialStore(
             {
-                fake.host: __import__("zastava.registry.auth", fromlist=["Credentials"]).Credentials(
-                    "bob", "pw"
-                )
+                fake.host: __import__(
+                    "zastava.registry.transport.auth", fromlist=["Credentials"]
+                ).Credentials("bob", "pw")
             }
         )
         async with RegistryClient(credentials=store) as client:
@@ -216,8 +223,10 @@ async def test_oversized_manifest_is_refused(image: Image) -> None:
     async with RegistryClient(config) as client:
         with pytest.raises(TooLarge):
             await client.manifest(image.pinned)
-        result = await client.check_posture(
-            image.pinned, TrustPolicy(keys=[load_public_key(signing.KeyPair.generate().public_pem)])
+        result = await check_posture(
+            client,
+            image.pinned,
+            TrustedSigners(keys=[load_public_key(signing.KeyPair.generate().public_pem)]),
         )
     assert result.resolve == "unknown" and "TooLarge" in str(result.error)
 

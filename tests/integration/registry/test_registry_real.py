@@ -13,11 +13,12 @@ from zastava.registry import (
     KeylessIdentity,
     RegistryClient,
     RegistryClientConfig,
-    TrustPolicy,
+    TrustedSigners,
     TrustRoot,
+    check_posture,
     load_public_key,
 )
-from zastava.registry.client import Platform
+from zastava.registry.transport.manifest import Platform
 
 from .conftest import Image, MultiArch
 
@@ -27,19 +28,19 @@ ISSUER = "https://issuer.zastava.test"
 DEV = "dev@zastava.test"
 
 
-def key_policy(*keys: signing.KeyPair, **kw: object) -> TrustPolicy:
-    return TrustPolicy(keys=[load_public_key(k.public_pem, f"key{i}") for i, k in enumerate(keys)], **kw)  # type: ignore[arg-type]
+def key_policy(*keys: signing.KeyPair, **kw: object) -> TrustedSigners:
+    return TrustedSigners(keys=[load_public_key(k.public_pem, f"key{i}") for i, k in enumerate(keys)], **kw)  # type: ignore[arg-type]
 
 
-def keyless_policy(root_path: object, **identity: str) -> TrustPolicy:
-    return TrustPolicy(
+def keyless_policy(root_path: object, **identity: str) -> TrustedSigners:
+    return TrustedSigners(
         identities=[KeylessIdentity(issuer=ISSUER, **identity)], trusted_root=TrustRoot.load(root_path)
     )  # type: ignore[arg-type]
 
 
-async def posture(image: Image, policy: TrustPolicy, ref: str | None = None, **config: object):  # type: ignore[no-untyped-def]
+async def posture(image: Image, policy: TrustedSigners, ref: str | None = None, **config: object):  # type: ignore[no-untyped-def]
     async with RegistryClient(RegistryClientConfig(**config)) as client:  # type: ignore[arg-type]
-        return await client.check_posture(ref or image.ref, policy)
+        return await check_posture(client, ref or image.ref, policy)
 
 
 async def test_resolve_tag_to_pushed_digest_and_cache(image: Image) -> None:
@@ -177,12 +178,10 @@ async def test_index_vs_platform_digest_policy(multiarch: MultiArch) -> None:
     policy = key_policy(key)
     outcomes = {}
     for mode in ("index", "platform", "any", "all"):
-        policy.digest_policy = mode  # type: ignore[assignment]
-        outcomes[mode] = (await posture(image, policy, ref=ref)).signed
+        outcomes[mode] = (await posture(image, policy, ref=ref, digest_policy=mode)).signed
     assert outcomes == {"index": False, "platform": True, "any": True, "all": False}
     signing.sign_legacy(image.pusher, image.repo, multiarch.index_digest, key=key)
-    policy.digest_policy = "all"
-    assert (await posture(image, policy, ref=ref)).signed
+    assert (await posture(image, policy, ref=ref, digest_policy="all")).signed
 
 
 async def test_keyless_legacy_signature(image: Image, sigstore_instance: tuple) -> None:  # type: ignore[type-arg]
@@ -322,9 +321,10 @@ async def test_real_cosign_signature_through_the_registry(image: Image) -> None:
         },
         "application/vnd.oci.image.manifest.v1+json",
     )
-    from zastava.registry.cosign import fetch_legacy, verify_legacy_layer
+    from zastava.registry.posture.fetch import fetch_legacy
+    from zastava.registry.verification.cosign import verify_legacy_layer
 
-    policy = TrustPolicy(
+    policy = TrustedSigners(
         keys=[load_public_key(real.PUBLIC_KEY, "dangerzone")],
         trusted_root=TrustRoot.load("sigstore-public-good"),
         require_tlog_for_keys=True,
@@ -354,9 +354,10 @@ async def test_keyless_legacy_attestation_and_cosign_sbom(image: Image, sigstore
     result = await posture(image, keyless_policy(root, subject=DEV))
     assert result.attestation_verified, result.reasons
     assert result.attestations[0].signer_kind == "keyless" and result.attestations[0].rekor_uuid
-    assert result.sbom and result.sbom_media_types == ["text/spdx"]
+    # a verified CycloneDX attestation counts as an SBOM; an unverified one does not
+    assert result.sbom and result.sbom_media_types == ["text/spdx", "attestation:https://cyclonedx.org/bom"]
     other = await posture(image, keyless_policy(root, subject_regex=r"ci@.*"))
-    assert not other.attestation_verified
+    assert not other.attestation_verified and other.sbom_media_types == ["text/spdx"]
 
 
 def test_cli_keyless_verify(image: Image, sigstore_instance: tuple) -> None:  # type: ignore[type-arg]

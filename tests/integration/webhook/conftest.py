@@ -15,9 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from zastava import devstack
 from zastava.backend.app import create_app
-from zastava.config import BackendServer, ZastavaConfig
-from zastava.devstack import wait_until
+from zastava.config import BackendServer, ZastavaConfig, load_config
+from zastava.devstack import signing, wait_until
+from zastava.registry.settings import image_verifier
 from zastava.telemetry import ZastavaMetrics
 from zastava.webhook.certs import generate_certs, write_certs
 from zastava.webhook.resolve import TagResolver
@@ -43,15 +45,30 @@ SBOM = {
 @dataclass
 class RealBackend:
     """The reference backend app (``zastava.backend.app.create_app``, default policy, SQLite in a temp dir)
-    served by uvicorn on loopback in a thread of the test process."""
+    served by uvicorn on loopback in a thread of the test process. It verifies signatures in the loopback
+    registry: its default signer (``zastava.registry.trust``) is ``key``; :meth:`sign` signs an image with it
+    (the tests' own signer, cosign's legacy layout)."""
 
     server: ThreadServer
+    key: signing.KeyPair | None = None  # None: a backend that verifies nothing
+    registry: devstack.RegistryServer | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.port}"
 
-    def put_catalog(self, digest: str, *, signed: bool, sbom: bool) -> None:
+    def sign(self, pinned: str) -> None:
+        """Sign ``host/repo@sha256:…`` (an image in the loopback registry) with the backend's trusted key."""
+        assert self.key is not None and self.registry is not None
+        name, digest = pinned.split("@")
+        pusher = signing.OciPusher(self.registry.url)
+        try:
+            signing.sign_legacy(pusher, name.split("/", 1)[1], digest, key=self.key)
+        finally:
+            pusher.close()
+
+    def put_catalog(self, digest: str, *, sbom: bool, signed: bool = False) -> None:
+        """A catalog entry; ``signed`` is only the operator's assertion (evidence, never a signature)."""
         payload: dict[str, Any] = {"signed": signed}
         if sbom:
             payload["sbom"] = SBOM
@@ -72,12 +89,22 @@ class RealBackend:
 
 
 @pytest.fixture(scope="session")
-def real_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealBackend]:
-    store = tmp_path_factory.mktemp("backend") / "backend.db"
-    app = create_app(BackendServer(store=f"sqlite:///{store}"))
+def real_backend(
+    tmp_path_factory: pytest.TempPathFactory, registry: devstack.RegistryServer
+) -> Iterator[RealBackend]:
+    directory = tmp_path_factory.mktemp("backend")
+    key = signing.KeyPair.generate()
+    key.write_public(directory / "ci.pub")
+    config = load_config(
+        text=f"zastava:\n  registry:\n    trust:\n      publicKeyFiles: [{directory / 'ci.pub'}]\n",
+        warn=False,
+    )
+    app = create_app(
+        BackendServer(store=f"sqlite:///{directory / 'backend.db'}"), verifier=image_verifier(config)
+    )
     server = ThreadServer(app).start()
     try:
-        yield RealBackend(server)
+        yield RealBackend(server, key, registry)
     finally:
         server.stop()
 

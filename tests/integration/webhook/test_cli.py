@@ -16,11 +16,13 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 import yaml
 from cryptography import x509
 
-from tests.unit.webhook.reviews import DIGEST_A, DIGEST_B, body, pod_with, review
-from zastava.devstack import free_port
+from tests.harness.signed import PushedImage, push_synthetic, unique_repo
+from tests.unit.webhook.reviews import DIGEST_A, body, pod_with, review
+from zastava.devstack import free_port, signing
 
 from .conftest import RealBackend
 
@@ -44,6 +46,22 @@ def write_config(path: Path, backend: RealBackend, **webhook: object) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def pushed(real_backend: RealBackend) -> dict[str, PushedImage]:
+    """``ok`` (signed by the backend's trusted key, SBOM in the catalog) and ``unsigned``, in the loopback
+    registry."""
+    pusher = signing.OciPusher(real_backend.registry.url)
+    repo = unique_repo("cli")
+    out = {
+        n: push_synthetic(pusher, real_backend.registry.host, repo, n.encode(), n) for n in ("ok", "unsigned")
+    }
+    pusher.close()
+    real_backend.sign(out["ok"].pinned)
+    for image in out.values():
+        real_backend.put_catalog(image.digest, sbom=True)
+    return out
+
+
 def test_certs_writes_a_ca_and_a_serving_cert(tmp_path: Path) -> None:
     out = tmp_path / "tls"
     result = run("webhook", "certs", "--out", str(out), "--namespace", "guard", "--ip", "127.0.0.1")
@@ -57,17 +75,18 @@ def test_certs_writes_a_ca_and_a_serving_cert(tmp_path: Path) -> None:
     cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
 
 
-def test_review_prints_the_response(tmp_path: Path, real_backend: RealBackend) -> None:
-    real_backend.put_catalog(DIGEST_B, signed=True, sbom=True)
+def test_review_prints_the_response(
+    tmp_path: Path, real_backend: RealBackend, pushed: dict[str, PushedImage]
+) -> None:
     config = write_config(tmp_path / "z.yaml", real_backend)
-    document = review(pod_with({"api": f"ghcr.io/acme/unsigned@{DIGEST_A}"}))
+    document = review(pod_with({"api": pushed["unsigned"].pinned}))
     source = tmp_path / "review.json"
     source.write_bytes(body(document))
     result = run("webhook", "review", str(source), "--config", str(config))
     assert result.returncode == 1, result.stderr
     response = orjson.loads(result.stdout)["response"]
     assert response["uid"] == document["request"]["uid"] and response["allowed"] is False
-    signed = review(pod_with({"a": f"ghcr.io/acme/ok@{DIGEST_B}"}))
+    signed = review(pod_with({"a": pushed["ok"].pinned}))
     allowed = run("webhook", "review", "-", "--config", str(config), stdin=body(signed))
     assert allowed.returncode == 0 and orjson.loads(allowed.stdout)["response"]["allowed"] is True
 
@@ -156,7 +175,9 @@ def test_serve_dry_run_admits_malformed_pods_and_records_them(
         assert 'zastava_admission_decisions_total{decision="dry-run-deny"} 3.0' in metrics
 
 
-def test_serve_over_https_and_stop_on_sigterm(tmp_path: Path, real_backend: RealBackend) -> None:
+def test_serve_over_https_and_stop_on_sigterm(
+    tmp_path: Path, real_backend: RealBackend, pushed: dict[str, PushedImage]
+) -> None:
     """``--self-signed`` (as ``make run`` uses it) creates the CA and certificate the client then trusts."""
     port = free_port()
     config = write_config(
@@ -189,8 +210,7 @@ def test_serve_over_https_and_stop_on_sigterm(tmp_path: Path, real_backend: Real
                 assert process.poll() is None, (tmp_path / "serve.log").read_text()
                 assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
                 time.sleep(0.1)
-            real_backend.put_catalog(DIGEST_B, signed=True, sbom=True)
-            document = review(pod_with({"a": f"ghcr.io/acme/ok@{DIGEST_B}"}))
+            document = review(pod_with({"a": pushed["ok"].pinned}))
             answer = client.post("/admit?timeout=5s", content=body(document))
             assert orjson.loads(answer.content)["response"]["allowed"] is True
         assert real_backend.decision(document["request"]["uid"])["decision"] == "Allow"

@@ -37,8 +37,9 @@ class Pushed:
 def images(
     docker_engine: devstack.DockerEngine, registry: devstack.RegistryServer, real_backend: RealBackend
 ) -> dict[str, Pushed]:
-    """Three distinct tiny images in the loopback registry: ``good`` (signed + SBOM in the catalog),
-    ``unsigned`` (SBOM only), ``nosbom`` (signed only); ``good`` is also pushed as ``:latest``."""
+    """Three distinct tiny images in the loopback registry: ``good`` (signed by the backend's trusted key,
+    SBOM in the catalog), ``unsigned`` (SBOM only; its catalog entry *asserts* signed, which is not a
+    signature), ``nosbom`` (signed only); ``good`` is also pushed as ``:latest``."""
     out: dict[str, Pushed] = {}
     for name in ("good", "unsigned", "nosbom"):
         local = f"zastava-test/wh-{name}:1"
@@ -48,9 +49,11 @@ def images(
         pinned = devstack.push_image(docker_engine, local, registry.host, f"webhook-e2e/{name}:1")
         out[name] = Pushed(f"{registry.host}/webhook-e2e/{name}:1", pinned)
     devstack.push_image(docker_engine, "zastava-test/wh-good:1", registry.host, "webhook-e2e/good:latest")
-    real_backend.put_catalog(out["good"].digest, signed=True, sbom=True)
-    real_backend.put_catalog(out["unsigned"].digest, signed=False, sbom=True)
-    real_backend.put_catalog(out["nosbom"].digest, signed=True, sbom=False)
+    real_backend.sign(out["good"].pinned)
+    real_backend.sign(out["nosbom"].pinned)
+    real_backend.put_catalog(out["good"].digest, sbom=True)
+    real_backend.put_catalog(out["unsigned"].digest, signed=True, sbom=True)
+    real_backend.put_catalog(out["nosbom"].digest, sbom=False)
     return out
 
 

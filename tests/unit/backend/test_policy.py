@@ -9,6 +9,7 @@ import pytest
 
 from zastava.backend.policy import DEFAULT_POLICY, PolicyEngine, PolicyError, evaluate, load_policy
 from zastava.backend.store import CatalogHead
+from zastava.registry.verification.policies import ImageVerdict, PolicyResult
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -58,8 +59,38 @@ def test_default_policy() -> None:
         False,
         False,
     )
-    ok = evaluate(DEFAULT_POLICY, head(rekor={"uuid": "u"}), namespace="x", labels={}, build_ids=["aa"])
-    assert ok.policy_verdict == "pass" and ok.rekor and ok.rekor.uuid == "u" and ok.build_ids == ["aa"]
+    # the catalog's signed flag is evidence, never a signature
+    asserted = evaluate(DEFAULT_POLICY, head(rekor={"uuid": "u"}), namespace="x", labels={}, build_ids=["aa"])
+    assert (asserted.policy_verdict, asserted.signed, asserted.reasons) == (
+        "fail",
+        False,
+        ["unsigned", "catalog asserts signed: not verified (evidence only)"],
+    )
+    assert asserted.rekor and asserted.rekor.uuid == "u" and asserted.rekor.verified is False
+    # signed is what verification established; its Rekor entry replaces the catalog's
+    ok = evaluate(
+        DEFAULT_POLICY, head(), namespace="x", labels={}, build_ids=["aa"], verification=verdict(signed=True)
+    )
+    assert ok.policy_verdict == "pass" and ok.signed and ok.build_ids == ["aa"]
+    assert ok.rekor and ok.rekor.uuid == "r1" and ok.rekor.verified is True
+    # a failed trust policy is named in the reasons
+    bad = evaluate(DEFAULT_POLICY, head(), namespace="x", labels={}, verification=verdict(signed=False))
+    assert bad.reasons == [
+        "trust policy team-a: 0 of 1 required signature(s) verified (no signature found)",
+        "unsigned",
+        "catalog asserts signed: not verified (evidence only)",
+    ]
+    # an SBOM referrer found by verification counts without a catalog entry
+    sbom = evaluate(
+        DEFAULT_POLICY, None, namespace="x", labels={}, verification=verdict(True, ("text/spdx",))
+    )
+    assert (sbom.signed, sbom.has_sbom, sbom.policy_verdict) == (True, True, "pass")
+
+
+def verdict(signed: bool, sbom: tuple[str, ...] = ()) -> ImageVerdict:
+    missing = () if signed else ("0 of 1 required signature(s) verified (no signature found)",)
+    result = PolicyResult("team-a", "enforce", 1, 1, ("alice",) if signed else (), {}, missing, "r1")
+    return ImageVerdict("r.test/a", DIGEST, (result,), True, sbom, (), ())
 
 
 def test_vulnerability_thresholds_and_selectors() -> None:
@@ -70,10 +101,10 @@ rules:
   - {check: vulnerabilities, minSeverity: medium, maxCount: 2, action: warn, reason: too many}
 """
     )
-    sev = head(severities={"critical": 1, "medium": 1, "low": 5})
+    sev = head(signed=False, severities={"critical": 1, "medium": 1, "low": 5})
     assert evaluate(policy, sev, namespace="prod-a", labels={}).policy_verdict == "fail"
     assert evaluate(policy, sev, namespace="dev", labels={}).policy_verdict == "pass"  # 2 ≤ maxCount
-    more = head(severities={"high": 2, "medium": 1})
+    more = head(signed=False, severities={"high": 2, "medium": 1})
     result = evaluate(policy, more, namespace="dev", labels={})
     assert (result.policy_verdict, result.reasons) == ("warn", ["too many"])
 

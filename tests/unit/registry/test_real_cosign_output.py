@@ -8,9 +8,9 @@ import dataclasses
 import hashlib
 import json
 
-from zastava.registry import TrustPolicy, TrustRoot, load_public_key
-from zastava.registry.cosign import SIMPLE_SIGNING_MEDIA_TYPE, LegacyLayer, verify_legacy_layer
-from zastava.registry.transparency import leaf_hash
+from zastava.registry import TrustedSigners, TrustRoot, load_public_key
+from zastava.registry.verification.cosign import SIMPLE_SIGNING_MEDIA_TYPE, LegacyLayer, verify_legacy_layer
+from zastava.registry.verification.transparency import leaf_hash
 
 from . import cosign_real as real
 
@@ -34,13 +34,13 @@ def test_payload_is_the_published_layer() -> None:
 
 
 def test_real_cosign_key_signature_verifies() -> None:
-    policy = TrustPolicy(keys=[load_public_key(real.PUBLIC_KEY, "dangerzone")])
+    policy = TrustedSigners(keys=[load_public_key(real.PUBLIC_KEY, "dangerzone")])
     finding = verify_legacy_layer(layer(), real.IMAGE_DIGEST, policy)
     assert finding.verified and finding.signer == "dangerzone", finding.reason
 
 
 def test_real_rekor_evidence_verifies_against_public_good_root() -> None:
-    policy = TrustPolicy(
+    policy = TrustedSigners(
         keys=[load_public_key(real.PUBLIC_KEY, "dangerzone")],
         trusted_root=TrustRoot.load("sigstore-public-good"),
         require_tlog_for_keys=True,
@@ -57,8 +57,8 @@ def test_real_rekor_evidence_verifies_against_public_good_root() -> None:
 def test_real_signature_rejected_for_other_digest_or_key() -> None:
     from zastava.devstack.signing import KeyPair
 
-    policy = TrustPolicy(keys=[load_public_key(real.PUBLIC_KEY, "dangerzone")])
+    policy = TrustedSigners(keys=[load_public_key(real.PUBLIC_KEY, "dangerzone")])
     other = "sha256:" + "0" * 64
     assert "payload signs" in str(verify_legacy_layer(layer(), other, policy).reason)
-    wrong = TrustPolicy(keys=[load_public_key(KeyPair.generate().public_pem)])
+    wrong = TrustedSigners(keys=[load_public_key(KeyPair.generate().public_pem)])
     assert not verify_legacy_layer(layer(), real.IMAGE_DIGEST, wrong).verified

@@ -21,18 +21,19 @@ from zastava.registry import (
     KeylessIdentity,
     Manifest,
     TrustConfigError,
-    TrustPolicy,
+    TrustedSigners,
     TrustRoot,
     load_public_key,
     parse_reference,
 )
-from zastava.registry.auth import parse_challenge
-from zastava.registry.bundles import verify_bundle
-from zastava.registry.client import _retry_after
-from zastava.registry.cosign import LegacyLayer, simple_signing_digest, verify_legacy_layer
-from zastava.registry.dsse import pae, parse_envelope
 from zastava.registry.errors import AuthenticationError
-from zastava.registry.keys import verify_with_key
+from zastava.registry.settings import default_signers
+from zastava.registry.transport.auth import parse_challenge
+from zastava.registry.transport.client import _retry_after
+from zastava.registry.verification.bundles import verify_bundle
+from zastava.registry.verification.cosign import LegacyLayer, simple_signing_digest, verify_legacy_layer
+from zastava.registry.verification.dsse import pae, parse_envelope
+from zastava.registry.verification.keys import verify_with_key
 
 D = "sha256:" + "ab" * 32
 D2 = "sha256:" + "cd" * 32
@@ -169,7 +170,7 @@ def test_bad_key_file(tmp_path: Path) -> None:
     with pytest.raises(TrustConfigError):
         load_public_key(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
     with pytest.raises(TrustConfigError, match="cannot read"):
-        TrustPolicy.from_files([tmp_path / "missing.pub"])
+        TrustedSigners.from_files([tmp_path / "missing.pub"])
 
 
 def test_dsse_pae_and_parse() -> None:
@@ -192,10 +193,12 @@ def test_config_section() -> None:
         text="zastava:\n  registry:\n    digestPolicy: all\n    insecureRegistries: [r:5000]\n"
     )
     assert config.registry.digest_policy == "all"
-    with pytest.raises(ConfigError, match="trustedRootPath"):
-        load_config(
-            text="zastava:\n  registry:\n    trust:\n      keylessIdentities: [{issuer: a, subject: b}]\n"
-        )
+    # keyless without a configured root: the Sigstore public-good root shipped with sigstore (offline)
+    keyless = load_config(
+        text="zastava:\n  registry:\n    trust:\n      keylessIdentities: [{issuer: a, subject: b}]\n"
+    )
+    root = default_signers(keyless.registry).trusted_root
+    assert root is not None and "tuf-repo-cdn.sigstore.dev" in root.source
     with pytest.raises(ConfigError, match="digestPolicy"):
         load_config(text="zastava:\n  registry:\n    digestPolicy: newest\n")
 
@@ -207,8 +210,8 @@ def sigstore(tmp_path_factory: pytest.TempPathFactory) -> tuple[signing.TestSigs
     return instance, TrustRoot.load(path)
 
 
-def _keyless(root: TrustRoot, subject: str = "dev@x.test") -> TrustPolicy:
-    return TrustPolicy(
+def _keyless(root: TrustRoot, subject: str = "dev@x.test") -> TrustedSigners:
+    return TrustedSigners(
         identities=[KeylessIdentity(issuer="https://i.test", subject=subject)], trusted_root=root
     )
 
@@ -243,9 +246,9 @@ def test_keyless_bundle_offline(sigstore: tuple[signing.TestSigstore, TrustRoot]
 def test_key_bundle(sigstore: tuple[signing.TestSigstore, TrustRoot]) -> None:
     key = signing.KeyPair.generate("ed25519")
     bundle = signing.dsse_bundle(signing.in_toto_statement(D, signing.COSIGN_SIGN_V1, {}), key=key)
-    policy = TrustPolicy(keys=[load_public_key(key.public_pem, "k")])
+    policy = TrustedSigners(keys=[load_public_key(key.public_pem, "k")])
     assert verify_bundle(json.dumps(bundle).encode(), D, policy, "s").verified
-    strict = TrustPolicy(keys=policy.keys, require_tlog_for_keys=True)
+    strict = TrustedSigners(keys=policy.keys, require_tlog_for_keys=True)
     assert not verify_bundle(json.dumps(bundle).encode(), D, strict, "s").verified
     assert not verify_bundle(b"not json", D, policy, "s").verified
 
@@ -316,7 +319,7 @@ async def test_bearer_realm_must_be_https_for_an_https_registry() -> None:
 
 @given(st.binary(max_size=2000))
 def test_malformed_inputs_give_declared_errors(data: bytes) -> None:
-    from zastava.registry.dsse import DsseError
+    from zastava.registry.verification.dsse import DsseError
 
     for parse, errors in (
         (lambda: Manifest.parse(data, None), (InvalidManifest,)),

@@ -144,10 +144,10 @@ def simulate(
         fail(f"cannot read {config}")
     candidate = _load(config)
     client = _load(credentials) if credentials else candidate
-    body: dict[str, Any] = {"config": candidate_text, "days": days}
+    body: dict[str, Any] = {"config": inline_keys(candidate_text, config), "days": days}
     if baseline is not None:
         _load(baseline)
-        body["baseline"] = baseline.read_text(encoding="utf-8")
+        body["baseline"] = inline_keys(baseline.read_text(encoding="utf-8"), baseline)
     if only is not None:
         if only not in ("workloads", "requests"):
             fail("--only must be workloads or requests")
@@ -168,6 +168,29 @@ def simulate(
     summary = report["summary"]
     if fail_on_deny and (summary["workloads"]["allowedToDenied"] or summary["requests"]["allowedToDenied"]):
         raise typer.Exit(3)
+
+
+def inline_keys(text: str, source: Path) -> str:
+    """The configuration with every trust-policy key given by ``path`` replaced by its ``pem``: the backend
+    runs the simulation and cannot read the operator's files (paths are taken as the config's own: relative
+    to the working directory)."""
+    import yaml
+
+    document = yaml.safe_load(text)
+    changed = False
+    admission = ((document or {}).get("zastava") or {}).get("admission") or {}
+    for policy in admission.get("trustPolicies") or []:
+        for authority in (policy or {}).get("authorities") or []:
+            key = (authority or {}).get("key")
+            if isinstance(key, dict) and isinstance(key.get("path"), str):
+                path = Path(key["path"])
+                try:
+                    key["pem"] = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    fail(f"{source}: trust policy key {path}: {exc}")
+                del key["path"]
+                changed = True
+    return yaml.safe_dump(document, sort_keys=False) if changed else text
 
 
 def _reasons(result: dict[str, Any]) -> str:

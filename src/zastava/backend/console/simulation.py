@@ -154,7 +154,27 @@ class SimulationService:
             async def policy(
                 req: RuntimePolicyRequest, *, time_budget: float | None = None
             ) -> RuntimePolicyResponse:
-                return await anyio.to_thread.run_sync(self.service.policy_answer, tenant, req)
+                return await self.service.policy_answer(tenant, req)
+
+            from ...registry.errors import TrustConfigError
+            from ...registry.settings import image_verifier
+
+            owned: list[Any] = []  # registry clients made here, closed at the end
+            shared = self.service.verifier.client if self.service.verifier is not None else None
+
+            def verifier_for(config: ZastavaConfig) -> Any:
+                """A configuration with trust policies verifies locally, as the webhook would: over the
+                backend's registry client when it has one (its credentials), else one from the config."""
+                if not config.admission.trust_policies:
+                    return None
+                try:
+                    verifier = image_verifier(config, shared)
+                except TrustConfigError as exc:
+                    where = exc.path or "zastava.admission.trustPolicies"
+                    raise SimulationError(400, f"{where}: {exc}") from None
+                if shared is None:
+                    owned.append(verifier.client)
+                return verifier
 
             try:
                 async with asyncio.timeout(settings.simulation_timeout_seconds):
@@ -165,11 +185,15 @@ class SimulationService:
                         resolver=KnownDigests(known),
                         baseline=baseline,
                         truncated={"workloads": rows_cut, "requests": records_cut},
+                        verifier_for=verifier_for,
                     )
             except TimeoutError:
                 raise SimulationError(
                     504, f"the simulation took longer than {settings.simulation_timeout_seconds:g} s"
                 ) from None
+            finally:
+                for client in owned:
+                    await client.close()
             out = report.wire()
             out["days"] = request.days
             out["elapsedMs"] = round((time.perf_counter() - started) * 1000, 1)

@@ -84,6 +84,10 @@ class DockerEngineClient:
             self._version = str(info.get("Version") or "") or None
         return self._version
 
+    async def ping(self) -> None:
+        """One round trip to the daemon (readiness); :class:`EngineUnavailable` when it does not answer."""
+        await self._call(lambda api: api.ping())
+
     async def list_containers(self) -> list[ContainerInfo]:
         rows = await self._call(lambda api: api.containers(filters={"status": "running"}))
         out = []

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ...contracts import Evidence
-from .base import ContainerEvent, ContainerInfo, EngineName, KubernetesIdentity
+from .base import ContainerEvent, ContainerInfo, EngineName, EngineUnavailable, KubernetesIdentity
 
 __all__ = ["LogTailEngine", "find_pid_by_container_id", "parse_log_name"]
 
@@ -84,6 +84,11 @@ class LogTailEngine:
 
     async def version(self) -> str | None:
         return None
+
+    async def ping(self) -> None:
+        """Readiness: the log directory can be listed."""
+        if not os.access(self.log_dir, os.R_OK | os.X_OK) or not self.log_dir.is_dir():
+            raise EngineUnavailable(f"log directory {self.log_dir} cannot be read")
 
     def _scan(self) -> dict[str, tuple[KubernetesIdentity, datetime | None]]:
         found: dict[str, tuple[KubernetesIdentity, datetime | None]] = {}

@@ -8,12 +8,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
-from urllib.parse import urlsplit
 
 import typer
 
 if TYPE_CHECKING:
-    from ...auth.backend import BackendAuth
     from ...config import ZastavaConfig
     from ...contracts import RuntimeEvent
     from .publisher import EventPublisher
@@ -22,7 +20,23 @@ events_app = typer.Typer(help="Runtime events: send captured events to a backend
 
 #: Longest accepted input line (one event); longer lines are reported and skipped.
 MAX_LINE_BYTES = 4 * 1024 * 1024
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        help="backend base URL, e.g. https://scanner:8443 (default $ZASTAVA_BACKEND_URL, else "
+        "zastava.backend.baseAddress of --config, else http://127.0.0.1:8080)",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="zastava YAML: credentials and TLS from zastava.runtime.authority (OpTok, DPoP, client "
+        "certificate, caBundlePath), the backend from zastava.backend",
+    ),
+]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -30,32 +44,14 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _config(backend: str, config_file: Path | None, allow_insecure_http: bool) -> ZastavaConfig:
-    from ...config import ConfigError, load_config
+def _config(backend: str | None, config_file: Path | None, allow_insecure_http: bool) -> ZastavaConfig:
+    """The operator's config and backend URL (:func:`zastava.auth.operator.operator_config`)."""
+    from ...auth.operator import OperatorConfigError, operator_config
 
-    parts = urlsplit(backend)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _fail(f"--backend must be an http(s) URL, got {backend!r}")
-    insecure = parts.scheme == "http"
-    if insecure and not allow_insecure_http and parts.hostname not in _LOOPBACK:
-        raise _fail("--backend uses plain http to a non-loopback host; pass --allow-insecure-http to do so")
     try:
-        config = load_config(config_file, warn=False)
-        data = config.model_dump(by_alias=True)
-        data["backend"].update(
-            baseAddress=backend.rstrip("/"),
-            allowInsecureHttp=insecure or data["backend"]["allowInsecureHttp"],
-        )
-        return type(config).model_validate(data)
-    except ConfigError as exc:
+        return operator_config(config_file, backend, allow_insecure_http=allow_insecure_http)
+    except OperatorConfigError as exc:
         raise _fail(str(exc)) from None
-
-
-def _backend_auth(config: ZastavaConfig, component: str) -> BackendAuth | None:
-    """OpTok/DPoP headers and the mTLS client when the config has Authority credentials, else None (plain)."""
-    from ...auth.backend import backend_auth, has_credentials
-
-    return backend_auth(config, component=component) if has_credentials(config) else None
 
 
 def parse_event_line(line: bytes) -> RuntimeEvent:
@@ -105,12 +101,12 @@ def _lines(stream: BinaryIO) -> Any:
 @events_app.command("send")
 def send(
     source: Annotated[str, typer.Argument(help="ND-JSON file of events or envelopes, or - for stdin")],
-    backend: Annotated[str, typer.Option("--backend", help="backend base URL, e.g. https://scanner:8443")],
+    backend: BackendOption = None,
     buffer_dir: Annotated[
         Path | None,
         typer.Option("--buffer-dir", help="disk buffer (kept if not everything was delivered)"),
     ] = None,
-    config_file: Annotated[Path | None, typer.Option("--config", help="zastava YAML config")] = None,
+    config_file: ConfigOption = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for delivery before giving up")] = 60.0,
     allow_insecure_http: Annotated[
         bool, typer.Option("--allow-insecure-http", help="allow http:// to a non-loopback host")
@@ -143,23 +139,20 @@ def send(
 
 
 async def _send(config: ZastavaConfig, stream: BinaryIO, directory: Path, wait_seconds: float) -> int:
+    from ...auth.operator import operator_client
     from ...telemetry.metrics import ZastavaMetrics
     from .publisher import EventPublisher
 
-    auth = _backend_auth(config, "events-send")
-    publisher = EventPublisher(
-        config,
-        buffer_dir=directory,
-        metrics=ZastavaMetrics(),
-        rate_limit=False,
-        http_client=auth.http_client if auth else None,
-        headers_provider=auth.headers_provider if auth else None,
-    )
-    try:
+    async with operator_client(config, component="events-send") as client:
+        publisher = EventPublisher(
+            config,
+            buffer_dir=directory,
+            metrics=ZastavaMetrics(),
+            rate_limit=False,
+            http_client=client.http,
+            headers_provider=client.auth.headers_provider if client.auth else None,
+        )
         return await _publish_stream(publisher, stream, wait_seconds)
-    finally:
-        if auth is not None:
-            await auth.aclose()
 
 
 async def _publish_stream(publisher: EventPublisher, stream: BinaryIO, wait_seconds: float) -> int:
@@ -196,7 +189,7 @@ async def _publish_stream(publisher: EventPublisher, stream: BinaryIO, wait_seco
 
 @events_app.command("tail")
 def tail(
-    backend: Annotated[str, typer.Option("--backend", help="backend base URL")],
+    backend: BackendOption = None,
     since: Annotated[
         str | None,
         typer.Option(
@@ -210,7 +203,7 @@ def tail(
     ] = 1000,
     once: Annotated[bool, typer.Option("--once", help="print the backlog and stop")] = False,
     max_events: Annotated[int | None, typer.Option(help="stop after this many events")] = None,
-    config_file: Annotated[Path | None, typer.Option("--config", help="zastava YAML config")] = None,
+    config_file: ConfigOption = None,
     allow_insecure_http: Annotated[
         bool, typer.Option("--allow-insecure-http", help="allow http:// to a non-loopback host")
     ] = False,
@@ -272,9 +265,14 @@ async def _tail(
     import orjson
 
     url = config.backend.base_address.rstrip("/") + config.backend.events_path
-    auth = _backend_auth(config, "events-tail")
-    client = auth.http_client if auth else httpx.AsyncClient(timeout=config.backend.request_timeout_seconds)
-    headers_provider = auth.headers_provider if auth else None
+    from contextlib import AsyncExitStack
+
+    from ...auth.operator import operator_client
+
+    stack = AsyncExitStack()
+    operator = await stack.enter_async_context(operator_client(config, component="events-tail"))
+    client = operator.http
+    headers_provider = operator.auth.headers_provider if operator.auth else None
     seen_order: deque[str] = deque(maxlen=10_000)
     seen: set[str] = set()
     printed = 0
@@ -295,7 +293,9 @@ async def _tail(
         except httpx.HTTPError as exc:
             raise _TailError(f"{url}: {type(exc).__name__}: {exc}", fatal=False) from None
         if response.status_code != 200:
-            message = f"{url}: HTTP {response.status_code}: {response.text[:200]}"
+            message = (
+                f"{url}: HTTP {response.status_code}: {response.text[:200]}{operator.refusal_hint(response)}"
+            )
             raise _TailError(message, fatal=response.status_code in (400, 401, 403, 404))
         try:
             return parse_page(orjson.loads(response.content))
@@ -353,7 +353,4 @@ async def _tail(
                 return 0
             await asyncio.sleep(interval)
     finally:
-        if auth is not None:
-            await auth.aclose()
-        else:
-            await client.aclose()
+        await stack.aclose()

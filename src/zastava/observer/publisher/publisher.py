@@ -49,7 +49,7 @@ from ...contracts import (
 )
 from ...telemetry.logging import fields
 from ...telemetry.metrics import ZastavaMetrics, default_metrics
-from ...telemetry.tracing import span
+from ...telemetry.tracing import current_context, span
 from .buffer import BufferRecord, DiskBuffer, DiskBufferError, Gap
 from .client import Backoff, EventsClient, HeadersProvider, Outcome, PostResult
 from .ratelimit import Admission, Coalescer, TokenBucket
@@ -61,6 +61,8 @@ log = logging.getLogger("zastava.observer.publisher")
 _ENDPOINT = "events"
 #: Delay between retries of answers that need an operator (401/403/404): slow, but never give up.
 _FATAL_RETRY_SECONDS = 30.0
+#: Span contexts of buffered events kept for the batch span's links (spec §8 observe → batch → post).
+_TRACE_LINKS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,11 @@ class _Batch:
     version: SchemaVersion
     body: bytes
     headers: dict[str, str]
+    trace: Any = None  # the batch span's context: the post span's parent
+
+
+def _span_context(current: Any) -> Any:
+    return current.get_span_context() if current is not None else None
 
 
 class PublisherClosed(RuntimeError):
@@ -185,6 +192,9 @@ class EventPublisher:
         self._limit_drop_logged = 0.0
         self._kind_counters: dict[EventKind, Any] = {}
         self._encode_reported = -1  # highest buffer seq whose down-conversion problems were reported
+        #: why the last write to the disk buffer failed (None once a write succeeds): readiness reads it
+        self.store_error: str | None = None
+        self._trace_links: dict[int, Any] = {}  # buffer seq → span context of the event's observe span
         # children of per-event metrics, resolved once (prometheus-client's labels() costs ~10 µs)
         self._m_buffer_bytes = self.metrics.buffer_bytes.labels()
         self._m_limit_queue = self.metrics.limit_queue.labels()
@@ -271,7 +281,17 @@ class EventPublisher:
         self._m_limit_queue.set(len(self.limiter))
 
     def _store(self, event: RuntimeEvent) -> None:
-        self._store_line(self.envelope_line(event), _ts_us(event.when))
+        seq = self._store_line(self.envelope_line(event), _ts_us(event.when))
+        context = current_context()
+        if context is not None and seq is not None:
+            if len(self._trace_links) >= _TRACE_LINKS:
+                del self._trace_links[next(iter(self._trace_links))]
+            self._trace_links[seq] = context
+
+    def _links(self, records: Sequence[BufferRecord]) -> list[Any]:
+        if not self._trace_links:
+            return []
+        return [link for r in records if (link := self._trace_links.pop(r.seq, None)) is not None]
 
     def envelope_line(self, event: RuntimeEvent) -> bytes:
         """The ND-JSON line stored for ``event``: its envelope at the current version.
@@ -281,21 +301,24 @@ class EventPublisher:
         """
         return self._line_prefix + event.model_dump_json(by_alias=True).encode() + b"}"
 
-    def _store_line(self, line: bytes, ts_us: int) -> None:
+    def _store_line(self, line: bytes, ts_us: int) -> int | None:
         try:
-            self.buffer.append(line, ts_us)
+            seq = self.buffer.append(line, ts_us)
         except DiskBufferError as exc:  # larger than a buffer segment: refused locally, counted, logged
             self.rejected_total += 1
             self.metrics.events_rejected.inc()
             log.error("event too large for the disk buffer; skipped", extra=fields(error=str(exc)))
-            return
+            return None
         except OSError as exc:
+            self.store_error = f"{type(exc).__name__}: {exc}"
             self.metrics.buffer_drops.inc()
             log.error("cannot write to the disk buffer; event lost", extra=fields(error=str(exc)))
-            return
+            return None
+        self.store_error = None
         self._m_buffer_bytes.set(self.buffer.bytes_in_use)
         if self.buffer.pending >= self.batch_max:
             self._wake.set()
+        return seq
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Deliver everything buffered so far. True when all of it was settled (delivered, rejected or
@@ -421,24 +444,24 @@ class EventPublisher:
         return False
 
     def _prepare(self, records: Sequence[BufferRecord]) -> _Batch:
-        with span("batch", events=len(records)):
+        with span("batch", events=len(records), links=self._links(records)) as current:
             lines, version = self._encode(records)
             body, headers = self.client.prepare(lines, self._accept_header) if lines else (b"", {})
-        return _Batch(records, lines, version, body, headers)
+        return _Batch(records, lines, version, body, headers, _span_context(current))
 
     async def _prepare_async(self, records: Sequence[BufferRecord]) -> _Batch:
         """As :meth:`_prepare`, with joining and gzip in a worker thread (zlib releases the GIL), so that it
         overlaps with a POST in flight."""
-        with span("batch", events=len(records)):
+        with span("batch", events=len(records), links=self._links(records)) as current:
             lines, version = self._encode(records)
             if not lines:
                 return _Batch(records, lines, version, b"", {})
             body, headers = await asyncio.to_thread(self.client.prepare, lines, self._accept_header)
-        return _Batch(records, lines, version, body, headers)
+        return _Batch(records, lines, version, body, headers, _span_context(current))
 
     async def _post(self, batch: _Batch) -> tuple[PostResult, bool]:
         """POST a prepared batch; (result, whether the negotiated version changed)."""
-        with span("post", events=len(batch.lines), version=str(batch.version)):
+        with span("post", parent=batch.trace, events=len(batch.lines), version=str(batch.version)):
             result = await self.client.post_prepared(batch.body, batch.headers)
         if result.status is not None:
             self.metrics.backend_latency_ms.labels(endpoint=_ENDPOINT).observe(result.latency_ms)

@@ -23,6 +23,15 @@ def pushed_busybox(
     return devstack.push_image(docker_engine, busybox_image, registry.host, "observer/busybox:1")
 
 
+@pytest.fixture(scope="session")
+def pushed_dynamic(
+    docker_engine: devstack.DockerEngine, registry: devstack.RegistryServer, dynamic_image: str
+) -> str:
+    """The dynamically linked test image (bash + sleep + their libraries) pushed: ``…@sha256:…``."""
+    start_real(lambda: None)
+    return devstack.push_image(docker_engine, dynamic_image, registry.host, "observer/dynamic:1")
+
+
 async def next_matching(events: AsyncIterator[T], predicate: Callable[[T], bool], timeout: float) -> T:  # noqa: ASYNC109
     """The first item of ``events`` that satisfies ``predicate``, within ``timeout`` seconds."""
 

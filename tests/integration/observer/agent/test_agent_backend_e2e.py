@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.harness.real import start_real
 from tests.integration.observer.publisher.real_backend import BackendProcess
 from zastava import devstack
 from zastava.contracts import RuntimeEvent, parse_runtime_envelope
@@ -27,35 +26,45 @@ from zastava.contracts import RuntimeEvent, parse_runtime_envelope
 REPO = Path(__file__).resolve().parents[4]
 
 
-@pytest.fixture(scope="session")
-def pushed_dynamic(
-    docker_engine: devstack.DockerEngine, registry: devstack.RegistryServer, dynamic_image: str
-) -> str:
-    """The dynamically linked test image (bash + sleep + their libraries) pushed: ``…@sha256:…``."""
-    start_real(lambda: None)
-    return devstack.push_image(docker_engine, dynamic_image, registry.host, "observer/dynamic:1")
-
-
 class Agent:
     """``zastava observer run`` as a subprocess; stopped by its PID (SIGTERM, then SIGKILL)."""
 
-    def __init__(self, directory: Path, docker: devstack.DockerEngine, backend_url: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        docker: devstack.DockerEngine,
+        backend_url: str,
+        *,
+        runtime_extra: str = "",
+        extra: str = "",
+        procfs: str = "/proc",
+        activity_tracking: bool = True,
+        docker_host: str | None = None,
+        mount_setup: str | None = None,
+    ) -> None:
+        """``runtime_extra``/``extra``: YAML lines under ``runtime:``/``zastava:``; ``mount_setup``: shell
+        commands run first in a private mount namespace of the agent (``unshare --mount``), e.g. a small
+        tmpfs for the buffer."""
         directory.mkdir(parents=True, exist_ok=True)
         self.log = directory / "observer.log"
         self.config = directory / "observer.yaml"
+        self.metrics_port = devstack.free_port()
         self.config.write_text(
             f"""\
 zastava:
   runtime:
     tenant: tenant-01
+    environment: e2e
+    deployment: local-docker
     engine: docker
-    procfs: /proc
-    logging: {{level: INFO, format: json}}
+    procfs: {procfs}
+    logging: {{level: INFO, format: json, includeActivityTracking: {str(activity_tracking).lower()}}}
     authority: {{requireMutualTls: false}}  # development: no Authority credentials, plain http on loopback
-  observer:
+{runtime_extra}  observer:
     nodeName: e2e-node
+    listen: 127.0.0.1:{self.metrics_port}
     engines:
-      dockerHost: {docker.host}
+      dockerHost: {docker_host or docker.host}
       reconnectMaxSeconds: 1
     drift: {{enabled: false}}
   backend:
@@ -65,17 +74,25 @@ zastava:
   publisher:
     bufferDir: {directory / "buffer"}
     flushIntervalSeconds: 0.2
-"""
+{extra}"""
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("ZASTAVA_")}
+        argv = [sys.executable, "-m", "zastava", "observer", "run", "--config", str(self.config)]
+        if mount_setup is not None:
+            shell = ["sh", "-c", f'{mount_setup} && exec "$@"', "sh"]
+            argv = ["unshare", "--mount", "--propagation", "private", *shell, *argv]
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "zastava", "observer", "run", "--config", str(self.config)],
+                argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=REPO,
             )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -14,21 +14,16 @@ trusted root (sigstore-python cannot take these annotations: it requires an incl
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from cryptography import x509
 
-from .client import Manifest, RegistryClient
 from .dsse import DSSE_MEDIA_TYPE, DsseError, parse_envelope, parse_statement
-from .errors import RegistryError
 from .findings import Finding
 from .keys import SupportedKey, verify_with_key
-from .reference import ImageReference, fallback_tag
 from .transparency import (
     EvidenceError,
     dsse_entry_consistent,
@@ -37,7 +32,7 @@ from .transparency import (
     verify_rekor_annotation,
     verify_sct,
 )
-from .trust import TrustPolicy, cert_identity
+from .trust import TrustedSigners, cert_identity
 
 __all__ = [
     "BUNDLE_ANNOTATION",
@@ -47,7 +42,6 @@ __all__ = [
     "SIMPLE_SIGNING_MEDIA_TYPE",
     "SIMPLE_SIGNING_TYPE",
     "LegacyLayer",
-    "fetch_legacy",
     "simple_signing_digest",
     "verify_legacy_layer",
 ]
@@ -104,48 +98,8 @@ def simple_signing_digest(payload: bytes) -> str:
     return digest
 
 
-async def fetch_legacy(
-    client: RegistryClient, ref: ImageReference, digest: str, suffix: Literal[".sig", ".att"]
-) -> list[LegacyLayer]:
-    """The layers of the ``sha256-<hex><suffix>`` manifest ([] when the tag does not exist)."""
-    tag = fallback_tag(digest, suffix)
-    manifest: Manifest | None = await client.find_manifest(ref.with_tag(tag))
-    if manifest is None:
-        return []
-    if manifest.is_index:
-        raise RegistryError(f"{tag} is an index, not a cosign {suffix} manifest")
-    layers = manifest.layers()[:_MAX_LAYERS]
-    out = []
-    for layer in layers:
-        payload = await client.get_blob(
-            ref,
-            layer.digest,
-            max_bytes=min(client.config.max_blob_bytes, _MAX_PAYLOAD)
-            if suffix == ".sig"
-            else client.config.max_blob_bytes,
-        )
-        raw_sig = layer.annotations.get(SIGNATURE_ANNOTATION, "")
-        try:
-            signature = base64.b64decode(raw_sig, validate=True) if raw_sig else b""
-        except binascii.Error:
-            signature = b"\x00invalid-base64"
-        out.append(
-            LegacyLayer(
-                tag=tag,
-                media_type=layer.media_type,
-                layer_digest=layer.digest,
-                payload=payload,
-                signature=signature,
-                certificate=layer.annotations.get(CERTIFICATE_ANNOTATION) or None,
-                chain=layer.annotations.get(CHAIN_ANNOTATION) or None,
-                bundle=layer.annotations.get(BUNDLE_ANNOTATION) or None,
-            )
-        )
-    return out
-
-
 def _keyless(
-    layer: LegacyLayer, signed: bytes, signature: bytes, policy: TrustPolicy, attestation: bool
+    layer: LegacyLayer, signed: bytes, signature: bytes, policy: TrustedSigners, attestation: bool
 ) -> tuple[str, str]:
     """(identity, rekor uuid) of a verified keyless signature; EvidenceError otherwise."""
     root = policy.trusted_root
@@ -195,7 +149,7 @@ def _key_tlog(
     signed: bytes,
     signature: bytes,
     key_pem: bytes,
-    policy: TrustPolicy,
+    policy: TrustedSigners,
     attestation: bool,
 ) -> str | None:
     """Rekor uuid for a key-based signature when evidence is present and verifiable."""
@@ -214,7 +168,7 @@ def _key_tlog(
     return evidence.uuid
 
 
-def verify_legacy_layer(layer: LegacyLayer, digest: str, policy: TrustPolicy) -> Finding:
+def verify_legacy_layer(layer: LegacyLayer, digest: str, policy: TrustedSigners) -> Finding:
     """Check one ``.sig``/``.att`` layer against ``digest`` and the trust policy."""
     from cryptography.hazmat.primitives import serialization
 

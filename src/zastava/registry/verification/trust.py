@@ -23,15 +23,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ObjectIdentifier
 
-from .client import DigestPolicy
-from .errors import TrustConfigError
+from ..errors import TrustConfigError
 from .keys import PublicKey, SupportedKey, load_public_key_file
 
 __all__ = [
     "BUILTIN_ROOT",
     "KeylessIdentity",
-    "TrustPolicy",
     "TrustRoot",
+    "TrustedSigners",
     "cert_identity",
 ]
 
@@ -44,8 +43,9 @@ _MAX_ROOT_BYTES = 5_000_000
 
 @dataclass(frozen=True, slots=True)
 class KeylessIdentity:
-    """A Fulcio certificate identity. Exactly one of issuer/issuer_regex and one of subject/subject_regex.
-    Regexes must match the whole value (``re.fullmatch``)."""
+    """A Fulcio certificate identity: at least one of issuer/issuer_regex and at least one of
+    subject/subject_regex; when both forms are given, both must hold. Regexes must match the whole value
+    (``re.fullmatch``)."""
 
     issuer: str | None = None
     subject: str | None = None
@@ -53,10 +53,10 @@ class KeylessIdentity:
     subject_regex: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.issuer is None) == (self.issuer_regex is None):
-            raise TrustConfigError("keyless identity needs exactly one of issuer / issuerRegex")
-        if (self.subject is None) == (self.subject_regex is None):
-            raise TrustConfigError("keyless identity needs exactly one of subject / subjectRegex")
+        if self.issuer is None and self.issuer_regex is None:
+            raise TrustConfigError("keyless identity needs an issuer or issuerRegex")
+        if self.subject is None and self.subject_regex is None:
+            raise TrustConfigError("keyless identity needs a subject or subjectRegex")
         for pattern in (self.issuer_regex, self.subject_regex):
             if pattern is not None:
                 try:
@@ -72,10 +72,11 @@ class KeylessIdentity:
         if self.issuer_regex is not None and re.fullmatch(self.issuer_regex, issuer) is None:
             return False
         for subject in subjects:
-            if self.subject is not None and subject == self.subject:
-                return True
-            if self.subject_regex is not None and re.fullmatch(self.subject_regex, subject) is not None:
-                return True
+            if self.subject is not None and subject != self.subject:
+                continue
+            if self.subject_regex is not None and re.fullmatch(self.subject_regex, subject) is None:
+                continue
+            return True
         return False
 
     def __str__(self) -> str:
@@ -209,7 +210,7 @@ class TrustRoot:
 
 
 @dataclass(slots=True)
-class TrustPolicy:
+class TrustedSigners:
     """Who may sign. A signature verifies when it checks out against any key or any identity."""
 
     keys: Sequence[PublicKey] = ()
@@ -217,7 +218,6 @@ class TrustPolicy:
     trusted_root: TrustRoot | None = None
     #: Key-based signatures must also carry verified Rekor evidence (cosign's default when it uploads).
     require_tlog_for_keys: bool = False
-    digest_policy: DigestPolicy | None = None  # None: the client's configured policy
     fingerprint: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
@@ -239,12 +239,10 @@ class TrustPolicy:
         trusted_root: str | Path | None = None,
         *,
         require_tlog_for_keys: bool = False,
-        digest_policy: DigestPolicy | None = None,
-    ) -> TrustPolicy:
+    ) -> TrustedSigners:
         return cls(
             keys=[load_public_key_file(p) for p in key_files],
             identities=list(identities),
             trusted_root=TrustRoot.load(trusted_root) if trusted_root else None,
             require_tlog_for_keys=require_tlog_for_keys,
-            digest_policy=digest_policy,
         )

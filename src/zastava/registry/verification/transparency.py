@@ -35,7 +35,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from ..contracts.canonical import canonical_bytes
+from ...contracts.canonical import canonical_bytes
 from .keys import verify_with_key
 from .trust import TrustRoot
 

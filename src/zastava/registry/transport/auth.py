@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import AuthenticationError
+from ..errors import AuthenticationError
 
 __all__ = [
     "Challenge",

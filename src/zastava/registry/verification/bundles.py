@@ -29,8 +29,16 @@ from cryptography import x509
 
 from .dsse import DsseError, Envelope, parse_envelope, parse_statement, predicate_kind
 from .findings import Finding
-from .transparency import EvidenceError, dsse_entry_consistent, leaf_hash, verify_set
-from .trust import KeylessIdentity, TrustPolicy, TrustRoot, cert_identity
+from .keys import SupportedKey, verify_with_key
+from .transparency import (
+    EvidenceError,
+    dsse_entry_consistent,
+    leaf_hash,
+    verify_fulcio_chain,
+    verify_sct,
+    verify_set,
+)
+from .trust import KeylessIdentity, TrustedSigners, TrustRoot, cert_identity
 
 __all__ = ["BUNDLE_MEDIA_TYPES", "is_bundle_type", "verify_bundle"]
 
@@ -88,7 +96,7 @@ def _tlog_uuid(document: Mapping[str, Any]) -> str | None:
         return None
 
 
-def _key_bundle_tlog(document: Mapping[str, Any], envelope: Envelope, policy: TrustPolicy) -> str | None:
+def _key_bundle_tlog(document: Mapping[str, Any], envelope: Envelope, policy: TrustedSigners) -> str | None:
     entries = (document.get("verificationMaterial") or {}).get("tlogEntries") or []
     if not entries or policy.trusted_root is None:
         if policy.require_tlog_for_keys:
@@ -111,7 +119,76 @@ def _key_bundle_tlog(document: Mapping[str, Any], envelope: Envelope, policy: Tr
     return evidence.uuid
 
 
-def verify_bundle(raw: bytes, digest: str, policy: TrustPolicy, source: str) -> Finding:
+#: Log entry kinds sigstore-python verifies (it refuses the integrated time of others, e.g. ``intoto`` 0.0.2,
+#: which npm provenance and older cosign attestations use).
+_SIGSTORE_KINDS = frozenset({"dsse", "hashedrekord"})
+
+
+def _entry_kind(document: Mapping[str, Any]) -> str | None:
+    try:
+        kind = document["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["kind"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
+def _bundle_certificates(material: Mapping[str, Any]) -> list[x509.Certificate]:
+    try:
+        if "certificate" in material:
+            raws = [material["certificate"]["rawBytes"]]
+        else:
+            raws = [c["rawBytes"] for c in material["x509CertificateChain"]["certificates"]]
+        return [x509.load_der_x509_certificate(base64.b64decode(raw)) for raw in raws[:10]]
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise EvidenceError(f"bundle certificate is unreadable: {exc}") from None
+
+
+def _keyless_with_promise(
+    document: Mapping[str, Any], envelope: Envelope, policy: TrustedSigners
+) -> tuple[str, str]:
+    """(identity, Rekor uuid) of a keyless DSSE bundle whose log entry sigstore-python does not take
+    (``intoto``): the same checks as for cosign's annotation layout — signed entry timestamp by a trusted
+    Rekor key, certificate valid at the integrated time and chaining to the trusted Fulcio CAs, embedded SCT,
+    identity, DSSE signature by the certificate's key, and the entry recording this payload."""
+    root = policy.trusted_root
+    assert root is not None
+    material = document.get("verificationMaterial") or {}
+    certs = _bundle_certificates(material)
+    if not certs:
+        raise EvidenceError("keyless bundle without a certificate")
+    cert, intermediates = certs[0], certs[1:]
+    try:
+        entry = material["tlogEntries"][0]
+        evidence = verify_set(
+            root,
+            entry["canonicalizedBody"],
+            int(entry["integratedTime"]),
+            int(entry["logIndex"]),
+            base64.b64decode(entry["logId"]["keyId"]),
+            base64.b64decode(entry["inclusionPromise"]["signedEntryTimestamp"]),
+        )
+    except (KeyError, IndexError, TypeError, ValueError, binascii.Error) as exc:
+        raise EvidenceError(f"bundle log entry lacks an inclusion promise: {exc}") from None
+    at = evidence.integrated_time
+    if not (cert.not_valid_before_utc <= at <= cert.not_valid_after_utc):
+        raise EvidenceError("certificate was not valid when the entry was logged")
+    chain = verify_fulcio_chain(cert, root, at, intermediates)
+    verify_sct(cert, chain[0], root)
+    issuer, subjects = cert_identity(cert)
+    if not any(identity.matches(issuer, subjects) for identity in policy.identities):
+        raise EvidenceError(f"certificate identity {subjects} ({issuer}) is not trusted")
+    cert_key = cert.public_key()
+    data = envelope.signed_bytes()
+    if not isinstance(cert_key, SupportedKey) or not any(
+        verify_with_key(cert_key, signature, data) for signature in envelope.signatures
+    ):
+        raise EvidenceError("DSSE signature does not verify with the certificate's key")
+    if not dsse_entry_consistent(evidence.body, envelope.payload):
+        raise EvidenceError("the Rekor entry records a different payload")
+    return f"{subjects[0] if subjects else '?'} ({issuer})", evidence.uuid
+
+
+def verify_bundle(raw: bytes, digest: str, policy: TrustedSigners, source: str) -> Finding:
     """Check one bundle (the referrer layer's bytes) against ``digest`` and the policy."""
     base: dict[str, Any] = {"kind": "sigstore-bundle", "digest": digest, "source": source}
     try:
@@ -151,6 +228,12 @@ def verify_bundle(raw: bytes, digest: str, policy: TrustPolicy, source: str) -> 
                 verified=False,
                 reason="keyless bundle, but no trusted root / identities are configured",
             )
+        if _entry_kind(document) not in _SIGSTORE_KINDS:
+            try:
+                signer, entry_uuid = _keyless_with_promise(document, envelope, policy)
+            except EvidenceError as exc:
+                return Finding(**base, verified=False, reason=str(exc))
+            return Finding(**base, verified=True, signer=signer, signer_kind="keyless", rekor_uuid=entry_uuid)
         from sigstore.errors import Error as SigstoreError
         from sigstore.models import Bundle
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
-from .client import OCI_INDEX, Descriptor, Manifest
-from .errors import InvalidManifest, RegistryError
-from .reference import ImageReference, fallback_tag
+from ..errors import InvalidManifest, RegistryError
+from ..reference import ImageReference, fallback_tag
+from .manifest import OCI_INDEX, Descriptor, Manifest
 
 if TYPE_CHECKING:
     from .client import RegistryClient

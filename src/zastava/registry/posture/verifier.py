@@ -1,0 +1,197 @@
+"""Verification of image digests against the trust policies, as admission and the backend need it: fetch the
+material, evaluate, cache.
+
+:class:`ImageVerifier` answers one :class:`VerifyOutcome` per image: the verdict, or why there is none (the
+registry could not be reached → ``unavailable``, the caller applies fail-open/closed; the digest does not
+exist → an error that denies). Outcomes are cached per (repository, digest, trust-policy revision) for
+``ttl_seconds`` (signatures can be added or deleted in the registry, so even a digest's verdict is not
+forever), failures for ``failure_ttl_seconds``. Concurrent requests for one digest share one verification,
+which runs in its own task: a caller that hits its deadline stops waiting but does not cancel it, so its
+answer still warms the cache. The verifier is bounded: at most ``max_entries`` outcomes are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from ...telemetry import fields
+from ..errors import AuthenticationError, RegistryError, RegistryUnavailable
+from ..reference import ImageReference
+from ..transport.client import RegistryClient
+from ..transport.manifest import DigestPolicy
+from ..verification.policies import ImageVerdict, TrustPolicies, evaluate
+from .fetch import fetch_material
+from .summary import VerificationCache
+
+__all__ = ["ImageVerifier", "VerificationKey", "VerifyOutcome"]
+
+log = logging.getLogger("zastava.registry.verifier")
+
+
+class VerificationKey(NamedTuple):
+    """Everything a verification outcome depends on."""
+
+    name: str  # registry/repository: signatures and referrers live per repository
+    digest: str
+    revision: str  # trust-policy revision
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyOutcome:
+    key: VerificationKey
+    verdict: ImageVerdict | None
+    error: str | None = None
+    #: the registry could not be reached (fail-open/closed applies); else ``error`` denies
+    unavailable: bool = False
+    expires: float = 0.0
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.key.name}@{self.key.digest}"
+
+
+def _combine(policy: DigestPolicy) -> Literal["any", "all"]:
+    return "all" if policy == "all" else "any"
+
+
+class ImageVerifier:
+    def __init__(
+        self,
+        client: RegistryClient,
+        policies: TrustPolicies,
+        *,
+        digest_policy: DigestPolicy | None = None,
+        ttl_seconds: float = 300.0,
+        failure_ttl_seconds: float = 5.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.policies = policies
+        self.digest_policy: DigestPolicy = digest_policy or client.config.digest_policy
+        self.ttl = ttl_seconds
+        self.failure_ttl = failure_ttl_seconds
+        self.max_entries = max_entries
+        self.clock = clock
+        self.findings = VerificationCache()
+        self._outcomes: OrderedDict[VerificationKey, VerifyOutcome] = OrderedDict()
+        self._inflight: dict[VerificationKey, asyncio.Future[VerifyOutcome]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.verifications = 0
+
+    @property
+    def revision(self) -> str:
+        return self.policies.revision
+
+    def key(self, ref: ImageReference) -> VerificationKey:
+        assert ref.digest is not None, "verification is keyed by digest"
+        return VerificationKey(ref.name, ref.digest, self.policies.revision)
+
+    def cached(self, ref: ImageReference) -> VerifyOutcome | None:
+        """The fresh outcome for a pinned reference, without waiting (the warm path)."""
+        if ref.digest is None:
+            return None
+        key = self.key(ref)
+        outcome = self._outcomes.get(key)
+        if outcome is None:
+            return None
+        if outcome.expires <= self.clock():
+            del self._outcomes[key]
+            return None
+        return outcome
+
+    async def verify(self, ref: ImageReference) -> VerifyOutcome:
+        """The outcome for ``ref`` (a tag is resolved to its digest first); never raises for registry
+        trouble. Cancelling the caller leaves the shared verification running."""
+        if ref.digest is None:
+            try:
+                resolved = await self.client.resolve(ref)
+            except RegistryError as exc:
+                return self._failure(VerificationKey(ref.name, "", self.revision), exc)
+            ref = ref.with_digest(resolved.digest)
+        hit = self.cached(ref)
+        if hit is not None:
+            return hit
+        key = self.key(ref)
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._inflight[key] = future
+            task = asyncio.get_running_loop().create_task(self._run(ref, key, future))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(future)
+
+    async def _run(
+        self, ref: ImageReference, key: VerificationKey, future: asyncio.Future[VerifyOutcome]
+    ) -> None:
+        try:
+            outcome = await self._compute(ref, key)
+        except asyncio.CancelledError:
+            if not future.done():
+                future.set_result(VerifyOutcome(key, None, "verification cancelled", unavailable=True))
+            raise
+        except Exception as exc:  # a bug must not leave waiters hanging; it is answered as unavailable
+            log.exception("verification failed unexpectedly", extra=fields(image=str(ref)))
+            outcome = VerifyOutcome(
+                key, None, f"verification failed: {type(exc).__name__}", True, self.clock() + self.failure_ttl
+            )
+        finally:
+            self._inflight.pop(key, None)
+        self._store(outcome)
+        if not future.done():
+            future.set_result(outcome)
+
+    async def _compute(self, ref: ImageReference, key: VerificationKey) -> VerifyOutcome:
+        self.verifications += 1
+        try:
+            resolved = await self.client.resolve(ref)
+            digests = resolved.digests_for(self.digest_policy)
+            materials = await asyncio.gather(*(fetch_material(self.client, ref, d) for d in digests))
+        except RegistryError as exc:
+            return self._failure(key, exc)
+        verdict = await asyncio.to_thread(
+            evaluate,
+            self.policies,
+            ref.name,
+            materials,
+            combine=_combine(self.digest_policy),
+            check=self.findings.check,
+        )
+        return VerifyOutcome(key, verdict, expires=self.clock() + self.ttl)
+
+    def _failure(self, key: VerificationKey, exc: RegistryError) -> VerifyOutcome:
+        unavailable = isinstance(exc, RegistryUnavailable | AuthenticationError)
+        message = f"registry {'unavailable' if unavailable else 'error'}: {str(exc) or type(exc).__name__}"
+        log.warning(
+            "image verification failed", extra=fields(image=key.name, digest=key.digest, error=message)
+        )
+        return VerifyOutcome(key, None, message, unavailable, self.clock() + self.failure_ttl)
+
+    def _store(self, outcome: VerifyOutcome) -> None:
+        if outcome.expires <= self.clock() or not outcome.key.digest:
+            return
+        self._outcomes[outcome.key] = outcome
+        self._outcomes.move_to_end(outcome.key)
+        while len(self._outcomes) > self.max_entries:
+            self._outcomes.popitem(last=False)
+
+    def clear(self) -> None:
+        self._outcomes.clear()
+
+    async def drain(self) -> None:
+        """Wait for the verifications still running (tests, benchmarks)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel the verifications still running (shutdown); the client is closed by its owner."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drain()

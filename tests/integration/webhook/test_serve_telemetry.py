@@ -1,0 +1,138 @@
+"""``zastava webhook serve`` as an operator runs it, with tracing on (``runtime.tracing.otlpEndpoint``): the
+spans of spec §8 (request → resolve → respond) exported by the real OTLP exporter to a receiver in the test
+(``tests/harness/otlp.py``), the decision log line joined to its trace, every line one JSON object with the
+deployment scope; and ``mode.webhook: false`` refusing start-up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import yaml
+
+from tests.harness.otlp import OtlpReceiver
+from tests.unit.webhook.reviews import DIGEST_B, body, pod_with, review
+from zastava.devstack import free_port
+from zastava.webhook.certs import generate_certs, write_certs
+
+from .conftest import RealBackend
+
+ZASTAVA = [sys.executable, "-m", "zastava"]
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    server = OtlpReceiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def config(tmp_path: Path, backend: RealBackend, port: int, **extra: object) -> Path:
+    write_certs(generate_certs(extra_dns=["localhost"], ip_addresses=["127.0.0.1"]), tmp_path / "tls")
+    data: dict[str, object] = {
+        "backend": {"baseAddress": backend.url, "allowInsecureHttp": True, "requestTimeoutSeconds": 2},
+        "runtime": {
+            "environment": "staging",
+            "deployment": "cluster-b",
+            "authority": {"requireMutualTls": False},
+        },
+        "admission": {"failOpenNamespaces": ["dev"], "resolveTags": False},
+        "webhook": {
+            "listen": f"127.0.0.1:{port}",
+            "certPath": str(tmp_path / "tls" / "tls.crt"),
+            "keyPath": str(tmp_path / "tls" / "tls.key"),
+        },
+    }
+    for key, value in extra.items():
+        section = data.setdefault(key, {})
+        assert isinstance(section, dict) and isinstance(value, dict)
+        section.update(value)
+    path = tmp_path / "webhook.yaml"
+    path.write_text(yaml.safe_dump({"zastava": data}))
+    return path
+
+
+def test_request_resolve_respond_spans_and_json_logs(
+    tmp_path: Path, real_backend: RealBackend, receiver: OtlpReceiver
+) -> None:
+    port = free_port()
+    path = config(
+        tmp_path,
+        real_backend,
+        port,
+        runtime={
+            "environment": "staging",
+            "deployment": "cluster-b",
+            "authority": {"requireMutualTls": False},
+            "tracing": {"otlpEndpoint": receiver.url},
+        },
+    )
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*ZASTAVA, "webhook", "serve", "--config", str(path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("ZASTAVA_")},
+        )
+    try:
+        context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.crt"))
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, timeout=5) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.1)
+            real_backend.put_catalog(DIGEST_B, signed=True, sbom=True)
+            document = review(pod_with({"a": f"ghcr.io/acme/ok@{DIGEST_B}"}))
+            answer = client.post("/admit?timeout=5s", content=body(document))
+            assert orjson.loads(answer.content)["response"]["allowed"] is True
+            metrics = client.get("/metrics").text
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(20) == 0, log_path.read_text()
+    receiver.wait_for("request", "resolve", "respond")
+    uid = document["request"]["uid"]
+    request = next(s for s in receiver.named("request") if s.attributes["uid"] == uid)
+    resolve = next(s for s in receiver.named("resolve") if s.parent_span_id == request.span_id)
+    respond = next(s for s in receiver.named("respond") if s.parent_span_id == request.span_id)
+    assert resolve.trace_id == respond.trace_id == request.trace_id
+    assert request.service == "zastava-webhook" and request.scope == "StellaOps.Zastava"
+    assert request.resource["deployment.environment"] == "staging"
+    assert 'zastava_meter_info{component="webhook",meter="StellaOps.Zastava",version="1.0.0"} 1.0' in metrics
+
+    lines = [orjson.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    for line in lines:
+        assert line["component"] == "webhook", line
+        assert (line["environment"], line["deployment"]) == ("staging", "cluster-b"), line
+    decision = next(line for line in lines if line["msg"] == "admission decision")
+    assert decision["traceId"] == request.trace_id
+
+
+def test_mode_webhook_false_refuses_start_up(tmp_path: Path, real_backend: RealBackend) -> None:
+    path = config(tmp_path, real_backend, free_port(), mode={"webhook": False})
+    result = subprocess.run(
+        [*ZASTAVA, "webhook", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "zastava.mode.webhook is false" in result.stderr

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps test test-fast lint run bench image manifests clean
+.PHONY: install system-deps test test-fast lint run bench fuzz image manifests clean
 
 ## install: create .venv and install zastava with its dev extras (idempotent)
 install: $(STAMP)
@@ -45,6 +45,11 @@ run: install system-deps
 ## bench: all benchmarks, figures and same-run baseline ratios
 bench: install system-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## fuzz: the long-run fuzz targets of tests/fuzz (FUZZ_CASES each, default 100000; CI runs a sample in pytest)
+FUZZ_CASES ?= 100000
+fuzz: install
+	$(BIN)/python -m tests.fuzz --cases $(FUZZ_CASES) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -565,7 +565,20 @@ class BackendServer(Section):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     client_ca_file: str | None = Field(None, description="CA of client certificates (mTLS binding)")
+    public_base_url: str | None = Field(
+        None,
+        description="the URL clients use to reach this backend (scheme://host[:port]); DPoP proofs' htu is "
+        "compared with it, never with the Host header (unset: with the listening socket's own address)",
+    )
+
     console: Console = Field(default_factory=Console)
+
+    @model_validator(mode="after")
+    def _public_base_url(self) -> BackendServer:
+        url = self.public_base_url
+        if url is not None and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", url):
+            raise ValueError(f"publicBaseUrl must be an http(s) URL without query or fragment, got {url!r}")
+        return self
 
     @model_validator(mode="after")
     def _store(self) -> BackendServer:
@@ -592,6 +605,10 @@ class Webhook(Section):
     decision_queue: PositiveSize = Field(1000, le=1_000_000)
     decision_batch_max: PositiveSize = Field(100, le=10_000)
     decision_linger_seconds: float = Field(0.2, ge=0, le=10)
+    decision_spool_dir: str | None = Field(
+        None, description="disk spool of decision records (kept across restarts); unset: a private temp dir"
+    )
+    decision_spool_max_bytes: PositiveSize = Field(50_000_000, ge=65536)
 
     @model_validator(mode="after")
     def _check(self) -> Webhook:

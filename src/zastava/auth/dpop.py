@@ -35,6 +35,7 @@ __all__ = [
     "access_token_hash",
     "b64url",
     "normalize_htu",
+    "same_text",
     "verify_proof",
 ]
 
@@ -46,6 +47,12 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def same_text(a: str, b: str) -> bool:
+    """Constant-time equality of two strings from a request (``hmac.compare_digest`` raises ``TypeError`` on
+    a non-ASCII ``str``, and a client chooses these strings)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
 
 
 def access_token_hash(access_token: str) -> str:
@@ -153,7 +160,7 @@ class NonceIssuer:
 
     def valid(self, nonce: str, now: float | None = None) -> bool:
         bucket = int((time.time() if now is None else now) // self.window)
-        return any(hmac.compare_digest(nonce, self._for_bucket(b)) for b in (bucket, bucket - 1))
+        return any(same_text(nonce, self._for_bucket(b)) for b in (bucket, bucket - 1))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -222,7 +229,7 @@ def verify_proof(
         compact = jws.deserialize_compact(proof, key, algorithms=list(DPOP_ALGORITHMS))
     except JoseError as exc:
         raise invalid_dpop_proof(f"DPoP proof signature does not verify ({exc.error})") from None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, KeyError):  # KeyError: joserfc on an unknown "crv"
         raise invalid_dpop_proof("DPoP proof jwk is not a valid P-256 key") from None
     try:
         claims = json.loads(compact.payload)
@@ -253,7 +260,7 @@ def verify_proof(
         raise invalid_dpop_proof(f"DPoP proof is older than {int(max_age)}s")
     if access_token is not None:
         ath = claims.get("ath")
-        if not isinstance(ath, str) or not hmac.compare_digest(ath, access_token_hash(access_token)):
+        if not isinstance(ath, str) or not same_text(ath, access_token_hash(access_token)):
             raise invalid_dpop_proof("DPoP proof ath does not match the access token")
     nonce = claims.get("nonce")
     if nonces is not None and (not isinstance(nonce, str) or not nonces.valid(nonce, t)):

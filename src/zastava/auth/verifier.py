@@ -15,7 +15,6 @@ runs against the tenant named in a body.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -28,7 +27,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from .discovery import MetadataCache, check_issuer_url, get_json, normalize_issuer
-from .dpop import NonceIssuer, ReplayCache, verify_proof
+from .dpop import NonceIssuer, ReplayCache, same_text, verify_proof
 from .errors import AuthError, AuthorityError, insufficient_scope, invalid_token, missing_credentials
 from .mtls import cert_thumbprint, peer_certificate_der
 
@@ -86,8 +85,9 @@ def require_tenant(principal: Principal, tenant: str | None) -> None:
 class VerifierSettings:
     """How an OpTok is verified. ``audience``: the resource's audience that every token must carry.
     ``tenants``: allowed tenants (None: any tenant the Authority vouches for). ``public_base_url``: the
-    externally visible ``scheme://host[:port]`` used for ``htu`` (default: the request's own URL, from
-    ``Host``)."""
+    externally visible ``scheme://host[:port]`` that ``htu`` must name (default: the scheme and local address
+    of the connection's socket). Never the ``Host`` header: a client chooses it, so a proof made for another
+    host would pass with a spoofed ``Host``."""
 
     issuer: str
     audience: str = "scanner"
@@ -301,9 +301,17 @@ class OpTokVerifier:
 
     def _request_url(self, request: Request) -> str:
         base = self.settings.public_base_url
+        path = str(request.scope.get("root_path", "")) + str(request.scope["path"])
         if base:
-            return base.rstrip("/") + request.url.path
-        return str(request.url)
+            return base.rstrip("/") + path
+        server = request.scope.get("server")
+        if not server or server[1] is None:
+            raise AuthError(
+                401, "invalid_dpop_proof", "the server's public URL is unknown: configure publicBaseUrl"
+            )
+        host, port = server
+        host = f"[{host}]" if ":" in host else host
+        return f"{request.scope.get('scheme', 'http')}://{host}:{port}{path}"
 
     async def verify(
         self,
@@ -386,7 +394,7 @@ class OpTokVerifier:
                 clock_skew=s.proof_clock_skew_seconds,
                 now=now,
             )
-            if not hmac.compare_digest(proof.jkt, jkt):
+            if not same_text(proof.jkt, jkt):
                 raise AuthError(
                     401, "invalid_dpop_proof", "DPoP proof key does not match the token's cnf.jkt"
                 )
@@ -401,7 +409,7 @@ class OpTokVerifier:
                 raise invalid_token("client certificate required (mutual TLS) but none was presented")
             if not isinstance(x5t, str):
                 raise invalid_token("token is not bound to a client certificate (no cnf.x5t#S256)")
-            if not hmac.compare_digest(cert_thumbprint(peer_cert_der), x5t):
+            if not same_text(cert_thumbprint(peer_cert_der), x5t):
                 raise invalid_token("client certificate does not match the token's cnf.x5t#S256")
             mtls_bound = True
 

@@ -32,6 +32,7 @@ from ..config import BackendServer
 from ..contracts import (
     ADMISSION_DECISION,
     SCHEMA_VERSIONS_HEADER,
+    AdmissionDecisionEnvelope,
     EnvelopeError,
     EventKind,
     ImagePolicy,
@@ -44,6 +45,7 @@ from ..contracts import (
 )
 from ..contracts.base import format_utc
 from ..contracts.canonical import canonical_id
+from ..contracts.wire import loads
 from ..registry.errors import InvalidReference, RegistryError
 from ..registry.posture.verifier import ImageVerifier, VerifyOutcome
 from ..registry.reference import parse_reference
@@ -51,7 +53,7 @@ from ..registry.verification.policies import ImageVerdict
 from . import auth
 from .auth import Authenticator, AuthError, Principal, static_tenant
 from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, reference_digest
-from .ingest import BodyError, Ingestor, read_body, split_envelopes
+from .ingest import BodyError, Ingestor, Prepared, read_body, split_envelopes
 from .inventory import decision_outcome
 from .openapi import document
 from .policy import PolicyEngine, evaluate
@@ -150,6 +152,7 @@ class BackendService:
         )
         self.ingestor = Ingestor(store)
         self.metrics = BackendMetrics()
+        self._cpu: anyio.CapacityLimiter | None = None
 
     def now_us(self) -> int:
         return int(self.clock() * 1_000_000)
@@ -176,32 +179,30 @@ class BackendService:
             content_encoding=request.headers.get("content-encoding"),
             max_bytes=self.settings.max_body_bytes,
             max_decompressed=self.settings.max_decompressed_bytes,
+            max_lines=2 * self.settings.max_events_per_request,  # what split_envelopes accepts
         )
 
     async def json_model(self, request: Request, model: type[M]) -> M:
         raw = await self.body(request)
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, f"body is not valid JSON: {exc}") from None
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            parts = [
-                f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}"
-                for err in exc.errors(include_url=False)[:10]
-            ]
-            raise ApiError(400, "; ".join(parts)) from None
+        return await self.cpu(_json_model, raw, model)
+
+    async def cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU-bound request work (parsing, validation) in a worker thread, at most
+        :data:`CPU_WORKERS` at a time: each holds the GIL while it runs, and the fewer threads contend for
+        it, the sooner the event loop gets it back (a ``/healthz`` waits behind them, not behind 40)."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._cpu_limiter())
+
+    def _cpu_limiter(self) -> anyio.CapacityLimiter:
+        if self._cpu is None:
+            self._cpu = anyio.CapacityLimiter(CPU_WORKERS)
+        return self._cpu
 
     # --------------------------------------------------------------------------------------- handlers
 
     async def ingest_events(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_RUNTIME_WRITE)
         body = await self.body(request)
-        items = split_envelopes(body, self.settings.max_events_per_request, parse=False)
-        prepared = await anyio.to_thread.run_sync(
-            self.ingestor.prepare, principal.tenant, items, self.now_us()
-        )
+        prepared = await self.cpu(self._prepare_events, principal.tenant, body, self.now_us())
         wait = self.limiter.acquire(principal.tenant, prepared.per_node)
         if wait is not None:
             self.metrics.rate_limited.inc()
@@ -218,6 +219,10 @@ class BackendService:
         m.labels("rejected").inc(len(response.rejected))
         self.metrics.delta_scans.inc(len(response.delta_scans_requested))
         return _json_response(response.wire(), _ingest_status(response))
+
+    def _prepare_events(self, tenant: str, body: bytes, now_us: int) -> Prepared:
+        items = split_envelopes(body, self.settings.max_events_per_request, parse=False)
+        return self.ingestor.prepare(tenant, items, now_us)
 
     async def list_events(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_RUNTIME_READ)
@@ -382,8 +387,24 @@ class BackendService:
     async def ingest_decisions(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_ADMISSION_WRITE)
         body = await self.body(request)
+        received, rows, rejected, duplicates = await self.cpu(
+            self._prepare_decisions, principal.tenant, body, self.now_us()
+        )
+        inserted = await anyio.to_thread.run_sync(self.store.insert_decisions, rows)
+        response = IngestResponse(
+            received=received,
+            accepted=inserted,
+            duplicates=duplicates + len(rows) - inserted,
+            rejected=rejected,
+            schema_version=str(versions.current(ADMISSION_DECISION)),
+        )
+        return _json_response(response.wire(), _ingest_status(response))
+
+    def _prepare_decisions(
+        self, tenant: str, body: bytes, now: int
+    ) -> tuple[int, list[DecisionRow], list[IngestRejection], int]:
+        """Validate decision envelopes (strict, duplicate keys refused); rows keep the canonical form."""
         items = split_envelopes(body, self.settings.max_events_per_request)
-        now = self.now_us()
         rows: list[DecisionRow] = []
         rejected: list[IngestRejection] = []
         seen: set[str] = set()
@@ -405,29 +426,22 @@ class BackendService:
                 duplicates += 1
                 continue
             seen.add(decision.admission_id)
+            canonical = AdmissionDecisionEnvelope(schema_version=str(version), decision=decision).wire()
             rows.append(
                 DecisionRow(
-                    tenant=principal.tenant,
+                    tenant=tenant,
                     admission_id=decision.admission_id,
                     namespace=decision.namespace,
                     decision=decision.decision,
                     pod_spec_digest=decision.pod_spec_digest,
                     received_us=now,
                     schema_version=str(version),
-                    body=item.text(),
+                    body=orjson.dumps(canonical).decode(),
                     outcome=decision_outcome(decision),
                     pod=decision.pod,
                 )
             )
-        inserted = await anyio.to_thread.run_sync(self.store.insert_decisions, rows)
-        response = IngestResponse(
-            received=len(items),
-            accepted=inserted,
-            duplicates=duplicates + len(rows) - inserted,
-            rejected=rejected,
-            schema_version=str(versions.current(ADMISSION_DECISION)),
-        )
-        return _json_response(response.wire(), _ingest_status(response))
+        return len(items), rows, rejected, duplicates
 
     async def list_decisions(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_ADMISSION_READ)
@@ -447,6 +461,26 @@ class BackendService:
         )
         items = [{"receivedAt": _iso(i["receivedUs"]), "envelope": i["envelope"]} for i in page.items]
         return _json_response(_page(page, items))
+
+
+#: Worker threads running request parsing and validation at once (see :meth:`BackendService.cpu`).
+CPU_WORKERS = 2
+
+
+def _json_model(raw: bytes, model: type[M]) -> M:
+    """``raw`` as ``model``: strict JSON (duplicate keys refused), strict types."""
+    try:
+        data = loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        parts = [
+            f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}"
+            for err in exc.errors(include_url=False)[:10]
+        ]
+        raise ApiError(400, "; ".join(parts)) from None
 
 
 def _ingest_status(response: IngestResponse) -> int:
@@ -482,20 +516,30 @@ def _digest(request: Request) -> str:
     return digest
 
 
+def _int_param(name: str, value: str, low: int, high: int, what: str) -> int:
+    """An ASCII decimal integer within ``[low, high]``; anything else is a 400 that names the parameter
+    (``str.isdigit`` alone also takes ``²`` and other digits ``int()`` refuses, and no bound let a cursor
+    past 2⁶³ reach the database)."""
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(high))
+    if not digits or not low <= int(value) <= high:
+        raise ApiError(400, f"query parameter {name} must be {what}, got {value[:40]!r}")
+    return int(value)
+
+
+#: Largest cursor: row ids are signed 64-bit integers in both stores.
+MAX_CURSOR = 2**63 - 1
+
+
 def _limit(value: str | None) -> int:
     if value is None:
         return 100
-    if not value.isdigit() or not 1 <= int(value) <= 1000:
-        raise ApiError(400, "limit must be an integer from 1 to 1000")
-    return int(value)
+    return _int_param("limit", value, 1, 1000, "an integer from 1 to 1000")
 
 
 def _cursor(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit() or len(value) > 19:
-        raise ApiError(400, "cursor must be the nextCursor of a previous page")
-    return int(value)
+    return _int_param("cursor", value, 0, MAX_CURSOR, "the nextCursor of a previous page")
 
 
 def _since(value: str | None) -> int | None:
@@ -504,13 +548,14 @@ def _since(value: str | None) -> int | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ApiError(400, f"since must be an RFC 3339 timestamp, got {value[:64]!r}") from None
+        message = f"query parameter since must be an RFC 3339 timestamp, got {value[:64]!r}"
+        raise ApiError(400, message) from None
     if parsed.tzinfo is None:
-        raise ApiError(400, "since must carry a timezone (e.g. a trailing Z)")
+        raise ApiError(400, "query parameter since must carry a timezone (e.g. a trailing Z)")
     try:
         return int(parsed.timestamp() * 1_000_000)
     except (OverflowError, ValueError, OSError):
-        raise ApiError(400, "since is out of range") from None
+        raise ApiError(400, "query parameter since is out of range") from None
 
 
 Handler = Callable[[Request, Principal], Awaitable[Response]]

@@ -17,18 +17,28 @@ differs from orjson at the edges: ``NaN``/``Infinity`` literals (the contracts' 
 have no float fields, so they are refused either way) and integer literals outside orjson's 64-bit range
 (orjson reads them as floats, which the contracts refuse; pydantic-core reads exact integers, so the line
 validator bounds every integer to orjson's range and declines the rest). The property test over serialised
-and hand-damaged lines holds it to accepting exactly what ``orjson.loads`` + ``parse_runtime_envelope``
-accept.
+and hand-damaged lines holds it to accepting exactly what :func:`zastava.contracts.wire.loads` +
+``parse_runtime_envelope`` accept.
+
+Both return, with the fields, the envelope's canonical bytes (what the contracts serialise for the same
+envelope: aliases, model field order, unset optionals left out, timestamps in UTC with ``Z``): the store keeps
+that form, never the spelling a client chose. A line that already is canonical is returned as is (what the
+publisher sends); one that is not is checked for duplicate keys (pydantic-core's parser, like orjson, keeps
+the last one) before its canonical form is returned.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic_core import CoreSchema, SchemaValidator
+from pydantic_core import CoreSchema, SchemaSerializer, SchemaValidator
 from pydantic_core import core_schema as cs
 
 from ..contracts import RUNTIME_EVENT, RuntimeEvent, SchemaVersion, versions
+from ..contracts.wire import WireJSONError, loads
+
+#: the per-field keys a ``typed-dict-field`` shares with a ``model-field`` (validation and serialisation)
+_FIELD_KEYS = ("validation_alias", "serialization_alias", "serialization_exclude", "serialization_exclude_if")
 
 __all__ = ["FAST_EVENT", "fast_runtime_envelope", "fast_runtime_line", "typed_dict_schema"]
 
@@ -50,8 +60,9 @@ def typed_dict_schema(schema: Any) -> Any:
                 "schema": typed_dict_schema(spec["schema"]),
                 "required": spec["schema"].get("type") != "default",
             }
-            if "validation_alias" in spec:
-                field["validation_alias"] = spec["validation_alias"]
+            for key in _FIELD_KEYS:
+                if key in spec:
+                    field[key] = spec[key]
             fields[name] = field
         config = dict(schema.get("config") or {})
         out: dict[str, Any] = {
@@ -92,41 +103,58 @@ _CURRENT = versions.current(RUNTIME_EVENT)
 _FAST_VERSIONS: dict[str, SchemaVersion] = {str(_CURRENT): _CURRENT} if _CURRENT.minor > 0 else {}
 _ENVELOPE_KEYS = frozenset(("schemaVersion", "event"))
 
+
+def _envelope_schema(event: CoreSchema) -> CoreSchema:
+    return cs.typed_dict_schema(
+        {
+            "schemaVersion": cs.typed_dict_field(cs.literal_schema([str(_CURRENT)])),
+            "event": cs.typed_dict_field(event),
+        },
+        extra_behavior="forbid",
+    )
+
+
 #: A whole current-version envelope (JSON bytes) → ``{"schemaVersion": str, "event": event fields}``.
 _FAST_LINE: SchemaValidator | None = (
-    SchemaValidator(
-        cs.typed_dict_schema(
-            {
-                "schemaVersion": cs.typed_dict_field(cs.literal_schema([str(_CURRENT)])),
-                "event": cs.typed_dict_field(_orjson_int_range(_EVENT_SCHEMA)),
-            },
-            extra_behavior="forbid",
-        ),
-        _EVENT_SCHEMA.get("config"),
-    )
+    SchemaValidator(_envelope_schema(_orjson_int_range(_EVENT_SCHEMA)), _EVENT_SCHEMA.get("config"))
     if _FAST_VERSIONS
     else None
 )
+#: The canonical bytes of such an envelope (byte-identical to the contracts' ``dump_runtime_envelope``).
+_CANONICAL = SchemaSerializer(_envelope_schema(_EVENT_SCHEMA), _EVENT_SCHEMA.get("config"))
 
 
-def fast_runtime_envelope(data: Any) -> tuple[SchemaVersion, dict[str, Any]] | None:
-    """``(version, event fields)`` when ``data`` is a valid current-version envelope, else ``None``."""
+def _canonical(envelope: dict[str, Any]) -> bytes:
+    return _CANONICAL.to_json(envelope, by_alias=True)
+
+
+def fast_runtime_envelope(data: Any) -> tuple[SchemaVersion, dict[str, Any], bytes] | None:
+    """``(version, event fields, canonical envelope bytes)`` when ``data`` is a valid current-version
+    envelope, else ``None``."""
     if type(data) is not dict or data.keys() != _ENVELOPE_KEYS:
         return None
     version = _FAST_VERSIONS.get(data["schemaVersion"]) if type(data["schemaVersion"]) is str else None
     if version is None or type(data["event"]) is not dict:
         return None
     try:
-        return version, FAST_EVENT.validate_python(data["event"])
+        event = FAST_EVENT.validate_python(data["event"])
     except Exception:  # any rejection is re-judged (and worded) by the contracts' parser
         return None
+    return version, event, _canonical({"schemaVersion": str(version), "event": event})
 
 
-def fast_runtime_line(line: bytes) -> tuple[SchemaVersion, dict[str, Any]] | None:
+def fast_runtime_line(line: bytes) -> tuple[SchemaVersion, dict[str, Any], bytes] | None:
     """Like :func:`fast_runtime_envelope` for one envelope as JSON bytes; ``None`` → parse and re-judge."""
     if _FAST_LINE is None:
         return None
     try:
-        return _CURRENT, _FAST_LINE.validate_json(line)["event"]
+        envelope = _FAST_LINE.validate_json(line)
     except Exception:  # malformed JSON or any rejection: re-judged (and worded) by the caller's slow path
         return None
+    canonical = _canonical(envelope)
+    if canonical != line:
+        try:
+            loads(line)  # a duplicate key would have been read as its last value
+        except WireJSONError:
+            return None
+    return _CURRENT, envelope["event"], canonical

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import anyio.to_thread
 import orjson
 
 from ..contracts import (
@@ -26,9 +27,11 @@ from ..contracts import (
     IngestRejection,
     IngestResponse,
     SchemaVersion,
+    dump_runtime_envelope,
     parse_runtime_envelope,
     versions,
 )
+from ..contracts.wire import loads
 from .catalog import CatalogIndex, image_digest
 from .fastpath import fast_runtime_envelope, fast_runtime_line
 from .inventory import event_facts
@@ -61,18 +64,22 @@ async def read_body(
     content_encoding: str | None,
     max_bytes: int,
     max_decompressed: int,
+    max_lines: int | None = None,
 ) -> bytes:
-    """The (decompressed) body, never holding more than ``max_bytes`` compressed + ``max_decompressed``."""
+    """The (decompressed) body, never holding more than ``max_bytes`` compressed + ``max_decompressed``
+    (and, decompressing, no more than ``max_lines`` newlines).
+
+    Decompression runs in a worker thread (zlib releases the GIL while it inflates), so a large body never
+    stalls the event loop."""
     encoding = (content_encoding or "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip"):
         raise BodyError(415, f"unsupported Content-Encoding {encoding!r}: send identity or gzip")
     if content_length is not None:
-        try:
-            declared = int(content_length)
-        except ValueError:
-            raise BodyError(400, "invalid Content-Length") from None
-        if declared > max_bytes:
-            raise BodyError(413, f"body of {declared} bytes exceeds the limit of {max_bytes} bytes")
+        declared = content_length.strip()
+        if not (declared.isascii() and declared.isdigit()) or len(declared) > 19:
+            raise BodyError(400, "invalid Content-Length")
+        if int(declared) > max_bytes:
+            raise BodyError(413, f"body of {int(declared)} bytes exceeds the limit of {max_bytes} bytes")
     buffer = bytearray()
     async for chunk in chunks:
         buffer += chunk
@@ -80,28 +87,66 @@ async def read_body(
             raise BodyError(413, f"body exceeds the limit of {max_bytes} bytes")
     if encoding == "identity":
         return bytes(buffer)
-    return gunzip_bounded(bytes(buffer), max_decompressed)
+    body = bytes(buffer)
+    return await anyio.to_thread.run_sync(lambda: gunzip_bounded(body, max_decompressed, max_lines=max_lines))
 
 
-def gunzip_bounded(data: bytes, limit: int) -> bytes:
-    """Decompress one or more concatenated gzip members, refusing output beyond ``limit`` bytes."""
-    out = bytearray()
-    rest = data
-    while rest:
-        decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            piece = decomp.decompress(rest, limit - len(out) + 1)
-        except zlib.error as exc:
-            raise BodyError(400, f"body is not valid gzip: {exc}") from None
-        out += piece
-        if len(out) > limit or decomp.unconsumed_tail:
-            raise BodyError(413, f"decompressed body exceeds the limit of {limit} bytes")
-        if not decomp.eof:
-            raise BodyError(400, "gzip body is truncated")
-        rest = decomp.unused_data
-        if rest and not rest.lstrip(b"\0"):
+#: Gzip members accepted in one body. RFC 1952 allows concatenated members and the publisher sends one; each
+#: member costs a fresh inflater, so a body of 15 MB of empty members (~750,000 of them) is refused outright.
+MAX_GZIP_MEMBERS = 64
+#: Compressed bytes handed to the inflater per call: what is left over after a member ends (``unused_data``)
+#: is at most this, so the work stays linear in the body whatever the member layout.
+_GZIP_FEED = 256 * 1024
+
+
+#: Output of one inflate call: big enough to be cheap, small enough that no single allocation or copy holds
+#: the GIL for long (a 60 MB bomb used to come back as one 60 MB object).
+_GZIP_STEP = 1024 * 1024
+
+
+def gunzip_bounded(
+    data: bytes, limit: int, *, max_members: int = MAX_GZIP_MEMBERS, max_lines: int | None = None
+) -> bytes:
+    """Decompress one or more concatenated gzip members, refusing output beyond ``limit`` bytes and more than
+    ``max_members`` members. Linear in ``len(data)`` (trailing zero padding is tolerated).
+
+    ``max_lines``: an output larger than :data:`MAX_DOCUMENT_BYTES` can only be ND-JSON, so past that size
+    more than ``max_lines`` newlines is refused as :func:`split_envelopes` would — counted as the output
+    comes, so a bomb of newlines is refused before it is ever whole."""
+    out: list[bytes] = []
+    total = lines = 0
+    view = memoryview(data)
+    size = len(data)
+    pos = members = 0
+    while pos < size:
+        if members and data.count(0, pos) == size - pos:
             break  # trailing zero padding
-    return bytes(out)
+        members += 1
+        if members > max_members:
+            raise BodyError(400, f"gzip body has more than {max_members} members")
+        decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        pending: bytes | memoryview = b""
+        while not decomp.eof:
+            if not pending:
+                if pos >= size:
+                    raise BodyError(400, "gzip body is truncated")
+                pending = view[pos : pos + _GZIP_FEED]
+                pos += len(pending)
+            try:
+                piece = decomp.decompress(pending, min(_GZIP_STEP, limit - total + 1))
+            except zlib.error as exc:
+                raise BodyError(400, f"body is not valid gzip: {exc}") from None
+            pending = decomp.unconsumed_tail
+            out.append(piece)
+            total += len(piece)
+            if total > limit:
+                raise BodyError(413, f"decompressed body exceeds the limit of {limit} bytes")
+            if max_lines is not None:
+                lines += piece.count(b"\n")
+                if lines > max_lines and total > MAX_DOCUMENT_BYTES:
+                    raise BodyError(413, f"more than {max_lines + 1} lines in the decompressed body")
+        pos -= len(decomp.unused_data) + len(pending)  # the next member starts right after this one
+    return b"".join(out)
 
 
 @dataclass(slots=True)
@@ -120,20 +165,31 @@ class Item:
         """Parse :attr:`raw` into :attr:`data`, or set :attr:`error` when it is not JSON."""
         assert self.raw is not None
         try:
-            self.data = orjson.loads(self.raw)
-        except orjson.JSONDecodeError as exc:
+            self.data = loads(self.raw)
+        except ValueError as exc:
             self.error = f"line is not valid JSON: {exc}"[:_MAX_ERROR]
 
     def text(self) -> str:
-        """The envelope's JSON text as stored: the line as received, else ``data`` serialised."""
+        """The JSON text of the line as received, else ``data`` serialised (see :attr:`Prepared` for what
+        the store keeps: the canonical form)."""
         return self.raw.decode("utf-8") if self.raw is not None else orjson.dumps(self.data).decode()
 
 
-def split_envelopes(body: bytes, max_items: int, *, parse: bool = True) -> list[Item]:
+#: Longest envelope accepted: one ND-JSON line, or a whole JSON document (array or object) body. A parser call
+#: holds the GIL for its whole input, so this bounds how long one request can hold up every other one: 4 MiB
+#: is what ``zastava events send`` reads per line and above the publisher's largest record (a buffer segment).
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+
+
+def split_envelopes(
+    body: bytes, max_items: int, *, parse: bool = True, max_document: int = MAX_DOCUMENT_BYTES
+) -> list[Item]:
     """A JSON array of envelopes, one JSON object, or ND-JSON (one per non-blank line).
 
     Indexes count envelopes from 0 (for ND-JSON: the position among non-blank lines). With ``parse=False``
     ND-JSON lines are left :attr:`Item.unparsed` (the ingest fast path validates them from their bytes).
+    Bounded: a JSON document body may be at most ``max_document`` bytes, an ND-JSON body at most
+    ``2 * max_items + 1`` lines, and a line longer than ``max_document`` is rejected by its index unread.
     """
     head = body.lstrip()
     if not head:
@@ -141,10 +197,17 @@ def split_envelopes(body: bytes, max_items: int, *, parse: bool = True) -> list[
     if head[:1] in (b"[", b"{"):
         # a JSON array or one object, unless the body only parses line by line (ND-JSON whose first line
         # happens to be an array or object): then every line is judged on its own and nothing good is lost
-        try:
-            whole: Any = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            whole = None
+        whole: Any = None
+        if len(head) <= max_document:
+            try:
+                whole = loads(body)
+            except ValueError:
+                whole = None
+        elif head[:1] == b"[" and not _first_line_parses(head, max_document):
+            raise BodyError(
+                413,
+                f"a JSON array body is limited to {max_document} bytes: send ND-JSON (one envelope per line)",
+            )
         if isinstance(whole, dict):
             return [Item(0, whole)]
         if isinstance(whole, list):
@@ -153,17 +216,37 @@ def split_envelopes(body: bytes, max_items: int, *, parse: bool = True) -> list[
             if len(whole) > max_items:
                 raise BodyError(413, f"{len(whole)} envelopes in one request exceed the limit of {max_items}")
             return [Item(i, value) for i, value in enumerate(whole)]
+    # blank lines are tolerated, but not without bound: splitting 64 MB of newlines would build a list of
+    # 64 million lines before the envelope cap could say no
+    if body.count(b"\n") > 2 * max_items:
+        raise BodyError(413, f"more than {2 * max_items + 1} lines (the limit is {max_items} envelopes)")
     items: list[Item] = []
     for line in body.split(b"\n"):
         if not line.strip():
             continue
         if len(items) >= max_items:
             raise BodyError(413, f"more than {max_items} envelopes in one request")
+        if len(line) > max_document:
+            message = f"line of {len(line)} bytes exceeds the limit of {max_document}"
+            items.append(Item(len(items), error=message))
+            continue
         item = Item(len(items), raw=line.strip(_JSON_SPACE))
         if parse:
             item.parse()
         items.append(item)
     return items
+
+
+def _first_line_parses(body: bytes, max_document: int) -> bool:
+    """Whether the first line is JSON on its own (ND-JSON), looking at no more than ``max_document`` bytes."""
+    end = body.find(b"\n", 0, max_document + 1)
+    if end == -1:
+        return False
+    try:
+        orjson.loads(body[:end])
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -208,11 +291,12 @@ class Ingestor:
         rejected: list[IngestRejection] = []
         received = duplicates = 0
         seen: set[str] = set()
-        valid: list[tuple[Item, str, dict[str, Any], str | None]] = []
+        valid: list[tuple[bytes, str, dict[str, Any], str | None]] = []
         digest_of: dict[str | None, str | None] = {}  # image reference → digest, once per batch
         schema: SchemaVersion
         event: dict[str, Any]
         event_id: str
+        canonical: bytes
         for item in items:
             received += 1
             fast = None
@@ -227,7 +311,7 @@ class Ingestor:
             if fast is None:
                 fast = fast_runtime_envelope(item.data)
             if fast is not None:
-                schema, event = fast
+                schema, event, canonical = fast
             else:  # the contracts' parser: same decisions, and the error message on rejection
                 try:
                     schema, model = parse_runtime_envelope(item.data)
@@ -241,7 +325,8 @@ class Ingestor:
                     )
                     continue
                 event = model.model_dump()
-            problem = _column_problem(event, item.raw)
+                canonical = dump_runtime_envelope(model, schema)
+            problem = _column_problem(event, canonical)
             if problem is not None:
                 rejected.append(IngestRejection(index=item.index, error=problem))
                 continue
@@ -262,7 +347,7 @@ class Ingestor:
             ref = event["workload"].get("image_ref")
             if ref not in digest_of:
                 digest_of[ref] = image_digest(ref)
-            valid.append((item, str(schema), event, digest_of[ref]))
+            valid.append((canonical, str(schema), event, digest_of[ref]))
 
         digests = {d for *_, d in valid if d}
         heads = self.store.catalog_heads(tenant, sorted(digests)) if digests else {}
@@ -274,7 +359,7 @@ class Ingestor:
         # each distinct correlation once
         matched: dict[tuple[str, tuple[tuple[str, str | None], ...], tuple[str, ...]], _Used] = {}
         correlations: dict[tuple[str | None, tuple[str, ...]], str | None] = {}
-        for item, version, event, digest in valid:
+        for canonical, version, event, digest in valid:
             event_id = event["event_id"]
             workload = event["workload"]
             process = event.get("process")
@@ -325,7 +410,7 @@ class Ingestor:
                     digest,
                     build_id,
                     version,
-                    item.text(),
+                    canonical.decode(),
                     correlations[ckey],
                 )
             )

@@ -22,6 +22,7 @@ def optok_authenticator(config: ZastavaConfig, **overrides: Any) -> tuple[Authen
     """An authenticator for :func:`~.app.create_app` and the verifier behind it (close it on shutdown)."""
     if config.backend_server.tenants:
         overrides.setdefault("tenants", frozenset(config.backend_server.tenants))
+    overrides.setdefault("public_base_url", config.backend_server.public_base_url)
     settings = VerifierSettings.from_config(config, **overrides)
     verifier = OpTokVerifier(settings)
 

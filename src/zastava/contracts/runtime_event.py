@@ -155,7 +155,7 @@ class AgentWarning(ContractModel):
 class RuntimeEvent(ContractModel):
     event_id: NonEmpty = Field(description="canonical id of the event without eventId (see compute_id)")
     when: UtcDatetime
-    kind: EventKind
+    kind: EventKind = Field(strict=False)  # the name as a string (strict mode wants an EventKind)
     tenant: NonEmpty
     node: NonEmpty
     runtime: RuntimeInfo

@@ -256,6 +256,7 @@ class Stack:
                 "backendServer": {
                     "store": f"sqlite:///{self.workdir / 'zastava.db'}",
                     "listen": f"127.0.0.1:{backend_port}",
+                    "publicBaseUrl": backend_url,
                     "auth": "optok",
                     "tenants": [TENANT],
                     "tlsCertFile": str(pki / "tls.crt"),

@@ -470,8 +470,8 @@ def inspect_process(
                 again = current.stat()
             except ProcessGone:
                 break  # gone for good: nothing to retry against
-            if again.start_time != first.start_time:
-                break
+            if again.start_time != first.start_time or again.zombie:
+                break  # reused, or exited for good (a zombie has nothing left to sample)
     assert attempt is not None
     result = attempt.inspection
     result.hashed_bytes = hashed
@@ -509,6 +509,12 @@ def _inconsistency(current: _Sampler, first: ProcStat, attempt: _Attempt) -> str
         return "process exited during the sample"
     if now.start_time != first.start_time:
         return f"pid reused during the sample (start time {now.start_time})"
+    # an exited process stays a zombie until reaped: its maps and exe are gone, so a sample of it (or one
+    # that it left mid-read) lists nothing or only part — never a complete sample of zero libraries
+    if first.zombie:
+        return "process had exited before the sample (zombie: not yet reaped)"
+    if now.zombie:
+        return "process exited during the sample (zombie: not yet reaped)"
     if current.exe_identity() != attempt.exe_id:
         return "process executed a new program during the sample"
     return None

@@ -39,6 +39,8 @@ class RootFS:
 
     def _walk(self, path: str, follow_final: bool) -> tuple[int, str]:
         """Return (O_PATH fd of the object, resolved container path). The caller closes the fd."""
+        if "\x00" in path:  # no file name holds a NUL (os.open would raise ValueError, not an OSError)
+            raise RootFSError(errno.EINVAL, "path contains a NUL character", path.replace("\x00", "\\0"))
         try:
             root_fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:

@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -33,6 +33,7 @@ from ..contracts import (
     canonical_id,
     multihash_id,
 )
+from ..contracts.admission import ContainerField, Outcome
 from ..registry.errors import InvalidReference
 from ..registry.posture.verifier import ImageVerifier, VerifyOutcome
 from ..registry.reference import ImageReference, parse_reference
@@ -92,7 +93,7 @@ class ImageOutcome:
             policy_verdict=self.verdict,
             reasons=reasons,
             container=self.item.container[:253],
-            container_field=self.item.field,  # one of CONTAINER_FIELDS
+            container_field=cast(ContainerField, self.item.field),  # one of CONTAINER_FIELDS
         )
 
     def line(self) -> str:
@@ -547,7 +548,7 @@ class Admitter:
             decision="Allow" if would_allow else "Deny",
             ttl_seconds=min(ttls) if ttls else self.admission.cache_ttl_seconds,
             enforced=self.admission.enforce,
-            outcome=label if label in _OUTCOMES else None,
+            outcome=cast(Outcome, label) if label in _OUTCOMES else None,
             operation=request.operation if request.operation in ("CREATE", "UPDATE") else None,
             pod=_pod_name(request),
             labels=dict(list(labels.items())[:256]) if labels else None,

@@ -9,9 +9,15 @@ Latency and failures are recorded in the §8 metrics (``endpoint="policy"`` / ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
+import shutil
+import tempfile
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,9 +32,10 @@ from ..contracts import (
     RuntimePolicyResponse,
     versions,
 )
+from ..diskbuffer import DiskBuffer, DiskBufferError
 from ..telemetry import ZastavaMetrics, fields
 
-__all__ = ["BackendClient", "BackendError", "DecisionRecorder", "HeadersProvider"]
+__all__ = ["BackendClient", "BackendError", "DecisionRecorder", "HeadersProvider", "decision_line"]
 
 log = logging.getLogger("zastava.webhook.backend")
 
@@ -37,8 +44,11 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
 class BackendError(RuntimeError):
-    def __init__(self, endpoint: str, message: str) -> None:
+    """``status``: the HTTP status when the backend answered (None: no answer)."""
+
+    def __init__(self, endpoint: str, message: str, status: int | None = None) -> None:
         self.endpoint = endpoint
+        self.status = status
         super().__init__(message)
 
 
@@ -121,7 +131,9 @@ class BackendClient:
                         continue  # a DPoP nonce was asked for, or the token was refused: once more
                     if response.status_code >= 300:
                         raise BackendError(
-                            endpoint, f"backend {endpoint} answered HTTP {response.status_code}"
+                            endpoint,
+                            f"backend {endpoint} answered HTTP {response.status_code}",
+                            response.status_code,
                         )
                     return bytes(data)
             raise AssertionError("unreachable")  # pragma: no cover
@@ -166,22 +178,45 @@ class BackendClient:
 
     async def post_decisions(self, decisions: list[AdmissionDecision]) -> None:
         """``POST`` decision envelopes as ND-JSON (one per line); raises :class:`BackendError`."""
-        version = str(versions.current(ADMISSION_DECISION))
-        body = b"\n".join(
-            orjson.dumps(AdmissionDecisionEnvelope(schema_version=version, decision=d).wire())
-            for d in decisions
-        )
+        await self.post_decision_lines([decision_line(d) for d in decisions])
+
+    async def post_decision_lines(self, lines: list[bytes]) -> None:
+        """``POST`` envelope lines (:func:`decision_line`) as ND-JSON; raises :class:`BackendError`."""
+        body = b"\n".join(lines) + b"\n"
         await self._post(
-            "decisions", self.decisions_url, body + b"\n", self.timeout, content_type="application/x-ndjson"
+            "decisions", self.decisions_url, body, self.timeout, content_type="application/x-ndjson"
         )
+
+
+def decision_line(decision: AdmissionDecision) -> bytes:
+    """The ND-JSON line of ``decision``'s envelope at the current version."""
+    version = str(versions.current(ADMISSION_DECISION))
+    return orjson.dumps(AdmissionDecisionEnvelope(schema_version=version, decision=decision).wire())
+
+
+#: Backend answers that refuse a batch for good (retrying cannot help): the records are counted and skipped.
+_REFUSED = frozenset({400, 413, 415, 422})
+#: Most records in one request, and most bytes (the backend's default body limit is 16 MB).
+BATCH_CAP = 2000
+BATCH_BYTES = 4 * 1024 * 1024
 
 
 class DecisionRecorder:
-    """Posts decision records in the background through a bounded queue; never delays a response.
+    """Delivers decision records — the audit trail — to the backend in the background; never delays a
+    response and loses nothing while the backend is up.
 
-    A post waits ``linger_seconds`` for more records and sends them together (up to ``batch_max`` per request,
-    ND-JSON): one HTTP request per batch instead of one per review. When the queue is full the record is
-    dropped (it was already logged) and a warning is logged.
+    :meth:`submit` appends the record's envelope line to a bounded disk spool (:class:`~zastava.diskbuffer.
+    DiskBuffer`, the observer's buffer: one ``write(2)``, crash-safe). A sender task posts what waits as
+    ND-JSON: batches are sized to the rate — every record waiting, up to :data:`BATCH_CAP` (``batch_max``
+    records after a ``linger_seconds`` wait when traffic is light) — and acknowledged on 2xx. Failures are
+    retried with jittered backoff (the backend stores each ``admissionId`` once). Loss happens only when the
+    backend stays down until the spool (``spool_max_bytes``) is full: the oldest records are dropped, counted
+    in :attr:`dropped` and ``zastava_buffer_drops_total``, and logged with their time range. Records the
+    backend refuses for good (400/413/415/422) are counted in :attr:`refused` and logged.
+
+    ``spool_dir`` keeps the spool across restarts (records are replayed); None uses a private temporary
+    directory removed at :meth:`stop` (what was still undelivered then is counted as dropped). When no
+    directory is writable the records wait in a bounded memory queue of ``max_queue`` instead.
     """
 
     def __init__(
@@ -191,59 +226,184 @@ class DecisionRecorder:
         max_queue: int = 1000,
         batch_max: int = 100,
         linger_seconds: float = 0.2,
+        spool_dir: str | Path | None = None,
+        spool_max_bytes: int = 50_000_000,
     ) -> None:
         self.client = client
         self.batch_max = batch_max
         self.linger = linger_seconds
-        self.queue: asyncio.Queue[AdmissionDecision] = asyncio.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
         self.dropped = 0
         self.posted = 0
-        self.failed = 0
+        self.refused = 0
+        self.failed = 0  # failed posts (retried)
+        self._memory: deque[bytes] = deque()
+        self._private: Path | None = None
+        self.spool = self._open_spool(spool_dir, spool_max_bytes)
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._backoff_s = 0.0
         self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------------------------------ spool
+
+    def _open_spool(self, spool_dir: str | Path | None, max_bytes: int) -> DiskBuffer | None:
+        try:
+            if spool_dir is None:
+                self._private = Path(tempfile.mkdtemp(prefix="zastava-decisions-"))
+            spool = DiskBuffer(self._private or Path(str(spool_dir)), max_bytes)
+            spool.open()
+        except OSError as exc:
+            log.warning(
+                "decision spool unavailable; records wait in memory (bounded) instead",
+                extra=fields(directory=str(spool_dir or self._private), error=exc.strerror or str(exc)),
+            )
+            if self._private is not None:
+                shutil.rmtree(self._private, ignore_errors=True)
+                self._private = None
+            return None
+        spool.on_drop = self._on_drop  # type: ignore[method-assign]
+        if spool.pending:
+            log.info("replaying spooled decision records", extra=fields(pending=spool.pending))
+        return spool
+
+    def _on_drop(self, count: int, since_us: int | None, until_us: int | None) -> None:
+        self.dropped += count
+        metrics = self.client.metrics
+        if metrics is not None:
+            metrics.buffer_drops.inc(count)
+        log.warning(
+            "decision records dropped: the backend stayed down until the spool was full",
+            extra=fields(dropped=count, droppedTotal=self.dropped, sinceUs=since_us, untilUs=until_us),
+        )
+
+    @property
+    def pending(self) -> int:
+        """Records submitted and neither delivered, refused nor dropped."""
+        return self.spool.pending if self.spool is not None else len(self._memory)
+
+    # ------------------------------------------------------------------------------------------ API
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._worker())
+            if self.pending:
+                self._wake.set()
 
     def submit(self, decision: AdmissionDecision) -> None:
-        try:
-            self.queue.put_nowait(decision)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            log.warning(
-                "decision record queue full; record dropped (it was logged)",
-                extra=fields(admissionId=decision.admission_id, dropped=self.dropped),
-            )
-
-    async def _worker(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            if self.linger and self.queue.qsize() + 1 < self.batch_max:
-                await asyncio.sleep(self.linger)  # let more records join: one request carries many
-            while len(batch) < self.batch_max and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+        line = decision_line(decision)
+        if self.spool is not None:
             try:
-                await self.client.post_decisions(batch)
-                self.posted += len(batch)
-            except BackendError as exc:
-                self.failed += len(batch)
-                log.warning(
-                    "decision records not delivered",
-                    extra=fields(admissionIds=[d.admission_id for d in batch][:20], error=str(exc)),
-                )
-            finally:
-                for _ in batch:
-                    self.queue.task_done()
+                self.spool.append(line, int(time.time() * 1_000_000))
+            except (OSError, DiskBufferError):
+                pass  # counted by the spool (a gap) and reported through on_drop
+        elif len(self._memory) >= self.max_queue:
+            self._on_drop(1, None, None)
+        else:
+            self._memory.append(line)
+        self._wake.set()
 
-    async def flush(self, wait_seconds: float = 5.0) -> None:
-        """Wait until queued records were sent (or ``wait_seconds``)."""
-        try:
-            await asyncio.wait_for(self.queue.join(), wait_seconds)
-        except TimeoutError:
-            pass
+    async def flush(self, wait_seconds: float = 5.0) -> bool:
+        """Wait until every submitted record was delivered, refused or dropped (at most ``wait_seconds``)."""
+        await asyncio.sleep(0)  # records submitted by callbacks already scheduled (the admitter's call_soon)
+        deadline = time.monotonic() + wait_seconds
+        while self.pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._task is None or self._task.done():
+                return False
+            self._progress.clear()
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._progress.wait()
+        return True
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        left = self.pending
+        if self.spool is not None:
+            self.spool.close()
+        if self._private is not None or self.spool is None:
+            if left:
+                self.dropped += left
+                log.warning(
+                    "decision records not delivered at shutdown",
+                    extra=fields(lost=left, hint="set webhook.decisionSpoolDir to keep them across restarts"),
+                )
+            if self._private is not None:
+                shutil.rmtree(self._private, ignore_errors=True)
+                self._private = None
+
+    # ------------------------------------------------------------------------------------------ sender
+
+    def _take(self) -> tuple[list[bytes], int]:
+        """The next batch: every record waiting up to :data:`BATCH_CAP` / :data:`BATCH_BYTES`, and the
+        spool sequence number to acknowledge (-1 for the memory queue)."""
+        if self.spool is not None:
+            records = self.spool.read(BATCH_CAP, BATCH_BYTES)
+            return [r.payload for r in records], records[-1].seq if records else -1
+        lines: list[bytes] = []
+        size = 0
+        while self._memory and len(lines) < BATCH_CAP and size < BATCH_BYTES:
+            line = self._memory.popleft()
+            lines.append(line)
+            size += len(line)
+        return lines, -1
+
+    def _settle(self, lines: list[bytes], seq: int) -> None:
+        if self.spool is not None and seq >= 0:
+            self.spool.ack(seq)
+
+    def _retry(self, lines: list[bytes]) -> None:
+        if self.spool is not None:
+            self.spool.rewind()
+        else:  # back at the head, as far as the bound allows
+            room = max(0, self.max_queue - len(self._memory))
+            if len(lines) > room:
+                self._on_drop(len(lines) - room, None, None)
+            self._memory.extendleft(reversed(lines[:room]))
+
+    async def _worker(self) -> None:
+        while True:
+            if not self.pending:
+                self._wake.clear()
+                self._progress.set()
+                await self._wake.wait()
+            if self.linger and self.pending < self.batch_max:
+                await asyncio.sleep(self.linger)  # light traffic: let more records join one request
+            lines, seq = self._take()
+            if not lines:
+                await asyncio.sleep(0.01)
+                continue
+            try:
+                await self.client.post_decision_lines(lines)
+            except BackendError as exc:
+                if exc.status in _REFUSED:
+                    self.refused += len(lines)
+                    self._settle(lines, seq)
+                    log.error(
+                        "backend refused decision records; skipped",
+                        extra=fields(records=len(lines), error=str(exc)),
+                    )
+                    continue
+                self.failed += 1
+                self._retry(lines)
+                self._backoff_s = min(10.0, max(0.2, self._backoff_s * 2))
+                log.warning(
+                    "decision records not delivered yet; will retry",
+                    extra=fields(records=len(lines), pending=self.pending, error=str(exc)),
+                )
+                await asyncio.sleep(self._backoff_s * random.uniform(0.5, 1.0))
+                continue
+            except Exception:  # never let the sender die
+                log.exception("decision sender failed; retrying")
+                self._retry(lines)
+                await asyncio.sleep(1.0)
+                continue
+            self._backoff_s = 0.0
+            self.posted += len(lines)
+            self._settle(lines, seq)
+            self._progress.set()

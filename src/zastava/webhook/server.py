@@ -107,6 +107,8 @@ def build_webhook(
                 max_queue=config.webhook.decision_queue,
                 batch_max=config.webhook.decision_batch_max,
                 linger_seconds=config.webhook.decision_linger_seconds,
+                spool_dir=config.webhook.decision_spool_dir,
+                spool_max_bytes=config.webhook.decision_spool_max_bytes,
             )
     if config.admission.resolve_tags and resolver is None and verifier is None:
         log.warning(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from zastava.contracts import AdmissionDecision, RuntimePolicyRequest
@@ -54,10 +56,8 @@ async def test_bad_answers_are_backend_errors(
     assert 'zastava_backend_failures_total{endpoint="policy"} 1.0' in metrics.render().decode()
 
 
-async def test_recorder_batches_and_survives_failures(policy_backend: PolicyBackend) -> None:
-    client = BackendClient(policy_backend.url)
-    recorder = DecisionRecorder(client, max_queue=5, batch_max=3)
-    decisions = [
+def _decisions(count: int) -> list[AdmissionDecision]:
+    return [
         AdmissionDecision(
             admission_id=f"uid-{i}",
             namespace="ns",
@@ -65,34 +65,55 @@ async def test_recorder_batches_and_survives_failures(policy_backend: PolicyBack
             decision="Allow",
             ttl_seconds=1,
         )
-        for i in range(7)
+        for i in range(count)
     ]
-    for decision in decisions:
-        recorder.submit(decision)  # the worker is not running yet: the queue bounds what is kept
-    assert recorder.dropped == 2
+
+
+async def test_recorder_spools_and_batches_what_waits(policy_backend: PolicyBackend, tmp_path: Path) -> None:
+    client = BackendClient(policy_backend.url)
+    recorder = DecisionRecorder(client, batch_max=3, spool_dir=tmp_path / "spool")
+    for decision in _decisions(7):
+        recorder.submit(decision)  # the sender is not running yet: the spool keeps them all
+    assert recorder.dropped == 0 and recorder.pending == 7
     recorder.start()
-    await recorder.flush(10)
-    assert [d.decision.admission_id for d in policy_backend.decisions] == [f"uid-{i}" for i in range(5)]
-    assert policy_backend.decision_posts == 2 and recorder.posted == 5
+    assert await recorder.flush(10)
+    assert [d.decision.admission_id for d in policy_backend.decisions] == [f"uid-{i}" for i in range(7)]
+    assert policy_backend.decision_posts == 1 and recorder.posted == 7  # one request carries the backlog
     await recorder.stop()
     await client.aclose()
 
 
-async def test_recorder_counts_undelivered(policy_backend: PolicyBackend) -> None:
+async def test_recorder_without_a_writable_spool_bounds_memory(
+    policy_backend: PolicyBackend, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    client = BackendClient(policy_backend.url)
+    recorder = DecisionRecorder(client, max_queue=5, spool_dir=tmp_path / "file" / "spool")
+    assert recorder.spool is None
+    for decision in _decisions(7):
+        recorder.submit(decision)
+    assert recorder.dropped == 2
+    recorder.start()
+    assert await recorder.flush(10)
+    assert recorder.posted == 5
+    await recorder.stop()
+    await client.aclose()
+
+
+async def test_recorder_keeps_records_while_the_backend_is_down(tmp_path: Path) -> None:
     from zastava.devstack import free_port
 
     client = BackendClient(f"http://127.0.0.1:{free_port()}", timeout=1)
-    recorder = DecisionRecorder(client)
+    recorder = DecisionRecorder(client, spool_dir=tmp_path / "spool")
     recorder.start()
-    recorder.submit(
-        AdmissionDecision(
-            admission_id="u", namespace="ns", pod_spec_digest="d", decision="Deny", ttl_seconds=1
-        )
-    )
-    await recorder.flush(10)
-    assert recorder.failed == 1 and recorder.posted == 0
+    recorder.submit(_decisions(1)[0])
+    assert not await recorder.flush(2)
+    assert recorder.failed >= 1 and recorder.posted == 0 and recorder.pending == 1 and recorder.dropped == 0
     await recorder.stop()
     await client.aclose()
+    reopened = DecisionRecorder(client, spool_dir=tmp_path / "spool")
+    assert reopened.pending == 1  # kept on disk for the next start
+    await reopened.stop()
 
 
 async def test_a_given_http_client_is_shared_not_closed(policy_backend: PolicyBackend) -> None:

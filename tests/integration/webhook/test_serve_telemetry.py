@@ -20,13 +20,16 @@ import pytest
 import yaml
 
 from tests.harness.otlp import OtlpReceiver
-from tests.unit.webhook.reviews import DIGEST_B, body, pod_with, review
-from zastava.devstack import free_port
+from tests.unit.webhook.reviews import body, pod_with, review
+from zastava import devstack
+from zastava.devstack import free_port, signing
+from zastava.devstack.signing import OCI_MANIFEST
 from zastava.webhook.certs import generate_certs, write_certs
 
 from .conftest import RealBackend
 
 ZASTAVA = [sys.executable, "-m", "zastava"]
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 
 
 @pytest.fixture
@@ -63,8 +66,24 @@ def config(tmp_path: Path, backend: RealBackend, port: int, **extra: object) -> 
     return path
 
 
+def signed_image(backend: RealBackend, registry: devstack.RegistryServer) -> str:
+    """A one-layer OCI image pushed to the loopback registry and signed with the backend's trusted key (the
+    backend verifies signatures; a catalog flag is never a signature)."""
+    pusher = signing.OciPusher(registry.url)
+    try:
+        layer = pusher.blob("telemetry/app", b"layer", "application/vnd.oci.image.layer.v1.tar")
+        config = pusher.blob("telemetry/app", b'{"architecture":"amd64","os":"linux"}', OCI_CONFIG)
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]}
+        digest = pusher.manifest("telemetry/app", "1", manifest, OCI_MANIFEST)
+    finally:
+        pusher.close()
+    pinned = f"{registry.host}/telemetry/app@{digest}"
+    backend.sign(pinned)
+    return pinned
+
+
 def test_request_resolve_respond_spans_and_json_logs(
-    tmp_path: Path, real_backend: RealBackend, receiver: OtlpReceiver
+    tmp_path: Path, real_backend: RealBackend, registry: devstack.RegistryServer, receiver: OtlpReceiver
 ) -> None:
     port = free_port()
     path = config(
@@ -99,10 +118,11 @@ def test_request_resolve_respond_spans_and_json_logs(
                 assert process.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.1)
-            real_backend.put_catalog(DIGEST_B, signed=True, sbom=True)
-            document = review(pod_with({"a": f"ghcr.io/acme/ok@{DIGEST_B}"}))
+            pinned = signed_image(real_backend, registry)
+            real_backend.put_catalog(pinned.split("@")[1], sbom=True)
+            document = review(pod_with({"a": pinned}))
             answer = client.post("/admit?timeout=5s", content=body(document))
-            assert orjson.loads(answer.content)["response"]["allowed"] is True
+            assert orjson.loads(answer.content)["response"]["allowed"] is True, answer.content
             metrics = client.get("/metrics").text
     finally:
         os.kill(process.pid, signal.SIGTERM)

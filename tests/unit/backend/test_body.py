@@ -115,3 +115,24 @@ def test_gunzip_never_raises_anything_but_body_error(data: bytes) -> None:
         assert exc.status in (400, 413)
         return
     assert len(out) <= 1000
+
+
+def test_a_newline_bomb_is_refused_as_it_inflates_but_a_pretty_document_is_not() -> None:
+    import zlib
+
+    from zastava.backend.ingest import MAX_DOCUMENT_BYTES
+
+    bomb = zlib.compress(b"\n" * (MAX_DOCUMENT_BYTES + 2_000_000), 9, wbits=31)
+    with pytest.raises(BodyError) as info:
+        gunzip_bounded(bomb, 64_000_000, max_lines=1000)
+    assert info.value.status == 413 and "lines" in str(info.value)
+    pretty = orjson.dumps([{"a": [1, 2, 3]}] * 5000, option=orjson.OPT_INDENT_2)  # 50,000 lines, < 4 MiB
+    assert gunzip_bounded(gzip.compress(pretty), 64_000_000, max_lines=1000) == pretty
+
+
+def test_gzip_members_are_bounded() -> None:
+    body = gzip.compress(b"a") * 64
+    assert gunzip_bounded(body, 1000) == b"a" * 64
+    with pytest.raises(BodyError) as info:
+        gunzip_bounded(body + gzip.compress(b"a"), 1000)
+    assert info.value.status == 400 and "members" in str(info.value)

@@ -1,7 +1,9 @@
 """Property: the ingest fast path (``zastava.backend.fastpath``) accepts exactly the envelopes that the
 contracts' ``parse_runtime_envelope`` accepts, with the same field values; everything it declines is judged
 (and worded) by ``parse_runtime_envelope`` itself, so rejection messages cannot differ. The same holds for
-ND-JSON lines validated from their bytes (``fast_runtime_line``) against ``orjson.loads`` + the contracts."""
+ND-JSON lines validated from their bytes (``fast_runtime_line``) against the wire reader
+(``zastava.contracts.wire.loads``: orjson, duplicate keys refused) + the contracts; and the canonical bytes
+the fast path returns are the contracts' own serialisation of the same envelope."""
 
 from __future__ import annotations
 
@@ -21,11 +23,13 @@ from zastava.contracts import (
     EnvelopeError,
     EventKind,
     LoadedLib,
+    dump_runtime_envelope,
     parse_runtime_envelope,
     runtime_envelope_wire,
     versions,
 )
 from zastava.contracts.examples import example_runtime_event
+from zastava.contracts.wire import WireJSONError, loads
 
 _BASE = example_runtime_event()
 _SEEDS: list[dict[str, Any]] = [
@@ -148,7 +152,7 @@ def _slow(data: Any) -> tuple[str, Any]:
         version, event = parse_runtime_envelope(data)
     except (EnvelopeError, OverflowError, ValueError) as exc:
         return "reject", str(exc)
-    return "accept", (str(version), _strip_none(event.model_dump()))
+    return "accept", (str(version), _strip_none(event.model_dump()), dump_runtime_envelope(event, version))
 
 
 @given(envelopes())
@@ -158,7 +162,7 @@ def test_fast_path_accepts_exactly_what_the_contracts_accept(data: Any) -> None:
     fast = fast_runtime_envelope(data)
     if fast is not None:
         assert slow[0] == "accept", f"fast path accepted what the contracts reject: {slow[1]}"
-        assert (str(fast[0]), _strip_none(fast[1])) == slow[1]
+        assert (str(fast[0]), _strip_none(fast[1]), fast[2]) == slow[1]
     elif (
         slow[0] == "accept"
         and isinstance(data, dict)
@@ -175,7 +179,8 @@ def test_fast_path_handles_the_wire_form_and_json_round_trip() -> None:
             assert fast is None  # older minors take the contracts' path (their extra field checks)
         else:
             assert fast is not None
-            assert (str(fast[0]), _strip_none(fast[1])) == _slow(data)[1]
+            assert (str(fast[0]), _strip_none(fast[1]), fast[2]) == _slow(data)[1]
+            assert fast[2] == orjson.dumps(seed)  # the wire form is already canonical
 
 
 def test_fast_path_declines_shapes_the_contracts_refuse() -> None:
@@ -236,15 +241,15 @@ def lines(draw: st.DrawFn) -> bytes:
     text = json.dumps(data, ensure_ascii=draw(st.booleans()), separators=separators)
     for i, token in enumerate(_RAW_TOKENS):
         text = text.replace(json.dumps(_RAW_MARK.format(i)), token)
-    if draw(st.booleans()):  # a duplicated key: both parsers must keep the last one
+    if draw(st.booleans()):  # a duplicated key: refused by both
         text = text.replace('"eventId":', '"eventId": "sha256-dup", "eventId":', 1)
     return text.encode("utf-8", errors="surrogatepass") + draw(st.sampled_from([b"", b" ", b"\t\r"]))
 
 
 def _slow_line(line: bytes) -> tuple[str, Any]:
     try:
-        data = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
+        data = loads(line)
+    except WireJSONError as exc:
         return "reject", str(exc)
     return _slow(data)
 
@@ -258,21 +263,20 @@ def test_line_fast_path_accepts_exactly_what_orjson_and_the_contracts_accept(lin
     slow = _slow_line(line)
     fast = fast_runtime_line(line)
     if fast is None:
-        if slow[0] == "accept" and orjson.loads(line).get("schemaVersion") == str(
-            versions.current(RUNTIME_EVENT)
-        ):
+        if slow[0] == "accept" and loads(line).get("schemaVersion") == str(versions.current(RUNTIME_EVENT)):
             pytest.fail(f"the line fast path declined a valid current-version envelope: {line[:300]!r}")
         return
-    assert slow[0] == "accept", f"line fast path accepted what orjson + the contracts reject: {slow[1]}"
+    assert slow[0] == "accept", f"line fast path accepted what the wire reader + contracts reject: {slow[1]}"
     if not _BIG_INT.search(line):  # orjson reads integers beyond 64 bits as floats: same verdict, other value
-        assert (str(fast[0]), _strip_none(fast[1])) == slow[1]
+        assert (str(fast[0]), _strip_none(fast[1]), fast[2]) == slow[1]
 
 
 def test_line_fast_path_on_seeds_and_hostile_literals() -> None:
     current = next(seed for seed in _SEEDS if seed["schemaVersion"] == str(versions.current(RUNTIME_EVENT)))
     line = orjson.dumps(current)
     fast = fast_runtime_line(line)
-    assert fast is not None and (str(fast[0]), _strip_none(fast[1])) == _slow(current)[1]
+    assert fast is not None and (str(fast[0]), _strip_none(fast[1]), fast[2]) == _slow(current)[1]
+    assert fast[2] == line  # canonical already: stored as received
     for token in ("NaN", "Infinity", "1e400"):
         bad = line.replace(b'"pid":12345', b'"pid":' + token.encode(), 1)
         assert bad != line

@@ -106,8 +106,8 @@ class CachedRoot(RootFS):
     def _quick(self, path: str, follow: bool) -> tuple[os.stat_result, str] | None:
         """(stat, resolved path) by one openat from a cached directory, or None when a full walk is needed."""
         parts = [p for p in path.split("/") if p not in ("", ".")]
-        if not parts or ".." in parts:
-            return None
+        if not parts or ".." in parts or "\x00" in path:
+            return None  # the full walk refuses a NUL with a RootFSError (os.open would raise ValueError)
         fd, resolved_dir = self._dir("/" + "/".join(parts[:-1]))
         try:
             child = os.open(parts[-1], os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)

@@ -114,8 +114,12 @@ def send(
 ) -> None:
     """Push ND-JSON runtime events through the publisher (batching, gzip, disk buffer, retries).
 
+    Backpressure: when the disk buffer is full (its cap, or the disk itself) reading waits for deliveries
+    instead of dropping the oldest events; it gives up after --timeout seconds without any delivery.
+
     Exit codes: 0 all delivered; 1 some input lines were invalid or refused by the backend (the rest was
-    delivered); 3 not everything could be delivered in time (it stays in the buffer directory, printed).
+    delivered); 3 some events were not delivered — the summary says how many (those stored stay in the
+    buffer directory, printed).
     """
     import asyncio
     import tempfile
@@ -157,7 +161,7 @@ async def _send(config: ZastavaConfig, stream: BinaryIO, directory: Path, wait_s
 
 async def _publish_stream(publisher: EventPublisher, stream: BinaryIO, wait_seconds: float) -> int:
     await publisher.start()
-    bad = read = 0
+    bad = read = unsent = 0
     try:
         for number, line in _lines(stream):
             if line is None:
@@ -166,6 +170,9 @@ async def _publish_stream(publisher: EventPublisher, stream: BinaryIO, wait_seco
                 continue
             if not line.strip():
                 continue
+            if unsent:  # gave up waiting for the backend: the rest of the input is counted, not stored
+                unsent += 1
+                continue
             try:
                 event = parse_event_line(line)
             except ValueError as exc:
@@ -173,16 +180,29 @@ async def _publish_stream(publisher: EventPublisher, stream: BinaryIO, wait_seco
                 typer.echo(f"line {number}: {exc}", err=True)
                 continue
             read += 1
-            await publisher.publish(event)
+            if not await publisher.publish_waiting(event, wait_seconds):
+                unsent = 1
+                typer.echo(
+                    f"line {number}: the disk buffer stayed full for {wait_seconds:g} s without a delivery; "
+                    "the rest of the input is not sent",
+                    err=True,
+                )
         delivered = await publisher.flush(wait_seconds)
     finally:
         await publisher.aclose(timeout=0.5)
+    buffer = publisher.buffer
+    lost = buffer.dropped_total  # dropped past the cap or not written (disk full): counted by the buffer
+    kept = buffer.pending  # stored but not delivered: kept in the buffer directory
+    missing = lost + kept + unsent
+    total = read + max(0, unsent - 1)  # lines after giving up are counted, not parsed
+    refused = publisher.rejected_total
     typer.echo(
-        f"events: {read} read, {publisher.delivered_total} delivered, {publisher.rejected_total} refused by "
-        f"the backend, {bad} invalid line(s)",
+        f"events: {total} read, {max(0, total - missing - refused)} delivered, {refused} refused by the "
+        f"backend, {bad} invalid line(s), {missing} not delivered ({kept} kept in the buffer, {lost} lost, "
+        f"{unsent} not sent)",
         err=True,
     )
-    if not delivered:
+    if missing or not delivered:
         return 3
     return 1 if bad or publisher.rejected_total else 0
 

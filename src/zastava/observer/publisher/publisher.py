@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -50,7 +50,7 @@ from ...contracts import (
 from ...telemetry.logging import fields
 from ...telemetry.metrics import ZastavaMetrics, default_metrics
 from ...telemetry.tracing import current_context, span
-from .buffer import BufferRecord, DiskBuffer, DiskBufferError, Gap
+from .buffer import BufferRecord, DiskBuffer, DiskBufferError, DiskBufferFull, Gap
 from .client import Backoff, EventsClient, HeadersProvider, Outcome, PostResult
 from .ratelimit import Admission, Coalescer, TokenBucket
 
@@ -116,7 +116,9 @@ def gap_warning_event(gap: Gap, *, tenant: str, node: str, engine: str = "unknow
         since=_from_us(gap.since_us),
         until=_from_us(gap.until_us),
     )
-    runtime_engine = engine if engine in ("containerd", "cri-o", "docker") else "unknown"
+    runtime_engine: Literal["containerd", "cri-o", "docker", "unknown"] = "unknown"
+    if engine in ("containerd", "cri-o", "docker"):
+        runtime_engine = engine  # type: ignore[assignment]  # narrowed by the membership test
     event = RuntimeEvent(
         event_id="pending",
         when=datetime.now(UTC),
@@ -309,6 +311,11 @@ class EventPublisher:
             self.metrics.events_rejected.inc()
             log.error("event too large for the disk buffer; skipped", extra=fields(error=str(exc)))
             return None
+        except (
+            DiskBufferFull
+        ) as exc:  # counted as lost by the buffer (on_drop metrics; a gap event reports it)
+            self.store_error = f"{type(exc).__name__}: {exc}"  # readiness reports the full disk
+            return None
         except OSError as exc:
             self.store_error = f"{type(exc).__name__}: {exc}"
             self.metrics.buffer_drops.inc()
@@ -319,6 +326,50 @@ class EventPublisher:
         if self.buffer.pending >= self.batch_max:
             self._wake.set()
         return seq
+
+    async def publish_waiting(self, event: RuntimeEvent, timeout: float) -> bool:  # noqa: ASYNC109
+        """Backpressure for a sender that can wait (``zastava events send``): store ``event`` without the
+        rate limiter, waiting while the buffer is full (past its cap, or the disk) instead of dropping the
+        oldest records. Waits as long as deliveries make progress; False when nothing was settled for
+        ``timeout`` seconds (the backend is down): the event was not stored and the caller counts it."""
+        if not self._started or self._closed:
+            raise PublisherClosed("publisher is not running (call start() first; not after aclose())")
+        line = self.envelope_line(event)
+        ts_us = _ts_us(event.when)
+        settled = self.buffer.settled_seq
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.buffer.fits(len(line)):
+                try:
+                    self.buffer.append(line, ts_us, count_loss=False)
+                except DiskBufferFull:
+                    pass  # the disk is full: wait until delivered segments are deleted
+                except DiskBufferError as exc:  # larger than a buffer segment: refused, counted
+                    self.rejected_total += 1
+                    self.metrics.events_rejected.inc()
+                    log.error("event too large for the disk buffer; skipped", extra=fields(error=str(exc)))
+                    return True
+                else:
+                    self.metrics.events_total.labels(kind=event.kind.value).inc()
+                    self._m_buffer_bytes.set(self.buffer.bytes_in_use)
+                    if self.buffer.pending >= self.batch_max:
+                        self._wake.set()
+                    return True
+            if self._sender is None or self._sender.done():
+                return False
+            if self.buffer.settled_seq != settled:  # deliveries go on: keep waiting
+                settled = self.buffer.settled_seq
+                deadline = time.monotonic() + timeout
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._progress.clear()
+            self._flush_requested += 1
+            self._wake.set()
+            try:
+                await _wait_event(self._progress, min(remaining, 1.0))
+            finally:
+                self._flush_requested -= 1
 
     async def flush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Deliver everything buffered so far. True when all of it was settled (delivered, rejected or
@@ -610,8 +661,12 @@ class EventPublisher:
         )
         if self.version is not None and self.version.minor == 0:
             return  # a v1.0 backend cannot take AGENT_WARNING: the log line above is the record
+        try:
+            self.buffer.append(self.envelope_line(event), _ts_us(event.when), count_loss=False)
+        except (DiskBufferFull, DiskBufferError):
+            self.buffer.restore_gap(gap)  # the disk is still full: reported once there is room
+            return
         self.metrics.events_total.labels(kind=event.kind.value).inc()
-        self._store(event)
 
     # ------------------------------------------------------------------------------------- metrics
 

@@ -169,7 +169,7 @@ class Manifest:
             digest = expected_digest
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
             raise InvalidManifest(f"manifest is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise InvalidManifest("manifest is not a JSON object")

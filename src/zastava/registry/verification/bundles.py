@@ -195,7 +195,7 @@ def verify_bundle(raw: bytes, digest: str, policy: TrustedSigners, source: str) 
         document = json.loads(raw)
         if not isinstance(document, dict):
             raise ValueError("not a JSON object")
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         return Finding(**base, role="signature", verified=False, reason=f"bundle is not JSON: {exc}")
     material = document.get("verificationMaterial") or {}
     envelope_doc = document.get("dsseEnvelope")

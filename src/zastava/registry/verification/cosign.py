@@ -81,7 +81,7 @@ def simple_signing_digest(payload: bytes) -> str:
     """``critical.image.docker-manifest-digest`` of a simple-signing payload (ValueError when malformed)."""
     try:
         document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"payload is not JSON: {exc}") from None
     if not isinstance(document, Mapping):
         raise ValueError("payload is not a JSON object")

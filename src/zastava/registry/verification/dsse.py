@@ -90,7 +90,7 @@ def parse_envelope(data: bytes | Mapping[str, Any]) -> Envelope:
     if isinstance(data, bytes):
         try:
             document = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise DsseError(f"envelope is not JSON: {exc}") from None
     if not isinstance(document, Mapping):
         raise DsseError("envelope is not a JSON object")
@@ -126,7 +126,7 @@ def parse_statement(envelope: Envelope) -> Statement:
         raise DsseError(f"payloadType {envelope.payload_type!r} is not an in-toto statement")
     try:
         document = json.loads(envelope.payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise DsseError(f"statement is not JSON: {exc}") from None
     if not isinstance(document, Mapping) or document.get("_type") not in _STATEMENT_TYPES:
         raise DsseError("payload is not an in-toto Statement")

@@ -87,7 +87,7 @@ def verify_set(
     try:
         body = base64.b64decode(body_b64, validate=True)
         parsed = json.loads(body)
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):
         raise EvidenceError("Rekor entry body is not base64 JSON") from None
     if not isinstance(parsed, dict):
         raise EvidenceError("Rekor entry body is not an object")
@@ -104,7 +104,7 @@ def verify_rekor_annotation(annotation: str, root: TrustRoot) -> RekorEvidence:
         integrated = int(payload["integratedTime"])
         log_index = int(payload["logIndex"])
         log_id = bytes.fromhex(payload["logID"])
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as exc:
         raise EvidenceError(f"malformed Rekor bundle annotation: {exc}") from None
     return verify_set(root, body_b64, integrated, log_index, log_id, set_sig)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,32 @@ def test_model_every_unacknowledged_record_comes_back_in_order(tmp_path_factory,
         rest.extend(r.seq for r in records)
     assert rest == model
     buf.close()
+
+
+def test_a_segment_shorter_than_written_is_read_to_its_end_without_spinning(tmp_path: Path) -> None:
+    """Issue 21: a segment cut behind the buffer's back (or a write that could not be undone) once made
+    ``read()`` loop forever on the bytes that were not there."""
+    with DiskBuffer(tmp_path, 64 * 1024) as buf:
+        for i in range(10):
+            buf.append(payload(i))
+        segment = sorted(tmp_path.glob("seg-*.log"))[-1]
+        size = segment.stat().st_size
+        os.truncate(segment, size - 30)  # the last record loses its tail
+        records = buf.read(100)
+        assert [r.payload for r in records] == [payload(i) for i in range(9)]
+        assert buf.read(100) == [] and not buf.has_unread()
+        assert buf.bytes_in_use == size - 30
+        buf.ack(records[-1].seq)
+        assert buf.append(payload(10)) == 10  # writing goes on
+        assert [r.payload for r in buf.read(100)] == [payload(10)]
+
+
+def test_a_failed_ack_write_keeps_the_acknowledgement_in_memory(tmp_path: Path) -> None:
+    with DiskBuffer(tmp_path, 64 * 1024, segment_bytes=1024) as buf:
+        for i in range(60):
+            buf.append(payload(i))
+        (tmp_path / ".ack.tmp").mkdir()  # the state file cannot be written
+        records = buf.read(100)
+        buf.ack(records[-1].seq)
+        assert buf.acked_seq == records[-1].seq and buf.pending == 0
+        assert len(list(tmp_path.glob("seg-*.log"))) == 1  # delivered segments deleted all the same

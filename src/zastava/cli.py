@@ -38,6 +38,8 @@ _GROUPS: list[tuple[str, str, str]] = [
     (".backend.cli", "runtime_app", "runtime"),
     (".observer.publisher.cli", "events_app", "events"),
     (".webhook.cli", "app", "webhook"),
+    (".backend.console.cli", "console_app", "console"),
+    (".backend.console.cli", "policy_app", "policy"),
 ]
 #: (module, attribute, command name) of top-level plane commands; each attribute is a typer command function.
 _COMMANDS: list[tuple[str, str, str]] = [

@@ -517,6 +517,23 @@ class BackendRetention(Section):
     purge_interval_seconds: float = Field(300, gt=0, le=86400)
 
 
+class Console(Section):
+    """The web console of the reference backend (``/ui``) and its policy simulation."""
+
+    enabled: bool = True
+    session_seconds: int = Field(8 * 3600, ge=60, le=30 * 86400, description="absolute session lifetime")
+    idle_seconds: int = Field(3600, ge=60, le=30 * 86400, description="a session unused this long ends")
+    login_link_seconds: int = Field(300, ge=10, le=3600, description="lifetime of a one-time login link")
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: Secure when the request came over TLS (set always behind a TLS proxy)"
+    )
+    simulation_max_days: int = Field(30, ge=1, le=366)
+    simulation_max_requests: PositiveSize = Field(10_000, le=1_000_000)
+    simulation_max_workloads: PositiveSize = Field(20_000, le=1_000_000)
+    simulation_timeout_seconds: float = Field(120.0, gt=0, le=3600)
+    simulation_concurrency: PositiveSize = Field(1, le=64, description="simulations run at once")
+
+
 class BackendServer(Section):
     """The reference backend (``zastava backend serve``)."""
 
@@ -553,6 +570,8 @@ class BackendServer(Section):
         description="the URL clients use to reach this backend (scheme://host[:port]); DPoP proofs' htu is "
         "compared with it, never with the Host header (unset: with the listening socket's own address)",
     )
+
+    console: Console = Field(default_factory=Console)
 
     @model_validator(mode="after")
     def _public_base_url(self) -> BackendServer:

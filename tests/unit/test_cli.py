@@ -34,4 +34,5 @@ def test_help_lists_groups() -> None:
 
 def test_contracts_list() -> None:
     out = run("contracts", "list")
-    assert "zastava.runtime.event\tzastava.runtime.event@v1.0, zastava.runtime.event@v1.1" in out.stdout
+    speaks = "zastava.runtime.event@v1.0, zastava.runtime.event@v1.1, zastava.runtime.event@v1.2"
+    assert f"zastava.runtime.event\t{speaks}" in out.stdout

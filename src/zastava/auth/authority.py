@@ -568,6 +568,7 @@ def write_dev_setup(directory: Path, *, issuer: str, tenant: str = "tenant-01") 
                         "api:scanner.catalog.read",
                         "api:scanner.catalog.write",
                         "api:scanner.admission.read",
+                        "api:scanner.policy.simulate",  # the console's and the CLI's policy simulation
                     ],
                 },
             ],

@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from ..config import BackendServer
@@ -54,6 +54,7 @@ from . import auth
 from .auth import Authenticator, AuthError, Principal, static_tenant
 from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, reference_digest
 from .ingest import BodyError, Ingestor, Prepared, read_body, split_envelopes
+from .inventory import decision_outcome
 from .openapi import document
 from .policy import PolicyEngine, evaluate
 from .ratelimit import RateLimiter
@@ -285,6 +286,12 @@ class BackendService:
     async def runtime_policy(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_POLICY_READ)
         req = await self.json_model(request, RuntimePolicyRequest)
+        response = await self.policy_answer(principal.tenant, req)
+        revision = response.policy_revision or ""
+        return _json_response(response.wire(), headers={"Zastava-Policy-Revision": revision})
+
+    async def policy_answer(self, tenant: str, req: RuntimePolicyRequest) -> RuntimePolicyResponse:
+        """The ``/policy/runtime`` answer for ``tenant`` (the policy simulation asks it in-process)."""
         policy, revision = self.policy.current()
         if self.verifier is not None:
             revision = canonical_id({"policy": revision, "trust": self.verifier.revision})
@@ -303,8 +310,8 @@ class BackendService:
                         signed=False, has_sbom=False, policy_verdict="fail", reasons=[str(exc)[:500]]
                     )
             known = sorted({d for d in digests.values() if d})
-            heads = self.store.catalog_heads(principal.tenant, known)
-            builds = self.store.recent_build_ids(principal.tenant, known)
+            heads = self.store.catalog_heads(tenant, known)
+            builds = self.store.recent_build_ids(tenant, known)
             results = {
                 image: evaluate(
                     policy,
@@ -321,8 +328,7 @@ class BackendService:
                 ttl_seconds=policy.ttl_seconds, results=results, policy_revision=revision
             )
 
-        response = await anyio.to_thread.run_sync(decide)
-        return _json_response(response.wire(), headers={"Zastava-Policy-Revision": revision})
+        return await anyio.to_thread.run_sync(decide)
 
     async def put_catalog(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_CATALOG_WRITE)
@@ -431,6 +437,8 @@ class BackendService:
                     received_us=now,
                     schema_version=str(version),
                     body=orjson.dumps(canonical).decode(),
+                    outcome=decision_outcome(decision),
+                    pod=decision.pod,
                 )
             )
         return len(items), rows, rejected, duplicates
@@ -639,7 +647,7 @@ def create_app(
         return Route(path, _endpoint(service, name, handler), methods=[method], name=name)
 
     api = "/api/v1/scanner"
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -653,6 +661,16 @@ def create_app(
         route(f"{api}/admission/decisions", "decisions.ingest", service.ingest_decisions, "POST"),
         route(f"{api}/admission/decisions", "decisions.list", service.list_decisions, "GET"),
     ]
+    # the console (issue 18): its pages authenticate by session cookie; its two APIs like every other API
+    from .console import ConsoleApp
+
+    console = ConsoleApp(service)
+    routes += [
+        route(f"{api}/policy/simulations", "policy.simulate", console.api_simulate, "POST"),
+        route(f"{api}/console/login-links", "console.loginLink", console.api_login_link, "POST"),
+    ]
+    if settings.console.enabled:
+        routes += console.routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -20,6 +20,7 @@ __all__ = [
     "SCOPE_CATALOG_READ",
     "SCOPE_CATALOG_WRITE",
     "SCOPE_POLICY_READ",
+    "SCOPE_POLICY_SIMULATE",
     "SCOPE_RUNTIME_READ",
     "SCOPE_RUNTIME_WRITE",
     "AuthError",
@@ -35,8 +36,12 @@ SCOPE_CATALOG_WRITE = "api:scanner.catalog.write"
 SCOPE_CATALOG_READ = "api:scanner.catalog.read"
 SCOPE_ADMISSION_WRITE = "api:scanner.admission.write"
 SCOPE_ADMISSION_READ = "api:scanner.admission.read"
+#: run a policy simulation (console page and ``POST /policy/simulations``): it reads the inventory and the
+#: recorded admission requests, so it also needs the runtime and admission read scopes
+SCOPE_POLICY_SIMULATE = "api:scanner.policy.simulate"
 ALL_SCOPES = frozenset(
     {
+        SCOPE_POLICY_SIMULATE,
         SCOPE_RUNTIME_WRITE,
         SCOPE_RUNTIME_READ,
         SCOPE_POLICY_READ,

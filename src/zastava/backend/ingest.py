@@ -34,6 +34,7 @@ from ..contracts import (
 from ..contracts.wire import loads
 from .catalog import CatalogIndex, image_digest
 from .fastpath import fast_runtime_envelope, fast_runtime_line
+from .inventory import event_facts
 from .store import CatalogHead, EventRow, IngestWrite, Store
 
 __all__ = [
@@ -393,6 +394,7 @@ class Ingestor:
                 correlations[ckey] = _correlation(head, reason, used_refs)
             node: str = event["node"]
             per_node[node] += 1
+            write.views.append(event_facts(event, digest, when_us))
             write.events.append(
                 EventRow(
                     tenant,

@@ -106,6 +106,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         415: "Unsupported Content-Encoding",
         429: "Rate cap reached; retry after Retry-After seconds",
         503: "Store unavailable (nothing stored); retry after Retry-After seconds",
+        504: "The simulation took longer than simulationTimeoutSeconds",
     }
     out = {str(code): _json(ErrorBody, text[code]) for code in codes}
     for code in (429, 503):
@@ -224,6 +225,80 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": _json(RuntimePolicyResponse, "per-image verdicts (spec §5.2)"),
                     **_errors(400, 401, 403, 413, 415, 503),
+                },
+            }
+        },
+        "/api/v1/scanner/policy/simulations": {
+            "post": {
+                "operationId": "simulatePolicy",
+                "description": "Replay a candidate admission configuration through the webhook's gates"
+                " against the running workloads and the recorded admission requests (docs/console.md).",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["config"],
+                                "properties": {
+                                    "config": {"type": "string", "description": "candidate YAML"},
+                                    "baseline": {"type": "string", "description": "compare with this YAML"},
+                                    "days": {"type": "integer", "minimum": 1, "maximum": 366, "default": 7},
+                                    "include": {
+                                        "type": "array",
+                                        "items": {"type": "string", "enum": ["workloads", "requests"]},
+                                        "minItems": 1,
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json({"type": "object"}, "the simulation report"),
+                    **_errors(401, 403, 413, 415, 429, 503, 504),
+                    "400": _json(
+                        {
+                            "type": "object",
+                            "required": ["error", "status"],
+                            "properties": {
+                                "error": {"type": "string"},
+                                "status": {"type": "integer"},
+                                "errors": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "path": {"type": "string"},
+                                            "message": {"type": "string"},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                        "Bad request; errors[] names each key path of an invalid configuration",
+                    ),
+                },
+            }
+        },
+        "/api/v1/scanner/console/login-links": {
+            "post": {
+                "operationId": "createConsoleLoginLink",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["url", "expiresAt", "tenant", "subject"],
+                            "properties": {
+                                "url": {"type": "string"},
+                                "expiresAt": {"type": "string"},
+                                "tenant": {"type": "string"},
+                                "subject": {"type": "string"},
+                            },
+                        },
+                        "a one-time console login link for the caller",
+                    ),
+                    **_errors(401, 403, 503),
                 },
             }
         },

@@ -88,18 +88,22 @@ def _drop(data: Any, path: tuple[str, ...]) -> list[str]:
     return [f"{path[0]}.{p}" for p in _drop(data[path[0]], path[1:])]
 
 
-_V1_0_RUNTIME_DROPS = _since_paths(RuntimeEvent, 0)
+#: per older minor of the current major: the field paths appended after it
+_RUNTIME_DROPS = {
+    v.minor: _since_paths(RuntimeEvent, v.minor)
+    for v in versions.supported(RUNTIME_EVENT)
+    if v.minor < versions.current(RUNTIME_EVENT).minor
+}
 
 
 def runtime_envelope_wire(event: RuntimeEvent, version: SchemaVersion | str | None = None) -> dict[str, Any]:
     """The envelope dict for ``event`` written at ``version`` (default: the current version)."""
     target = versions.check(version or versions.current(RUNTIME_EVENT), RUNTIME_EVENT)
     body = event.wire()
-    if target.minor == 0:
-        if event.kind not in KINDS_V1_0:
-            raise ContractVersionError(f"event kind {event.kind} cannot be written at {target}")
-        for path in _V1_0_RUNTIME_DROPS:
-            _drop(body, path)
+    if target.minor == 0 and event.kind not in KINDS_V1_0:
+        raise ContractVersionError(f"event kind {event.kind} cannot be written at {target}")
+    for path in _RUNTIME_DROPS.get(target.minor, ()):
+        _drop(body, path)
     return {"schemaVersion": str(target), "event": body}
 
 
@@ -139,10 +143,12 @@ class _Reader(Generic[P]):
         payload = data.get(self.key)
         if not isinstance(payload, dict):
             raise EnvelopeError(f"envelope field {self.key!r} must be an object")
-        if self.model is RuntimeEvent and version.minor == 0:
-            extra = [".".join(p) for p in _V1_0_RUNTIME_DROPS if _has(payload, p)]
+        if self.model is RuntimeEvent and version.minor in _RUNTIME_DROPS:
+            extra = [".".join(p) for p in _RUNTIME_DROPS[version.minor] if _has(payload, p)]
             if extra:
-                raise EnvelopeError(f"field(s) {', '.join(extra)} need {self.schema}@v1.1 or later")
+                raise EnvelopeError(
+                    f"field(s) {', '.join(extra)} need {self.schema}@v1.{version.minor + 1} or later"
+                )
         try:
             return version, self.model.model_validate(payload)
         except ValidationError as exc:

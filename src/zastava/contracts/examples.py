@@ -101,10 +101,17 @@ def _example_decision() -> AdmissionDecision:
                 has_sbom_referrers=True,
                 policy_verdict="pass",
                 reasons=[],
+                container="api",
+                container_field="containers",
             )
         ],
         decision="Allow",
         ttl_seconds=300,
+        enforced=True,
+        outcome="allow",
+        operation="CREATE",
+        pod="api-7d9f8b6c5-",
+        labels={"app": "api", "env": "prod"},
     )
 
 

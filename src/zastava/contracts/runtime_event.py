@@ -7,6 +7,10 @@ Version history of ``zastava.runtime.event``:
   older process), ``process.terminals`` and ``process.entryTraceConfidence`` (EntryTrace result), ``count``
   (identical events coalesced by the publisher), ``warning`` and the ``AGENT_WARNING`` kind (e.g. a gap in
   the buffered event stream). Old payloads keep their ids: absent optional fields are not serialised.
+* ``v1.2`` — appends ``workload.labels`` (the Pod's labels on Kubernetes, the container's labels elsewhere;
+  sent with ``CONTAINER_START``) and ``workload.imageName`` (the image as the workload names it, e.g.
+  ``nginx:1.25``, when ``imageRef`` is pinned by digest): what admission gates read, so that the backend's
+  inventory can be replayed through them (policy simulation).
 """
 
 from __future__ import annotations
@@ -72,6 +76,14 @@ class Workload(ContractModel):
     container_id: NonEmpty = Field(description="'<engine>://<id>'")
     image_ref: str | None = OptionalField(description="image reference, by digest when known")
     owner: Owner | None = OptionalField()
+    labels: dict[str, str] | None = OptionalField(
+        since="1.2",
+        max_length=256,
+        description="Pod labels (Kubernetes) or container labels; CONTAINER_START",
+    )
+    image_name: str | None = OptionalField(
+        since="1.2", max_length=4096, description="the image as the workload names it (tag form)"
+    )
 
 
 class EntryTraceStep(ContractModel):

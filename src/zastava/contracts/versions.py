@@ -140,4 +140,6 @@ class ZastavaContractVersions:
 
 
 #: What this build speaks. v1.1 of the runtime event appends optional fields (see ``runtime_event``).
-versions = ZastavaContractVersions({RUNTIME_EVENT: [(1, 0), (1, 1)], ADMISSION_DECISION: [(1, 0)]})
+versions = ZastavaContractVersions(
+    {RUNTIME_EVENT: [(1, 0), (1, 1), (1, 2)], ADMISSION_DECISION: [(1, 0), (1, 1)]}
+)

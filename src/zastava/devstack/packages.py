@@ -22,6 +22,7 @@ SERVICE_PACKAGES = (
     "postgresql",
     "apache2-utils",  # htpasswd for registry basic auth
     "debootstrap",  # a Debian base image for the Dockerfile, built here (no registry reachable)
+    "chromium",  # the console's browser tests (Playwright drives /usr/bin/chromium; no browser download)
 )
 
 _lock = threading.Lock()

@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,24 @@ __all__ = ["main"]
 
 DEMO_LABEL = "org.zastava.demo"
 TENANT = "demo"
+OPERATOR_SCOPES = [
+    "api:scanner.runtime.read",
+    "api:scanner.policy.read",
+    "api:scanner.catalog.read",
+    "api:scanner.catalog.write",
+    "api:scanner.admission.read",
+    "api:scanner.policy.simulate",
+]
+
+
+@dataclass(frozen=True)
+class StackUrls:
+    issuer: str
+    backend: str
+    webhook: str
+    ca: str
+    operator_config: Path
+    observer: str
 
 
 def _say(message: str) -> None:
@@ -91,7 +110,7 @@ class Stack:
 
     def demo_workload(self, engine: DockerEngine) -> None:
         _say("building demo images (bash + sleep, static busybox) locally")
-        dynamic = dynamic_image(engine, "zastava-demo/app:1")
+        dynamic_image(engine, "zastava-demo/app:1")
         busybox_image(engine, "zastava-demo/busybox:1")
         script = b'#!/bin/sh\nset -e\nif [ "${1#-}" != "$1" ]; then set -- sleep "$@"; fi\nexec "$@"\n'
         build_image(
@@ -104,7 +123,10 @@ class Stack:
             env={"PATH": "/bin"},
         )
         client = engine.client()
-        for name, image in (("demo-app", dynamic), ("demo-entrypoint", "zastava-demo/entrypoint:1")):
+        for name, image in (
+            ("demo-app", "zastava-demo/app:1"),
+            ("demo-entrypoint", "zastava-demo/entrypoint:1"),
+        ):
             client.containers.run(
                 image, name=name, detach=True, network_mode="none", labels={DEMO_LABEL: "1"}
             )
@@ -195,9 +217,11 @@ class Stack:
 
     # ----------------------------------------------------------------------------------------- run
 
-    def up(self) -> None:
+    def start(self) -> StackUrls:
+        """Start every process (and the demo workload on a private engine); returns where they listen."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.choose_engine()
+        if not self.docker_host:  # a caller (the console's browser test) may hand us an engine
+            self.choose_engine()
         pki = self.pki()
         ca = str(pki / "ca.crt")
         tls = ["--tls-cert", str(pki / "tls.crt"), "--tls-key", str(pki / "tls.key")]
@@ -293,27 +317,86 @@ class Stack:
                 "operator",
                 pki,
                 auth_dir,
-                [
-                    "api:scanner.runtime.read",
-                    "api:scanner.policy.read",
-                    "api:scanner.catalog.read",
-                    "api:scanner.catalog.write",
-                    "api:scanner.admission.read",
-                ],
+                OPERATOR_SCOPES,
             ),
         )
-        _say(f"authority {issuer}  (DPoP-bound OpToks; clients and secrets in {auth_dir})")
+        urls = StackUrls(issuer, backend_url, webhook_url, ca, operator_config, observer_url)
+        self.demo_admissions(webhook_url, ca)
+        return urls
+
+    def up(self) -> None:
+        urls = self.start()
+        backend_url, operator_config = urls.backend, urls.operator_config
+        _say(f"authority {urls.issuer}  (DPoP-bound OpToks; clients, secrets: {self.workdir / 'authority'})")
         _say(
             f"backend   {backend_url}  (OpenAPI: {backend_url}/openapi.json, metrics: {backend_url}/metrics)"
         )
-        _say(f"webhook   {webhook_url}/admit  (metrics: {webhook_url}/metrics)")
-        _say(f"observer  {observer_url}/metrics  ({observer_url}/readyz)")
+        _say(f"webhook   {urls.webhook}/admit  (metrics: {urls.webhook}/metrics)")
+        _say(f"observer  {urls.observer}/metrics  ({urls.observer}/readyz)")
         _say(f"engine    {self.docker_host}")
-        _say(f"CA        {ca}")
+        _say(f"CA        {urls.ca}")
+        _say(f"console   {backend_url}/ui/  (trust the CA above in the browser, or accept its certificate)")
+        link = self.login_link(urls)
+        if link:
+            _say(f"log in    {link}  (one-time; another: zastava console login --config {operator_config})")
         _say(f"try       zastava events tail --config {operator_config}")
         _say(f"          zastava runtime policy test --config {operator_config} --image <digest>")
+        _say(f"simulate  zastava policy simulate --config <candidate.yaml> --credentials {operator_config}")
         _say(f"logs      {self.workdir}/*.log — Ctrl-C stops everything")
         self.live_view(backend_url, operator_config)
+
+    def login_link(self, urls: StackUrls) -> str | None:
+        """A one-time console login for the operator client (``POST /console/login-links``)."""
+        import asyncio
+
+        from ..auth import backend_auth
+        from ..config import load_config
+
+        config = load_config(urls.operator_config, warn=False)
+        url = f"{urls.backend}/api/v1/scanner/console/login-links"
+
+        async def ask() -> str | None:
+            auth = backend_auth(config, component="make-run")
+            try:
+                headers = await auth.headers_provider("POST", url) if auth.headers_provider else {}
+                response = await auth.http_client.post(url, headers=headers)
+                return str(response.json()["url"]) if response.status_code == 200 else None
+            finally:
+                await auth.aclose()
+
+        try:
+            return asyncio.run(ask())
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            _say(f"no console login link: {exc}")
+            return None
+
+    def demo_admissions(self, webhook_url: str, ca: str) -> None:
+        """Two Pods reviewed by the webhook as an API server would send them, so the console's admission page
+        has a decision of each kind: ``dev`` (fail-open: the demo image's tag cannot be resolved offline) and
+        ``prod`` (denied: ``:latest`` is a banned tag)."""
+        pods = [
+            ("dev", "demo-web", {"app": "demo-web"}, "zastava-demo/app:1"),
+            ("prod", "demo-latest", {"app": "demo-latest", "env": "prod"}, "docker.io/library/nginx:latest"),
+        ]
+        for index, (namespace, name, labels, image) in enumerate(pods):
+            review = {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "request": {
+                    "uid": f"make-run-{os.getpid()}-{index}",
+                    "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "namespace": namespace,
+                    "operation": "CREATE",
+                    "userInfo": {"username": "make-run"},
+                    "object": {
+                        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                        "spec": {"containers": [{"name": "app", "image": image}]},
+                    },
+                },
+            }
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(f"{webhook_url}/admit?timeout=10s", json=review, verify=ca, timeout=15)
 
     def live_view(self, backend_url: str, operator_config: Path) -> None:
         import asyncio

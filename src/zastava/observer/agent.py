@@ -378,6 +378,7 @@ class ObserverAgent:
             tenant=s.tenant,
             node=s.node,
             owner=(pod.owner_kind, pod.owner_name) if pod else (None, None),
+            labels=dict(pod.labels) if pod else dict(info.labels),
         )
         root = RootFS(f"{s.procfs}/{info.pid}/root") if info.pid else None
         start_time = drift.process_start_time(s.procfs, info.pid) if info.pid else None

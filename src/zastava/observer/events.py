@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,6 +24,7 @@ from .engines.base import ContainerInfo
 __all__ = ["EventContext", "context_for"]
 
 _MAX_EVIDENCE = 4096
+MAX_LABELS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class EventContext:
     runtime: RuntimeInfo
     workload: Workload
     image_digest: str | None = None
+    #: sent with CONTAINER_START only (``workload.labels``, contract v1.2): what admission rules match on
+    labels: Mapping[str, str] | None = None
 
     def event(
         self,
@@ -49,6 +52,9 @@ class EventContext:
         warning: AgentWarning | None = None,
     ) -> RuntimeEvent:
         """A complete event with its canonical ``eventId``."""
+        workload = self.workload
+        if self.labels and kind is EventKind.CONTAINER_START:
+            workload = workload.model_copy(update={"labels": dict(self.labels)})
         return RuntimeEvent(
             event_id="pending",
             when=when,
@@ -56,7 +62,7 @@ class EventContext:
             tenant=self.tenant,
             node=self.node,
             runtime=self.runtime,
-            workload=self.workload,
+            workload=workload,
             process=process,
             loaded_libs=list(loaded_libs) if loaded_libs is not None else None,
             posture=posture,
@@ -72,6 +78,7 @@ def context_for(
     tenant: str,
     node: str,
     owner: tuple[str | None, str | None] = (None, None),
+    labels: Mapping[str, str] | None = None,
 ) -> EventContext:
     """The :class:`EventContext` of a container as an engine (plus pod metadata for ``owner``) sees it."""
     k8s = info.kubernetes
@@ -84,6 +91,7 @@ def context_for(
         container_id=info.container_id,
         image_ref=info.image_ref_by_digest,
         owner=owner_model,
+        image_name=_image_name(info),
     )
     return EventContext(
         tenant=tenant,
@@ -91,4 +99,13 @@ def context_for(
         runtime=RuntimeInfo(engine=info.engine, version=info.runtime_version),
         workload=workload,
         image_digest=info.image_digest,
+        labels=dict(list(labels.items())[:MAX_LABELS]) if labels else None,
     )
+
+
+def _image_name(info: ContainerInfo) -> str | None:
+    """The image as the workload names it, when ``imageRef`` says something else (a digest-pinned form)."""
+    name = info.image_ref
+    if not name or name == info.image_ref_by_digest or name.startswith("sha256:"):
+        return None
+    return name[:4096]

@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -33,6 +33,7 @@ from ..contracts import (
     canonical_id,
     multihash_id,
 )
+from ..contracts.admission import ContainerField, Outcome
 from ..registry.errors import InvalidReference
 from ..registry.posture.verifier import ImageVerifier, VerifyOutcome
 from ..registry.reference import ImageReference, parse_reference
@@ -91,6 +92,8 @@ class ImageOutcome:
             has_sbom_referrers=self.has_sbom,
             policy_verdict=self.verdict,
             reasons=reasons,
+            container=self.item.container[:253],
+            container_field=cast(ContainerField, self.item.field),  # one of CONTAINER_FIELDS
         )
 
     def line(self) -> str:
@@ -115,6 +118,17 @@ def pod_spec_digest(pod: object) -> str:
         return canonical_id(spec)
     except CanonicalizationError:
         return multihash_id(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS))
+
+
+_OUTCOMES = frozenset({"allow", "deny", "fail-open", "fail-closed", "dry-run-deny"})
+
+
+def _pod_name(request: AdmissionRequest) -> str | None:
+    pod: dict[str, Any] = request.object if isinstance(request.object, dict) else {}
+    meta = pod.get("metadata")
+    metadata: dict[str, Any] = meta if isinstance(meta, dict) else {}
+    name = request.name or metadata.get("name") or metadata.get("generateName")
+    return name[:253] if isinstance(name, str) and name else None
 
 
 def _generate_name(pod: object) -> object:
@@ -491,7 +505,7 @@ class Admitter:
         self, request: AdmissionRequest, outcomes: list[ImageOutcome], would_allow: bool, label: str
     ) -> None:
         try:
-            decision = self.decision_record(request, outcomes, would_allow)
+            decision = self.decision_record(request, outcomes, would_allow, label)
             if log.isEnabledFor(logging.INFO):
                 wire = decision.wire()
                 log.info(
@@ -512,10 +526,20 @@ class Admitter:
             log.exception("decision record failed", extra=fields(admissionId=request.uid))
 
     def decision_record(
-        self, request: AdmissionRequest, outcomes: list[ImageOutcome], would_allow: bool
+        self,
+        request: AdmissionRequest,
+        outcomes: list[ImageOutcome],
+        would_allow: bool,
+        label: str | None = None,
     ) -> AdmissionDecision:
-        """The §2.2 record; ``podSpecDigest`` is the canonical id of the Pod spec."""
+        """The §2.2 record; ``podSpecDigest`` is the canonical id of the Pod spec.
+
+        It also keeps what the gates read, and nothing more, so the request can be replayed by the policy
+        simulation: namespace, the Pod's name and labels, the operation, and each gated container's name,
+        place and image (never env, commands, annotations, volumes or the requesting user).
+        """
         ttls = [o.ttl for o in outcomes if o.ttl is not None]
+        labels = dict(self._context(request).labels)  # exactly what the backend's rules were asked with
         return AdmissionDecision(
             admission_id=request.uid,
             namespace=request.namespace or "",
@@ -524,6 +548,10 @@ class Admitter:
             decision="Allow" if would_allow else "Deny",
             ttl_seconds=min(ttls) if ttls else self.admission.cache_ttl_seconds,
             enforced=self.admission.enforce,
+            outcome=cast(Outcome, label) if label in _OUTCOMES else None,
+            operation=request.operation if request.operation in ("CREATE", "UPDATE") else None,
+            pod=_pod_name(request),
+            labels=dict(list(labels.items())[:256]) if labels else None,
         )
 
     def _count(self, response: AdmissionResponse, label: DecisionLabel) -> AdmissionResponse:

@@ -20,7 +20,7 @@ MAX_EXAMPLES = 15
 def test_api_has_no_server_errors(make_app: AppFactory) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", make_app())
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 13
     for operation in operations:
 
         @given(case=operation.as_strategy())

@@ -19,12 +19,14 @@ from hypothesis import strategies as st
 
 from zastava.backend.fastpath import fast_runtime_envelope, fast_runtime_line
 from zastava.contracts import (
+    RUNTIME_EVENT,
     EnvelopeError,
     EventKind,
     LoadedLib,
     dump_runtime_envelope,
     parse_runtime_envelope,
     runtime_envelope_wire,
+    versions,
 )
 from zastava.contracts.examples import example_runtime_event
 from zastava.contracts.wire import WireJSONError, loads
@@ -38,6 +40,15 @@ _SEEDS: list[dict[str, Any]] = [
         )
     ),
     runtime_envelope_wire(_BASE.model_copy(update={"kind": EventKind.CONTAINER_STOP, "process": None})),
+    runtime_envelope_wire(  # v1.2: what the gates read
+        _BASE.model_copy(
+            update={
+                "workload": _BASE.workload.model_copy(
+                    update={"labels": {"app": "api", "team": "a"}, "image_name": "ghcr.io/acme/api:1.2.3"}
+                )
+            }
+        )
+    ),
     runtime_envelope_wire(_BASE, "zastava.runtime.event@v1.0"),
 ]
 
@@ -97,7 +108,8 @@ def envelopes(draw: st.DrawFn) -> Any:
                     [
                         "zastava.runtime.event@v1.0",
                         "zastava.runtime.event@v1.1",
-                        " zastava.runtime.event@v1.1",
+                        "zastava.runtime.event@v1.2",
+                        " zastava.runtime.event@v1.2",
                         "zastava.runtime.event@v2.0",
                         "zastava.admission.decision@v1.0",
                         None,
@@ -154,7 +166,7 @@ def test_fast_path_accepts_exactly_what_the_contracts_accept(data: Any) -> None:
     elif (
         slow[0] == "accept"
         and isinstance(data, dict)
-        and data.get("schemaVersion") == "zastava.runtime.event@v1.1"
+        and data.get("schemaVersion") == str(versions.current(RUNTIME_EVENT))
     ):
         pytest.fail("the fast path declined a valid current-version envelope (it must not be dead code)")
 
@@ -251,7 +263,7 @@ def test_line_fast_path_accepts_exactly_what_orjson_and_the_contracts_accept(lin
     slow = _slow_line(line)
     fast = fast_runtime_line(line)
     if fast is None:
-        if slow[0] == "accept" and loads(line).get("schemaVersion") == "zastava.runtime.event@v1.1":
+        if slow[0] == "accept" and loads(line).get("schemaVersion") == str(versions.current(RUNTIME_EVENT)):
             pytest.fail(f"the line fast path declined a valid current-version envelope: {line[:300]!r}")
         return
     assert slow[0] == "accept", f"line fast path accepted what the wire reader + contracts reject: {slow[1]}"
@@ -260,7 +272,7 @@ def test_line_fast_path_accepts_exactly_what_orjson_and_the_contracts_accept(lin
 
 
 def test_line_fast_path_on_seeds_and_hostile_literals() -> None:
-    current = next(seed for seed in _SEEDS if seed["schemaVersion"].endswith("@v1.1"))
+    current = next(seed for seed in _SEEDS if seed["schemaVersion"] == str(versions.current(RUNTIME_EVENT)))
     line = orjson.dumps(current)
     fast = fast_runtime_line(line)
     assert fast is not None and (str(fast[0]), _strip_none(fast[1]), fast[2]) == _slow(current)[1]

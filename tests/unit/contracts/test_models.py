@@ -161,7 +161,7 @@ def test_timestamps_normalise_to_utc() -> None:
 def test_admission_envelope_round_trip() -> None:
     example = CONTRACTS["zastava.admission.decision"].example()
     version, decision = parse_admission_envelope(example)
-    assert str(version) == "zastava.admission.decision@v1.0"
+    assert str(version) == "zastava.admission.decision@v1.1"
     assert decision.decision == "Allow" and decision.images[0].policy_verdict == "pass"
     bad = copy.deepcopy(example)
     bad["decision"]["decision"] = "Maybe"

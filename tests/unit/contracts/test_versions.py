@@ -59,7 +59,10 @@ def test_this_build_speaks() -> None:
     assert [str(v) for v in versions.supported(RUNTIME_EVENT)] == [
         "zastava.runtime.event@v1.0",
         "zastava.runtime.event@v1.1",
+        "zastava.runtime.event@v1.2",
     ]
     assert str(versions.default(RUNTIME_EVENT)) == "zastava.runtime.event@v1.0"
-    assert str(versions.current(ADMISSION_DECISION)) == "zastava.admission.decision@v1.0"
-    assert versions.header_value(RUNTIME_EVENT) == "zastava.runtime.event@v1.0,zastava.runtime.event@v1.1"
+    assert str(versions.current(ADMISSION_DECISION)) == "zastava.admission.decision@v1.1"
+    assert versions.header_value(RUNTIME_EVENT) == (
+        "zastava.runtime.event@v1.0,zastava.runtime.event@v1.1,zastava.runtime.event@v1.2"
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from .schema import (
     delta_scans,
     runtime_events,
 )
+from .views import apply_decision_views, apply_event_views, purge_views
 
 __all__ = ["Store", "StoreError", "normalise_url"]
 
@@ -143,6 +144,10 @@ class Store:
         except Exception:
             return False
 
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction (serialised on SQLite like every write of the store)."""
+        return self._write()
+
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         if self._write_lock is None:
@@ -163,6 +168,14 @@ class Store:
         tenant = write.tenant
         with self._write() as conn:
             inserted = insert_events(conn, write.events)
+            if write.views and inserted:
+                apply_event_views(
+                    conn,
+                    tenant,
+                    write.views,
+                    write.events[0].received_us,
+                    all_inserted=inserted == len(write.events),
+                )
             upsert = _upsert(conn)
             if write.build_ids:
                 stmt = upsert(build_ids)
@@ -422,10 +435,15 @@ class Store:
                 .on_conflict_do_nothing(index_elements=["tenant", "admission_id"])
                 .returning(admission_decisions.c.id)
             )
-            inserted = 0
+            inserted: list[DecisionRow] = []
             for row in sorted(rows, key=lambda r: r.admission_id):
-                inserted += len(conn.execute(stmt, row._asdict()).all())
-            return inserted
+                if conn.execute(stmt, row._asdict()).all():
+                    inserted.append(row)
+            for tenant in sorted({r.tenant for r in inserted}):
+                apply_decision_views(
+                    conn, tenant, [(r.received_us, r.outcome or "") for r in inserted if r.tenant == tenant]
+                )
+            return len(inserted)
 
     def query_decisions(
         self,
@@ -465,7 +483,7 @@ class Store:
     def purge(self, now_us: int, *, events_s: int, decisions_s: int, delta_scans_s: int) -> dict[str, int]:
         """Delete records older than their retention; returns the number deleted per table."""
         with self._write() as conn:
-            return {
+            counts = {
                 "runtime_events": conn.execute(
                     delete(runtime_events).where(runtime_events.c.received_us < now_us - events_s * 1_000_000)
                 ).rowcount,
@@ -480,6 +498,8 @@ class Store:
                     )
                 ).rowcount,
             }
+            counts.update(purge_views(conn, now_us, events_s=events_s, decisions_s=decisions_s))
+            return counts
 
 
 def _severities(vulnerabilities: str) -> dict[str, int]:

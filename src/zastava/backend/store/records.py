@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from ..inventory import EventFacts
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -46,6 +49,8 @@ class DecisionRow(NamedTuple):
     received_us: int
     schema_version: str
     body: str
+    outcome: str | None = None
+    pod: str | None = None
 
 
 @dataclass
@@ -60,6 +65,8 @@ class IngestWrite:
     usage: list[tuple[str, str, str, int, str]] = field(default_factory=list)
     #: (image, reason, seen_us, event_id)
     delta_scans: list[tuple[str, str, int, str]] = field(default_factory=list)
+    #: per event, what the console's views need (inventory, node health, rollups)
+    views: list[EventFacts] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -182,7 +182,7 @@ def test_catalog_import_and_policy_test_with_the_operators_optok(stack: Stack, t
     out = zastava("runtime", "policy", "test", "--config", str(operator), "--image", DIGEST, "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)["results"][DIGEST]
-    # the catalog's signed flag is the operator's assertion, shown as evidence; only a verified signature signs
+    # the catalog flag is an operator assertion shown as evidence; only a verified signature signs
     assert result["signed"] is False and result["hasSbom"] is True and result["policyVerdict"] == "fail"
     assert "catalog asserts signed: not verified (evidence only)" in result["reasons"]
 

@@ -119,8 +119,10 @@ def gunzip_bounded(
     size = len(data)
     pos = members = 0
     while pos < size:
-        if members and data.count(0, pos) == size - pos:
-            break  # trailing zero padding
+        # Trailing zero padding ends the body; a member starts with 0x1f, so the count (a pass over the rest,
+        # holding the GIL: 64 of them over 3 MB held up /healthz ~100 ms) runs only where padding may begin.
+        if members and data[pos] == 0 and data.count(0, pos) == size - pos:
+            break
         members += 1
         if members > max_members:
             raise BodyError(400, f"gzip body has more than {max_members} members")

@@ -271,9 +271,9 @@ def test_bad_store_urls(url: str) -> None:
 
 async def test_store_down_is_503_and_readyz_says_so() -> None:
     """A PostgreSQL URL where nothing listens stands in for a database that went down after start."""
+    from tests.harness.devstack import free_port
     from zastava.backend.app import create_app
     from zastava.config import BackendServer
-    from zastava.devstack import free_port
 
     down = Store(f"postgresql://postgres@127.0.0.1:{free_port()}/none", migrate=False)
     app = create_app(BackendServer(), store=down, purge=False)

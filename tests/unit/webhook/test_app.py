@@ -7,10 +7,11 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.harness.webhook_starlette import starlette_app
 from zastava.config import ZastavaConfig
 from zastava.telemetry import ZastavaMetrics
 from zastava.webhook.admitter import Admitter
-from zastava.webhook.app import WebhookApp, query_timeout, starlette_app
+from zastava.webhook.app import WebhookApp, query_timeout
 from zastava.webhook.review import ReviewError, parse_review
 
 from .reviews import body, review

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 from tests.harness.devstack import free_port
-from tests.integration.observer.publisher.factory import make_event
+from tests.harness.events import make_event
 
 from zastava.config import ZastavaConfig
 from zastava.contracts import (

@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from tests.harness.devstack import free_port
+from tests.harness.events import make_event
 from tests.integration.auth.pki import Pki, make_pki
-from tests.integration.observer.publisher.factory import make_event
 from tests.integration.observer.publisher.real_backend import BackendProcess
 from zastava.contracts import dump_runtime_envelope
 

@@ -9,8 +9,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from tests.harness.events import LIBS, digest_of, envelope, make_event, ndjson, sbom
 from tests.integration.backend.conftest import AppFactory, Clock, client_for
-from tests.integration.backend.events import LIBS, digest_of, envelope, make_event, ndjson, sbom
 from zastava.backend.auth import SCOPE_RUNTIME_READ, AuthError, Principal
 from zastava.backend.store import Store
 from zastava.backend.store.schema import metadata

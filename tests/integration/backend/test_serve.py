@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from tests.harness.devstack import free_port
-from tests.integration.backend.events import digest_of, envelope, make_event, ndjson, sbom
+from tests.harness.events import digest_of, envelope, make_event, ndjson, sbom
 from zastava.contracts import SCHEMA_VERSIONS_HEADER
 
 ZASTAVA = [sys.executable, "-m", "zastava"]

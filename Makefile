@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 ## system-deps: Debian packages for the real-component suites (only when root)
 system-deps: install
-	@if [ "$(IS_ROOT)" = 1 ]; then $(BIN)/python -m zastava.devstack install; \
+	@if [ "$(IS_ROOT)" = 1 ]; then $(BIN)/python -m tests.harness.devstack install; \
 	 else echo "system-deps: not root; real-component suites will be skipped if their packages are missing"; fi
 
 ## lint: ruff, mypy (strict on src/) and the import-layer contracts (import-linter, pyproject.toml)
@@ -40,7 +40,7 @@ test-fast: install
 
 ## run: the whole stack on this machine (backend on SQLite, observer on a real engine, webhook)
 run: install system-deps
-	$(BIN)/python -m zastava.devstack run
+	$(BIN)/python -m tests.harness.devstack run
 
 ## bench: all benchmarks, figures and same-run baseline ratios
 bench: install system-deps
@@ -56,7 +56,7 @@ clean:
 
 ## manifests: render the Helm chart into deploy/manifests/ (plain manifests, namespace stellaops)
 manifests: install
-	@helm=$$($(BIN)/python -c 'from zastava.devstack.helm import ensure_helm; print(ensure_helm())') && \
+	@helm=$$($(BIN)/python -c 'from tests.harness.devstack.helm import ensure_helm; print(ensure_helm())') && \
 	 $$helm template zastava deploy/helm/zastava --namespace stellaops > deploy/manifests/zastava.yaml
 	@echo "deploy/manifests/zastava.yaml rendered"
 

@@ -24,12 +24,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.harness import devstack
+from tests.harness.devstack import signing
 from tests.harness.signed import push_synthetic
 from tests.unit.webhook.reviews import body, pod_with, review
 
-from zastava import devstack
 from zastava.config import ZastavaConfig, load_config
-from zastava.devstack import signing
 from zastava.telemetry import ZastavaMetrics
 from zastava.webhook.server import build_configured_webhook, build_webhook
 

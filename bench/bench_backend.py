@@ -5,7 +5,7 @@ CONTAINER_START events (4 loaded libraries, an EntryTrace, a catalogued image wi
 and usedByEntrypoint run) are sent as gzip ND-JSON batches of 500 by 4 concurrent clients. Baseline, same run:
 the raw bulk insert of the same rows (``executemany`` on SQLite, ``COPY`` on PostgreSQL) into a fresh
 database, without HTTP, parsing or validation. Then ``/policy/runtime`` p50/p95 with a warm store (2 images).
-PostgreSQL is started with ``zastava.devstack.PostgresServer`` and stopped by the benchmark.
+PostgreSQL is started with ``tests.harness.devstack.PostgresServer`` and stopped by the benchmark.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from tests.harness.devstack import PostgresServer, free_port
 
 from bench.common import ms, pct
 from zastava.backend.fastpath import fast_runtime_line
@@ -31,7 +32,6 @@ from zastava.backend.store import EventRow, Store
 from zastava.backend.store.bulk import insert_events
 from zastava.contracts import LoadedLib, parse_runtime_envelope, runtime_envelope_wire
 from zastava.contracts.examples import example_runtime_event
-from zastava.devstack import PostgresServer, free_port
 
 BATCH = 500
 CONCURRENCY = 4

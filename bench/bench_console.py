@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import orjson
+from tests.harness.devstack import PostgresServer
 
 from bench.common import ms, pct
 from zastava.backend.app import create_app
@@ -31,7 +32,6 @@ from zastava.backend.store import DecisionRow, Store
 from zastava.config import BackendServer
 from zastava.contracts import runtime_envelope_wire
 from zastava.contracts.examples import example_runtime_event
-from zastava.devstack import PostgresServer
 
 TENANT = "tenant-01"
 NODES, NAMESPACES = 50, 100

@@ -49,8 +49,7 @@ def _idle_rss(config: Path, listen: str, env: dict[str, str]) -> float:
 
 def main(quick: bool = False) -> list[str]:
     import psutil
-
-    from zastava import devstack
+    from tests.harness import devstack
 
     rounds, per_round = (2, 15) if quick else (5, 100)
     engine = devstack.DockerEngine().start()

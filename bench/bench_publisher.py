@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.integration.observer.publisher.factory import make_event
+from tests.harness.devstack import free_port
+from tests.harness.events import make_event
 
 from zastava.config import ZastavaConfig
 from zastava.contracts import (
@@ -32,7 +33,6 @@ from zastava.contracts import (
     dump_runtime_envelope,
     versions,
 )
-from zastava.devstack import free_port
 from zastava.observer.publisher import DiskBuffer, EventPublisher
 from zastava.telemetry.metrics import ZastavaMetrics
 

@@ -11,9 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.harness import devstack
+from tests.harness.devstack import signing
+
 from bench.common import median, ms, us
-from zastava import devstack
-from zastava.devstack import signing
 from zastava.registry import (
     KeylessIdentity,
     RegistryClient,

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import httpx
 import orjson
+from tests.harness.devstack import ensure_packages, free_port
 from tests.unit.webhook.reviews import DIGEST_A, DIGEST_B, body, pod_with, review
 
-from zastava.devstack import ensure_packages, free_port
 from zastava.webhook.certs import generate_certs, write_certs
 
 HERE = Path(__file__).resolve().parent
@@ -225,11 +225,12 @@ def _asgi_dispatch(quick: bool) -> list[str]:
     import asyncio
     import statistics
 
+    from tests.harness.webhook_starlette import starlette_app
+
     from bench.webhook_target import bare
     from zastava.config import ZastavaConfig
     from zastava.contracts import ImagePolicy
     from zastava.telemetry import ZastavaMetrics
-    from zastava.webhook.app import starlette_app
     from zastava.webhook.cache import CacheEntry, PolicyContext, PolicyKey
     from zastava.webhook.server import build_webhook
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.harness.webhook_starlette import starlette_app
+
 from zastava.config import ZastavaConfig
 from zastava.telemetry.setup import runtime_core
-from zastava.webhook.app import starlette_app
 from zastava.webhook.server import WebhookServer, bind_socket, build_webhook
 
 FIXED = (

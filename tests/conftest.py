@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import devstack
 from tests.harness.real import start_real
-from zastava import devstack
 
 
 @pytest.fixture(scope="session")

@@ -11,13 +11,12 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 
 from . import __version__
+from .terminal import err, fail, read_input, write_json
 
 _core = typer.Typer(
     name="zastava",
@@ -26,7 +25,6 @@ _core = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
 
 #: (module, attribute, group name) of plane command groups; each attribute is a ``typer.Typer``.
 _GROUPS: list[tuple[str, str, str]] = [
@@ -47,25 +45,6 @@ _COMMANDS: list[tuple[str, str, str]] = [
     (".observer.cli", "inspect_command", "inspect"),
     (".observer.entrytrace.cli", "entrytrace", "entrytrace"),
 ]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def read_input(source: str) -> bytes:
-    """Bytes of a file path, or of standard input for ``-``."""
-    if source == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(source).read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {source}: {exc.strerror or exc}")
-
-
-def write_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def _version(value: bool) -> None:

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from tests.adversarial.probe import HealthProbe, assert_no_stall
-from tests.integration.backend.events import envelope, make_event, ndjson
+from tests.harness.events import envelope, make_event, ndjson
 from tests.integration.observer.publisher.real_backend import BackendProcess
 
 EVENTS = "/api/v1/scanner/runtime/events"

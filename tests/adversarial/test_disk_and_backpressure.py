@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.adversarial.disks import fill, small_tmpfs
+from tests.harness.events import make_event
 from tests.integration.observer.publisher.conftest import publisher_config
-from tests.integration.observer.publisher.factory import make_event
 from tests.integration.observer.publisher.real_backend import BackendProcess
 from zastava.contracts import dump_runtime_envelope
 from zastava.observer.publisher import EventPublisher

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.harness.events import envelope, make_event, ndjson
 from tests.integration.auth.conftest import SECRETS, AuthStack, auth_stack  # noqa: F401 (fixture)
 from tests.integration.auth.test_backend_publisher_e2e import Raw, _backend_yaml
-from tests.integration.backend.events import envelope, make_event, ndjson
 from tests.integration.observer.publisher.real_backend import EVENTS_PATH, BackendProcess
 from zastava.auth import SCOPE_RUNTIME_WRITE
 from zastava.auth.dpop import DpopKey

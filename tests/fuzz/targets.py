@@ -135,7 +135,7 @@ class AdmissionReviewTarget(_Async):
 class _Backend(_Async):
     def setup(self, work: Path) -> None:
         super().setup(work)
-        from tests.integration.backend.events import envelope, make_event
+        from tests.harness.events import envelope, make_event
         from zastava.backend.app import create_app
         from zastava.config import BackendServer, RateCap
 

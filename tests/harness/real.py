@@ -12,7 +12,7 @@ from typing import NoReturn, TypeVar
 
 import pytest
 
-from zastava.devstack import PrerequisiteMissing
+from tests.harness.devstack import PrerequisiteMissing
 
 T = TypeVar("T")
 

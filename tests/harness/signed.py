@@ -1,6 +1,7 @@
 """Images in the real loopback registry and trust configuration for them: small synthetic OCI images pushed
-by the OCI API (no Docker needed), signed by the tests' own signer (``zastava.devstack.signing``, cosign's
-published formats), and a Zastava configuration whose trust policies name the test's keys."""
+by the OCI API (no Docker needed), signed by the tests' own signer
+(``tests.harness.devstack.signing``, cosign's published formats), and a Zastava configuration whose trust
+policies name the test's keys."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from tests.harness.devstack import signing
 from zastava.config import ZastavaConfig, load_config
-from zastava.devstack import signing
 
 _counter = itertools.count()
 

@@ -1,6 +1,6 @@
 """EntryTrace against the root of a live container (``/proc/<pid>/root``) run by the real Docker engine.
 
-The images are built locally with :func:`zastava.devstack.build_image`; the trace reads the container's
+The images are built locally with :func:`tests.harness.devstack.build_image`; the trace reads the container's
 filesystem through the host's procfs, exactly as the observer does, and its terminal set must contain what
 ``/proc/<pid>/exe`` of the running process shows (the process-drift baseline of spec §10).
 """
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from zastava import devstack
+from tests.harness import devstack
+from tests.harness.devstack.packages import ensure_packages
 from zastava.contracts import Process
-from zastava.devstack.packages import ensure_packages
 from zastava.observer.entrytrace import trace_entrypoint
 from zastava.telemetry import ZastavaMetrics
 

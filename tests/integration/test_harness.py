@@ -6,8 +6,8 @@ import time
 
 import httpx
 
-from zastava import devstack
-from zastava.devstack.cri import CriClient
+from tests.harness import devstack
+from tests.harness.devstack.cri import CriClient
 
 
 def _maps_paths(pid: int) -> set[str]:

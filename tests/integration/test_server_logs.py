@@ -17,7 +17,7 @@ import httpx
 import orjson
 import yaml
 
-from zastava.devstack import free_port
+from tests.harness.devstack import free_port
 
 ZASTAVA = [sys.executable, "-m", "zastava"]
 SCOPE = {"tenant": "tenant-01", "environment": "qa", "deployment": "lab-7"}

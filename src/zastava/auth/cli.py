@@ -11,7 +11,7 @@ app = typer.Typer(help="Authority OpToks: reference server and operator tools.",
 
 
 def _fail(message: str, code: int = 2) -> None:
-    from ..cli import fail
+    from ..terminal import fail
 
     fail(message, code)
 

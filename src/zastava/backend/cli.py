@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cli import fail, read_input, write_json
+from ..terminal import fail, read_input, write_json
 
 __all__ = ["backend_app", "catalog_app", "runtime_app"]
 

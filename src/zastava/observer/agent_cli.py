@@ -29,8 +29,8 @@ EngineOption = Annotated[
 
 
 def _load(config: str | None) -> Any:
-    from ..cli import fail
     from ..config import ConfigError, load_config
+    from ..terminal import fail
 
     try:  # run: the runtime core logs the guardrail warnings, in the JSON format
         return load_config(config, warn=False)
@@ -221,7 +221,7 @@ def snapshot(
     from rich.console import Console
     from rich.table import Table
 
-    from ..cli import fail, write_json
+    from ..terminal import fail, write_json
     from .agent import create_agent
     from .engines import EngineUnavailable
 

@@ -43,7 +43,7 @@ def inspect_command(
     ] = False,
 ) -> None:
     """Print the process, loadedLibs and evidence of a runtime event for one live process."""
-    from zastava.cli import fail, write_json
+    from zastava.terminal import fail, write_json
 
     from .inspect import ProcessGone, inspect_process
 

@@ -1,8 +1,8 @@
 """HTTP layer: ``POST /admit``, ``POST /mutate`` (digest pinning), ``/healthz``, ``/readyz``, ``/metrics``
 as a raw ASGI app (the hot path).
 
-:class:`WebhookApp` is a plain ASGI callable; :func:`starlette_app` serves the same handlers through
-Starlette (``bench/bench_webhook.py`` measures both; the raw app is what ``serve`` runs). ``/admit`` always
+:class:`WebhookApp` is a plain ASGI callable (``bench/bench_webhook.py`` compares it with the same handlers
+behind Starlette routing, ``tests/harness/webhook_starlette.py``). ``/admit`` always
 answers a well-formed AdmissionReview response, or a 400 when the body is not an AdmissionReview at all, a
 413 when it exceeds ``maxBodyBytes``: never a 500. Every other answer — including an AdmissionReview with a
 readable ``request.uid`` but invalid fields, and an unexpected error inside the admitter (answered like a
@@ -24,7 +24,7 @@ from ..telemetry import ZastavaMetrics
 from .admitter import Admitter
 from .review import AdmissionResponse, ReviewError, parse_review, review_response
 
-__all__ = ["WebhookApp", "starlette_app"]
+__all__ = ["WebhookApp"]
 
 log = logging.getLogger("zastava.webhook.app")
 
@@ -198,40 +198,3 @@ async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[byt
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def starlette_app(webhook: WebhookApp) -> Any:
-    """The same endpoints through Starlette routing (for comparison in the benchmark)."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    async def admit(request: Request) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > webhook.max_body_bytes:
-            return Response(_error("body too large"), 413, media_type="application/json")
-        body = await request.body()
-        if len(body) > webhook.max_body_bytes:
-            return Response(_error("body too large"), 413, media_type="application/json")
-        status, data = await webhook.admit(body, request.query_params.get("timeout"))
-        return Response(data, status, media_type="application/json")
-
-    async def healthz(request: Request) -> Response:
-        return Response(b"ok\n", media_type="text/plain")
-
-    async def readyz(request: Request) -> Response:
-        ok = webhook.ready()
-        return Response(b"ready\n" if ok else b"not ready\n", 200 if ok else 503, media_type="text/plain")
-
-    async def metrics(request: Request) -> Response:
-        return Response(webhook.metrics_body(), media_type="text/plain; version=0.0.4")
-
-    return Starlette(
-        routes=[
-            Route("/admit", admit, methods=["POST"]),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics),
-        ]
-    )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..cli import err, fail, read_input
+from ..terminal import err, fail, read_input
 
 if TYPE_CHECKING:
     from ..config import ZastavaConfig

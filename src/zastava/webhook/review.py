@@ -8,10 +8,11 @@ is not a well-formed v1 AdmissionReview request; the HTTP layer answers it with 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import gc
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -29,6 +30,17 @@ __all__ = [
 ]
 
 API_VERSION = "admission.k8s.io/v1"
+
+
+def _json_object(value: object) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise ValueError("must be a JSON object")
+
+
+#: A JSON object taken as parsed: its type is checked, its content is not walked. Validating the content as
+#: ``dict[str, Any]`` walked (and copied) every nested value, which costs as much again as parsing it.
+JsonObject = Annotated[dict[str, Any] | None, PlainValidator(_json_object)]
 
 
 class _K8s(BaseModel):
@@ -69,10 +81,10 @@ class AdmissionRequest(_K8s):
     namespace: str | None = None
     operation: Operation
     user_info: UserInfo = Field(default_factory=UserInfo)
-    object: dict[str, Any] | None = None
-    old_object: dict[str, Any] | None = None
+    object: JsonObject = None
+    old_object: JsonObject = None
     dry_run: bool | None = None
-    options: dict[str, Any] | None = None
+    options: JsonObject = None
 
 
 class AdmissionReview(_K8s):
@@ -112,10 +124,23 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _loads(body: bytes | str) -> Any:
+    """``orjson.loads`` with the cyclic collector paused: parsed JSON holds no cycles, and a body of many
+    small arrays or objects otherwise triggers collection after collection while it is built (6 MB of two
+    million empty lists: 1.1 s with the collector, 0.25 s without)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return orjson.loads(body)
+    finally:
+        if paused:
+            gc.enable()
+
+
 def parse_review(body: bytes | str) -> AdmissionReview:
     """Parse and validate a request body; :class:`ReviewError` names what is wrong."""
     try:
-        data = orjson.loads(body)
+        data = _loads(body)
     except orjson.JSONDecodeError as exc:
         raise ReviewError(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -15,8 +15,8 @@ import httpx
 import orjson
 import pytest
 
+from tests.harness.events import make_event
 from tests.integration.auth.conftest import SECRETS, AuthStack
-from tests.integration.observer.publisher.factory import make_event
 from tests.integration.observer.publisher.real_backend import EVENTS_PATH, BackendProcess
 from zastava.auth import (
     SCOPE_POLICY_READ,

@@ -21,11 +21,11 @@ import httpx
 import pytest
 import yaml
 
+from tests.harness.devstack import free_port
+from tests.harness.events import make_event
 from tests.integration.auth.pki import Pki, make_pki
-from tests.integration.observer.publisher.factory import make_event
 from tests.integration.observer.publisher.real_backend import BackendProcess
 from zastava.contracts import dump_runtime_envelope
-from zastava.devstack import free_port
 
 ZASTAVA = [sys.executable, "-m", "zastava"]
 DIGEST = "sha256:" + "ab" * 32

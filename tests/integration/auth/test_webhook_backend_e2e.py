@@ -25,12 +25,12 @@ import orjson
 import pytest
 import yaml
 
+from tests.harness.devstack import free_port
 from tests.integration.auth.conftest import SECRETS, AuthStack
 from tests.unit.webhook.reviews import body, pod_with, review
 from zastava.backend.catalog import CatalogPut, build_record
 from zastava.backend.store import Store
 from zastava.config import ZastavaConfig
-from zastava.devstack import free_port
 from zastava.webhook.server import build_configured_webhook
 
 DIGEST = "sha256:" + "5" * 64

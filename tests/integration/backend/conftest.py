@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from zastava import devstack
+from tests.harness import devstack
 from zastava.backend.app import BackendApp, create_app
 from zastava.backend.store import Store
 from zastava.config import BackendServer

@@ -9,8 +9,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from tests.harness.events import LIBS, digest_of, envelope, make_event, ndjson, sbom
 from tests.integration.backend.conftest import AppFactory, Clock, client_for
-from tests.integration.backend.events import LIBS, digest_of, envelope, make_event, ndjson, sbom
 from zastava.backend.auth import SCOPE_RUNTIME_READ, AuthError, Principal
 from zastava.backend.store import Store
 from zastava.backend.store.schema import metadata
@@ -271,9 +271,9 @@ def test_bad_store_urls(url: str) -> None:
 
 async def test_store_down_is_503_and_readyz_says_so() -> None:
     """A PostgreSQL URL where nothing listens stands in for a database that went down after start."""
+    from tests.harness.devstack import free_port
     from zastava.backend.app import create_app
     from zastava.config import BackendServer
-    from zastava.devstack import free_port
 
     down = Store(f"postgresql://postgres@127.0.0.1:{free_port()}/none", migrate=False)
     app = create_app(BackendServer(), store=down, purge=False)

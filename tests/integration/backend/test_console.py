@@ -14,8 +14,8 @@ import httpx
 import orjson
 import pytest
 
+from tests.harness.events import envelope, make_event, ndjson
 from tests.integration.backend.conftest import AppFactory, Clock, client_for
-from tests.integration.backend.events import envelope, make_event, ndjson
 from zastava.backend.auth import (
     SCOPE_ADMISSION_READ,
     SCOPE_POLICY_SIMULATE,

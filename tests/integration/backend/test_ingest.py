@@ -9,8 +9,8 @@ import zlib
 import orjson
 import pytest
 
+from tests.harness.events import digest_of, envelope, make_event, ndjson, sbom
 from tests.integration.backend.conftest import AppFactory, Clock, client_for
-from tests.integration.backend.events import digest_of, envelope, make_event, ndjson, sbom
 from zastava.backend.store import Store
 from zastava.contracts import SCHEMA_VERSIONS_HEADER, EventKind, IngestResponse, versions
 

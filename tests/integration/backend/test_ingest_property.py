@@ -10,8 +10,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.harness.events import envelope, make_event
 from tests.integration.backend.conftest import AppFactory, client_for
-from tests.integration.backend.events import envelope, make_event
 from zastava.backend.store import Store
 
 EVENTS = "/api/v1/scanner/runtime/events"

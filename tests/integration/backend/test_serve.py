@@ -17,9 +17,9 @@ import httpx
 import orjson
 import pytest
 
-from tests.integration.backend.events import digest_of, envelope, make_event, ndjson, sbom
+from tests.harness.devstack import free_port
+from tests.harness.events import digest_of, envelope, make_event, ndjson, sbom
 from zastava.contracts import SCHEMA_VERSIONS_HEADER
-from zastava.devstack import free_port
 
 ZASTAVA = [sys.executable, "-m", "zastava"]
 

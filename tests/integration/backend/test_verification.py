@@ -16,13 +16,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.harness import devstack
+from tests.harness.devstack import free_port, signing
 from tests.harness.signed import PushedImage, push_synthetic, trust_config, unique_repo
 from tests.integration.backend.conftest import client_for
-from zastava import devstack
 from zastava.backend.app import create_app
 from zastava.config import BackendServer
 from zastava.contracts import RuntimePolicyResponse
-from zastava.devstack import free_port, signing
 from zastava.registry.settings import image_verifier
 
 POLICY = "/api/v1/scanner/policy/runtime"

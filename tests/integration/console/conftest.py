@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from tests.harness.devstack.packages import ensure_packages
 from tests.harness.real import missing, start_real
-from zastava.devstack.packages import ensure_packages
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -1,6 +1,6 @@
 """The console in a real browser, against what ``make run`` starts: the reference Authority, the backend
 (``auth: optok``, TLS), the observer on a real Docker engine with the demo workload, and the webhook, each a
-``zastava`` process (``zastava.devstack.run.Stack``, the code behind ``make run``).
+``zastava`` process (``tests.harness.devstack.run.Stack``, the code behind ``make run``).
 
 Chromium is Debian's, driven by Playwright; the context ignores certificate errors because the stack's CA is
 made for the run (the backend is still HTTPS, so the session cookie is ``Secure`` and ``__Host-``).
@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from zastava import devstack
-from zastava.devstack.run import Stack, StackUrls
+from tests.harness import devstack
+from tests.harness.devstack.run import Stack, StackUrls
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 

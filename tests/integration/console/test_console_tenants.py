@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.harness.events import envelope, make_event, ndjson
 from tests.harness.servers import ThreadedServer
 from tests.integration.auth.pki import Pki, make_pki
-from tests.integration.backend.events import envelope, make_event, ndjson
 from tests.integration.observer.publisher.real_backend import BackendProcess
 from zastava.auth import backend_auth, uvicorn_tls_kwargs
 from zastava.auth.authority import AuthorityConfig, ReferenceAuthority, hash_secret

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import devstack
+from tests.harness.devstack.baseimage import build_wheelhouse, debian_base_image
 from tests.harness.real import start_real
-from zastava import devstack
-from zastava.devstack.baseimage import build_wheelhouse, debian_base_image
 
 ROOT = Path(__file__).resolve().parents[3]
 IMAGE = "zastava-test/zastava:dev"

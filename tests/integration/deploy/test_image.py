@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from zastava import __version__, devstack
+from pathlib import Path
+
+from tests.harness import devstack
+from zastava import __version__
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_image_runs_zastava_as_non_root(docker_engine: devstack.DockerEngine, zastava_image: str) -> None:
@@ -37,3 +42,30 @@ def test_every_component_command_is_in_the_image(
     out = docker_engine.docker("run", "--rm", "--network", "none", zastava_image, "--help").stdout.decode()
     for command in ("contracts", "canon", "config"):
         assert command in out
+
+
+def test_the_image_carries_only_the_production_package(
+    docker_engine: devstack.DockerEngine, zastava_image: str
+) -> None:
+    """Test tooling (the stand-in Fulcio/Rekor, the package installer, the dev stack) stays out of the image:
+    the installed ``zastava`` package is exactly ``src/zastava``, and no ``tests`` package is importable."""
+    listing = (
+        docker_engine.docker(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/opt/zastava/bin/python",
+            zastava_image,
+            "-c",
+            "import importlib.util, pathlib, zastava; root = pathlib.Path(zastava.__file__).parent; "
+            "print(*sorted(str(p.relative_to(root)) for p in root.rglob('*.py')), sep='\\n'); "
+            "print('tests importable:', importlib.util.find_spec('tests') is not None)",
+        )
+        .stdout.decode()
+        .split()
+    )
+    shipped = sorted(str(p.relative_to(ROOT / "src/zastava")) for p in (ROOT / "src/zastava").rglob("*.py"))
+    assert listing[-1] == "False", listing[-3:]
+    assert listing[:-3] == shipped

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.harness import devstack
 from tests.harness.real import missing
 from tests.integration.observer.children import independent_dsos, sha256_file
-from zastava import devstack
 from zastava.observer.elf import read_build_id
 from zastava.observer.inspect import inspect_process
 

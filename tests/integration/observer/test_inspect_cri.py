@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from zastava import devstack
-from zastava.devstack.cri import CriClient
+from tests.harness import devstack
+from tests.harness.devstack.cri import CriClient
 from zastava.observer.inspect import inspect_process
 
 pytestmark = pytest.mark.real

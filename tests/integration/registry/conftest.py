@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import devstack
+from tests.harness.devstack import signing
 from tests.harness.real import start_real
-from zastava import devstack
-from zastava.devstack import signing
 
 from .ocifake import FakeRegistry
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.harness import devstack
+from tests.harness.devstack import signing
 from tests.harness.real import start_real
-from zastava import devstack
 from zastava.cli import app
-from zastava.devstack import signing
 from zastava.registry import (
     AuthenticationError,
     CredentialStore,

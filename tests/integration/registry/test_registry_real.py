@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from zastava.devstack import signing
+from tests.harness.devstack import signing
 from zastava.registry import (
     InvalidManifest,
     KeylessIdentity,

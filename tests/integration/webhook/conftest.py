@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from zastava import devstack
+from tests.harness import devstack
+from tests.harness.devstack import signing, wait_until
 from zastava.backend.app import create_app
 from zastava.config import BackendServer, ZastavaConfig, load_config
-from zastava.devstack import signing, wait_until
 from zastava.registry.settings import image_verifier
 from zastava.telemetry import ZastavaMetrics
 from zastava.webhook.certs import generate_certs, write_certs

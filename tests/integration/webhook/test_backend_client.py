@@ -101,7 +101,7 @@ async def test_recorder_without_a_writable_spool_bounds_memory(
 
 
 async def test_recorder_keeps_records_while_the_backend_is_down(tmp_path: Path) -> None:
-    from zastava.devstack import free_port
+    from tests.harness.devstack import free_port
 
     client = BackendClient(f"http://127.0.0.1:{free_port()}", timeout=1)
     recorder = DecisionRecorder(client, spool_dir=tmp_path / "spool")

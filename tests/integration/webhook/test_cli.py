@@ -20,9 +20,9 @@ import pytest
 import yaml
 from cryptography import x509
 
+from tests.harness.devstack import free_port, signing
 from tests.harness.signed import PushedImage, push_synthetic, unique_repo
 from tests.unit.webhook.reviews import DIGEST_A, body, pod_with, review
-from zastava.devstack import free_port, signing
 
 from .conftest import RealBackend
 

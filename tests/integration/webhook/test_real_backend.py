@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.harness import devstack
 from tests.unit.webhook.reviews import body, pod_with, review
-from zastava import devstack
 
 from .conftest import RealBackend, RunningWebhook, make_config, start_webhook
 

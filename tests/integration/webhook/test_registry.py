@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import orjson
 import pytest
 
+from tests.harness import devstack
 from tests.unit.webhook.reviews import body, pod_with, review
-from zastava import devstack
 from zastava.registry import RegistryClient, RegistryClientConfig
 from zastava.webhook.resolve import RegistryTagResolver
 

@@ -126,7 +126,7 @@ def test_backend_down_fails_open_or_closed_per_namespace(
 
 
 def test_backend_unreachable_fails_closed(webhook: Factory, policy_backend: PolicyBackend) -> None:
-    from zastava.devstack import free_port
+    from tests.harness.devstack import free_port
 
     running = webhook(backend={"baseAddress": f"http://127.0.0.1:{free_port()}"})
     result = admit(running, review(pod_with(PINNED)))

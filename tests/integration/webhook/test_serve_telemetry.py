@@ -19,11 +19,11 @@ import orjson
 import pytest
 import yaml
 
+from tests.harness import devstack
+from tests.harness.devstack import free_port, signing
+from tests.harness.devstack.signing import OCI_MANIFEST
 from tests.harness.otlp import OtlpReceiver
 from tests.unit.webhook.reviews import body, pod_with, review
-from zastava import devstack
-from zastava.devstack import free_port, signing
-from zastava.devstack.signing import OCI_MANIFEST
 from zastava.webhook.certs import generate_certs, write_certs
 
 from .conftest import RealBackend

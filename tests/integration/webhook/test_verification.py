@@ -1,7 +1,7 @@
 """Admission that verifies: the webhook checks signatures and attestations itself against the trust policies
 (``zastava.admission.trustPolicies``), in the real loopback distribution registry (no referrers API: the
 tag-schema fallback), with no backend at all (``backend.baseAddress: ""``). Signatures are made by the tests'
-own signer in cosign's formats (``zastava.devstack.signing``), independently of the code under test.
+own signer in cosign's formats (``tests.harness.devstack.signing``), independently of the code under test.
 
 Through the front doors: ``zastava webhook review FILE --config CFG`` (a subprocess) and ``zastava webhook
 serve``'s server over HTTPS (``/admit`` and ``/mutate``); the pinned digest is what a real container engine
@@ -22,11 +22,11 @@ import orjson
 import pytest
 import yaml
 
+from tests.harness import devstack
+from tests.harness.devstack import free_port, signing
 from tests.harness.signed import PushedImage, push_synthetic, unique_repo
 from tests.unit.webhook.reviews import body, pod_with, review
-from zastava import devstack
 from zastava.config import load_config
-from zastava.devstack import free_port, signing
 
 from .conftest import RunningWebhook, start_webhook
 

@@ -55,7 +55,7 @@ def test_real_rekor_evidence_verifies_against_public_good_root() -> None:
 
 
 def test_real_signature_rejected_for_other_digest_or_key() -> None:
-    from zastava.devstack.signing import KeyPair
+    from tests.harness.devstack.signing import KeyPair
 
     policy = TrustedSigners(keys=[load_public_key(real.PUBLIC_KEY, "dangerzone")])
     other = "sha256:" + "0" * 64

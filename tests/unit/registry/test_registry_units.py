@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.harness.devstack import signing
 from zastava.config import ConfigError, load_config
-from zastava.devstack import signing
 from zastava.registry import (
     CredentialStore,
     InvalidManifest,

@@ -1,6 +1,6 @@
 """Trust policies evaluated by the pure verifier (``zastava.registry.verification.policies``): no registry, no
-transport. The signatures are made by the tests' own signer (``zastava.devstack.signing``, cosign's published
-formats, captured in memory), and by real cosign/Sigstore (public test data, see tests/data/sigstore)."""
+transport. The signatures are made by the tests' own signer (``tests.harness.devstack.signing``, cosign's
+published formats, captured in memory), and by cosign/Sigstore (public test data: tests/data/sigstore)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from zastava.devstack import signing
+from tests.harness.devstack import signing
 from zastava.registry import (
     InvalidReference,
     KeylessIdentity,

@@ -7,10 +7,11 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.harness.webhook_starlette import starlette_app
 from zastava.config import ZastavaConfig
 from zastava.telemetry import ZastavaMetrics
 from zastava.webhook.admitter import Admitter
-from zastava.webhook.app import WebhookApp, query_timeout, starlette_app
+from zastava.webhook.app import WebhookApp, query_timeout
 from zastava.webhook.review import ReviewError, parse_review
 
 from .reviews import body, review
@@ -159,3 +160,18 @@ def test_parse_review_ignores_fields_a_newer_api_server_adds() -> None:
         bad = review()
         bad["request"]["operation"] = "PATCH"
         parse_review(body(bad))
+
+
+def test_the_pod_must_be_a_json_object_and_is_kept_as_sent() -> None:
+    """``object``/``oldObject``/``options`` are type-checked, not walked: a list or a string is refused by
+    name, and the Pod reaches the admitter as the very dict the parser built."""
+    for field in ("object", "oldObject", "options"):
+        for wrong in ([{"spec": {}}], "pod", 1):
+            document = review()
+            document["request"][field] = wrong
+            with pytest.raises(ReviewError, match=f"request.{field}.*JSON object"):
+                parse_review(body(document))
+    document = review()
+    document["request"]["object"]["metadata"]["annotations"] = {"nested": [[{"deep": [1, 2.5, None]}]]}
+    parsed = parse_review(body(document)).request.object
+    assert parsed == document["request"]["object"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ...cli import err, fail, write_json
+from ...terminal import err, fail, write_json
 
 if TYPE_CHECKING:
     from ...config import ZastavaConfig

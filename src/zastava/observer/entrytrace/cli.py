@@ -26,7 +26,7 @@ def entrytrace(
     """Follow an entrypoint statically to the program that really runs (nothing is executed)."""
     from pathlib import Path
 
-    from zastava.cli import fail, write_json
+    from zastava.terminal import fail, write_json
 
     from .tracer import trace_entrypoint
 

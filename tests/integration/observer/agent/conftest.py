@@ -8,8 +8,8 @@ from typing import TypeVar
 
 import pytest
 
+from tests.harness import devstack
 from tests.harness.real import start_real
-from zastava import devstack
 
 T = TypeVar("T")
 

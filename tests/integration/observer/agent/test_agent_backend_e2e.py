@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.harness import devstack
 from tests.integration.observer.publisher.real_backend import BackendProcess
-from zastava import devstack
 from zastava.contracts import RuntimeEvent, parse_runtime_envelope
 
 REPO = Path(__file__).resolve().parents[4]

@@ -15,10 +15,10 @@ import sys
 import uuid
 from typing import Any
 
+from tests.harness import devstack
+from tests.harness.devstack.cri import CriClient
 from tests.unit.observer.agent.standins import Collector
-from zastava import devstack
 from zastava.contracts import EventKind, RuntimeEvent
-from zastava.devstack.cri import CriClient
 from zastava.observer.agent import AgentSettings, ObserverAgent, _entrytrace, tracer_from_function
 from zastava.observer.engines.cri import CriEngine
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.harness import devstack
 from tests.unit.observer.agent.standins import Collector, policy_app
-from zastava import devstack
 from zastava.backend.app import create_app
 from zastava.config import BackendServer
 from zastava.contracts import EventKind, RuntimeEvent

@@ -8,9 +8,9 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+from tests.harness import devstack
 from tests.harness.real import start_real
 from tests.unit.observer.agent.standins import Collector
-from zastava import devstack
 from zastava.contracts import EventKind
 from zastava.observer.agent import AgentSettings, ObserverAgent
 from zastava.observer.engines.docker import DockerEngineClient

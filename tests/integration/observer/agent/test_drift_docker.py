@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from zastava import devstack
+from tests.harness import devstack
 from zastava.contracts import EventKind
 from zastava.observer import drift
 from zastava.observer.engines.docker import DockerEngineClient

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from zastava import devstack
-from zastava.devstack.cri import CriClient
+from tests.harness import devstack
+from tests.harness.devstack.cri import CriClient
 from zastava.observer.engines.base import EngineUnavailable
 from zastava.observer.engines.cri import CriEngine, socket_answers
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 
-from zastava import devstack
+from tests.harness import devstack
 from zastava.observer.engines.base import ContainerEvent
 from zastava.observer.engines.docker import DockerEngineClient
 

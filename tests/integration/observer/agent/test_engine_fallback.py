@@ -11,8 +11,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from tests.harness import devstack
 from tests.harness.real import start_real
-from zastava import devstack
 from zastava.observer.engines.cri import CriEngine
 from zastava.observer.engines.logtail import LogTailEngine
 from zastava.observer.engines.resilient import ResilientEngine

@@ -18,10 +18,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.harness import devstack
 from tests.integration.observer.agent.test_agent_backend_e2e import Agent, of, run_container, wait_stored
 from tests.integration.observer.agent.test_observer_endpoint import wait_readyz
 from tests.integration.observer.publisher.real_backend import BackendProcess
-from zastava import devstack
 
 ZASTAVA = [sys.executable, "-m", "zastava"]
 

@@ -21,6 +21,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.harness import devstack
 from tests.integration.observer.agent.test_agent_backend_e2e import (
     Agent,
     of,
@@ -28,7 +29,6 @@ from tests.integration.observer.agent.test_agent_backend_e2e import (
     wait_stored,
 )
 from tests.integration.observer.publisher.real_backend import BackendProcess
-from zastava import devstack
 
 
 @pytest.fixture

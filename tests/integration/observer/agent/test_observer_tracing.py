@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import devstack
 from tests.harness.otlp import OtlpReceiver
 from tests.integration.observer.agent.test_agent_backend_e2e import Agent, of, run_container, wait_stored
 from tests.integration.observer.agent.test_observer_endpoint import json_lines, wait_metric
 from tests.integration.observer.publisher.real_backend import BackendProcess
-from zastava import devstack
 
 
 @pytest.fixture

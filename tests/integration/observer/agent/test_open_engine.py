@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zastava import devstack
+from tests.harness import devstack
 from zastava.config import ZastavaConfig
 from zastava.observer.engines import open_engine
 from zastava.observer.engines.cri import CriEngine

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.harness import devstack
+from tests.harness.devstack import signing
 from tests.harness.signed import push_synthetic, trust_config, unique_repo
-from zastava import devstack
 from zastava.backend.app import create_app
 from zastava.config import BackendServer
-from zastava.devstack import signing
 from zastava.observer.posture import BackendPosture
 from zastava.registry.settings import image_verifier
 

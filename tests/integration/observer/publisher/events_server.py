@@ -47,9 +47,7 @@ from tests.harness.servers import ThreadedServer
 from zastava.contracts import RUNTIME_EVENT, SCHEMA_VERSIONS_HEADER, EnvelopeError, parse_runtime_envelope
 from zastava.contracts import versions as contract_versions
 
-from .factory import make_event
-
-__all__ = ["EVENTS_PATH", "EventsServer", "EventsStore", "make_event"]
+__all__ = ["EVENTS_PATH", "EventsServer", "EventsStore"]
 
 EVENTS_PATH = "/api/v1/scanner/runtime/events"
 

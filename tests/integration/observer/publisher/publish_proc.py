@@ -14,11 +14,10 @@ import os
 import sys
 from pathlib import Path
 
+from tests.harness.events import make_event
 from zastava.config import ZastavaConfig
 from zastava.observer.publisher import EventPublisher
 from zastava.telemetry.metrics import ZastavaMetrics
-
-from .factory import make_event
 
 
 async def main(url: str, buffer_dir: str, progress: str, start: int, total: int) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import orjson
 
-from zastava.devstack import free_port
+from tests.harness.devstack import free_port
 
 EVENTS_PATH = "/api/v1/scanner/runtime/events"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import orjson
 from typer.testing import CliRunner
 
+from tests.harness.events import make_event
 from zastava.cli import app
 from zastava.contracts import dump_runtime_envelope
 
-from .events_server import make_event
 from .real_backend import BackendProcess
 
 runner = CliRunner()

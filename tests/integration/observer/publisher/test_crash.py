@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from .events_server import make_event
+from tests.harness.events import make_event
+
 from .real_backend import BackendProcess
 
 REPO = Path(__file__).resolve().parents[4]

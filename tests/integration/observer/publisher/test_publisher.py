@@ -11,17 +11,19 @@ import logging
 import os
 import time
 from collections import defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 
+from tests.harness.events import BASE_TIME, make_event
 from zastava.contracts import RuntimeEvent, parse_runtime_envelope
 from zastava.observer.publisher import EventPublisher
 from zastava.telemetry.metrics import ZastavaMetrics
 
 from .conftest import publisher_config
-from .events_server import EventsServer, make_event
+from .events_server import EventsServer
 from .real_backend import BackendProcess
 
 
@@ -183,7 +185,9 @@ async def test_rate_limit_and_coalescing_behave_as_configured(
             await publisher.publish(make_event(i))  # the burst passes at once
         storm = make_event(100)
         for n in range(50):  # the same event repeated (e.g. a flapping container): folded into one
-            await publisher.publish(make_event(100, when_us=storm.when.microsecond + n))
+            await publisher.publish(
+                make_event(100, when_us=(storm.when - BASE_TIME) // timedelta(microseconds=1) + n)
+            )
         await publisher.publish(make_event(101))
         await publisher.publish(make_event(102))
         await publisher.publish(make_event(103))  # queue (3) full: dropped and counted

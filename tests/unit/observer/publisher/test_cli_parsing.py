@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.integration.observer.publisher.factory import make_event
+from tests.harness.events import make_event
 from zastava.contracts import dump_runtime_envelope
 from zastava.observer.publisher.cli import parse_event_line, parse_page
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from tests.integration.observer.publisher.factory import make_event
+from tests.harness.events import make_event
 from zastava.config import ZastavaConfig
 from zastava.contracts import AgentWarning, EventKind, LoadedLib, dump_runtime_envelope
 from zastava.contracts.examples import example_runtime_event

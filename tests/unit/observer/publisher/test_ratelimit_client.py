@@ -9,7 +9,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from tests.integration.observer.publisher.events_server import make_event
+from tests.harness.events import make_event
 from zastava.observer.publisher.client import Backoff, gzip_bytes, parse_retry_after
 from zastava.observer.publisher.ratelimit import Admission, Coalescer, TokenBucket, coalesce_key
 

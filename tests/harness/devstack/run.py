@@ -177,7 +177,7 @@ class Stack:
             import shutil
 
             shutil.rmtree(directory)
-        from ..auth.authority import write_dev_setup
+        from zastava.auth.authority import write_dev_setup
 
         write_dev_setup(directory, issuer=issuer, tenant=TENANT)
         return directory
@@ -349,8 +349,8 @@ class Stack:
         """A one-time console login for the operator client (``POST /console/login-links``)."""
         import asyncio
 
-        from ..auth import backend_auth
-        from ..config import load_config
+        from zastava.auth import backend_auth
+        from zastava.config import load_config
 
         config = load_config(urls.operator_config, warn=False)
         url = f"{urls.backend}/api/v1/scanner/console/login-links"
@@ -403,8 +403,8 @@ class Stack:
 
         from rich.console import Console
 
-        from ..auth import backend_auth
-        from ..config import load_config
+        from zastava.auth import backend_auth
+        from zastava.config import load_config
 
         console = Console()
         config = load_config(operator_config, warn=False)

@@ -1,4 +1,5 @@
-"""Realistic runtime events and SBOMs for the backend tests (and the benchmark)."""
+"""The one builder of runtime events (and their envelopes, ND-JSON bodies and SBOMs) for every test and
+benchmark: realistic, reproducible, distinct per index."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import orjson
 
 from zastava.contracts import (
     EventKind,
+    Evidence,
     LoadedLib,
     RuntimeEvent,
     runtime_envelope_wire,
@@ -22,6 +24,9 @@ LIBS = [
     ("/usr/lib/x86_64-linux-gnu/libcrypto.so.3", "libssl3-crypto"),
     ("/usr/lib/x86_64-linux-gnu/libz.so.1", "zlib1g"),
 ]
+
+
+BASE_TIME = datetime(2025, 10, 17, 12, 0, tzinfo=UTC)
 
 
 def digest_of(name: str) -> str:
@@ -38,12 +43,19 @@ def make_event(
     tenant: str = "tenant-01",
     node: str = "node-1",
     image: str | None = None,
-    kind: EventKind = EventKind.CONTAINER_START,
+    kind: EventKind | str = EventKind.CONTAINER_START,
     namespace: str = "payments",
     build_id: str | None = "9f3a1cd4c0b7adfe91c0e3b51d2f45fb0f76a4c1",
     libs: int = 4,
+    pid: int | None = None,
+    when_us: int | None = None,
+    padding: int = 0,
 ) -> RuntimeEvent:
+    """Event number ``i`` (its own pod, container and pid, and a ``seq`` evidence line naming ``i``);
+    ``when_us`` replaces the default time (one second per index) by microseconds after the base; ``padding``
+    adds an evidence line of that many bytes."""
     base = example_runtime_event()
+    kind = EventKind(kind)
     workload = base.workload.model_copy(
         update={
             "namespace": namespace,
@@ -53,18 +65,26 @@ def make_event(
         }
     )
     process = (
-        base.process.model_copy(update={"pid": 1000 + i, "build_id": build_id}) if base.process else None
+        base.process.model_copy(update={"pid": pid if pid is not None else 1000 + i, "build_id": build_id})
+        if base.process
+        else None
     )
     loaded = [LoadedLib(path=p, inode=100 + n, sha256=sha_of(p)) for n, (p, _) in enumerate(LIBS[:libs])]
     event = base.model_copy(
         update={
-            "when": datetime(2025, 10, 17, 12, 0, tzinfo=UTC) + timedelta(seconds=i),
+            "when": BASE_TIME
+            + (timedelta(microseconds=when_us) if when_us is not None else timedelta(seconds=i)),
             "tenant": tenant,
             "node": node,
             "kind": kind,
             "workload": workload,
             "process": process if kind is EventKind.CONTAINER_START else None,
             "loaded_libs": loaded if kind is EventKind.CONTAINER_START else None,
+            "evidence": [
+                *base.evidence,
+                Evidence(signal="seq", value=str(i)),
+                *([Evidence(signal="padding", value="x" * padding)] if padding else []),
+            ],
         }
     )
     return event.with_computed_id()

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from ..contracts.canonical import canonical_bytes
+from zastava.contracts.canonical import canonical_bytes
 
 __all__ = [
     "KeyPair",

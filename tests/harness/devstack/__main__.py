@@ -1,4 +1,4 @@
-"""``python -m zastava.devstack install|run``.
+"""``python -m tests.harness.devstack install|run``.
 
 ``install``: the Debian packages of the real-component suites (root only). ``run``: ``make run``.
 """
@@ -32,7 +32,9 @@ def main(argv: list[str]) -> int:
         from .run import main as run_main
 
         return run_main(argv[1:])
-    print(f"usage: python -m zastava.devstack install|run (unknown command {command!r})", file=sys.stderr)
+    print(
+        f"usage: python -m tests.harness.devstack install|run (unknown command {command!r})", file=sys.stderr
+    )
     return 2
 
 

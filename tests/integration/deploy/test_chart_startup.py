@@ -1,0 +1,202 @@
+"""The chart's defaults start, connect and refuse strangers — proven through the front door (issue 16).
+
+``helm template`` with default values; the Authority, the backend, the webhook and the observer are started
+as the real CLIs with exactly the args, env, ConfigMaps and Secrets the chart renders (Helm-generated CA and
+certificates, the Authority's client secrets), only mount paths rewritten to a temp dir
+(:mod:`tests.harness.chart_local`). They run in a private network namespace whose /etc/hosts maps the Service
+names to 127.0.0.1, so TLS is verified against the names the chart's certificates carry. Not covered here
+(no kube-apiserver or kubelet can run on this machine): RBAC, NetworkPolicy enforcement, scheduling, and the
+observer's Kubernetes watch (it starts, and retries the absent API server).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness.chart_local import Namespace, Workload, by_name, workload
+from tests.harness.real import start_real
+
+from .test_chart import helm, render  # noqa: F401  (the helm fixture)
+
+NS = "stellaops"
+BACKEND = f"https://zastava-backend.{NS}.svc:8080"
+AUTHORITY = f"https://zastava-authority.{NS}.svc:8081"
+WEBHOOK = f"https://zastava-webhook.{NS}.svc:8443"
+DIGEST = "sha256:" + "ab" * 32
+
+#: Runs inside the namespace: one HTTP call, printed as {"status", "body"}. With a config: the component's
+#: own credentials through the product's client (OpTok from the Authority, DPoP, client certificate);
+#: without one: anonymous, trusting only ``CA``.
+CLIENT = r"""
+import asyncio, json, sys
+import httpx
+method, url, body, config, ca = sys.argv[1:6]
+async def main():
+    kwargs = {"json": json.loads(body)} if body else {}
+    if config:
+        from zastava.auth import backend_auth
+        from zastava.config import load_config
+        auth = backend_auth(load_config(config, warn=False), component="test")
+        try:
+            headers = await auth.headers_provider(method, url) if auth.headers_provider else {}
+            response = await auth.http_client.request(method, url, headers=headers, **kwargs)
+        finally:
+            await auth.aclose()
+    else:
+        async with httpx.AsyncClient(verify=ca or True, timeout=10) as client:
+            response = await client.request(method, url, **kwargs)
+    try:
+        parsed = response.json()
+    except ValueError:
+        parsed = response.text
+    print(json.dumps({"status": response.status_code, "body": parsed}))
+asyncio.run(main())
+"""
+
+
+class Cluster:
+    def __init__(
+        self, ns: Namespace, pods: dict[str, Workload], ca: Path, docs: list[dict[str, Any]]
+    ) -> None:
+        self.ns, self.pods, self.ca, self.docs = ns, pods, ca, docs
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        as_: str | None = None,
+        body: Any = None,
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        config = str(self.pods[as_].path("/etc/zastava/zastava.yaml")) if as_ else ""
+        out = self.ns.run_python(
+            CLIENT,
+            method,
+            url,
+            json.dumps(body) if body is not None else "",
+            config,
+            str(self.ca),
+            env=env if env is not None else (self.pods[as_].env if as_ else {}),
+        )
+        return json.loads(out)  # type: ignore[no-any-return]
+
+    def wait_ok(self, url: str, what: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            for name, process, _log in self.ns.processes:
+                assert process.poll() is None, f"{name} exited {process.returncode}:\n" + self.logs()
+            try:
+                last = self.call("GET", url)
+                if last["status"] == 200:
+                    return
+            except AssertionError as exc:
+                last = exc
+            time.sleep(0.3)
+        raise AssertionError(f"{what} not ready at {url}: {last}\n" + self.logs())
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name}\n{text}" for name, text in self.ns.logs())
+
+
+@pytest.fixture(scope="module")
+def cluster(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:  # noqa: F811
+    docs = render(helm)
+    work = tmp_path_factory.mktemp("chart")
+    hosts = [
+        f"{svc}{suffix}"
+        for svc in ("zastava-backend", "zastava-authority", "zastava-webhook")
+        for suffix in ("", f".{NS}", f".{NS}.svc", f".{NS}.svc.cluster.local")
+    ]
+    ns = start_real(lambda: Namespace(work, hosts))
+    pods = {
+        "authority": workload(docs, "Deployment", "zastava-authority", work / "authority", "node-1"),
+        "backend": workload(docs, "Deployment", "zastava-backend", work / "backend", "node-1"),
+        "webhook": workload(docs, "Deployment", "zastava-webhook", work / "webhook", "node-1"),
+        "observer": workload(docs, "DaemonSet", "zastava-observer", work / "observer", "node-1"),
+    }
+    # what the API server would trust: the ValidatingWebhookConfiguration's caBundle
+    vwc = by_name(docs, "ValidatingWebhookConfiguration", "zastava")
+    ca = work / "api-server-ca.crt"
+    ca.write_bytes(base64.b64decode(vwc["webhooks"][0]["clientConfig"]["caBundle"]))
+    result = Cluster(ns, pods, ca, docs)
+    try:
+        for name in ("authority", "backend", "webhook", "observer"):
+            pod = pods[name]
+            ns.start(name, pod.argv, pod.env, work / f"{name}.log")
+        result.wait_ok(f"{AUTHORITY}/.well-known/openid-configuration", "authority")
+        result.wait_ok(f"{BACKEND}/readyz", "backend")
+        result.wait_ok(f"{WEBHOOK}/healthz", "webhook")
+        yield result
+    finally:
+        ns.close()
+
+
+def test_every_component_starts_from_the_rendered_chart(cluster: Cluster) -> None:
+    """All four run; the observer's endpoint (plain HTTP, its metrics port) answers /healthz."""
+    deadline = time.monotonic() + 30
+    health: Any = None
+    while time.monotonic() < deadline:
+        try:
+            health = cluster.call("GET", "http://127.0.0.1:9090/healthz")
+            if health["status"] == 200:
+                break
+        except AssertionError as exc:
+            health = exc
+        time.sleep(0.3)
+    assert isinstance(health, dict) and health["status"] == 200, f"{health}\n{cluster.logs()}"
+    for name, process, _log in cluster.ns.processes:
+        assert process.poll() is None, f"{name} exited:\n{cluster.logs()}"
+
+
+def test_strangers_are_refused_and_catalog_writes_need_the_admin_client(cluster: Cluster) -> None:
+    url = f"{BACKEND}/api/v1/scanner/catalog/images/{DIGEST}"
+    entry = {"signed": True}
+    anonymous = cluster.call("PUT", url, body=entry)
+    assert anonymous["status"] == 401, anonymous
+    assert cluster.call("GET", f"{BACKEND}/api/v1/scanner/runtime/events")["status"] == 401
+    # observer and webhook authenticate, but hold no catalog write scope
+    for component in ("observer", "webhook"):
+        refused = cluster.call("PUT", url, as_=component, body=entry)
+        assert refused["status"] == 403 and "api:scanner.catalog.write" in json.dumps(refused["body"]), (
+            refused
+        )
+    # the operator client (zastava-operator, Secret zastava-clients) has it
+    operator = dict(cluster.pods["observer"].env)
+    operator.update(
+        {
+            "ZASTAVA_RUNTIME__AUTHORITY__CLIENTID": "zastava-operator",
+            "ZASTAVA_RUNTIME__AUTHORITY__SCOPES": json.dumps(
+                ["api:scanner.catalog.write", "api:scanner.runtime.read", "api:scanner.admission.read"]
+            ),
+        }
+    )
+    operator_dir = cluster.pods["observer"].root / "operator"
+    operator_dir.mkdir(exist_ok=True)
+    docs_secret = cluster.pods["authority"].path("/etc/zastava-authority/clients/operator")
+    (operator_dir / "client-secret").write_bytes(docs_secret.read_bytes())
+    operator["ZASTAVA_RUNTIME__AUTHORITY__CLIENTSECRETPATH"] = str(operator_dir / "client-secret")
+    # the operator's client certificate is zastava-operator-tls, not mounted in any Pod: take it from the
+    # rendered Secret as an operator would with kubectl
+    operator.update(_operator_cert(cluster, operator_dir))
+    written = cluster.call("PUT", url, as_="observer", body=entry, env=operator)
+    assert written["status"] == 200 and written["body"]["digest"] == DIGEST, written
+
+
+def _operator_cert(cluster: Cluster, directory: Path) -> dict[str, str]:
+    secret = by_name(cluster.docs, "Secret", "zastava-operator-tls")["data"]
+    for key in ("tls.crt", "tls.key", "ca.crt"):
+        (directory / key).write_bytes(base64.b64decode(secret[key]))
+    return {
+        "ZASTAVA_RUNTIME__AUTHORITY__CLIENTCERTPATH": str(directory / "tls.crt"),
+        "ZASTAVA_RUNTIME__AUTHORITY__CLIENTKEYPATH": str(directory / "tls.key"),
+        "ZASTAVA_RUNTIME__AUTHORITY__CABUNDLEPATH": str(directory / "ca.crt"),
+    }

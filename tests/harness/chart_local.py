@@ -169,7 +169,8 @@ class Namespace:
                 "private",
                 "sh",
                 "-c",
-                f"ip link set lo up && mount --bind {self.hosts_file} /etc/hosts && echo ready && exec sleep 3600",
+                f"ip link set lo up && mount --bind {self.hosts_file} /etc/hosts"
+                " && echo ready && exec sleep 3600",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

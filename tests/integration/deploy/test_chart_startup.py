@@ -170,33 +170,60 @@ def test_strangers_are_refused_and_catalog_writes_need_the_admin_client(cluster:
             refused
         )
     # the operator client (zastava-operator, Secret zastava-clients) has it
-    operator = dict(cluster.pods["observer"].env)
-    operator.update(
-        {
-            "ZASTAVA_RUNTIME__AUTHORITY__CLIENTID": "zastava-operator",
-            "ZASTAVA_RUNTIME__AUTHORITY__SCOPES": json.dumps(
-                ["api:scanner.catalog.write", "api:scanner.runtime.read", "api:scanner.admission.read"]
-            ),
-        }
-    )
-    operator_dir = cluster.pods["observer"].root / "operator"
-    operator_dir.mkdir(exist_ok=True)
-    docs_secret = cluster.pods["authority"].path("/etc/zastava-authority/clients/operator")
-    (operator_dir / "client-secret").write_bytes(docs_secret.read_bytes())
-    operator["ZASTAVA_RUNTIME__AUTHORITY__CLIENTSECRETPATH"] = str(operator_dir / "client-secret")
-    # the operator's client certificate is zastava-operator-tls, not mounted in any Pod: take it from the
-    # rendered Secret as an operator would with kubectl
-    operator.update(_operator_cert(cluster, operator_dir))
+    operator = _operator_env(cluster)
     written = cluster.call("PUT", url, as_="observer", body=entry, env=operator)
     assert written["status"] == 200 and written["body"]["digest"] == DIGEST, written
 
 
-def _operator_cert(cluster: Cluster, directory: Path) -> dict[str, str]:
-    secret = by_name(cluster.docs, "Secret", "zastava-operator-tls")["data"]
-    for key in ("tls.crt", "tls.key", "ca.crt"):
-        (directory / key).write_bytes(base64.b64decode(secret[key]))
+def _operator_env(cluster: Cluster) -> dict[str, str]:
+    """A person's credentials as docs/deploy.md tells them to take them with kubectl: the zastava-operator
+    client secret (Secret zastava-clients, key operator) and client certificate (Secret zastava-operator-tls),
+    used with the observer's config file (any config naming the chart's backend and Authority will do)."""
+    directory = cluster.pods["observer"].root / "operator"
+    directory.mkdir(exist_ok=True)
+    for secret, key, name in (
+        ("zastava-clients", "operator", "client-secret"),
+        ("zastava-operator-tls", "tls.crt", "tls.crt"),
+        ("zastava-operator-tls", "tls.key", "tls.key"),
+        ("zastava-operator-tls", "ca.crt", "ca.crt"),
+    ):
+        data = by_name(cluster.docs, "Secret", secret)["data"][key]
+        (directory / name).write_bytes(base64.b64decode(data))
     return {
+        "ZASTAVA_RUNTIME__AUTHORITY__CLIENTID": "zastava-operator",
+        "ZASTAVA_RUNTIME__AUTHORITY__SCOPES": json.dumps(
+            ["api:scanner.catalog.write", "api:scanner.runtime.read", "api:scanner.admission.read"]
+        ),
+        "ZASTAVA_RUNTIME__AUTHORITY__CLIENTSECRETPATH": str(directory / "client-secret"),
         "ZASTAVA_RUNTIME__AUTHORITY__CLIENTCERTPATH": str(directory / "tls.crt"),
         "ZASTAVA_RUNTIME__AUTHORITY__CLIENTKEYPATH": str(directory / "tls.key"),
         "ZASTAVA_RUNTIME__AUTHORITY__CABUNDLEPATH": str(directory / "ca.crt"),
     }
+
+
+def test_webhook_answers_the_api_server_and_records_its_decision_in_the_backend(cluster: Cluster) -> None:
+    """As the API server: POST an AdmissionReview to the webhook, TLS verified with the configuration's
+    caBundle. The webhook asks the backend's /policy/runtime with its own OpTok and posts the decision record
+    (scope api:scanner.admission.write); the operator reads it back."""
+    from tests.unit.webhook.reviews import pod_with, review
+
+    image = f"registry.example.com/team/app@{DIGEST}"
+    request = review(pod_with({"app": image}), namespace="payments")
+    answer = cluster.call("POST", f"{WEBHOOK}/admit", body=request)
+    assert answer["status"] == 200, answer
+    response = answer["body"]["response"]
+    assert response["uid"] == request["request"]["uid"]
+    # the backend answered /policy/runtime (not the outage path): its verdict is among the reasons
+    assert response["allowed"] is False and "scanner policy verdict: fail" in response["status"]["message"]
+    operator = _operator_env(cluster)
+    deadline = time.monotonic() + 20
+    page: Any = None
+    while time.monotonic() < deadline:
+        page = cluster.call(
+            "GET", f"{BACKEND}/api/v1/scanner/admission/decisions", as_="observer", env=operator
+        )
+        if page["status"] == 200 and page["body"].get("items"):
+            break
+        time.sleep(0.5)
+    assert page["status"] == 200 and page["body"]["items"], f"{page}\n{cluster.logs()}"
+    assert image in json.dumps(page["body"]["items"])

@@ -181,6 +181,7 @@ class Namespace:
             _, stderr = self.holder.communicate(timeout=5)
             raise PrerequisiteMissing(f"cannot make a private namespace with unshare: {stderr.strip()}")
         self.processes: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        self.helpers: list[subprocess.Popen[str]] = []
 
     def prefix(self) -> list[str]:
         return ["nsenter", "-t", str(self.holder.pid), "--net", "--mount", "--"]
@@ -199,27 +200,27 @@ class Namespace:
         self.processes.append((name, process, log))
         return process
 
-    def run_python(
-        self, code: str, *args: str, env: dict[str, str] | None = None, timeout: float = 60
-    ) -> str:
-        """Run a Python snippet inside the namespace; its stdout (raises with stderr when it fails)."""
+    def popen_python(self, code: str) -> subprocess.Popen[str]:
+        """A Python snippet running inside the namespace, talking over text stdin/stdout (killed by close)."""
         base = {k: v for k, v in os.environ.items() if not k.startswith("ZASTAVA_")}
-        out = subprocess.run(
-            [*self.prefix(), sys.executable, "-c", code, *args],
-            env={**base, **(env or {})},
-            capture_output=True,
+        process = subprocess.Popen(
+            [*self.prefix(), sys.executable, "-c", code],
+            env=base,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             text=True,
-            timeout=timeout,
         )
-        if out.returncode != 0:
-            raise AssertionError(f"snippet failed ({out.returncode}): {out.stderr[-3000:]}")
-        return out.stdout
+        self.helpers.append(process)
+        return process
 
     def logs(self) -> Iterator[tuple[str, str]]:
         for name, _process, log in self.processes:
             yield name, log.read_text(errors="replace")[-4000:]
 
     def close(self) -> None:
+        for helper in self.helpers:
+            helper.kill()
+            helper.wait()
         for _name, process, _log in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()

@@ -31,33 +31,44 @@ AUTHORITY = f"https://zastava-authority.{NS}.svc:8081"
 WEBHOOK = f"https://zastava-webhook.{NS}.svc:8443"
 DIGEST = "sha256:" + "ab" * 32
 
-#: Runs inside the namespace: one HTTP call, printed as {"status", "body"}. With a config: the component's
-#: own credentials through the product's client (OpTok from the Authority, DPoP, client certificate);
-#: without one: anonymous, trusting only ``CA``.
+#: Runs inside the namespace, for the whole module: reads one JSON request a line, answers one JSON line
+#: {"status", "body"} (or {"error"}). With a config: the component's own credentials through the product's
+#: client (OpTok from the Authority, DPoP, client certificate), its ZASTAVA_* environment as given; without
+#: one: anonymous, trusting only the given CA. One process: a Python start per call cost ~2 s here.
 CLIENT = r"""
-import asyncio, json, sys
+import asyncio, json, os, sys
 import httpx
-method, url, body, config, ca = sys.argv[1:6]
-async def main():
-    kwargs = {"json": json.loads(body)} if body else {}
-    if config:
-        from zastava.auth import backend_auth
-        from zastava.config import load_config
-        auth = backend_auth(load_config(config, warn=False), component="test")
+from zastava.auth import backend_auth
+from zastava.config import load_config
+
+async def call(request):
+    for key in [k for k in os.environ if k.startswith("ZASTAVA_")]:
+        del os.environ[key]
+    os.environ.update(request["env"])
+    method, url = request["method"], request["url"]
+    kwargs = {"json": request["body"]} if request["body"] is not None else {}
+    if request["config"]:
+        auth = backend_auth(load_config(request["config"], warn=False), component="test")
         try:
             headers = await auth.headers_provider(method, url) if auth.headers_provider else {}
             response = await auth.http_client.request(method, url, headers=headers, **kwargs)
         finally:
             await auth.aclose()
     else:
-        async with httpx.AsyncClient(verify=ca or True, timeout=10) as client:
+        async with httpx.AsyncClient(verify=request["ca"], timeout=10) as client:
             response = await client.request(method, url, **kwargs)
     try:
         parsed = response.json()
     except ValueError:
         parsed = response.text
-    print(json.dumps({"status": response.status_code, "body": parsed}))
-asyncio.run(main())
+    return {"status": response.status_code, "body": parsed}
+
+for line in sys.stdin:
+    try:
+        answer = asyncio.run(call(json.loads(line)))
+    except Exception as exc:
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    print(json.dumps(answer), flush=True)
 """
 
 
@@ -66,6 +77,7 @@ class Cluster:
         self, ns: Namespace, pods: dict[str, Workload], ca: Path, docs: list[dict[str, Any]]
     ) -> None:
         self.ns, self.pods, self.ca, self.docs = ns, pods, ca, docs
+        self.client = ns.popen_python(CLIENT)
 
     def call(
         self,
@@ -76,17 +88,22 @@ class Cluster:
         body: Any = None,
         env: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        config = str(self.pods[as_].path("/etc/zastava/zastava.yaml")) if as_ else ""
-        out = self.ns.run_python(
-            CLIENT,
-            method,
-            url,
-            json.dumps(body) if body is not None else "",
-            config,
-            str(self.ca),
-            env=env if env is not None else (self.pods[as_].env if as_ else {}),
-        )
-        return json.loads(out)  # type: ignore[no-any-return]
+        """One HTTP call from inside the namespace; raises AssertionError when no HTTP answer came."""
+        request = {
+            "method": method,
+            "url": url,
+            "body": body,
+            "config": str(self.pods[as_].path("/etc/zastava/zastava.yaml")) if as_ else "",
+            "env": env if env is not None else (self.pods[as_].env if as_ else {}),
+            "ca": str(self.ca),
+        }
+        assert self.client.stdin is not None and self.client.stdout is not None
+        self.client.stdin.write(json.dumps(request) + "\n")
+        self.client.stdin.flush()
+        answer: dict[str, Any] = json.loads(self.client.stdout.readline() or '{"error": "client exited"}')
+        if "error" in answer:
+            raise AssertionError(answer["error"])
+        return answer
 
     def wait_ok(self, url: str, what: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -1,7 +1,7 @@
 """The observer agent (spec §3, §10): container lifecycle → runtime events, drift, posture.
 
 :class:`ObserverAgent` composes an engine with four pluggable parts, each a Protocol of :mod:`.ports`: an
-:class:`~.ports.Inspector` (process inspection: loaded libs, hashes, build-id), a :class:`~.ports.Tracer`
+:class:`~.ports.Inspector` (process inspection: loaded libs, hashes, build-id), a :class:`~.ports.EntryTracer`
 (EntryTrace: the entrypoint's exec chain and terminal programs), a :class:`~.ports.PostureSource` (the
 backend's ``/policy/runtime`` answer and the image's usage SBOM view) and ``publish`` (the durable
 publisher's ``publish`` coroutine). Each missing part is reported as evidence on the events
@@ -43,7 +43,7 @@ from . import drift
 from .engines.base import ContainerEngine, ContainerEvent, ContainerInfo, EngineUnavailable
 from .engines.kubernetes import ContainerMeta, PodMeta, PodWatcher
 from .events import EventContext, context_for
-from .ports import EntryTraceLike, InspectionLike, Inspector, PostureSource, Publish, Tracer
+from .ports import EntryTraceLike, EntryTracer, InspectionLike, Inspector, PostureSource, Publish
 from .rootfs import RootFS
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class ObserverAgent:
         settings: AgentSettings,
         *,
         inspector: Inspector | None = None,
-        tracer: Tracer | None = None,
+        tracer: EntryTracer | None = None,
         posture: PostureSource | None = None,
         pods: PodWatcher | None = None,
         metrics: ZastavaMetrics | None = None,

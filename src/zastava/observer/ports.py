@@ -8,10 +8,10 @@ containers or a stated trace, and the agent's logic never imports the modules th
   ``fallback_reason``, ``ping``), not probed with ``getattr``;
 * :class:`Inspector` — a live process: loaded libs, hashes, build-id (:func:`.inspect.inspect_process`
   through :func:`inspector_from_function`);
-* :class:`Tracer` — EntryTrace: the entrypoint's exec chain and terminal programs
+* :class:`EntryTracer` — EntryTrace: the entrypoint's exec chain and terminal programs
   (:func:`.entrytrace.trace_entrypoint` through :func:`tracer_from_function` and :func:`entrytrace_view`);
 * :class:`PostureSource` — the backend's ``/policy/runtime`` answer and an image's usage-SBOM paths
-  (:class:`.posture.BackendPosture`);
+  (:class:`.posture_client.BackendPosture`);
 * :data:`Publish` — where events go (the durable publisher's ``publish`` coroutine).
 
 Each missing part is reported by the agent as evidence on the events (``*.unavailable``), never as null.
@@ -32,13 +32,13 @@ __all__ = [
     "ContainerEngine",
     "EngineCapabilities",
     "EntryTraceLike",
+    "EntryTracer",
     "InspectionLike",
     "Inspector",
     "PostureAnswerLike",
     "PostureSource",
     "Publish",
     "TraceView",
-    "Tracer",
     "entrytrace_view",
     "inspector_from_function",
     "tracer_from_function",
@@ -79,7 +79,7 @@ class EntryTraceLike(Protocol):
     def ambiguous(self) -> bool: ...
 
 
-class Tracer(Protocol):
+class EntryTracer(Protocol):
     async def trace(self, info: ContainerInfo, root: RootFS) -> EntryTraceLike | None: ...
 
 
@@ -91,7 +91,7 @@ class PostureAnswerLike(Protocol):
 
 
 class PostureSource(Protocol):
-    """The backend view of an image (see :class:`zastava.observer.posture.BackendPosture`)."""
+    """The backend view of an image (see :class:`zastava.observer.posture_client.BackendPosture`)."""
 
     async def lookup(
         self, image_ref: str, *, namespace: str | None = None, labels: Mapping[str, str] | None = None
@@ -118,9 +118,10 @@ def inspector_from_function(fn: Callable[..., Any], **kwargs: Any) -> Inspector:
     return _FunctionInspector()
 
 
-def tracer_from_function(fn: Callable[..., Any], **kwargs: Any) -> Tracer:
+def tracer_from_function(fn: Callable[..., Any], **kwargs: Any) -> EntryTracer:
     """Adapt ``trace_entrypoint(argv, *, root, env, workdir, user, max_depth, metrics)`` (blocking) to
-    :class:`Tracer`; ``kwargs`` (max_depth, metrics) are passed on every call. Runs in a worker thread."""
+    :class:`EntryTracer`; ``kwargs`` (max_depth, metrics) are passed on every call. Runs in a worker
+    thread."""
 
     class _FunctionTracer:
         async def trace(self, info: ContainerInfo, root: RootFS) -> EntryTraceLike | None:

@@ -17,7 +17,14 @@ from ..telemetry.logging import fields
 from ..telemetry.metrics import ZastavaMetrics
 from .agent import ObserverAgent
 from .engines.kubernetes import PodWatcher
-from .ports import Inspector, Publish, Tracer, entrytrace_view, inspector_from_function, tracer_from_function
+from .ports import (
+    EntryTracer,
+    Inspector,
+    Publish,
+    entrytrace_view,
+    inspector_from_function,
+    tracer_from_function,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -115,7 +122,7 @@ def _optional_inspector(config: ZastavaConfig, metrics: ZastavaMetrics | None) -
     )
 
 
-def _optional_tracer(config: ZastavaConfig, metrics: ZastavaMetrics | None) -> Tracer | None:
+def _optional_tracer(config: ZastavaConfig, metrics: ZastavaMetrics | None) -> EntryTracer | None:
     """EntryTrace of each container's ENTRYPOINT+CMD inside its root (None when disabled)."""
     if not config.runtime.collect.entry_trace:
         return None
@@ -141,7 +148,7 @@ async def create_agent(
     ``zastava_runtime_events_total`` itself."""
     from .engines import open_engine
     from .hostprocfs import resolve_procfs
-    from .posture import BackendPosture
+    from .posture_client import BackendPosture
 
     procfs = resolve_procfs(config.runtime.procfs)
     if procfs != config.runtime.procfs:

@@ -26,7 +26,7 @@ from zastava.observer.agent import ObserverAgent
 from zastava.observer.drift import mapped_files
 from zastava.observer.engines.docker import DockerEngineClient
 from zastava.observer.ports import entrytrace_view, tracer_from_function
-from zastava.observer.posture import BackendPosture
+from zastava.observer.posture_client import BackendPosture
 from zastava.observer.wiring import AgentSettings
 
 #: the real EntryTrace, run on each container's root

@@ -1,5 +1,6 @@
-"""One validation path: every refusal a component's start-up makes is a refusal of ``zastava config validate``
-(exit 2 naming the key), and static backend auth is refused off loopback (issue 16)."""
+"""One validation path (issue 16): every refusal a component's start-up makes is a refusal of
+``zastava config validate --component`` (exit 2 naming the key), run as the real CLIs; static backend auth is
+refused off loopback; an unwritable store stops the backend."""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from ..config import BackendServer, ConfigError, load_config
+    from ..config import BackendServer, ConfigError, load_config, start_up_problems
     from ..telemetry import settle_heap
     from ..telemetry.logging import fields
     from ..telemetry.setup import runtime_core
@@ -134,7 +134,18 @@ def serve(
     try:
         settings = BackendServer.model_validate({**cfg.backend_server.model_dump(), **overrides})
     except ValidationError as exc:
-        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)))
+        fail(
+            "; ".join(
+                ".".join(["zastava.backendServer", *map(str, e["loc"])])
+                + ": "
+                + e["msg"].removeprefix("Value error, ")
+                for e in exc.errors(include_url=False)
+            )
+        )
+    # the refusals `zastava config validate --component backend` reports too (one list, zastava.config)
+    problems = start_up_problems(cfg.model_copy(update={"backend_server": settings}), "backend")
+    if problems:
+        fail("\n".join(f"{key}: {message}" for key, message in problems))
     host, port = _split_listen(settings.listen)
     try:
         runtime_core(cfg, "backend", level=log_level.upper() if log_level else None, guardrails=False)
@@ -142,7 +153,7 @@ def serve(
         fail(f"zastava.runtime.tracing.otlpEndpoint: {exc}")
     authenticator = None
     tls: dict[str, Any] = {}
-    if settings.auth == "optok":
+    if settings.auth_mode == "optok":
         from .optok import optok_authenticator
 
         authenticator, _verifier = optok_authenticator(cfg.model_copy(update={"backend_server": settings}))
@@ -170,7 +181,7 @@ def serve(
     logging.getLogger("zastava.backend").info(
         "backend serving",
         extra=fields(
-            url=f"{scheme}://{host}:{port}", auth=settings.auth, store=app.service.store.redacted_url
+            url=f"{scheme}://{host}:{port}", auth=settings.auth_mode, store=app.service.store.redacted_url
         ),
     )
     try:

@@ -55,11 +55,11 @@ def _fail(message: str) -> typer.Exit:
 
 def _start_up_problems(cfg: ZastavaConfig) -> list[str]:
     """What stops ``observer run`` before it observes anything (each message names its key)."""
+    from ..config import start_up_problems
     from .mounts import writable_mounts
 
-    problems = []
-    if not cfg.mode.observer:
-        problems.append("zastava.mode.observer is false: this configuration does not run the observer")
+    # the refusals `zastava config validate --component observer` reports too (one list, zastava.config)
+    problems = [f"{key}: {message}" for key, message in start_up_problems(cfg, "observer")]
     problems += writable_mounts(cfg.security.mounts)
     return problems
 

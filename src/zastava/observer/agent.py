@@ -42,7 +42,7 @@ from ..telemetry.tracing import resume, span
 from . import drift
 from .engines.base import ContainerEngine, ContainerEvent, ContainerInfo, EngineUnavailable
 from .engines.kubernetes import ContainerMeta, PodMeta, PodWatcher
-from .events import EventContext, context_for
+from .events import EventContext, context_for, observer_context
 from .ports import EntryTraceLike, EntryTracer, InspectionLike, Inspector, PostureSource, Publish
 from .rootfs import RootFS
 
@@ -592,13 +592,11 @@ class ObserverAgent:
         return events
 
     async def warn(self, code: str, message: str) -> RuntimeEvent:
-        from ..contracts import RuntimeInfo, Workload
-
-        ctx = EventContext(
+        ctx = observer_context(
             tenant=self.settings.tenant,
             node=self.settings.node,
-            runtime=RuntimeInfo(engine=self.engine.name),
-            workload=Workload(platform="host", container_id=f"{self.engine.name}://observer"),
+            engine=self.engine.name,
+            container_id=f"{self.engine.name}://observer",
         )
         event = ctx.event(
             EventKind.AGENT_WARNING,

@@ -286,11 +286,9 @@ class ObserverAgent:
             update["entry_trace"] = list(trace.steps)
             update["terminals"] = list(trace.terminals)
             update["entry_trace_confidence"] = max(0, min(100, int(trace.confidence)))
-        base = inspection.process if inspection is not None else None
-        if isinstance(base, Process):
-            return base.model_copy(update=update)
-        build_id = getattr(base, "build_id", None) if base is not None else None
-        return Process(pid=info.pid or 0, build_id=build_id, **update)
+        if inspection is not None:
+            return inspection.process.model_copy(update=update)
+        return Process(pid=info.pid or 0, **update)
 
     async def _posture(
         self, info: ContainerInfo, ctx: EventContext, pod: PodMeta | None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -592,11 +593,17 @@ def test_default_decision_spool_fits_its_volume(helm: Path) -> None:
 
 
 def test_rendered_config_validates_for_every_component(helm: Path, tmp_path: Path) -> None:
-    """`zastava config validate --component backend` accepts the ConfigMap as rendered (the observer's and
-    webhook's start-up checks need their mounted files: test_chart_startup runs those)."""
+    """`zastava config validate --component backend` accepts the ConfigMap as rendered, once the files the
+    chart mounts under /etc/zastava exist (here: empty stand-ins under tmp_path; the observer's and webhook's
+    start-up checks need real mounted files, test_chart_startup runs those)."""
     docs = render(helm)
+    mounted = tmp_path / "mounted"
+    text = config_text(docs).replace("/etc/zastava/", f"{mounted}/")
+    for name in re.findall(rf"{re.escape(str(mounted))}/[^\s\"']+", text):
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+        Path(name).touch()
     path = tmp_path / "zastava.yaml"
-    path.write_text(config_text(docs))
+    path.write_text(text)
     out = subprocess.run(
         [sys.executable, "-m", "zastava", "config", "validate", "--component", "backend", str(path)],
         capture_output=True,

@@ -42,7 +42,7 @@ from .cache import CacheEntry, PolicyCache, PolicyContext, PolicyKey
 from .deadline import Deadline, budget_seconds
 from .decision import Decision, DecisionLabel, Decisions, Problem
 from .gates import backend_gates, local_gates
-from .images import ContainerImage, PodShapeError, changed_images, collect_images
+from .images import VOLUMES, ContainerImage, PodShapeError, changed_images, collect_images
 from .pinning import jsonpatch, pin_operations
 from .resolve import TagResolver
 from .review import AdmissionRequest, AdmissionResponse, AdmissionReview
@@ -93,7 +93,8 @@ class ImageOutcome:
             policy_verdict=self.verdict,
             reasons=reasons,
             container=self.item.container[:253],
-            container_field=cast(ContainerField, self.item.field),  # one of CONTAINER_FIELDS
+            # an image volume has no ContainerField in the v1.1 contract: recorded with none (its name kept)
+            container_field=(None if self.item.field == VOLUMES else cast(ContainerField, self.item.field)),
         )
 
     def line(self) -> str:
@@ -206,6 +207,8 @@ class Admitter:
                 )
             )
             outcomes = [self._local(item) for item in images]
+            if self.admission.pin_digests:
+                self._require_pinned(outcomes)
             with span("resolve", images=len(outcomes)):
                 await self._evaluate(request, outcomes, deadline)
             with span("respond"):
@@ -256,6 +259,19 @@ class Admitter:
         outcome.resolved = ref.pinned if ref is not None else None
         return outcome
 
+    @staticmethod
+    def _require_pinned(outcomes: list[ImageOutcome]) -> None:
+        """With ``pinDigests`` the validating path admits digests only: ``/mutate`` pins every image it
+        verified, so a tag-only image here means the mutation did not run (bypassed, failed open, ordered
+        after another mutating webhook that rewrote the image) and the tag could move between this review
+        and the pull. It is denied; what is admitted is always the digest that was verified."""
+        for o in outcomes:
+            if o.ref is not None and o.ref.digest is None:
+                o.deny.append(
+                    "image is not pinned to a digest (admission.pinDigests: the mutating webhook /mutate "
+                    "pins verified images; a tag-only image at /admit was not pinned by it)"
+                )
+
     def _static_uncached(self, image: str) -> tuple[ImageReference | None, tuple[str, ...]]:
         """Parse + local gates: a pure function of the image string and the (fixed) policy."""
         try:
@@ -267,7 +283,9 @@ class Admitter:
     async def _evaluate(
         self, request: AdmissionRequest, outcomes: list[ImageOutcome], deadline: Deadline
     ) -> None:
-        usable = [o for o in outcomes if o.ref is not None]
+        # an image a local gate denied is never looked up: a denied reference costs no registry or backend
+        # request (no SSRF towards a denylisted host, no work for a Pod that is refused anyway)
+        usable = [o for o in outcomes if o.ref is not None and not o.deny]
         if not usable:
             return
         if self.verifier is not None:

@@ -1,0 +1,279 @@
+"""Attacks on the admission path, each through a front door: ``zastava webhook review FILE --config CFG`` (a
+subprocess), ``zastava webhook serve``'s server over HTTPS (``/admit``, ``/mutate``), ``zastava config
+validate``. Images live in the real loopback distribution registry, signed by the tests' own signer
+(``tests.harness.devstack.signing``); the attacker's registry is :class:`tests.harness.registry_proxy.
+RegistryProxy`, a reverse proxy in front of that real registry that counts requests and can trickle bytes.
+
+Each test names the hole it closes (docs/webhook.md, "What an attacker tries").
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import devstack
+from tests.harness.devstack import signing
+from tests.harness.registry_proxy import RegistryProxy
+from tests.harness.signed import push_synthetic, unique_repo
+from tests.unit.webhook.reviews import pod_with, review
+
+from .conftest import RunningWebhook
+from .test_verification import apply_patch, cli_review, keys, post, served, world, write_config
+
+__all__ = ["keys", "served", "world"]  # fixtures shared with test_verification
+
+
+@pytest.fixture
+def proxy(registry: devstack.RegistryServer) -> Iterator[RegistryProxy]:
+    running = RegistryProxy(registry.url).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def validate(tmp: Path, document: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    path = tmp / "validate.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return subprocess.run(
+        [sys.executable, "-m", "zastava", "config", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def key_policy(tmp: Path, images: list[str], *keys_: str, threshold: int = 1) -> dict[str, Any]:
+    return {
+        "name": "p",
+        "images": images,
+        "authorities": [{"name": k, "key": {"path": str(tmp / f"{k}.pub")}} for k in keys_],
+        "threshold": threshold,
+    }
+
+
+# ------------------------------------------------------------------------------- 1. image volumes
+
+
+def test_image_volume_is_verified_like_a_container(
+    tmp_path: Path, keys: dict[str, signing.KeyPair], world: dict[str, Any]
+) -> None:
+    """An ImageVolume (``spec.volumes[].image.reference``) is pulled by the kubelet like a container image;
+    an unsigned one in a Pod of signed containers was admitted."""
+    img = world["images"]
+    config = write_config(tmp_path, keys, world)
+    volume = {"name": "payload", "image": {"reference": img["unsigned"].ref, "pullPolicy": "IfNotPresent"}}
+    code, answer = cli_review(config, review(pod_with({"api": img["api"].ref}, volumes=[volume])), tmp_path)
+    assert code == 1 and not answer["allowed"], answer
+    assert (
+        f"volumes[payload] {img['unsigned'].ref}: trust policy team-a: 0 of 1 required signature(s) verified"
+        in answer["status"]["message"]
+    )
+    # volumes of other sources are not images; a signed image volume passes
+    signed = {"name": "data", "image": {"reference": img["side"].ref}}
+    other = {"name": "cfg", "configMap": {"name": "x"}}
+    pod = pod_with({"api": img["api"].ref}, volumes=[other, signed])
+    code, answer = cli_review(config, review(pod), tmp_path)
+    assert code == 0 and answer["allowed"], answer
+    # a malformed image volume is invalid, not skipped
+    broken = {"name": "b", "image": {"pullPolicy": "Always"}}
+    code, answer = cli_review(config, review(pod_with({"api": img["api"].ref}, volumes=[broken])), tmp_path)
+    assert code == 1 and "volumes[b].image.reference is missing" in answer["status"]["message"]
+
+
+def test_image_volume_goes_through_local_gates_and_is_pinned(
+    served: Callable[..., RunningWebhook], world: dict[str, Any]
+) -> None:
+    img = world["images"]
+    running = served(registryDenylist=["evil.example.com"])
+    pod = pod_with(
+        {"api": img["api"].pinned},
+        volumes=[{"name": "data", "image": {"reference": img["side"].ref}}],
+    )
+    mutated = post(running, "/mutate", review(pod))
+    patched = apply_patch(review(pod)["request"]["object"], mutated["patch"])
+    assert patched["spec"]["volumes"][0]["image"]["reference"] == f"{img['side'].ref}@{img['side'].digest}"
+    assert post(running, "/admit", review({**pod, "spec": patched["spec"]}))["allowed"]
+    evil = pod_with(
+        {"api": img["api"].pinned}, volumes=[{"name": "x", "image": {"reference": "evil.example.com/p:1"}}]
+    )
+    denied = post(running, "/admit", review(evil))
+    assert (
+        not denied["allowed"]
+        and "volumes[x] evil.example.com/p:1: registry evil.example.com" in (denied["status"]["message"])
+    )
+
+
+# ------------------------------------------------------------- 2. glob normalisation, config errors
+
+
+def test_registry_only_and_invalid_globs_are_config_errors(
+    tmp_path: Path, keys: dict[str, signing.KeyPair]
+) -> None:
+    keys["alice"].write_public(tmp_path / "alice.pub")
+    cases = [
+        (["registry.example.com"], "zastava.admission.trustPolicies.0.images.0", "names a registry only"),
+        (["ok.io/**", "library/*"], "zastava.admission.trustPolicies.0.images.1", "not a registry host"),
+        (["ok.io/a$b/*"], "zastava.admission.trustPolicies.0.images.0", "unexpected character"),
+    ]
+    for images, where, what in cases:
+        document = {"zastava": {"admission": {"trustPolicies": [key_policy(tmp_path, images, "alice")]}}}
+        out = validate(tmp_path, document)
+        assert out.returncode == 2, (images, out.stdout, out.stderr)
+        assert where in out.stderr and what in out.stderr, out.stderr
+    out = validate(tmp_path, {"zastava": {"admission": {"registryDenylist": ["ok.io", "library/*"]}}})
+    assert out.returncode == 2 and "registryDenylist" in out.stderr and "not a registry host" in out.stderr
+
+
+def test_trust_glob_without_port_governs_every_port_of_the_host(
+    tmp_path: Path, keys: dict[str, signing.KeyPair], world: dict[str, Any]
+) -> None:
+    """A policy for ``127.0.0.1/**`` (bob must sign) also governs ``127.0.0.1:<port>/…``: the image signed
+    only by alice was admitted as matched by no policy (``imageSignature: false``)."""
+    img = world["images"]
+    hostname = world["host"].partition(":")[0]
+    spelled = hostname.upper() if hostname != "127.0.0.1" else hostname
+    policies = [key_policy(tmp_path, [f"{spelled}:443/team-a/**"], "bob")]
+    config = write_config(
+        tmp_path, keys, world, policies=policies, verify={"imageSignature": False, "sbomReferrer": False}
+    )
+    code, answer = cli_review(config, review(pod_with({"c": img["api"].ref})), tmp_path)
+    assert (
+        code == 1 and "trust policy p: 0 of 1 required signature(s) verified" in answer["status"]["message"]
+    )
+
+
+# ------------------------------------------------------------------------------ 3. distinct signers
+
+
+def test_the_same_key_twice_is_a_config_error(tmp_path: Path, keys: dict[str, signing.KeyPair]) -> None:
+    keys["alice"].write_public(tmp_path / "alice.pub")
+    pem = (tmp_path / "alice.pub").read_text()
+    policy = {
+        "name": "two",
+        "images": ["ok.io/**"],
+        "authorities": [
+            {"name": "a1", "key": {"path": str(tmp_path / "alice.pub")}},
+            {"name": "a2", "key": {"pem": pem}},
+        ],
+        "threshold": 2,
+    }
+    out = validate(tmp_path, {"zastava": {"admission": {"trustPolicies": [policy]}}})
+    assert out.returncode == 2, out.stdout
+    assert "zastava.admission.trustPolicies.0.authorities.1" in out.stderr
+    assert "the same key or identity as authorities.0" in out.stderr
+
+
+# --------------------------------------------------------------------- 4. pinDigests at /admit
+
+
+def test_with_pin_digests_admit_refuses_a_tag_the_mutation_did_not_pin(
+    served: Callable[..., RunningWebhook], world: dict[str, Any]
+) -> None:
+    """If ``/mutate`` is bypassed (failurePolicy Ignore, reordered, another webhook rewrote the image), a
+    signed tag reaching ``/admit`` could move between the review and the pull: it is refused."""
+    img = world["images"]
+    running = served()
+    denied = post(running, "/admit", review(pod_with({"api": img["api"].ref})))
+    assert (
+        not denied["allowed"]
+        and "is not pinned to a digest (admission.pinDigests" in (denied["status"]["message"])
+    )
+    pinned = f"{img['api'].ref}@{img['api'].digest}"
+    assert post(running, "/admit", review(pod_with({"api": pinned})))["allowed"]
+
+
+# ------------------------------------------------------------ 5. denied images are never looked up
+
+
+def test_images_denied_locally_never_reach_the_registry(
+    tmp_path: Path, keys: dict[str, signing.KeyPair], world: dict[str, Any], proxy: RegistryProxy
+) -> None:
+    img = world["images"]
+    repo = unique_repo("team-a")  # pushed to the registry, reviewed through the proxy in front of it
+    pushed = push_synthetic(world["pusher"], proxy.host, repo, b"proxied", "1")
+    signing.sign_legacy(world["pusher"], repo, pushed.digest, key=keys["alice"])
+    policies = [key_policy(tmp_path, [f"{proxy.host}/**"], "alice")]
+    config = write_config(
+        tmp_path,
+        keys,
+        world,
+        policies=policies,
+        registryDenylist=[f"{proxy.host}/denied"],
+        bannedTags=["latest", "dev"],
+    )
+    proxy.reset()
+    denied = [
+        f"{proxy.host}/denied/app:1",  # denylist
+        f"{proxy.host}/{repo}:dev",  # banned tag
+        f"{proxy.host}/{repo}",  # implicit latest
+        f"{proxy.host}/{repo}:latest",
+    ]
+    for image in denied:
+        code, answer = cli_review(config, review(pod_with({"c": image})), tmp_path)
+        assert code == 1 and not answer["allowed"], (image, answer)
+    assert proxy.requests == []
+    # in one Pod with an allowed image, only the allowed one is looked up
+    code, answer = cli_review(config, review(pod_with({"ok": pushed.ref, "bad": denied[1]})), tmp_path)
+    assert code == 1 and "containers[bad]" in answer["status"]["message"]
+    assert "containers[ok]" not in answer["status"]["message"]
+    assert proxy.requests and not any(":dev" in path or "/denied/" in path for _, path in proxy.requests)
+    assert img["api"].ref  # the module's world is shared
+
+
+# -------------------------------------------------------------------- 6. time-bounded verification
+
+
+def test_a_trickling_registry_is_bounded_and_fail_open_closed_applies(
+    tmp_path: Path,
+    keys: dict[str, signing.KeyPair],
+    world: dict[str, Any],
+    proxy: RegistryProxy,
+) -> None:
+    repo = unique_repo("team-a")
+    pushed = push_synthetic(world["pusher"], proxy.host, repo, b"slow", "1")
+    signing.sign_legacy(world["pusher"], repo, pushed.digest, key=keys["alice"])
+    policies = [key_policy(tmp_path, [f"{proxy.host}/**"], "alice")]
+    config = write_config(tmp_path, keys, world, policies=policies)
+    document = yaml.safe_load(config.read_text())
+    document["zastava"]["registry"].update({"verifyTimeoutSeconds": 1, "readTimeoutSeconds": 5})
+    config.write_text(yaml.safe_dump(document))
+    proxy.trickle_seconds = 0.2  # each byte well inside readTimeoutSeconds
+    started = time.monotonic()
+    code, dev = cli_review(config, review(pod_with({"c": pushed.pinned}), namespace="dev"), tmp_path)
+    assert code == 0 and dev["auditAnnotations"]["decision"] == "fail-open", dev
+    assert any("within 1 s" in w for w in dev["warnings"]), dev
+    code, prod = cli_review(config, review(pod_with({"c": pushed.pinned}), namespace="prod"), tmp_path)
+    assert code == 1 and prod["auditAnnotations"]["decision"] == "fail-closed", prod
+    # two reviews of a manifest of ~500 bytes at 5 bytes/s would take minutes without the bound
+    assert time.monotonic() - started < 60
+    proxy.trickle_seconds = None
+    code, fine = cli_review(config, review(pod_with({"c": pushed.pinned}), namespace="prod"), tmp_path)
+    assert code == 0 and fine["allowed"], fine
+
+
+# -------------------------------------------------------------------- 8. non-ASCII references
+
+
+def test_non_ascii_and_confusable_references_are_invalid(
+    tmp_path: Path, keys: dict[str, signing.KeyPair], world: dict[str, Any]
+) -> None:
+    config = write_config(tmp_path, keys, world, registryDenylist=["evil.io"])
+    for image in ("\u0435vil.io/x:1", "\u212aube.io/x:1", "evil.io/\u0430pp:1", "ok.io/app:1\u00a0"):
+        code, answer = cli_review(config, review(pod_with({"c": image})), tmp_path)
+        assert code == 1 and not answer["allowed"], (image, answer)
+        assert "non-ASCII character" in answer["status"]["message"], answer
+    keys["alice"].write_public(tmp_path / "alice.pub")
+    document = {
+        "zastava": {"admission": {"trustPolicies": [key_policy(tmp_path, ["\u212aube.io/**"], "alice")]}}
+    }
+    out = validate(tmp_path, document)
+    assert out.returncode == 2 and "trustPolicies.0.images.0" in out.stderr and "ASCII" in out.stderr

@@ -53,6 +53,7 @@ _HOSTNAME = re.compile(
 _PORT = re.compile(r"[1-9][0-9]{0,4}")
 _DIGEST_HEX = {"sha256": 64, "sha512": 128}
 _GLOB = frozenset("*?")  # not "[": IPv6 hosts are bracketed
+_GLOB_PATTERN_CHARS = re.compile(r"[a-z0-9._\-/:*?\[\]]")
 
 
 def validate_digest(digest: str) -> str:
@@ -75,6 +76,7 @@ def fallback_tag(digest: str, suffix: str = "") -> str:
 
 def canonical_host(text: str) -> str:
     """A registry host, normalised: lower case, ``:443`` dropped, Docker Hub's aliases → ``docker.io``."""
+    _ascii(text)
     lowered = text.lower()
     if lowered.startswith("["):
         hostname, bracket, port = lowered.partition("]")
@@ -187,7 +189,18 @@ def parse_reference(text: str, *, default_registry: str = DEFAULT_REGISTRY) -> I
         raise InvalidReference(f"invalid image reference {text[:200]!r}: {exc}") from None
 
 
+def _ascii(text: str) -> None:
+    """References are ASCII (the distribution grammar); a non-ASCII character is never normalised away —
+    ``str.lower`` folds the Kelvin sign ``\u212a`` to ``k``, so ``\u212aube.io`` would otherwise become the
+    host ``kube.io`` here while the container runtime refuses it, and confusables (Cyrillic ``е``) must not
+    pass a denylist that names the Latin spelling."""
+    bad = next((ch for ch in text if not ch.isascii()), None)
+    if bad is not None:
+        raise InvalidReference(f"contains the non-ASCII character U+{ord(bad):04X} (references are ASCII)")
+
+
 def _parse(text: str, default_registry: str) -> ImageReference:
+    _ascii(text)
     if any(ch.isspace() for ch in text):
         raise InvalidReference("contains whitespace")
     rest = text
@@ -234,6 +247,10 @@ def normalise_pattern(text: str) -> str:
     spellings are an :class:`InvalidReference`."""
     if not isinstance(text, str) or not text or len(text) > _MAX_REFERENCE:
         raise InvalidReference("pattern must be a non-empty string of at most 4096 characters")
+    try:
+        _ascii(text)
+    except InvalidReference as exc:
+        raise InvalidReference(f"pattern {text[:200]!r} {exc}") from None
     if any(ch.isspace() for ch in text):
         raise InvalidReference(f"pattern {text[:200]!r} contains whitespace")
     if "@" in text:
@@ -242,11 +259,7 @@ def normalise_pattern(text: str) -> str:
         )
     first, slash, rest = text.partition("/")
     if _GLOB & set(text):
-        literal_host = slash and _is_host(first) and not _GLOB & set(first)
-        host = canonical_host(first) if literal_host else first.lower()
-        if rest != rest.lower():
-            raise InvalidReference(f"pattern {text[:200]!r}: repositories are lowercase")
-        return f"{host}/{rest}" if slash else host
+        return _normalise_glob(text, first, slash, rest)
     try:
         if not slash and _is_host(first):
             return canonical_host(first)
@@ -262,6 +275,47 @@ def normalise_pattern(text: str) -> str:
         raise InvalidReference(f"invalid pattern {text[:200]!r}: {exc}") from None
 
 
+def _normalise_glob(text: str, first: str, slash: str, rest: str) -> str:
+    """A glob's first component is always the registry: a literal host is normalised like an image's
+    (``Evil.IO:443`` → ``evil.io``, ``index.docker.io`` → ``docker.io``), a first component with a wildcard
+    is matched against registry hosts, and a first component that cannot be a host (``library/*``) is an
+    error — it would silently match nothing, since every normalised name starts with a host. A glob without
+    ``/`` (``*.evil.io``) is matched against the registry host. One literal path component on Docker Hub
+    gets ``library/`` (``docker.io/ngin?`` → ``docker.io/library/ngin?``), as docker resolves it."""
+    lowered = text.lower()
+    bad = sorted({ch for ch in lowered if not _GLOB_PATTERN_CHARS.fullmatch(ch)})
+    if bad:
+        raise InvalidReference(
+            f"pattern {text[:200]!r}: unexpected character(s) {''.join(bad)!r} in a glob (letters, digits, "
+            "'.', '_', '-', '/', ':' in the host, '*', '?')"
+        )
+    if not slash:
+        return lowered
+    if not rest or rest.endswith("/") or "//" in rest:
+        raise InvalidReference(f"pattern {text[:200]!r}: empty path component")
+    if rest != rest.lower():
+        raise InvalidReference(f"pattern {text[:200]!r}: repositories are lowercase")
+    if ":" in rest:
+        raise InvalidReference(
+            f"pattern {text[:200]!r} names a tag; patterns name registries or repositories"
+        )
+    if _GLOB & set(first):
+        host = lowered.partition("/")[0]
+    elif _is_host(first):
+        try:
+            host = canonical_host(first)
+        except InvalidReference as exc:
+            raise InvalidReference(f"invalid pattern {text[:200]!r}: {exc}") from None
+    else:
+        raise InvalidReference(
+            f"pattern {text[:200]!r}: a glob's first component is the registry and {first!r} is not a "
+            f"registry host (for Docker Hub write docker.io/{text})"
+        )
+    if host == DEFAULT_REGISTRY and "/" not in rest and "*" not in rest:
+        rest = f"library/{rest}"
+    return f"{host}/{rest}"
+
+
 def normalise_tag(text: str) -> str:
     """A tag for a tag ban, lower-cased: registries treat ``LATEST`` as another tag, but a ban is about the
     name's meaning, so bans compare case-insensitively (``tag_banned``)."""
@@ -274,9 +328,11 @@ def name_matches(ref: ImageReference, pattern: str, *, any_port: bool = False) -
     """Whether ``ref``'s normalised name falls under a :func:`normalise_pattern` pattern: the same host, a
     ``host/path`` prefix by whole components, or the glob. ``any_port`` (denylists): a pattern without a port
     also matches the host on every other port."""
-    names = (ref.name, ref.portless_name) if any_port else (ref.name,)
+    names: tuple[str, ...] = (ref.name, ref.portless_name) if any_port else (ref.name,)
     if _GLOB & set(pattern):
         glob = _glob(pattern)
+        if "/" not in pattern:  # a host glob (``*.evil.io``): the registry host, every path under it
+            names = tuple(name.partition("/")[0] for name in names)
         return any(glob.fullmatch(name) is not None for name in names)
     return any(name == pattern or name.startswith(pattern + "/") for name in names)
 

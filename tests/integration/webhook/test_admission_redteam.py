@@ -277,3 +277,81 @@ def test_non_ascii_and_confusable_references_are_invalid(
     }
     out = validate(tmp_path, document)
     assert out.returncode == 2 and "trustPolicies.0.images.0" in out.stderr and "ASCII" in out.stderr
+
+
+# ---------------------------------------------------------------- 7. every platform of an index
+
+
+def push_index(world: dict[str, Any], repo: str, tag: str, children: list[tuple[str, str]]) -> str:
+    """An OCI index over ``(digest, architecture)`` manifests already in ``repo``, plus a buildx-style
+    attestation manifest (``unknown/unknown``), which no node runs and which is never required signed."""
+    pusher = world["pusher"]
+    entries = []
+    for digest, arch in children:
+        head = pusher.http.head(
+            f"/v2/{repo}/manifests/{digest}", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
+        )
+        entries.append(
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": int(head.headers["content-length"]),
+                "platform": {"os": "linux", "architecture": arch},
+            }
+        )
+    attestation = push_synthetic(pusher, world["host"], repo, b"attestation " + tag.encode(), f"{tag}-att")
+    head = pusher.http.head(
+        f"/v2/{repo}/manifests/{attestation.digest}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    entries.append(
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": attestation.digest,
+            "size": int(head.headers["content-length"]),
+            "platform": {"os": "unknown", "architecture": "unknown"},
+            "annotations": {
+                "vnd.docker.reference.type": "attestation-manifest",
+                "vnd.docker.reference.digest": children[0][0],
+            },
+        }
+    )
+    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}
+    return str(pusher.manifest(repo, tag, index, "application/vnd.oci.image.index.v1+json"))
+
+
+def test_digest_policy_checks_every_platform_of_an_index(
+    tmp_path: Path, keys: dict[str, signing.KeyPair], world: dict[str, Any]
+) -> None:
+    """An index whose amd64 manifest is signed and whose arm64 manifest is not: with ``platform`` only the
+    webhook's own platform (linux/amd64) was checked, and an arm64 node pulled the unsigned build of the
+    pinned index."""
+    host, pusher = world["host"], world["pusher"]
+    repo = unique_repo("team-a")
+    amd = push_synthetic(pusher, host, repo, b"amd64 build", "amd")
+    arm = push_synthetic(pusher, host, repo, b"arm64 build", "arm")
+    half = push_index(world, repo, "half", [(amd.digest, "amd64"), (arm.digest, "arm64")])
+    signing.sign_legacy(pusher, repo, amd.digest, key=keys["alice"])
+    both_arm = push_synthetic(pusher, host, repo, b"arm64 build 2", "arm2")
+    both = push_index(world, repo, "both", [(amd.digest, "amd64"), (both_arm.digest, "arm64")])
+    signing.sign_legacy(pusher, repo, both_arm.digest, key=keys["alice"])
+    indexed = push_index(world, repo, "indexed", [(amd.digest, "amd64"), (arm.digest, "arm64")][::-1])
+    signing.sign_legacy(pusher, repo, indexed, key=keys["alice"])
+
+    def decide(policy: str, tag: str) -> tuple[int, dict[str, Any]]:
+        config = write_config(tmp_path, keys, world)
+        document = yaml.safe_load(config.read_text())
+        document["zastava"]["registry"]["digestPolicy"] = policy
+        config.write_text(yaml.safe_dump(document))
+        return cli_review(config, review(pod_with({"c": f"{host}/{repo}:{tag}"})), tmp_path)
+
+    code, answer = decide("platform", "half")
+    assert code == 1, answer
+    assert "trust policy team-a: 0 of 1 required signature(s) verified" in answer["status"]["message"]
+    assert decide("platform", "both")[0] == 0  # every platform signed (the attestation manifest is not)
+    assert decide("any", "both")[0] == 0  # no index signature, but every platform
+    assert decide("any", "half")[0] == 1
+    assert decide("any", "indexed")[0] == 0  # the index signature covers every manifest it lists
+    assert decide("all", "indexed")[0] == 1  # ... but "all" also wants each platform
+    assert decide("index", "indexed")[0] == 0 and decide("index", "both")[0] == 1
+    assert half != both

@@ -339,4 +339,10 @@ def name_matches(ref: ImageReference, pattern: str, *, any_port: bool = False) -
 
 @functools.lru_cache(maxsize=1024)
 def _glob(pattern: str) -> re.Pattern[str]:
-    return re.compile("".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern))
+    """``*`` spans ``/`` in the path only: in the host (a glob's first component is the registry) it stays
+    within the host, else the allowlist glob ``*.corp.io/*`` would allow ``evil.io/x.corp.io/payload``."""
+    host, slash, path = pattern.partition("/")
+    out = ["[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in host]
+    out.append(slash)
+    out += [".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in path]
+    return re.compile("".join(out))

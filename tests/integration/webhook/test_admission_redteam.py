@@ -355,3 +355,46 @@ def test_digest_policy_checks_every_platform_of_an_index(
     assert decide("all", "indexed")[0] == 1  # ... but "all" also wants each platform
     assert decide("index", "indexed")[0] == 0 and decide("index", "both")[0] == 1
     assert half != both
+
+
+# ------------------------------------------------------------------- 9. caches keyed by the context
+
+
+def test_dev_fail_open_with_warm_caches_does_not_pre_approve_prod(
+    served: Callable[..., RunningWebhook], tmp_path: Path, world: dict[str, Any]
+) -> None:
+    """The pre-approval attack: make the verification fail while deploying to a fail-open namespace, then
+    deploy the same digest to prod while every cache (verifier outcomes, failure cache, local gates) is warm.
+    The verifier's cache holds the *outcome* (unavailable), never the namespace's decision. (The backend's
+    verdict cache is keyed by namespace and labels: ``test_cache_context.py``.)"""
+    img = world["images"]
+    down = f"127.0.0.1:{devstack.free_port()}"
+    policies = [key_policy(tmp_path, [f"{down}/**"], "alice")]
+    running = served(policies=policies)
+    image = f"{down}/team-a/api@{img['api'].digest}"
+    unsigned = img["unsigned"].pinned
+    for _ in range(2):  # cold, then warm
+        dev = post(running, "/admit", review(pod_with({"c": image}), namespace="dev"))
+        assert dev["allowed"] and dev["auditAnnotations"]["decision"] == "fail-open", dev
+        prod = post(running, "/admit", review(pod_with({"c": image}), namespace="prod"))
+        assert not prod["allowed"] and prod["auditAnnotations"]["decision"] == "fail-closed", prod
+        # a verified denial in dev is a denial in prod (and the reverse): no namespace is cached
+        for namespace in ("dev", "prod"):
+            answer = post(running, "/admit", review(pod_with({"c": unsigned}), namespace=namespace))
+            assert not answer["allowed"] and answer["auditAnnotations"]["decision"] == "deny"
+    verifier = running.components.admitter.verifier
+    # the unsigned digest was verified once (cached 300 s); the down registry at most once per failure TTL
+    assert verifier is not None and verifier.verifications <= 3
+
+
+# ------------------------------------------------------------------------------------ and more
+
+
+def test_allowlist_host_glob_does_not_span_into_the_path(
+    tmp_path: Path, keys: dict[str, signing.KeyPair], world: dict[str, Any]
+) -> None:
+    """``*.corp.io/*`` allowed ``evil.io/x.corp.io/payload``: the host ``*`` ran across the ``/``."""
+    config = write_config(tmp_path, keys, world, registryAllowlist=["*.corp.io/*"])
+    code, answer = cli_review(config, review(pod_with({"c": "evil.io/x.corp.io/payload:1"})), tmp_path)
+    assert code == 1, answer
+    assert "evil.io/x.corp.io/payload is not in the registry allowlist" in answer["status"]["message"]

@@ -83,6 +83,11 @@ def test_allow_deny_host_globs_match_the_registry() -> None:
     assert not name_matches(parse_reference("evil.io.good.com/x:1"), deny, any_port=True)
     with pytest.raises(Exception, match="not a registry host"):
         Admission(registry_denylist=["library/*"])
+    # a glob's host part stays in the host: the allowlist *.corp.io/* does not allow a look-alike path
+    allow = Admission(registry_allowlist=["*.corp.io/*"], banned_tags=[])
+    assert local_gates(parse_reference("eu.corp.io/team/app:1"), allow) == []
+    denied = local_gates(parse_reference("evil.io/x.corp.io/payload:1"), allow)
+    assert denied == ["evil.io/x.corp.io/payload is not in the registry allowlist"]
 
 
 # ------------------------------------------------------------------------- ports, every spelling

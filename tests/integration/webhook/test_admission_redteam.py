@@ -398,3 +398,48 @@ def test_allowlist_host_glob_does_not_span_into_the_path(
     code, answer = cli_review(config, review(pod_with({"c": "evil.io/x.corp.io/payload:1"})), tmp_path)
     assert code == 1, answer
     assert "evil.io/x.corp.io/payload is not in the registry allowlist" in answer["status"]["message"]
+
+
+def test_operations_subresources_dry_run_and_sizes_do_not_talk_past_the_guard(
+    served: Callable[..., RunningWebhook], world: dict[str, Any]
+) -> None:
+    """What an attacker tries on the envelope (these held before the red team; kept as regression tests)."""
+    img = world["images"]
+    signed, unsigned = img["api"].pinned, img["unsigned"].pinned
+    running = served()
+
+    def admit(document: dict[str, Any]) -> dict[str, Any]:
+        return post(running, "/admit", document)
+
+    # UPDATE that swaps a container's image is gated; one that changes nothing is not re-verified
+    swapped = admit(review(pod_with({"c": unsigned}), operation="UPDATE", old=pod_with({"c": signed})))
+    assert not swapped["allowed"] and "containers[c]" in swapped["status"]["message"]
+    same = review(pod_with({"c": signed}), operation="UPDATE", old=pod_with({"c": signed}))
+    assert admit(same)["allowed"]
+    # the ephemeralcontainers subresource adds a debug container: gated
+    debug = pod_with({"c": signed}, ephemeralContainers=[{"name": "dbg", "image": unsigned}])
+    added = admit(
+        review(debug, operation="UPDATE", old=pod_with({"c": signed}), sub_resource="ephemeralcontainers")
+    )
+    assert not added["allowed"] and "ephemeralContainers[dbg]" in added["status"]["message"]
+    # a dry-run request is decided like any other (only its record is not kept)
+    assert not admit(review(pod_with({"c": unsigned}), dry_run=True))["allowed"]
+    # DELETE, CONNECT (exec) and the status subresource cannot start an image: allowed without work
+    assert admit(review(pod_with({"c": unsigned}), operation="DELETE"))["allowed"]
+    connect = review(pod_with({"c": unsigned}), operation="UPDATE", sub_resource="exec")
+    connect["request"]["operation"] = "CONNECT"
+    assert admit(connect)["allowed"]
+    status = review(
+        pod_with({"c": unsigned}), operation="UPDATE", old=pod_with({"c": signed}), sub_resource="status"
+    )
+    assert admit(status)["allowed"]
+    # more containers and image volumes than allowed: invalid (400), not verified one by one
+    many = pod_with({f"c{i}": signed for i in range(600)})
+    many["spec"]["volumes"] = [{"name": f"v{i}", "image": {"reference": signed}} for i in range(600)]
+    crowded = admit(review(many))
+    assert not crowded["allowed"] and crowded["status"]["code"] == 400
+    assert "more than 1024 containers and image volumes" in crowded["status"]["message"]
+    # an oversized body is refused before it is parsed
+    with running.client() as client:
+        answer = client.post("/admit", content=b" " * (9 * 1024 * 1024))
+    assert answer.status_code == 413

@@ -23,6 +23,7 @@ loaded, and :func:`name_matches` compares normalised names only.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -92,6 +93,7 @@ def canonical_host(text: str) -> str:
         has_port = bool(colon)
     if not _HOSTNAME.fullmatch(hostname):
         raise InvalidReference(f"invalid registry host {text[:200]!r}")
+    hostname = _canonical_address(hostname, text)
     if has_port:
         if not _PORT.fullmatch(port) or int(port) > 65535:
             raise InvalidReference(
@@ -100,6 +102,29 @@ def canonical_host(text: str) -> str:
         if port != _HTTPS_PORT:
             return f"{hostname}:{port}"
     return DEFAULT_REGISTRY if hostname in _DOCKER_HUB_ALIASES else hostname
+
+
+def _canonical_address(hostname: str, text: str) -> str:
+    """An IP literal has one spelling: ``[0:0::1]`` → ``[::1]``, ``[::ffff:127.0.0.1]`` → ``127.0.0.1``; an
+    IPv4 literal must be dotted decimal. A resolver (glibc's ``inet_aton``) reads ``127.1``, ``0x7f.0.0.1``
+    and ``2130706433`` as 127.0.0.1, so they would get around a denylist that names ``127.0.0.1`` — they are
+    invalid (a top-level domain is never numeric, so a numeric last label means an address)."""
+    if hostname.startswith("["):
+        try:
+            address = ipaddress.IPv6Address(hostname[1:-1])
+        except ValueError:
+            raise InvalidReference(f"invalid IPv6 address in registry host {text[:200]!r}") from None
+        mapped = address.ipv4_mapped
+        return str(mapped) if mapped is not None else f"[{address.compressed}]"
+    last = hostname.rsplit(".", 1)[-1]
+    if last.isdigit() or last.startswith("0x"):
+        try:
+            return str(ipaddress.IPv4Address(hostname))
+        except ValueError:
+            raise InvalidReference(
+                f"registry host {text[:200]!r} is not a dotted-decimal IPv4 address (write a.b.c.d)"
+            ) from None
+    return hostname
 
 
 def _is_host(component: str) -> bool:

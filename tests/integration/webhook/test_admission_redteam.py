@@ -443,3 +443,17 @@ def test_operations_subresources_dry_run_and_sizes_do_not_talk_past_the_guard(
     with running.client() as client:
         answer = client.post("/admit", content=b" " * (9 * 1024 * 1024))
     assert answer.status_code == 413
+
+
+def test_ip_literal_spellings_do_not_get_around_a_denylist(
+    tmp_path: Path, keys: dict[str, signing.KeyPair], world: dict[str, Any]
+) -> None:
+    """A resolver reads ``127.1``, ``0x7f.0.0.1`` and ``2130706433`` as 127.0.0.1, and ``[::ffff:127.0.0.1]``
+    connects there too: each passed a denylist naming ``127.0.0.1``."""
+    config = write_config(tmp_path, keys, world, registryDenylist=["127.0.0.1"])
+    for image in ("127.1:5000/x:1", "0x7f.0.0.1/x:1", "2130706433:5000/x:1", "127.000.0.1/x:1"):
+        code, answer = cli_review(config, review(pod_with({"c": image})), tmp_path)
+        assert code == 1 and "is not a dotted-decimal IPv4 address" in answer["status"]["message"], answer
+    for image in ("[::ffff:127.0.0.1]:5000/x:1", "[::ffff:7f00:1]/x:1"):
+        code, answer = cli_review(config, review(pod_with({"c": image})), tmp_path)
+        assert code == 1 and "registry 127.0.0.1" in answer["status"]["message"], answer

@@ -117,3 +117,14 @@ def test_a_host_governs_every_port_of_itself(
     other = parse_reference(f"{host}x{'' if port is None else f':{port}'}/{'/'.join(path)}{suffix}")
     assert not glob(f"{pattern}/**").matches(other.name)
     assert not any("is denied" in r for r in local_gates(other, deny_glob))
+
+
+def test_ip_literals_have_one_spelling() -> None:
+    assert parse_reference("[0:0:0:0:0:0:0:1]:5000/x:1").registry == "[::1]:5000"
+    assert parse_reference("[::FFFF:127.0.0.1]/x:1").registry == "127.0.0.1"
+    for bad in ("127.1/x:1", "0x7f.0.0.1/x:1", "2130706433:80/x:1", "10.0.0.010/x:1", "[::g]/x:1"):
+        with pytest.raises(Exception, match=r"IPv4|registry host"):
+            parse_reference(bad)
+    assert name_matches(
+        parse_reference("[::ffff:127.0.0.1]:5000/x:1"), normalise_pattern("127.0.0.1"), any_port=True
+    )

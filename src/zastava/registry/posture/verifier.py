@@ -62,9 +62,11 @@ class VerifyOutcome:
         return f"{self.key.name}@{self.key.digest}"
 
 
-#: An index with more manifests than this is refused (each would be fetched and verified); docker's
-#: multi-platform images carry 2–8 platforms, plus as many attestation manifests.
-MAX_PLATFORMS = 64
+#: An index with more runnable manifests than this is refused: each is fetched and verified (up to 32
+#: signature layers and 32 bundles apiece, against every authority), and the evaluation runs in a thread that
+#: a timeout does not stop. Official multi-platform images carry 2–10 platforms (golang: 10), plus as many
+#: attestation manifests, which are not counted.
+MAX_PLATFORMS = 16
 _ATTESTATION_MANIFEST = "attestation-manifest"
 
 

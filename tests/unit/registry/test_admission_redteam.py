@@ -5,7 +5,9 @@ every port of themselves whatever the spelling (hypothesis)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,12 +15,13 @@ from hypothesis import strategies as st
 
 from tests.harness.devstack import signing
 from zastava.config import Admission
-from zastava.registry import TrustConfigError
+from zastava.registry import KeylessIdentity, TrustConfigError, TrustedSigners, TrustRoot
+from zastava.registry.posture.summary import VerificationCache
 from zastava.registry.reference import name_matches, normalise_pattern, parse_reference
 from zastava.registry.verification.policies import Material, distinct_count, evaluate
 from zastava.webhook.gates import local_gates
 
-from .test_trust_policies import DIGEST, NAME, MemoryPusher, glob, key_authority, keys, policy
+from .test_trust_policies import DIGEST, ISSUER, NAME, MemoryPusher, glob, key_authority, keys, policy
 
 __all__ = ["keys"]  # the module fixture shared with test_trust_policies
 
@@ -128,3 +131,19 @@ def test_ip_literals_have_one_spelling() -> None:
     assert name_matches(
         parse_reference("[::ffff:127.0.0.1]:5000/x:1"), normalise_pattern("127.0.0.1"), any_port=True
     )
+
+
+def test_the_findings_memo_is_keyed_by_the_evidence_annotations(tmp_path: Path) -> None:
+    """A keyless layer first seen without its Rekor bundle annotation is unverified; the same layer with the
+    bundle must verify through the same memo (before, the memo key ignored the chain and bundle)."""
+    sigstore = signing.TestSigstore()
+    root = TrustRoot.load(sigstore.write_trusted_root(tmp_path / "trusted_root.json"))
+    pusher = MemoryPusher()
+    signing.sign_legacy(pusher, "r", DIGEST, sigstore=sigstore, identity="ci@zastava.test", issuer=ISSUER)  # type: ignore[arg-type]
+    (layer,) = pusher.material().legacy
+    identity = KeylessIdentity(issuer=ISSUER, subject="ci@zastava.test")
+    signers = TrustedSigners(identities=[identity], trusted_root=root)
+    memo = VerificationCache()
+    stripped = dataclasses.replace(layer, bundle=None)
+    assert not memo.check(stripped, DIGEST, signers).verified
+    assert memo.check(layer, DIGEST, signers).verified

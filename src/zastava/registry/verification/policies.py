@@ -15,6 +15,7 @@ Everything here is pure: :func:`evaluate` takes the fetched :class:`Material` of
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -203,7 +204,12 @@ def item_id(item: Item) -> str:
     """Identity of a piece of signature material (for memoising verdicts over it)."""
     if isinstance(item, BundleBlob):
         return f"bundle:{item.source}"
-    return f"{item.tag}:{item.layer_digest}:{item.signature.hex()}:{item.certificate or ''}"
+    # the chain and the Rekor bundle annotations decide a keyless or tlog-required verdict too: a layer seen
+    # first with a broken chain must not stay unverified from the memo once it arrives with a good one
+    evidence = hashlib.sha256(
+        f"{item.media_type}\0{item.chain or ''}\0{item.bundle or ''}".encode()
+    ).hexdigest()
+    return f"{item.tag}:{item.layer_digest}:{item.signature.hex()}:{item.certificate or ''}:{evidence}"
 
 
 def verify_item(item: Item, digest: str, signers: TrustedSigners) -> Finding:

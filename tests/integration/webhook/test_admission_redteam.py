@@ -282,23 +282,30 @@ def test_non_ascii_and_confusable_references_are_invalid(
 # ---------------------------------------------------------------- 7. every platform of an index
 
 
-def push_index(world: dict[str, Any], repo: str, tag: str, children: list[tuple[str, str]]) -> str:
+def push_index(
+    world: dict[str, Any],
+    repo: str,
+    tag: str,
+    children: list[tuple[str, str]],
+    disguised: tuple[str, ...] = (),
+    media_type: str = "application/vnd.oci.image.manifest.v1+json",
+) -> str:
     """An OCI index over ``(digest, architecture)`` manifests already in ``repo``, plus a buildx-style
-    attestation manifest (``unknown/unknown``), which no node runs and which is never required signed."""
+    attestation manifest (``unknown/unknown``), which no node runs and which is never required signed.
+    ``disguised`` children carry the attestation annotation on a real platform (an arm64 node runs them)."""
     pusher = world["pusher"]
     entries = []
     for digest, arch in children:
-        head = pusher.http.head(
-            f"/v2/{repo}/manifests/{digest}", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
-        )
-        entries.append(
-            {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": digest,
-                "size": int(head.headers["content-length"]),
-                "platform": {"os": "linux", "architecture": arch},
-            }
-        )
+        head = pusher.http.head(f"/v2/{repo}/manifests/{digest}", headers={"Accept": media_type})
+        entry: dict[str, Any] = {
+            "mediaType": media_type if arch != "amd64" else "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": int(head.headers["content-length"]),
+            "platform": {"os": "linux", "architecture": arch},
+        }
+        if digest in disguised:
+            entry["annotations"] = {"vnd.docker.reference.type": "attestation-manifest"}
+        entries.append(entry)
     attestation = push_synthetic(pusher, world["host"], repo, b"attestation " + tag.encode(), f"{tag}-att")
     head = pusher.http.head(
         f"/v2/{repo}/manifests/{attestation.digest}",
@@ -355,6 +362,16 @@ def test_digest_policy_checks_every_platform_of_an_index(
     assert decide("all", "indexed")[0] == 1  # ... but "all" also wants each platform
     assert decide("index", "indexed")[0] == 0 and decide("index", "both")[0] == 1
     assert half != both
+    # an unsigned arm64 manifest disguised by the attestation annotation is still what an arm64 node runs
+    push_index(world, repo, "disguised", [(amd.digest, "amd64"), (arm.digest, "arm64")], (arm.digest,))
+    code, answer = decide("platform", "disguised")
+    assert code == 1 and "0 of 1 required signature(s) verified" in answer["status"]["message"], answer
+    # a nested index (containerd walks it) beside a signed manifest is refused, not half-verified
+    inner = push_index(world, repo, "inner", [(amd.digest, "amd64"), (arm.digest, "arm64")])
+    oci_index = "application/vnd.oci.image.index.v1+json"
+    push_index(world, repo, "nested", [(amd.digest, "amd64"), (inner, "arm64")], media_type=oci_index)
+    code, answer = decide("platform", "nested")
+    assert code == 1 and "nested indexes" in answer["status"]["message"], answer
 
 
 # ------------------------------------------------------------------- 9. caches keyed by the context

@@ -67,7 +67,6 @@ class VerifyOutcome:
 #: a timeout does not stop. Official multi-platform images carry 2–10 platforms (golang: 10), plus as many
 #: attestation manifests, which are not counted.
 MAX_PLATFORMS = 16
-_ATTESTATION_MANIFEST = "attestation-manifest"
 
 
 def _combine(policy: DigestPolicy, platforms: int) -> Combine:
@@ -79,12 +78,11 @@ def _combine(policy: DigestPolicy, platforms: int) -> Combine:
 
 
 def _runnable(entry: Descriptor) -> bool:
-    """A manifest of an index that a node may pull and run (not a buildx attestation manifest, whose
-    platform is ``unknown/unknown``)."""
-    if entry.media_type not in MANIFEST_MEDIA_TYPES:
-        return False
-    if entry.annotations.get("vnd.docker.reference.type") == _ATTESTATION_MANIFEST:
-        return False
+    """A manifest of an index that a node may pull and run. Only the platform decides, as it does for the
+    runtime (containerd matches the descriptor's platform; one without a platform matches every node): a
+    buildx attestation manifest is ``unknown/unknown`` and is skipped, but an annotation alone
+    (``vnd.docker.reference.type: attestation-manifest`` on a ``linux/arm64`` entry) must not exempt a
+    manifest an arm64 node would run."""
     platform = entry.platform or {}
     return not (platform.get("os") == "unknown" and platform.get("architecture") == "unknown")
 
@@ -224,7 +222,16 @@ class ImageVerifier:
         if policy == "index" or not resolved.is_index:
             return resolved.digests_for(policy), 0
         index = await self.client.manifest(ref.with_digest(resolved.digest))
-        platforms = list(dict.fromkeys(e.digest for e in index.manifests() if _runnable(e)))
+        entries = [e for e in index.manifests() if _runnable(e)]
+        nested = next((e for e in entries if e.media_type not in MANIFEST_MEDIA_TYPES), None)
+        if nested is not None:
+            # containerd walks nested indexes: a signed manifest beside an unsigned nested index must not
+            # pass; an index of indexes (or of unknown manifest types) is refused, not half-verified
+            raise InvalidManifest(
+                f"{ref}: the index {resolved.digest} lists {nested.digest} of media type {nested.media_type} "
+                "(nested indexes and non-image manifests are not verified per platform)"
+            )
+        platforms = list(dict.fromkeys(e.digest for e in entries))
         if not platforms:
             raise ManifestNotFound(f"{ref}: the index {resolved.digest} has no runnable manifest")
         if len(platforms) > MAX_PLATFORMS:

@@ -74,6 +74,10 @@ def test_trust_globs_follow_docker_defaults_and_name_a_repository() -> None:
     assert glob("registry-1.docker.io:443/library/**").matches("docker.io/library/nginx")
     assert glob("nginx").matches("docker.io/library/nginx")
     assert glob("**").matches("anything.io/at/all")
+    assert glob("*.corp.io/**").matches("eu.corp.io:5000/team/app")  # a wildcard host: every port too
+    assert glob("*.corp.io:5000/**").matches("eu.corp.io:5000/a") and not glob("*.corp.io:5000/**").matches(
+        "eu.corp.io:5001/a"
+    )
     for bad in ("registry.example.com", "*.example.com", "library/*", "team/app*", "\u212aube.io/**"):
         with pytest.raises(TrustConfigError):
             glob(bad)

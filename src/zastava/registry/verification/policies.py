@@ -48,7 +48,6 @@ __all__ = [
 #: Name under which the default signers (``zastava.registry.trust``) appear in results.
 DEFAULT_POLICY_NAME = "zastava.registry.trust"
 _GLOB_CHARS = re.compile(r"[a-z0-9._\-/:*?]+")
-_HOST_WILDCARD = re.compile(r"[*?]")
 
 
 # ------------------------------------------------------------------------------------------------ globs
@@ -99,12 +98,13 @@ def compile_glob(pattern: str, normalised: str) -> ImageGlob:
     if host == "docker.io" and "/" not in path and "**" not in path:
         path = f"library/{path}"  # docker.io/* means the official images, as docker resolves docker.io/x
         normalised = f"{host}/{path}"
-    out = []
+    out: list[str] = []
     i = 0
-    if slash and not _HOST_WILDCARD.search(host) and ":" not in host and not host.startswith("["):
-        # a host without a port governs every port of it (evil.io:5000 is evil.io's too): matching more
-        # names makes a trust policy stricter, never weaker
-        out.append(re.escape(host) + "(?::[0-9]+)?")
+    if slash and "**" not in host and ":" not in host and not host.startswith("["):
+        # a host without a port governs every port of it (evil.io:5000 is evil.io's too, and so is
+        # eu.corp.io:5000 for *.corp.io): matching more names makes a trust policy stricter, never weaker
+        out.extend("[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in host)
+        out.append("(?::[0-9]+)?")
         i = len(host)
     while i < len(normalised):
         ch = normalised[i]

@@ -101,7 +101,18 @@ class ImageOutcome:
         reasons = [*self.deny] or [*self.warn]
         if self.unavailable and not self.deny:
             reasons.append(self.unavailable)
-        return f"{self.item.where} {self.item.image}: " + ("; ".join(reasons) or "pass")
+        return f"{self.label()}: " + ("; ".join(reasons) or "pass")
+
+    def label(self) -> str:
+        """``containers[api] nginx:1.25`` for messages a terminal shows (``kubectl`` prints them): a name or
+        image with control or non-ASCII characters is shown escaped, never as raw escape sequences."""
+        return f"{_shown(self.item.where)} {_shown(self.item.image)}"
+
+
+def _shown(text: str) -> str:
+    if text.isascii() and text.isprintable():
+        return text
+    return ascii(text)[1:-1]  # \x1b, \u0435: escaped, so a reason is readable and inert in a terminal
 
 
 def _gated(request: AdmissionRequest) -> bool:
@@ -479,7 +490,7 @@ class Admitter:
         warnings: list[str] = []
         for o in outcomes:
             if o.warn and not o.deny:
-                warnings.append(f"{o.item.where} {o.item.image}: " + "; ".join(o.warn))
+                warnings.append(f"{o.label()}: " + "; ".join(o.warn))
         problem: Problem | None = None
         message: str | None = None
         if denied:
@@ -487,7 +498,7 @@ class Admitter:
             message = "zastava denied the Pod: " + " | ".join(o.line() for o in denied)
         elif unavailable:
             problem = "unavailable"
-            message = "; ".join(f"{o.item.where}: {o.unavailable}" for o in unavailable)
+            message = "; ".join(f"{_shown(o.item.where)}: {o.unavailable}" for o in unavailable)
         return self._settle(request, outcomes, self.decisions.decide(problem, namespace, message), warnings)
 
     def internal_error(self, request: AdmissionRequest, exc: BaseException) -> AdmissionResponse:

@@ -271,6 +271,11 @@ def test_non_ascii_and_confusable_references_are_invalid(
         code, answer = cli_review(config, review(pod_with({"c": image})), tmp_path)
         assert code == 1 and not answer["allowed"], (image, answer)
         assert "non-ASCII character" in answer["status"]["message"], answer
+        assert answer["status"]["message"].isascii()  # shown escaped (\u0435), as written nowhere raw
+    # control characters: denied, and never echoed raw into what kubectl prints to a terminal
+    code, answer = cli_review(config, review(pod_with({"c": "ok.io/x\x1b[2J:1"})), tmp_path)
+    message = answer["status"]["message"]
+    assert code == 1 and "\x1b" not in message and "ok.io/x\\x1b[2J:1" in message, message
     keys["alice"].write_public(tmp_path / "alice.pub")
     document = {
         "zastava": {"admission": {"trustPolicies": [key_policy(tmp_path, ["\u212aube.io/**"], "alice")]}}

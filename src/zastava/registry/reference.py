@@ -211,7 +211,7 @@ def parse_reference(text: str, *, default_registry: str = DEFAULT_REGISTRY) -> I
     try:
         return _parse(text, default_registry)
     except InvalidReference as exc:
-        raise InvalidReference(f"invalid image reference {ascii(text[:200])}: {exc}") from None
+        raise InvalidReference(f"invalid image reference {text[:200]!a}: {exc}") from None
 
 
 def _ascii(text: str) -> None:

@@ -218,10 +218,10 @@ class Admitter:
                 )
             )
             outcomes = [self._local(item) for item in images]
-            if self.admission.pin_digests:
-                self._require_pinned(outcomes)
             with span("resolve", images=len(outcomes)):
                 await self._evaluate(request, outcomes, deadline)
+            if self.admission.pin_digests:
+                self._require_pinned(outcomes)
             with span("respond"):
                 return self._decide(request, outcomes)
 
@@ -273,11 +273,13 @@ class Admitter:
     @staticmethod
     def _require_pinned(outcomes: list[ImageOutcome]) -> None:
         """With ``pinDigests`` the validating path admits digests only: ``/mutate`` pins every image it
-        verified, so a tag-only image here means the mutation did not run (bypassed, failed open, ordered
-        after another mutating webhook that rewrote the image) and the tag could move between this review
-        and the pull. It is denied; what is admitted is always the digest that was verified."""
+        verified, so a tag-only image that verifies here means the mutation did not run (bypassed, skipped by
+        its ``failurePolicy: Ignore``, ordered after another mutating webhook that rewrote the image) and the
+        tag could move between this review and the pull. It is denied; what is admitted is always the digest
+        that was verified. A tag whose verification is *unavailable* (registry down — then ``/mutate`` could
+        not pin it either) stays unavailable: the namespace's fail-open/closed decides, as for any outage."""
         for o in outcomes:
-            if o.ref is not None and o.ref.digest is None:
+            if o.ref is not None and o.ref.digest is None and not o.deny and o.unavailable is None:
                 o.deny.append(
                     "image is not pinned to a digest (admission.pinDigests: the mutating webhook /mutate "
                     "pins verified images; a tag-only image at /admit was not pinned by it)"

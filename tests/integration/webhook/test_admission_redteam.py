@@ -479,3 +479,19 @@ def test_ip_literal_spellings_do_not_get_around_a_denylist(
     for image in ("[::ffff:127.0.0.1]:5000/x:1", "[::ffff:7f00:1]/x:1"):
         code, answer = cli_review(config, review(pod_with({"c": image})), tmp_path)
         assert code == 1 and "registry 127.0.0.1" in answer["status"]["message"], answer
+
+
+def test_with_pin_digests_an_unpinned_tag_during_an_outage_is_fail_open_closed(
+    served: Callable[..., RunningWebhook], tmp_path: Path, world: dict[str, Any]
+) -> None:
+    """/mutate cannot pin while the registry is down: /admit then treats the tag as any outage (fail-open in
+    dev, fail-closed elsewhere), not as a bypassed mutation."""
+    down = f"127.0.0.1:{devstack.free_port()}"
+    running = served(policies=[key_policy(tmp_path, [f"{down}/**"], "alice")])
+    pod = pod_with({"c": f"{down}/team-a/api:1"})
+    assert "patch" not in post(running, "/mutate", review(pod, namespace="dev"))
+    dev = post(running, "/admit", review(pod, namespace="dev"))
+    assert dev["allowed"] and dev["auditAnnotations"]["decision"] == "fail-open", dev
+    prod = post(running, "/admit", review(pod, namespace="prod"))
+    assert not prod["allowed"] and prod["auditAnnotations"]["decision"] == "fail-closed", prod
+    assert world["images"]["api"].ref

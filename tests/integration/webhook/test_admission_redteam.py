@@ -23,7 +23,7 @@ from tests.harness import devstack
 from tests.harness.devstack import signing
 from tests.harness.registry_proxy import RegistryProxy
 from tests.harness.signed import push_synthetic, unique_repo
-from tests.unit.webhook.reviews import pod_with, review
+from tests.unit.webhook.reviews import body, pod_with, review
 
 from .conftest import RunningWebhook
 from .test_verification import apply_patch, cli_review, keys, post, served, world, write_config
@@ -495,3 +495,25 @@ def test_with_pin_digests_an_unpinned_tag_during_an_outage_is_fail_open_closed(
     prod = post(running, "/admit", review(pod, namespace="prod"))
     assert not prod["allowed"] and prod["auditAnnotations"]["decision"] == "fail-closed", prod
     assert world["images"]["api"].ref
+
+
+def test_duplicate_json_keys_resolve_as_the_api_server_resolves_them(
+    tmp_path: Path, keys: dict[str, signing.KeyPair], world: dict[str, Any]
+) -> None:
+    """A body with ``"image"`` twice in one container: Go's encoding/json (the API server) keeps the last
+    value, and so does the webhook's parser — the unsigned image written last is the one reviewed (the API
+    server re-encodes the Pod, so a real review never carries duplicates; this pins the agreement)."""
+    img = world["images"]
+    config = write_config(tmp_path, keys, world)
+    raw = body(review(pod_with({"c": "PLACEHOLDER"}))).decode()
+    doubled = f'"image":"{img["side"].pinned}","image":"{img["unsigned"].pinned}"'
+    source = tmp_path / "dup.json"
+    source.write_text(raw.replace('"image":"PLACEHOLDER"', doubled))
+    out = subprocess.run(
+        [sys.executable, "-m", "zastava", "webhook", "review", str(source), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr
+    assert f"containers[c] {img['unsigned'].pinned}" in out.stdout

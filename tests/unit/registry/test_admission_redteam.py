@@ -120,6 +120,11 @@ def test_a_host_governs_every_port_of_itself(
     # a trust policy for ``evil.io/**`` governs it on every port
     assert glob(f"{pattern}/**").matches(ref.name), image
     assert glob(f"{pattern}:443/{path[0]}/**").matches(ref.name) or len(path) == 1, image
+    # a wildcard host (``*.evil.io``) governs every port of every host under it, in both models
+    sub = parse_reference(f"cdn.{image}")
+    assert glob(f"*.{pattern}/**").matches(sub.name), image
+    wildcard = Admission(registry_denylist=[f"*.{pattern}"], banned_tags=[])
+    assert any("is denied" in r for r in local_gates(sub, wildcard)), image
     # a neighbour is never governed
     other = parse_reference(f"{host}x{'' if port is None else f':{port}'}/{'/'.join(path)}{suffix}")
     assert not glob(f"{pattern}/**").matches(other.name)

@@ -24,6 +24,7 @@ from tests.harness.devstack import signing
 from tests.harness.registry_proxy import RegistryProxy
 from tests.harness.signed import push_synthetic, unique_repo
 from tests.unit.webhook.reviews import body, pod_with, review
+from zastava.config import load_config
 
 from .conftest import RunningWebhook
 from .test_verification import apply_patch, cli_review, keys, post, served, world, write_config
@@ -517,3 +518,45 @@ def test_duplicate_json_keys_resolve_as_the_api_server_resolves_them(
     )
     assert out.returncode == 1, out.stderr
     assert f"containers[c] {img['unsigned'].pinned}" in out.stdout
+
+
+def test_a_trickling_registry_does_not_hold_the_served_webhook(
+    tmp_path: Path, keys: dict[str, signing.KeyPair], world: dict[str, Any], proxy: RegistryProxy
+) -> None:
+    """The served webhook answers at the API server's deadline (fail-closed in prod), and the verification it
+    left running ends at ``verifyTimeoutSeconds`` (its failure is then what the cache holds) instead of
+    trickling on for minutes."""
+    from zastava.registry.reference import parse_reference
+    from zastava.webhook.certs import generate_certs, write_certs
+
+    from .conftest import start_webhook
+
+    repo = unique_repo("team-a")
+    pushed = push_synthetic(world["pusher"], proxy.host, repo, b"slow served", "1")
+    signing.sign_legacy(world["pusher"], repo, pushed.digest, key=keys["alice"])
+    write_certs(generate_certs(extra_dns=["localhost"], ip_addresses=["127.0.0.1"]), tmp_path / "tls")
+    path = write_config(tmp_path, keys, world, policies=[key_policy(tmp_path, [f"{proxy.host}/**"], "alice")])
+    document = yaml.safe_load(path.read_text())
+    document["zastava"]["registry"].update({"verifyTimeoutSeconds": 2, "readTimeoutSeconds": 5})
+    document["zastava"]["webhook"] = {
+        "listen": "127.0.0.1:0",
+        "certPath": str(tmp_path / "tls" / "tls.crt"),
+        "keyPath": str(tmp_path / "tls" / "tls.key"),
+        "failureTtlSeconds": 30,
+    }
+    path.write_text(yaml.safe_dump(document))
+    running = start_webhook(load_config(path, warn=False), tmp_path / "tls" / "ca.crt", configured=True)
+    try:
+        proxy.trickle_seconds = 0.2
+        with running.client() as client:
+            answer = client.post("/admit?timeout=2s", content=body(review(pod_with({"c": pushed.pinned}))))
+        response = answer.json()["response"]
+        assert not response["allowed"] and response["auditAnnotations"]["decision"] == "fail-closed"
+        verifier = running.components.admitter.verifier
+        assert verifier is not None
+        ref = parse_reference(pushed.pinned)
+        devstack.wait_until(lambda: verifier.cached(ref) is not None, 20, "the verification to end")
+        outcome = verifier.cached(ref)
+        assert outcome is not None and outcome.unavailable and "within 2 s" in (outcome.error or "")
+    finally:
+        running.stop()

@@ -421,6 +421,10 @@ class Registry(Section):
     max_blob_bytes: PositiveSize = 4 * 1024 * 1024
     platform: str = Field("linux/amd64", pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
     digest_policy: Literal["index", "platform", "any", "all"] = "index"
+    #: one image verification (resolve, signatures, attestations) ends by then, whatever the registry does
+    #: (a registry trickling a byte per read keeps each read under readTimeoutSeconds); admission also stops
+    #: waiting at its own deadline, and fail-open/closed applies
+    verify_timeout_seconds: float = Field(30.0, gt=0, le=300)
     trust: RegistryTrust = Field(default_factory=RegistryTrust)
 
 

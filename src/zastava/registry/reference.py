@@ -23,6 +23,7 @@ loaded, and :func:`name_matches` compares normalised names only.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -53,6 +54,7 @@ _HOSTNAME = re.compile(
 _PORT = re.compile(r"[1-9][0-9]{0,4}")
 _DIGEST_HEX = {"sha256": 64, "sha512": 128}
 _GLOB = frozenset("*?")  # not "[": IPv6 hosts are bracketed
+_GLOB_PATTERN_CHARS = re.compile(r"[a-z0-9._\-/:*?\[\]]")
 
 
 def validate_digest(digest: str) -> str:
@@ -75,6 +77,7 @@ def fallback_tag(digest: str, suffix: str = "") -> str:
 
 def canonical_host(text: str) -> str:
     """A registry host, normalised: lower case, ``:443`` dropped, Docker Hub's aliases → ``docker.io``."""
+    _ascii(text)
     lowered = text.lower()
     if lowered.startswith("["):
         hostname, bracket, port = lowered.partition("]")
@@ -90,6 +93,7 @@ def canonical_host(text: str) -> str:
         has_port = bool(colon)
     if not _HOSTNAME.fullmatch(hostname):
         raise InvalidReference(f"invalid registry host {text[:200]!r}")
+    hostname = _canonical_address(hostname, text)
     if has_port:
         if not _PORT.fullmatch(port) or int(port) > 65535:
             raise InvalidReference(
@@ -98,6 +102,29 @@ def canonical_host(text: str) -> str:
         if port != _HTTPS_PORT:
             return f"{hostname}:{port}"
     return DEFAULT_REGISTRY if hostname in _DOCKER_HUB_ALIASES else hostname
+
+
+def _canonical_address(hostname: str, text: str) -> str:
+    """An IP literal has one spelling: ``[0:0::1]`` → ``[::1]``, ``[::ffff:127.0.0.1]`` → ``127.0.0.1``; an
+    IPv4 literal must be dotted decimal. A resolver (glibc's ``inet_aton``) reads ``127.1``, ``0x7f.0.0.1``
+    and ``2130706433`` as 127.0.0.1, so they would get around a denylist that names ``127.0.0.1`` — they are
+    invalid (a top-level domain is never numeric, so a numeric last label means an address)."""
+    if hostname.startswith("["):
+        try:
+            address = ipaddress.IPv6Address(hostname[1:-1])
+        except ValueError:
+            raise InvalidReference(f"invalid IPv6 address in registry host {text[:200]!r}") from None
+        mapped = address.ipv4_mapped
+        return str(mapped) if mapped is not None else f"[{address.compressed}]"
+    last = hostname.rsplit(".", 1)[-1]
+    if last.isdigit() or last.startswith("0x"):
+        try:
+            return str(ipaddress.IPv4Address(hostname))
+        except ValueError:
+            raise InvalidReference(
+                f"registry host {text[:200]!r} is not a dotted-decimal IPv4 address (write a.b.c.d)"
+            ) from None
+    return hostname
 
 
 def _is_host(component: str) -> bool:
@@ -184,10 +211,21 @@ def parse_reference(text: str, *, default_registry: str = DEFAULT_REGISTRY) -> I
     try:
         return _parse(text, default_registry)
     except InvalidReference as exc:
-        raise InvalidReference(f"invalid image reference {text[:200]!r}: {exc}") from None
+        raise InvalidReference(f"invalid image reference {text[:200]!a}: {exc}") from None
+
+
+def _ascii(text: str) -> None:
+    """References are ASCII (the distribution grammar); a non-ASCII character is never normalised away —
+    ``str.lower`` folds the Kelvin sign ``\u212a`` to ``k``, so ``\u212aube.io`` would otherwise become the
+    host ``kube.io`` here while the container runtime refuses it, and confusables (Cyrillic ``е``) must not
+    pass a denylist that names the Latin spelling."""
+    bad = next((ch for ch in text if not ch.isascii()), None)
+    if bad is not None:
+        raise InvalidReference(f"contains the non-ASCII character U+{ord(bad):04X} (references are ASCII)")
 
 
 def _parse(text: str, default_registry: str) -> ImageReference:
+    _ascii(text)
     if any(ch.isspace() for ch in text):
         raise InvalidReference("contains whitespace")
     rest = text
@@ -234,6 +272,10 @@ def normalise_pattern(text: str) -> str:
     spellings are an :class:`InvalidReference`."""
     if not isinstance(text, str) or not text or len(text) > _MAX_REFERENCE:
         raise InvalidReference("pattern must be a non-empty string of at most 4096 characters")
+    try:
+        _ascii(text)
+    except InvalidReference as exc:
+        raise InvalidReference(f"pattern {text[:200]!r} {exc}") from None
     if any(ch.isspace() for ch in text):
         raise InvalidReference(f"pattern {text[:200]!r} contains whitespace")
     if "@" in text:
@@ -242,11 +284,7 @@ def normalise_pattern(text: str) -> str:
         )
     first, slash, rest = text.partition("/")
     if _GLOB & set(text):
-        literal_host = slash and _is_host(first) and not _GLOB & set(first)
-        host = canonical_host(first) if literal_host else first.lower()
-        if rest != rest.lower():
-            raise InvalidReference(f"pattern {text[:200]!r}: repositories are lowercase")
-        return f"{host}/{rest}" if slash else host
+        return _normalise_glob(text, first, slash, rest)
     try:
         if not slash and _is_host(first):
             return canonical_host(first)
@@ -262,6 +300,47 @@ def normalise_pattern(text: str) -> str:
         raise InvalidReference(f"invalid pattern {text[:200]!r}: {exc}") from None
 
 
+def _normalise_glob(text: str, first: str, slash: str, rest: str) -> str:
+    """A glob's first component is always the registry: a literal host is normalised like an image's
+    (``Evil.IO:443`` → ``evil.io``, ``index.docker.io`` → ``docker.io``), a first component with a wildcard
+    is matched against registry hosts, and a first component that cannot be a host (``library/*``) is an
+    error — it would silently match nothing, since every normalised name starts with a host. A glob without
+    ``/`` (``*.evil.io``) is matched against the registry host. One literal path component on Docker Hub
+    gets ``library/`` (``docker.io/ngin?`` → ``docker.io/library/ngin?``), as docker resolves it."""
+    lowered = text.lower()
+    bad = sorted({ch for ch in lowered if not _GLOB_PATTERN_CHARS.fullmatch(ch)})
+    if bad:
+        raise InvalidReference(
+            f"pattern {text[:200]!r}: unexpected character(s) {''.join(bad)!r} in a glob (letters, digits, "
+            "'.', '_', '-', '/', ':' in the host, '*', '?')"
+        )
+    if not slash:
+        return lowered
+    if not rest or rest.endswith("/") or "//" in rest:
+        raise InvalidReference(f"pattern {text[:200]!r}: empty path component")
+    if rest != rest.lower():
+        raise InvalidReference(f"pattern {text[:200]!r}: repositories are lowercase")
+    if ":" in rest:
+        raise InvalidReference(
+            f"pattern {text[:200]!r} names a tag; patterns name registries or repositories"
+        )
+    if _GLOB & set(first):
+        host = lowered.partition("/")[0]
+    elif _is_host(first):
+        try:
+            host = canonical_host(first)
+        except InvalidReference as exc:
+            raise InvalidReference(f"invalid pattern {text[:200]!r}: {exc}") from None
+    else:
+        raise InvalidReference(
+            f"pattern {text[:200]!r}: a glob's first component is the registry and {first!r} is not a "
+            f"registry host (for Docker Hub write docker.io/{text})"
+        )
+    if host == DEFAULT_REGISTRY and "/" not in rest and "*" not in rest:
+        rest = f"library/{rest}"
+    return f"{host}/{rest}"
+
+
 def normalise_tag(text: str) -> str:
     """A tag for a tag ban, lower-cased: registries treat ``LATEST`` as another tag, but a ban is about the
     name's meaning, so bans compare case-insensitively (``tag_banned``)."""
@@ -274,13 +353,21 @@ def name_matches(ref: ImageReference, pattern: str, *, any_port: bool = False) -
     """Whether ``ref``'s normalised name falls under a :func:`normalise_pattern` pattern: the same host, a
     ``host/path`` prefix by whole components, or the glob. ``any_port`` (denylists): a pattern without a port
     also matches the host on every other port."""
-    names = (ref.name, ref.portless_name) if any_port else (ref.name,)
+    names: tuple[str, ...] = (ref.name, ref.portless_name) if any_port else (ref.name,)
     if _GLOB & set(pattern):
         glob = _glob(pattern)
+        if "/" not in pattern:  # a host glob (``*.evil.io``): the registry host, every path under it
+            names = tuple(name.partition("/")[0] for name in names)
         return any(glob.fullmatch(name) is not None for name in names)
     return any(name == pattern or name.startswith(pattern + "/") for name in names)
 
 
 @functools.lru_cache(maxsize=1024)
 def _glob(pattern: str) -> re.Pattern[str]:
-    return re.compile("".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern))
+    """``*`` spans ``/`` in the path only: in the host (a glob's first component is the registry) it stays
+    within the host, else the allowlist glob ``*.corp.io/*`` would allow ``evil.io/x.corp.io/payload``."""
+    host, slash, path = pattern.partition("/")
+    out = ["[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in host]
+    out.append(slash)
+    out += [".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in path]
+    return re.compile("".join(out))

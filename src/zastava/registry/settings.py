@@ -168,6 +168,15 @@ def trust_policies(config: ZastavaConfig) -> TrustPolicies:
             _authority(a, f"{where}.authorities.{j}", section, roots, default_root)
             for j, a in enumerate(item.authorities)
         ]
+        seen: dict[str, int] = {}
+        for j, authority in enumerate(authorities):
+            first = seen.setdefault(authority.fingerprint, j)
+            if first != j:  # one signer must not count twice towards the threshold
+                raise TrustConfigError(
+                    f"the same key or identity as authorities.{first} (an authority counts once towards "
+                    "threshold; list each signer once)",
+                    f"{where}.authorities.{j}",
+                )
         names = [a.name for a in authorities]
         if len(set(names)) != len(names):
             raise TrustConfigError(
@@ -225,4 +234,5 @@ def image_verifier(config: ZastavaConfig, client: RegistryClient | None = None) 
         ttl_seconds=config.admission.cache_ttl_seconds,
         failure_ttl_seconds=config.webhook.failure_ttl_seconds,
         max_entries=config.webhook.cache_max_entries,
+        timeout_seconds=config.registry.verify_timeout_seconds,
     )

@@ -42,7 +42,7 @@ from .cache import CacheEntry, PolicyCache, PolicyContext, PolicyKey
 from .deadline import Deadline, budget_seconds
 from .decision import Decision, DecisionLabel, Decisions, Problem
 from .gates import backend_gates, local_gates
-from .images import ContainerImage, PodShapeError, changed_images, collect_images
+from .images import VOLUMES, ContainerImage, PodShapeError, changed_images, collect_images
 from .pinning import jsonpatch, pin_operations
 from .resolve import TagResolver
 from .review import AdmissionRequest, AdmissionResponse, AdmissionReview
@@ -93,14 +93,26 @@ class ImageOutcome:
             policy_verdict=self.verdict,
             reasons=reasons,
             container=self.item.container[:253],
-            container_field=cast(ContainerField, self.item.field),  # one of CONTAINER_FIELDS
+            # an image volume has no ContainerField in the v1.1 contract: recorded with none (its name kept)
+            container_field=(None if self.item.field == VOLUMES else cast(ContainerField, self.item.field)),
         )
 
     def line(self) -> str:
         reasons = [*self.deny] or [*self.warn]
         if self.unavailable and not self.deny:
             reasons.append(self.unavailable)
-        return f"{self.item.where} {self.item.image}: " + ("; ".join(reasons) or "pass")
+        return f"{self.label()}: " + ("; ".join(reasons) or "pass")
+
+    def label(self) -> str:
+        """``containers[api] nginx:1.25`` for messages a terminal shows (``kubectl`` prints them): a name or
+        image with control or non-ASCII characters is shown escaped, never as raw escape sequences."""
+        return f"{_shown(self.item.where)} {_shown(self.item.image)}"
+
+
+def _shown(text: str) -> str:
+    if text.isascii() and text.isprintable():
+        return text
+    return ascii(text)[1:-1]  # \x1b, \u0435: escaped, so a reason is readable and inert in a terminal
 
 
 def _gated(request: AdmissionRequest) -> bool:
@@ -208,6 +220,8 @@ class Admitter:
             outcomes = [self._local(item) for item in images]
             with span("resolve", images=len(outcomes)):
                 await self._evaluate(request, outcomes, deadline)
+            if self.admission.pin_digests:
+                self._require_pinned(outcomes)
             with span("respond"):
                 return self._decide(request, outcomes)
 
@@ -256,6 +270,21 @@ class Admitter:
         outcome.resolved = ref.pinned if ref is not None else None
         return outcome
 
+    @staticmethod
+    def _require_pinned(outcomes: list[ImageOutcome]) -> None:
+        """With ``pinDigests`` the validating path admits digests only: ``/mutate`` pins every image it
+        verified, so a tag-only image that verifies here means the mutation did not run (bypassed, skipped by
+        its ``failurePolicy: Ignore``, ordered after another mutating webhook that rewrote the image) and the
+        tag could move between this review and the pull. It is denied; what is admitted is always the digest
+        that was verified. A tag whose verification is *unavailable* (registry down — then ``/mutate`` could
+        not pin it either) stays unavailable: the namespace's fail-open/closed decides, as for any outage."""
+        for o in outcomes:
+            if o.ref is not None and o.ref.digest is None and not o.deny and o.unavailable is None:
+                o.deny.append(
+                    "image is not pinned to a digest (admission.pinDigests: the mutating webhook /mutate "
+                    "pins verified images; a tag-only image at /admit was not pinned by it)"
+                )
+
     def _static_uncached(self, image: str) -> tuple[ImageReference | None, tuple[str, ...]]:
         """Parse + local gates: a pure function of the image string and the (fixed) policy."""
         try:
@@ -267,7 +296,9 @@ class Admitter:
     async def _evaluate(
         self, request: AdmissionRequest, outcomes: list[ImageOutcome], deadline: Deadline
     ) -> None:
-        usable = [o for o in outcomes if o.ref is not None]
+        # an image a local gate denied is never looked up: a denied reference costs no registry or backend
+        # request (no SSRF towards a denylisted host, no work for a Pod that is refused anyway)
+        usable = [o for o in outcomes if o.ref is not None and not o.deny]
         if not usable:
             return
         if self.verifier is not None:
@@ -461,7 +492,7 @@ class Admitter:
         warnings: list[str] = []
         for o in outcomes:
             if o.warn and not o.deny:
-                warnings.append(f"{o.item.where} {o.item.image}: " + "; ".join(o.warn))
+                warnings.append(f"{o.label()}: " + "; ".join(o.warn))
         problem: Problem | None = None
         message: str | None = None
         if denied:
@@ -469,7 +500,7 @@ class Admitter:
             message = "zastava denied the Pod: " + " | ".join(o.line() for o in denied)
         elif unavailable:
             problem = "unavailable"
-            message = "; ".join(f"{o.item.where}: {o.unavailable}" for o in unavailable)
+            message = "; ".join(f"{_shown(o.item.where)}: {o.unavailable}" for o in unavailable)
         return self._settle(request, outcomes, self.decisions.decide(problem, namespace, message), warnings)
 
     def internal_error(self, request: AdmissionRequest, exc: BaseException) -> AdmissionResponse:

@@ -1,7 +1,11 @@
 """Collecting every image of a Pod (references are parsed by ``zastava.registry.reference``, the one model).
 
-``collect_images`` reads ``initContainers``, ``containers`` and ``ephemeralContainers`` of a Pod dict
-defensively: a Pod that is not shaped like one raises :class:`PodShapeError` naming the field.
+``collect_images`` reads ``initContainers``, ``containers``, ``ephemeralContainers`` and the image volumes
+(``spec.volumes[].image.reference``, Kubernetes ImageVolume: an OCI image mounted as a volume, pulled by the
+kubelet like a container image) of a Pod dict defensively: a Pod that is not shaped like one raises
+:class:`PodShapeError` naming the field. An image volume is recognised by its ``image`` source being an
+object; it goes through every gate, verification and pinning a container image goes through — otherwise
+``volumes: [{name: x, image: {reference: evil.io/payload:1}}]`` would mount an unverified image.
 """
 
 from __future__ import annotations
@@ -10,10 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CONTAINER_FIELDS", "ContainerImage", "PodShapeError", "changed_images", "collect_images"]
+__all__ = [
+    "CONTAINER_FIELDS",
+    "VOLUMES",
+    "ContainerImage",
+    "PodShapeError",
+    "changed_images",
+    "collect_images",
+]
 
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
-MAX_CONTAINERS = 1024
+#: ``ContainerImage.field`` of an image volume (``spec.volumes[].image.reference``)
+VOLUMES = "volumes"
+MAX_CONTAINERS = 1024  # containers and image volumes together
+MAX_VOLUMES = 4096  # volumes of any source walked (the API server's own limit is the 3 MiB object)
 
 
 class PodShapeError(ValueError):
@@ -22,7 +36,7 @@ class PodShapeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ContainerImage:
-    """One container's image, with where it was found (``containers``/``initContainers``/…)."""
+    """One container's (or image volume's) image, with where it was found (``containers``/…/``volumes``)."""
 
     field: str
     container: str
@@ -64,6 +78,34 @@ def collect_images(pod: Mapping[str, Any] | None, what: str = "object") -> list[
             out.append(ContainerImage(field, name, image))
             if len(out) > MAX_CONTAINERS:
                 raise PodShapeError(f"{what} has more than {MAX_CONTAINERS} containers")
+    out.extend(_image_volumes(spec, what, MAX_CONTAINERS - len(out)))
+    return out
+
+
+def _image_volumes(spec: Mapping[str, Any], what: str, room: int) -> list[ContainerImage]:
+    volumes = spec.get(VOLUMES)
+    if volumes is None:
+        return []
+    if not isinstance(volumes, list):
+        raise PodShapeError(f"{what}.spec.volumes is not a list")
+    if len(volumes) > MAX_VOLUMES:
+        raise PodShapeError(f"{what} has more than {MAX_VOLUMES} volumes")
+    out: list[ContainerImage] = []
+    for index, item in enumerate(volumes):
+        if not isinstance(item, Mapping):
+            raise PodShapeError(f"{what}.spec.volumes[{index}] is not an object")
+        source = item.get("image")
+        if not isinstance(source, Mapping):
+            continue  # not an image volume (the API server admits one volume source per volume)
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise PodShapeError(f"{what}.spec.volumes[{index}].name is missing")
+        reference = source.get("reference")
+        if not isinstance(reference, str) or not reference:
+            raise PodShapeError(f"{what}.spec.volumes[{name}].image.reference is missing")
+        out.append(ContainerImage(VOLUMES, name, reference))
+        if len(out) > room:
+            raise PodShapeError(f"{what} has more than {MAX_CONTAINERS} containers and image volumes")
     return out
 
 

@@ -14,6 +14,9 @@ from typing import Any
 
 import orjson
 
+#: ``images.VOLUMES``: the field of an image volume (a peer module of the same layer, not imported)
+VOLUMES = "volumes"
+
 __all__ = ["jsonpatch", "pin_operations"]
 
 
@@ -26,7 +29,8 @@ def pin_operations(
     pod: Mapping[str, Any], pinned: Iterable[tuple[str, str, str, str]]
 ) -> list[dict[str, Any]]:
     """JSONPatch operations for ``(field, container name, image as written, digest)``: each container of that
-    name in ``spec.<field>`` whose image is still exactly the one reviewed gets ``image@digest``. A ``test``
+    name in ``spec.<field>`` whose image is still exactly the one reviewed gets ``image@digest`` (for an image
+    volume, ``field`` is ``volumes`` and ``spec.volumes[].image.reference`` is rewritten). A ``test``
     operation before each ``replace`` makes the API server refuse the patch if the image changed meanwhile."""
     spec = pod.get("spec") if isinstance(pod, Mapping) else None
     if not isinstance(spec, Mapping):
@@ -37,8 +41,16 @@ def pin_operations(
         if not isinstance(items, list) or "@" in image:
             continue
         for index, item in enumerate(items):
-            if isinstance(item, Mapping) and item.get("name") == name and item.get("image") == image:
-                path = f"/spec/{_escape(field)}/{index}/image"
+            if not isinstance(item, Mapping) or item.get("name") != name:
+                continue
+            if field == VOLUMES:
+                source = item.get("image")
+                written = source.get("reference") if isinstance(source, Mapping) else None
+                suffix = "image/reference"
+            else:
+                written, suffix = item.get("image"), "image"
+            if written == image:
+                path = f"/spec/{_escape(field)}/{index}/{suffix}"
                 ops.append({"op": "test", "path": path, "value": image})
                 ops.append({"op": "replace", "path": path, "value": f"{image}@{digest}"})
                 break

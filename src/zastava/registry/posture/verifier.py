@@ -18,14 +18,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 from ...telemetry import fields
-from ..errors import AuthenticationError, RegistryError, RegistryUnavailable
+from ..errors import (
+    AuthenticationError,
+    InvalidManifest,
+    ManifestNotFound,
+    RegistryError,
+    RegistryUnavailable,
+)
 from ..reference import ImageReference
 from ..transport.client import RegistryClient
-from ..transport.manifest import DigestPolicy
-from ..verification.policies import ImageVerdict, TrustPolicies, evaluate
+from ..transport.manifest import MANIFEST_MEDIA_TYPES, Descriptor, DigestPolicy, ResolvedImage
+from ..verification.policies import Combine, ImageVerdict, TrustPolicies, evaluate
 from .fetch import fetch_material
 from .summary import VerificationCache
 
@@ -56,8 +62,29 @@ class VerifyOutcome:
         return f"{self.key.name}@{self.key.digest}"
 
 
-def _combine(policy: DigestPolicy) -> Literal["any", "all"]:
-    return "all" if policy == "all" else "any"
+#: An index with more runnable manifests than this is refused: each is fetched and verified (up to 32
+#: signature layers and 32 bundles apiece, against every authority), and the evaluation runs in a thread that
+#: a timeout does not stop. Official multi-platform images carry 2–10 platforms (golang: 10), plus as many
+#: attestation manifests, which are not counted.
+MAX_PLATFORMS = 16
+
+
+def _combine(policy: DigestPolicy, platforms: int) -> Combine:
+    """How the per-digest results combine: ``index`` — the one digest; ``platform`` — every platform
+    manifest; ``all`` — the index and every platform; ``any`` — the index, or else every platform."""
+    if policy == "any" and platforms:
+        return "index-or-each"
+    return "all" if policy in ("all", "platform") else "any"
+
+
+def _runnable(entry: Descriptor) -> bool:
+    """A manifest of an index that a node may pull and run. Only the platform decides, as it does for the
+    runtime (containerd matches the descriptor's platform; one without a platform matches every node): a
+    buildx attestation manifest is ``unknown/unknown`` and is skipped, but an annotation alone
+    (``vnd.docker.reference.type: attestation-manifest`` on a ``linux/arm64`` entry) must not exempt a
+    manifest an arm64 node would run."""
+    platform = entry.platform or {}
+    return not (platform.get("os") == "unknown" and platform.get("architecture") == "unknown")
 
 
 class ImageVerifier:
@@ -70,6 +97,7 @@ class ImageVerifier:
         ttl_seconds: float = 300.0,
         failure_ttl_seconds: float = 5.0,
         max_entries: int = 10_000,
+        timeout_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
@@ -78,6 +106,9 @@ class ImageVerifier:
         self.ttl = ttl_seconds
         self.failure_ttl = failure_ttl_seconds
         self.max_entries = max_entries
+        #: one verification's bound (``registry.verifyTimeoutSeconds``); admission waits less when its
+        #: deadline is nearer, and then the verification still ends by this bound
+        self.timeout = timeout_seconds
         self.clock = clock
         self.findings = VerificationCache()
         self._outcomes: OrderedDict[VerificationKey, VerifyOutcome] = OrderedDict()
@@ -111,9 +142,14 @@ class ImageVerifier:
         trouble. Cancelling the caller leaves the shared verification running."""
         if ref.digest is None:
             try:
-                resolved = await self.client.resolve(ref)
+                async with asyncio.timeout(self.timeout):
+                    resolved = await self.client.resolve(ref)
             except RegistryError as exc:
                 return self._failure(VerificationKey(ref.name, "", self.revision), exc)
+            except TimeoutError:
+                message = f"registry unavailable: the tag did not resolve within {self.timeout:g} s"
+                key = VerificationKey(ref.name, "", self.revision)
+                return VerifyOutcome(key, None, message, True, self.clock() + self.failure_ttl)
             ref = ref.with_digest(resolved.digest)
         hit = self.cached(ref)
         if hit is not None:
@@ -151,8 +187,19 @@ class ImageVerifier:
     async def _compute(self, ref: ImageReference, key: VerificationKey) -> VerifyOutcome:
         self.verifications += 1
         try:
+            # a registry that trickles bytes (each read within readTimeoutSeconds) cannot hold a
+            # verification, nor the task and connection behind it, for longer than the bound
+            async with asyncio.timeout(self.timeout):
+                return await self._fetch_and_evaluate(ref, key)
+        except TimeoutError:
+            message = f"registry unavailable: verification did not finish within {self.timeout:g} s"
+            log.warning("image verification timed out", extra=fields(image=key.name, digest=key.digest))
+            return VerifyOutcome(key, None, message, True, self.clock() + self.failure_ttl)
+
+    async def _fetch_and_evaluate(self, ref: ImageReference, key: VerificationKey) -> VerifyOutcome:
+        try:
             resolved = await self.client.resolve(ref)
-            digests = resolved.digests_for(self.digest_policy)
+            digests, platforms = await self._digests(ref, resolved)
             materials = await asyncio.gather(*(fetch_material(self.client, ref, d) for d in digests))
         except RegistryError as exc:
             return self._failure(key, exc)
@@ -161,10 +208,39 @@ class ImageVerifier:
             self.policies,
             ref.name,
             materials,
-            combine=_combine(self.digest_policy),
+            combine=_combine(self.digest_policy, platforms),
             check=self.findings.check,
         )
         return VerifyOutcome(key, verdict, expires=self.clock() + self.ttl)
+
+    async def _digests(self, ref: ImageReference, resolved: ResolvedImage) -> tuple[list[str], int]:
+        """The digests the digest policy consults, and how many of them are platform manifests. For an index,
+        ``platform``, ``any`` and ``all`` consult *every* runnable manifest of it: the Pod is pinned to the
+        index, and a node of any architecture pulls its own platform's manifest — an unsigned arm64 build
+        in an index whose amd64 build is signed must not pass because the webhook runs on amd64."""
+        policy = self.digest_policy
+        if policy == "index" or not resolved.is_index:
+            return resolved.digests_for(policy), 0
+        index = await self.client.manifest(ref.with_digest(resolved.digest))
+        entries = [e for e in index.manifests() if _runnable(e)]
+        nested = next((e for e in entries if e.media_type not in MANIFEST_MEDIA_TYPES), None)
+        if nested is not None:
+            # containerd walks nested indexes: a signed manifest beside an unsigned nested index must not
+            # pass; an index of indexes (or of unknown manifest types) is refused, not half-verified
+            raise InvalidManifest(
+                f"{ref}: the index {resolved.digest} lists {nested.digest} of media type {nested.media_type} "
+                "(nested indexes and non-image manifests are not verified per platform)"
+            )
+        platforms = list(dict.fromkeys(e.digest for e in entries))
+        if not platforms:
+            raise ManifestNotFound(f"{ref}: the index {resolved.digest} has no runnable manifest")
+        if len(platforms) > MAX_PLATFORMS:
+            raise InvalidManifest(
+                f"{ref}: the index {resolved.digest} has {len(platforms)} manifests (at most {MAX_PLATFORMS})"
+            )
+        if policy == "platform":
+            return platforms, len(platforms)
+        return [resolved.digest, *platforms], len(platforms)
 
     def _failure(self, key: VerificationKey, exc: RegistryError) -> VerifyOutcome:
         unavailable = isinstance(exc, RegistryUnavailable | AuthenticationError)

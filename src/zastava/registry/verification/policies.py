@@ -15,6 +15,7 @@ Everything here is pure: :func:`evaluate` takes the fetched :class:`Material` of
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ __all__ = [
     "Authority",
     "BundleBlob",
     "Check",
+    "Combine",
     "ImageGlob",
     "ImageVerdict",
     "Material",
@@ -67,6 +69,8 @@ def compile_glob(pattern: str, normalised: str) -> ImageGlob:
     literal name, canonical host). TrustConfigError says what is wrong with a bad one."""
     if not isinstance(pattern, str) or not pattern or pattern != pattern.strip():
         raise TrustConfigError("an image glob must be a non-empty string without surrounding whitespace")
+    if not pattern.isascii():  # before any lower(): the Kelvin sign folds to "k"
+        raise TrustConfigError(f"{pattern!r}: image globs are ASCII")
     if len(pattern) > 512:
         raise TrustConfigError("an image glob is at most 512 characters")
     host, sep, _ = pattern.partition("/")
@@ -85,8 +89,23 @@ def compile_glob(pattern: str, normalised: str) -> ImageGlob:
         raise TrustConfigError(f"{pattern!r}: empty path component")
     if ":" in text.partition("/")[2]:
         raise TrustConfigError(f"{pattern!r}: globs match repository names; tags are not part of them")
-    out = []
+    host, slash, path = normalised.partition("/")
+    if not slash and "**" not in host:  # ``**`` alone spans every name
+        raise TrustConfigError(
+            f"{pattern!r} names a registry only and would match no image (globs match registry/repository): "
+            f"write {host}/** to govern every repository of {host}"
+        )
+    if host == "docker.io" and "/" not in path and "**" not in path:
+        path = f"library/{path}"  # docker.io/* means the official images, as docker resolves docker.io/x
+        normalised = f"{host}/{path}"
+    out: list[str] = []
     i = 0
+    if slash and "**" not in host and ":" not in host and not host.startswith("["):
+        # a host without a port governs every port of it (evil.io:5000 is evil.io's too, and so is
+        # eu.corp.io:5000 for *.corp.io): matching more names makes a trust policy stricter, never weaker
+        out.extend("[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in host)
+        out.append("(?::[0-9]+)?")
+        i = len(host)
     while i < len(normalised):
         ch = normalised[i]
         if normalised.startswith("**", i):
@@ -185,7 +204,12 @@ def item_id(item: Item) -> str:
     """Identity of a piece of signature material (for memoising verdicts over it)."""
     if isinstance(item, BundleBlob):
         return f"bundle:{item.source}"
-    return f"{item.tag}:{item.layer_digest}:{item.signature.hex()}:{item.certificate or ''}"
+    # the chain and the Rekor bundle annotations decide a keyless or tlog-required verdict too: a layer seen
+    # first with a broken chain must not stay unverified from the memo once it arrives with a good one
+    evidence = hashlib.sha256(
+        f"{item.media_type}\0{item.chain or ''}\0{item.bundle or ''}".encode()
+    ).hexdigest()
+    return f"{item.tag}:{item.layer_digest}:{item.signature.hex()}:{item.certificate or ''}:{evidence}"
 
 
 def verify_item(item: Item, digest: str, signers: TrustedSigners) -> Finding:
@@ -207,10 +231,13 @@ class PolicyResult:
     attested: Mapping[str, tuple[str, ...]]  # required predicate type → authorities that verified it
     missing: tuple[str, ...]  # why it is not satisfied (empty when it is)
     rekor_uuid: str | None = None
+    #: distinct signers that verified (what the threshold counts); None: ``len(signed_by)``
+    verified: int | None = None
 
     @property
     def signature_ok(self) -> bool:
-        return len(self.signed_by) >= self.threshold
+        count = len(self.signed_by) if self.verified is None else self.verified
+        return count >= self.threshold
 
     @property
     def satisfied(self) -> bool:
@@ -271,8 +298,22 @@ class ImageVerdict:
 class _PerAuthority:
     signed: list[bool] = field(default_factory=list)  # per digest
     predicates: list[set[str]] = field(default_factory=list)  # per digest: verified predicate types
+    #: per digest: the signers (a key's fingerprint, a certificate's identity) whose signature verified for
+    #: this authority — what k of n counts, so one signer never counts twice
+    signers: list[set[str]] = field(default_factory=list)
+    #: per digest: predicate type → signers whose attestation of it verified
+    attesters: list[dict[str, set[str]]] = field(default_factory=list)
     why: list[str] = field(default_factory=list)
     rekor: str | None = None
+
+
+def _signer_id(authority: Authority, finding: Finding) -> str:
+    """Who made a verified signature: the key's fingerprint (one key listed twice, under two names or as a
+    path and a PEM, is one signer), or the certificate's identity for keyless."""
+    keys = authority.signers.keys
+    if finding.signer_kind == "key" and len(keys) == 1:
+        return "key:" + keys[0].fingerprint
+    return f"{finding.signer_kind}:{finding.signer}"
 
 
 def _collect(
@@ -282,6 +323,8 @@ def _collect(
     for material in materials:
         signed = False
         predicates: set[str] = set()
+        signers: set[str] = set()
+        attesters: dict[str, set[str]] = {}
         for item in material.items:
             finding = check(item, material.digest, authority.signers)
             findings.append(finding)
@@ -292,16 +335,49 @@ def _collect(
             out.rekor = out.rekor or finding.rekor_uuid
             if finding.role == "signature":
                 signed = True
+                signers.add(_signer_id(authority, finding))
             elif finding.predicate_type:
                 predicates.add(finding.predicate_type)
+                attesters.setdefault(finding.predicate_type, set()).add(_signer_id(authority, finding))
         out.signed.append(signed)
         out.predicates.append(predicates)
+        out.signers.append(signers)
+        out.attesters.append(attesters)
     return out
 
 
-def _combine(values: Iterable[bool], combine: Literal["any", "all"]) -> bool:
+def distinct_count(candidates: Mapping[str, set[str]]) -> int:
+    """How many authorities can each be credited with a *different* signer: a maximum bipartite matching
+    (authorities ↔ signers, augmenting paths; n ≤ 32 authorities). One signature that two authorities both
+    accept (the same key listed twice, overlapping keyless identities) counts once, so it cannot meet a
+    threshold of 2 on its own."""
+    owner: dict[str, str] = {}
+
+    def assign(authority: str, seen: set[str]) -> bool:
+        for signer in sorted(candidates[authority]):
+            if signer in seen:
+                continue
+            seen.add(signer)
+            if signer not in owner or assign(owner[signer], seen):
+                owner[signer] = authority
+                return True
+        return False
+
+    return sum(1 for authority in candidates if assign(authority, set()))
+
+
+#: How per-digest results combine: ``any`` one digest, ``all`` of them, or ``index-or-each`` — the first
+#: digest (an index, whose signature covers every manifest it lists) or else every other one (each platform).
+Combine = Literal["any", "all", "index-or-each"]
+
+
+def _combine(values: Iterable[bool], combine: Combine) -> bool:
     values = list(values)
-    return bool(values) and (all(values) if combine == "all" else any(values))
+    if not values:
+        return False
+    if combine == "index-or-each":
+        return values[0] or (len(values) > 1 and all(values[1:]))
+    return all(values) if combine == "all" else any(values)
 
 
 def _evaluate_one(
@@ -311,7 +387,7 @@ def _evaluate_one(
     authorities: Sequence[Authority],
     attestations: Sequence[str],
     materials: Sequence[Material],
-    combine: Literal["any", "all"],
+    combine: Combine,
     check: Check,
     findings: list[Finding],
 ) -> PolicyResult:
@@ -323,8 +399,24 @@ def _evaluate_one(
         )
         for predicate in attestations
     }
+    # k of n counts distinct signers per digest (then ``any``/``all`` over the digests)
+    per_digest = [
+        distinct_count({n: c.signers[d] for n, c in collected.items()}) for d in range(len(materials))
+    ]
+    verified = _distinct(per_digest, threshold, combine)
+    attested_count = {
+        predicate: _distinct(
+            [
+                distinct_count({n: c.attesters[d].get(predicate, set()) for n, c in collected.items()})
+                for d in range(len(materials))
+            ],
+            threshold,
+            combine,
+        )
+        for predicate in attestations
+    }
     missing: list[str] = []
-    if len(signed_by) < threshold:
+    if verified < threshold:
         if not any(m.items for m in materials):
             detail = "no signature found"
         else:
@@ -333,15 +425,30 @@ def _evaluate_one(
                 for n, c in collected.items()
                 if n not in signed_by
             )
-        missing.append(f"{len(signed_by)} of {threshold} required signature(s) verified ({detail})")
+        if len(signed_by) > verified:
+            detail += f"; {', '.join(signed_by)} verified but by {verified} distinct signer(s)"
+        missing.append(f"{verified} of {threshold} required signature(s) verified ({detail})")
     for predicate, by in attested.items():
-        if len(by) < threshold:
+        if attested_count[predicate] < threshold:
             missing.append(
-                f"attestation {predicate}: {len(by)} of {threshold} required verified"
+                f"attestation {predicate}: {attested_count[predicate]} of {threshold} required verified"
                 + (f" (by {', '.join(by)})" if by else "")
             )
     rekor = next((collected[n].rekor for n in signed_by if collected[n].rekor), None)
-    return PolicyResult(name, mode, threshold, len(authorities), signed_by, attested, tuple(missing), rekor)
+    return PolicyResult(
+        name, mode, threshold, len(authorities), signed_by, attested, tuple(missing), rekor, verified
+    )
+
+
+def _distinct(per_digest: Sequence[int], threshold: int, combine: Combine) -> int:
+    """The distinct-signer count that stands for the digests: the smallest for ``all`` (each must reach
+    the threshold), the largest for ``any``; for ``index-or-each`` the index's, or the platforms' smallest."""
+    if not per_digest:
+        return 0
+    if combine == "index-or-each":
+        each = min(per_digest[1:]) if len(per_digest) > 1 else 0
+        return max(per_digest[0], each)
+    return min(per_digest) if combine == "all" else max(per_digest)
 
 
 def _default_authorities(signers: TrustedSigners) -> list[Authority]:
@@ -363,13 +470,14 @@ def evaluate(
     name: str,
     materials: Sequence[Material],
     *,
-    combine: Literal["any", "all"] = "any",
+    combine: Combine = "any",
     check: Check = verify_item,
 ) -> ImageVerdict:
     """The verdict for image ``name`` (``registry/repository``) over the material of its digest(s).
 
     ``materials`` holds one entry per digest the digest policy consults (``combine``: ``any`` of them must
-    verify, or ``all``). The first material's digest names the verdict.
+    verify, ``all``, or ``index-or-each``: the first — the index — or every other). The first material's
+    digest names the verdict.
     """
     if not materials:
         raise ValueError("evaluate needs the material of at least one digest")

@@ -26,6 +26,7 @@ from ..config import ZastavaConfig
 from ..contracts import (
     AdmissionDecision,
     AdmissionImage,
+    CanonicalIdMemo,
     CanonicalizationError,
     PolicyVerdict,
     RuntimePolicyRequest,
@@ -82,18 +83,16 @@ class ImageOutcome:
         return "pass"
 
     def record(self) -> AdmissionImage:
-        reasons = [*self.deny, *self.warn]
-        if self.unavailable:
-            reasons.append(self.unavailable)
-        return AdmissionImage(
-            name=self.item.image,
-            resolved=self.resolved,
-            signed=self.signed,
-            has_sbom_referrers=self.has_sbom,
-            policy_verdict=self.verdict,
-            reasons=reasons,
-            container=self.item.container[:253],
-            container_field=cast(ContainerField, self.item.field),  # one of CONTAINER_FIELDS
+        reasons = (*self.deny, *self.warn, *((self.unavailable,) if self.unavailable else ()))
+        return _image_record(
+            self.item.image,
+            self.resolved,
+            self.signed,
+            self.has_sbom,
+            self.verdict,
+            reasons,
+            self.item.container[:253],
+            self.item.field,
         )
 
     def line(self) -> str:
@@ -101,6 +100,31 @@ class ImageOutcome:
         if self.unavailable and not self.deny:
             reasons.append(self.unavailable)
         return f"{self.item.where} {self.item.image}: " + ("; ".join(reasons) or "pass")
+
+
+@functools.lru_cache(maxsize=4096)
+def _image_record(
+    name: str,
+    resolved: str | None,
+    signed: bool | None,
+    has_sbom: bool | None,
+    verdict: PolicyVerdict,
+    reasons: tuple[str, ...],
+    container: str,
+    container_field: str,
+) -> AdmissionImage:
+    """One validated record per distinct image outcome (the replicas of a rollout repeat it): a tuple lookup
+    instead of a model validation per image and review. Records are never mutated once built."""
+    return AdmissionImage(
+        name=name,
+        resolved=resolved,
+        signed=signed,
+        has_sbom_referrers=has_sbom,
+        policy_verdict=verdict,
+        reasons=list(reasons),
+        container=container,
+        container_field=cast(ContainerField, container_field),  # one of CONTAINER_FIELDS
+    )
 
 
 def _gated(request: AdmissionRequest) -> bool:
@@ -112,10 +136,14 @@ def _gated(request: AdmissionRequest) -> bool:
     return request.operation in ("CREATE", "UPDATE")
 
 
+#: the Pod specs of a rollout's replicas are equal: their canonical id is computed once (bounded LRU)
+_POD_SPECS = CanonicalIdMemo(max_entries=4096)
+
+
 def pod_spec_digest(pod: object) -> str:
     spec = pod.get("spec") if isinstance(pod, dict) else None
     try:
-        return canonical_id(spec)
+        return _POD_SPECS.canonical_id(spec)
     except CanonicalizationError:
         return multihash_id(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS))
 

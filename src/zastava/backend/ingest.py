@@ -36,6 +36,7 @@ from .catalog import CatalogIndex, image_digest
 from .fastpath import fast_runtime_envelope, fast_runtime_line
 from .inventory import event_facts
 from .store import CatalogHead, EventRow, IngestWrite, Store
+from .store.templates import TemplateIds, split
 
 __all__ = [
     "BodyError",
@@ -270,6 +271,7 @@ class Ingestor:
         self._cache: OrderedDict[tuple[str, str], tuple[int, CatalogIndex]] = OrderedDict()
         self._cache_size = index_cache
         self._lock = threading.Lock()
+        self._templates = TemplateIds()
 
     def _index(self, tenant: str, head: CatalogHead) -> CatalogIndex | None:
         key = (tenant, head.digest)
@@ -397,6 +399,7 @@ class Ingestor:
             node: str = event["node"]
             per_node[node] += 1
             write.views.append(event_facts(event, digest, when_us))
+            body, template_ref = self._body(canonical, write.templates)
             write.events.append(
                 EventRow(
                     tenant,
@@ -412,8 +415,9 @@ class Ingestor:
                     digest,
                     build_id,
                     version,
-                    canonical.decode(),
+                    body,
                     correlations[ckey],
+                    template_ref,
                 )
             )
         # one delta-scan upsert per image and batch
@@ -429,6 +433,16 @@ class Ingestor:
             schema_version=str(versions.current(RUNTIME_EVENT)),
         )
         return Prepared(write, response, per_node)
+
+    def _body(self, canonical: bytes, templates: dict[str, str]) -> tuple[str, str | None]:
+        """(the row's body, its template id): what the containers of one image share is stored once."""
+        parts = split(canonical)
+        if parts is None:
+            return canonical.decode(), None
+        template, instance = parts
+        ident, text = self._templates.of(template)
+        templates[ident] = text
+        return instance.decode(), ident
 
     def _used(
         self,

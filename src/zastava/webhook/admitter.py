@@ -31,7 +31,6 @@ from ..contracts import (
     PolicyVerdict,
     RuntimePolicyRequest,
     RuntimePolicyResponse,
-    canonical_id,
     multihash_id,
 )
 from ..contracts.admission import ContainerField, Outcome

@@ -8,11 +8,10 @@ import math
 import subprocess
 import sys
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import orjson
 
 from zastava.contracts.canonical import (
     CanonicalIdMemo,

@@ -38,27 +38,27 @@ INSTANCE: tuple[tuple[str, ...], ...] = (
 )
 
 
+#: :data:`INSTANCE` as (keys of the event, {sub-object: its keys}): what :func:`split` walks
+_OWN = ("eventId", "when", "node", "count", "evidence")
+_NESTED = (("workload", ("pod", "containerId")), ("process", ("pid", "startTime")))
+assert {("event", k) for k in _OWN} | {("event", o, k) for o, keys in _NESTED for k in keys} == set(INSTANCE)
+
+
 def split(envelope: bytes) -> tuple[dict[str, Any], bytes] | None:
     """(the template: ``envelope`` without the :data:`INSTANCE` values, those values as nested JSON), or None
     when ``envelope`` is not an object with an ``event`` object (stored whole)."""
     whole = orjson.loads(envelope)
-    if not isinstance(whole, dict) or not isinstance(whole.get("event"), dict):
+    event = whole.get("event") if isinstance(whole, dict) else None
+    if not isinstance(event, dict):
         return None
-    instance: dict[str, Any] = {}
-    for path in INSTANCE:
-        parent: Any = whole
-        for key in path[:-1]:
-            parent = parent.get(key)
-            if not isinstance(parent, dict):
-                break
-        else:
-            leaf = path[-1]
-            if leaf in parent:
-                target = instance
-                for key in path[:-1]:
-                    target = target.setdefault(key, {})
-                target[leaf] = parent.pop(leaf)
-    return whole, orjson.dumps(instance)
+    own = {key: event.pop(key) for key in _OWN if key in event}
+    for name, keys in _NESTED:
+        inner = event.get(name)
+        if isinstance(inner, dict):
+            values = {key: inner.pop(key) for key in keys if key in inner}
+            if values:
+                own[name] = values
+    return whole, orjson.dumps({"event": own})
 
 
 def assemble(instance: str | bytes, template: str | bytes | None) -> Any:
@@ -79,10 +79,14 @@ def _merge(into: dict[str, Any], values: dict[str, Any]) -> None:
             _merge(inner, value)
         else:
             into[key] = value
-    # the keys of the envelope are contract field names (ASCII): sorted as RFC 8785 sorts them
-    items = sorted(into.items())
+    # RFC 8785 order: by UTF-16 code units (the contracts' field names are ASCII, where that is plain order)
+    items = sorted(into.items(), key=_utf16)
     into.clear()
     into.update(items)
+
+
+def _utf16(item: tuple[str, Any]) -> bytes:
+    return item[0].encode("utf-16-be", "surrogatepass")
 
 
 class TemplateIds:

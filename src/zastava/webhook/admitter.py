@@ -28,6 +28,7 @@ from ..contracts import (
     AdmissionImage,
     CanonicalIdMemo,
     CanonicalizationError,
+    ImagePolicy,
     PolicyVerdict,
     RuntimePolicyRequest,
     RuntimePolicyResponse,
@@ -59,6 +60,7 @@ RecordSink = Callable[[AdmissionDecision], None]
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_IMAGES_PER_REQUEST = 256  # RuntimePolicyRequest.images max_length
+_GATE_MEMO_MAX = 4096
 
 
 @dataclass(slots=True)
@@ -200,6 +202,7 @@ class Admitter:
         self.decisions = Decisions(config.admission)
         self._decision_counters: dict[str, Any] = {}
         self._static = functools.lru_cache(maxsize=4096)(self._static_uncached)
+        self._gate_memo: dict[int, tuple[ImagePolicy, tuple[str, ...], tuple[str, ...]]] = {}
 
     # ------------------------------------------------------------------------------------------ entry
 
@@ -391,14 +394,27 @@ class Admitter:
                 else:
                     result = entry.result
                     o.ttl = entry.ttl_seconds
-                    verdict = backend_gates(result, self._backend_admission)
-                    o.deny.extend(verdict.deny)
-                    o.warn.extend(verdict.warn)
+                    deny, warn = self._gates(result)
+                    o.deny.extend(deny)
+                    o.warn.extend(warn)
                     if self.verifier is None:
                         o.signed, o.has_sbom = result.signed, result.has_sbom
                     else:  # verified here; the backend's catalog may still know an SBOM
                         o.has_sbom = bool(o.has_sbom or result.has_sbom)
                         self._sbom_gate(o)
+
+    def _gates(self, result: ImagePolicy) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The backend gates' (deny, warn) for a cached verdict, worked out once per verdict object: a warm
+        review reads the same cached ImagePolicy for every replica (keyed by identity, the object kept so its
+        id cannot be reused; bounded)."""
+        hit = self._gate_memo.get(id(result))
+        if hit is not None and hit[0] is result:
+            return hit[1], hit[2]
+        verdict = backend_gates(result, self._backend_admission)
+        if len(self._gate_memo) >= _GATE_MEMO_MAX:
+            self._gate_memo.clear()  # verdicts expire with the cache anyway: start over
+        self._gate_memo[id(result)] = (result, tuple(verdict.deny), tuple(verdict.warn))
+        return tuple(verdict.deny), tuple(verdict.warn)
 
     def _sbom_gate(self, o: ImageOutcome) -> None:
         if self.admission.verify.sbom_referrer and o.has_sbom is False:

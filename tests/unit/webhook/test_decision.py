@@ -155,7 +155,7 @@ async def test_records_of_repeated_pods_and_their_lines() -> None:
     """Replicas of one Pod (same spec, other uid) give records equal but for the admission id, each with
     the canonical id of the spec; the ND-JSON line posted is the envelope model's wire form, byte for byte."""
     from zastava.contracts import ADMISSION_DECISION, AdmissionDecisionEnvelope, canonical_id, versions
-    from zastava.webhook.backend import decision_line
+    from zastava.webhook.policy_client import decision_line
 
     app, records = make(enforce=False)
     documents = [review(pod_with({"app": "nginx:latest", "side": PINNED}), uid=f"u-{i}") for i in range(3)]

@@ -17,7 +17,6 @@ _json = st.recursive(
     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
     max_leaves=12,
 )
-# with keys whose UTF-16 order is not their code-point order (RFC 8785 sorts by UTF-16 code units)
 _names = sorted({name for path in INSTANCE for name in path} | {"imageRef", "\U0001f600", "\ufb33"})
 
 
@@ -28,23 +27,28 @@ def _objects(depth: int) -> st.SearchStrategy[dict[str, Any]]:
 
 @settings(max_examples=500, deadline=None)
 @given(_objects(2), _json)
-def test_split_then_assemble_gives_the_canonical_envelope_back(event: dict[str, Any], version: Any) -> None:
+def test_split_then_assemble_gives_the_envelope_back(event: dict[str, Any], version: Any) -> None:
+    """Whatever the key order (the store keeps the contracts' field order, not RFC 8785's), the envelope
+    comes back equal and in the same order; the template's id is the canonical id of its value."""
     envelope = {"schemaVersion": version, "event": event}
     try:
-        text = canonical_bytes(envelope)
-    except ValueError:  # not canonicalisable (a lone surrogate): the contracts refuse it before the store
+        text = orjson.dumps(envelope)
+        canonical_bytes(envelope)
+    except (orjson.JSONEncodeError, ValueError):  # a lone surrogate: refused before the store
         return
     parts = split(text)
     assert parts is not None
     template, own = parts
-    for path in INSTANCE:  # none of an event's own values stays in the template
+    for path in INSTANCE:  # none of an event's own values stays in the template: a null holds its place
         node: Any = template
         for key in path[:-1]:
             node = node.get(key) if isinstance(node, dict) else None
-        assert not (isinstance(node, dict) and path[-1] in node)
-    ident, stored = TemplateIds().of(template)
-    assert ident == canonical_id(template) and stored.encode() == canonical_bytes(template)
-    assert orjson.dumps(assemble(own, stored)) == text  # same value, same (canonical) key order
+        assert not isinstance(node, dict) or node.get(path[-1]) is None
+    ids = TemplateIds()
+    ident, stored = ids.of(template)
+    assert ident == canonical_id(template) and orjson.loads(stored) == template
+    assert ids.of(orjson.loads(stored)) == (ident, stored)  # remembered
+    assert orjson.dumps(assemble(own, stored)) == text  # same value, same key order
 
 
 def test_envelopes_without_an_event_object_are_stored_whole() -> None:

@@ -1,10 +1,11 @@
 """Events stored once per shape: the parts of a runtime event that repeat for every container of an image
 (loaded libraries, EntryTrace, posture, delta, the image and owner) are kept once, content-addressed by their
-canonical id, in ``event_templates``; the event row keeps only what is its own (:data:`INSTANCE`: ids,
-times, node, pod, container id, pid, evidence — which names pids and counts) and the template's id.
+canonical id, in ``event_templates`` (as JSON text in the envelope's own key order, the event's own values
+left as ``null``); the event row keeps only what is its own (:data:`INSTANCE`: ids, times, node, pod,
+container id, pid, evidence — which names pids and counts) and the template's id.
 
 :func:`split` runs at ingest on the canonical envelope; :func:`assemble` gives the read APIs the
-envelope back, equal as a value and in key order to the one stored before this existed (a row with no
+envelope back equal, key order included, to what the row held before this existed (a row with no
 template holds the whole envelope, as rows written before migration 0003 do).
 
 Templates are purged by their ``last_used_us``: every event referencing one was received no later than
@@ -19,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from ...contracts import canonical_bytes, multihash_id
+from ...contracts import canonical_id
 
 __all__ = ["INSTANCE", "TemplateIds", "assemble", "split"]
 
@@ -45,25 +46,35 @@ assert {("event", k) for k in _OWN} | {("event", o, k) for o, keys in _NESTED fo
 
 
 def split(envelope: bytes) -> tuple[dict[str, Any], bytes] | None:
-    """(the template: ``envelope`` without the :data:`INSTANCE` values, those values as nested JSON), or None
-    when ``envelope`` is not an object with an ``event`` object (stored whole)."""
+    """(the template: ``envelope`` with each :data:`INSTANCE` value present replaced by ``null`` — the key
+    stays where it was, so the envelope comes back in its own key order —, those values as nested JSON), or
+    None when ``envelope`` is not an object with an ``event`` object (stored whole)."""
     whole = orjson.loads(envelope)
     event = whole.get("event") if isinstance(whole, dict) else None
     if not isinstance(event, dict):
         return None
-    own = {key: event.pop(key) for key in _OWN if key in event}
+    own = _take(event, _OWN)
     for name, keys in _NESTED:
         inner = event.get(name)
         if isinstance(inner, dict):
-            values = {key: inner.pop(key) for key in keys if key in inner}
+            values = _take(inner, keys)
             if values:
                 own[name] = values
     return whole, orjson.dumps({"event": own})
 
 
+def _take(into: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    taken: dict[str, Any] = {}
+    for key in keys:
+        if key in into:
+            taken[key] = into[key]
+            into[key] = None
+    return taken
+
+
 def assemble(instance: str | bytes, template: str | bytes | None) -> Any:
     """The envelope of a row: ``instance`` is the row's body, ``template`` its template's body (None: the
-    body is the whole envelope). Keys come back in canonical (sorted) order, as in the whole envelope."""
+    body is the whole envelope). Equal to the envelope :func:`split` took apart, key order included."""
     values = orjson.loads(instance)
     if template is None:
         return values
@@ -78,41 +89,33 @@ def _merge(into: dict[str, Any], values: dict[str, Any]) -> None:
         if isinstance(value, dict) and isinstance(inner, dict):
             _merge(inner, value)
         else:
-            into[key] = value
-    # RFC 8785 order: by UTF-16 code units (the contracts' field names are ASCII, where that is plain order)
-    items = sorted(into.items(), key=_utf16)
-    into.clear()
-    into.update(items)
-
-
-def _utf16(item: tuple[str, Any]) -> bytes:
-    return item[0].encode("utf-16-be", "surrogatepass")
+            into[key] = value  # the key is there (a placeholder): it keeps its place
 
 
 class TemplateIds:
-    """Canonical id and canonical bytes of templates, remembered by their plain JSON text (the containers of
-    one image repeat the same template: ~2 µs for the text and a lookup instead of ~40 µs of canonical
+    """Canonical id of templates, remembered by their JSON text (what is stored: the containers of one image
+    repeat the same template, so ~2 µs for the text and a lookup instead of ~40 µs of canonical
     serialisation). Bounded LRU; thread-safe."""
 
     def __init__(self, max_entries: int = 4096, max_text: int = 256 * 1024) -> None:
         self.max_entries = max_entries
         self.max_text = max_text
-        self._known: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
+        self._known: OrderedDict[bytes, str] = OrderedDict()
         self._lock = threading.Lock()
 
     def of(self, template: dict[str, Any]) -> tuple[str, str]:
-        """(canonical id, canonical JSON text) of ``template`` (parsed from canonical JSON text)."""
+        """(canonical id, JSON text to store) of ``template``. The text keeps the envelope's key order; the
+        id is that of the value (RFC 8785), so equal templates share one row whatever their order."""
         plain = orjson.dumps(template)
         with self._lock:
             known = self._known.get(plain)
             if known is not None:
                 self._known.move_to_end(plain)
-                return known
-        text = canonical_bytes(template)
-        made = (multihash_id(text), text.decode())
+                return known, plain.decode()
+        made = canonical_id(template)
         if len(plain) <= self.max_text:
             with self._lock:
                 self._known[plain] = made
                 if len(self._known) > self.max_entries:
                     self._known.popitem(last=False)
-        return made
+        return made, plain.decode()

@@ -2,10 +2,13 @@
 
 For each store a real ``zastava backend serve`` process (uvicorn, one worker) is started; realistic
 CONTAINER_START events (4 loaded libraries, an EntryTrace, a catalogued image with an SBOM so correlation
-and usedByEntrypoint run) are sent as gzip ND-JSON batches of 500 by 4 concurrent clients. Baseline, same run:
-the raw bulk insert of the same rows (``executemany`` on SQLite, ``COPY`` on PostgreSQL) into a fresh
-database, without HTTP, parsing or validation. Then ``/policy/runtime`` p50/p95 with a warm store (2 images).
-PostgreSQL is started with ``tests.harness.devstack.PostgresServer`` and stopped by the benchmark.
+and usedByEntrypoint run; 8 images, so many containers per image) are sent as gzip ND-JSON batches of 500
+by 4 concurrent clients. Baselines, same run: the raw bulk insert (multi-row ``INSERT`` on SQLite, ``COPY``
+on PostgreSQL) into a fresh database, without HTTP, parsing or validation, of the rows as they are stored
+(the event's own values and its template's id, ``store/templates.py``) and of whole-envelope rows (as
+stored before templates). Stored bytes per event: the bodies of the rows plus those of the templates,
+against the whole envelopes. Then ``/policy/runtime`` p50/p95 with a warm store (2 images). PostgreSQL is
+started with ``tests.harness.devstack.PostgresServer`` and stopped by the benchmark.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from sqlalchemy import func, select
 from tests.harness.devstack import PostgresServer, free_port
 
 from bench.common import ms, pct
@@ -32,6 +36,8 @@ from zastava.backend.fastpath import fast_runtime_line
 from zastava.backend.ingest import Ingestor, split_envelopes
 from zastava.backend.store import EventRow, Store
 from zastava.backend.store.bulk import insert_events
+from zastava.backend.store.schema import event_templates, runtime_events
+from zastava.backend.store.templates import TemplateIds, split
 from zastava.contracts import LoadedLib, parse_runtime_envelope, runtime_envelope_wire
 from zastava.contracts.examples import example_runtime_event
 
@@ -97,10 +103,19 @@ def _sbom() -> dict[str, object]:
     }
 
 
-def _rows(envelopes: list[dict[str, object]]) -> list[EventRow]:
+def _rows(envelopes: list[dict[str, object]], *, shared: bool) -> list[EventRow]:
+    """The rows of ``envelopes``: with ``shared``, as the store keeps them (the event's own values and the id
+    of its template), else whole envelopes."""
     rows = []
+    ids = TemplateIds()
     for env in envelopes:
         ev: dict = env["event"]  # type: ignore[assignment]
+        body, ref = orjson.dumps(env).decode(), None
+        if shared:
+            parts = split(body.encode())
+            assert parts is not None
+            ref = ids.of(parts[0])[0]
+            body = parts[1].decode()
         rows.append(
             EventRow(
                 tenant=TENANT,
@@ -116,8 +131,9 @@ def _rows(envelopes: list[dict[str, object]]) -> list[EventRow]:
                 image_digest=ev["workload"]["imageRef"].split("@")[1],
                 build_id=ev["process"]["buildId"],
                 schema_version=env["schemaVersion"],  # type: ignore[arg-type]
-                body=orjson.dumps(env).decode(),
+                body=body,
                 correlation=None,
+                template_ref=ref,
             )
         )
     return rows
@@ -267,14 +283,17 @@ def _policy_latency(base: str, requests: int) -> list[float]:
 
 
 def _run_store(
-    label: str, http_url: str, raw_url: str, workdir: Path, batches: int, policy_n: int
+    label: str, urls: tuple[str, str, str], workdir: Path, batches: int, policy_n: int
 ) -> list[str]:
+    http_url, raw_url, whole_url = urls
     envelopes = _events(batches * BATCH, label)
     bodies = [
         gzip.compress(b"".join(orjson.dumps(e) + b"\n" for e in envelopes[i : i + BATCH]), compresslevel=6)
         for i in range(0, len(envelopes), BATCH)
     ]
-    raw_rate = _raw_insert(raw_url, _rows(envelopes))
+    raw_rate = _raw_insert(raw_url, _rows(envelopes, shared=True))
+    raw_whole_rate = _raw_insert(whole_url, _rows(envelopes, shared=False))
+    whole_bytes = sum(len(orjson.dumps(e)) for e in envelopes) / len(envelopes)
     start = time.perf_counter()
     for env in envelopes:
         parse_runtime_envelope(env)
@@ -300,13 +319,27 @@ def _run_store(
         latencies = _policy_latency(server.base, policy_n)
     finally:
         server.stop()
+    stored = Store(http_url)
+    try:
+        with stored.engine.connect() as conn:
+            e, t = runtime_events.c, event_templates.c
+            events, row_bytes = conn.execute(select(func.count(), func.sum(func.length(e.body)))).one()
+            templates, template_bytes = conn.execute(
+                select(func.count(), func.sum(func.length(t.body)))
+            ).one()
+    finally:
+        stored.close()
+    per_event = (row_bytes + (template_bytes or 0)) / events
     size = sum(len(b) for b in bodies) / len(bodies)
     p50, p95 = ms(pct(latencies, 50)), ms(pct(latencies, 95))
     return [
         f"{label}: ingest {rate:,.0f} events/s over HTTP ({batches} gzip batches of {BATCH}, "
         f"{size / 1024:.0f} KiB each, {CONCURRENCY} clients)",
-        f"{label}: raw bulk insert of the same rows {raw_rate:,.0f} rows/s; "
-        f"ingest/raw = {rate / raw_rate:.2f}",
+        f"{label}: raw bulk insert of the stored rows {raw_rate:,.0f} rows/s; "
+        f"ingest/raw = {rate / raw_rate:.2f}; "
+        f"of whole-envelope rows {raw_whole_rate:,.0f} rows/s (ingest/that = {rate / raw_whole_rate:.2f})",
+        f"{label}: stored bytes per event {per_event:,.0f} ({events:,} rows, {templates} templates) against "
+        f"{whole_bytes:,.0f} for the whole envelope: {per_event / whole_bytes:.0%}",
         f"{label}: contract validation alone (parse_runtime_envelope, in-process) "
         f"{validate_rate:,.0f} events/s; "
         f"ingest fast path (bytes → fields, one pass) {fast_rate:,.0f} events/s",
@@ -326,8 +359,7 @@ def main(quick: bool = False) -> list[str]:
         (root / "sqlite").mkdir()
         lines += _run_store(
             "sqlite",
-            f"sqlite:///{root / 'sqlite' / 'http.db'}",
-            f"sqlite:///{root / 'sqlite' / 'raw.db'}",
+            tuple(f"sqlite:///{root / 'sqlite' / name}.db" for name in ("http", "raw", "whole")),
             root / "sqlite",
             batches,
             policy_n,
@@ -337,8 +369,7 @@ def main(quick: bool = False) -> list[str]:
             (root / "pg").mkdir()
             lines += _run_store(
                 "postgresql",
-                pg.create_database("bench_http"),
-                pg.create_database("bench_raw"),
+                tuple(pg.create_database(f"bench_{name}") for name in ("http", "raw", "whole")),
                 root / "pg",
                 batches,
                 policy_n,

@@ -45,6 +45,7 @@ from .store import (
     IngestWrite,
     Store,
 )
+from .store.templates import TemplateIds, split
 
 __all__ = [
     "BodyError",
@@ -296,6 +297,7 @@ class Ingestor:
         self._cache: OrderedDict[tuple[str, str], tuple[int, CatalogIndex]] = OrderedDict()
         self._cache_size = index_cache
         self._lock = threading.Lock()
+        self._templates = TemplateIds()
 
     def _index(self, tenant: str, head: CatalogHead) -> CatalogIndex | None:
         key = (tenant, head.digest)
@@ -443,6 +445,7 @@ class Ingestor:
             node = event["node"]
             per_node[node] += 1
             write.views.append(event_facts(event, digest, when_us))
+            body, template_ref = self._body(canonical, write.templates)
             write.events.append(
                 EventRow(
                     tenant=tenant,
@@ -458,8 +461,9 @@ class Ingestor:
                     image_digest=digest,
                     build_id=build_id,
                     schema_version=version,
-                    body=canonical.decode(),
+                    body=body,
                     correlation=correlations[ckey],
+                    template_ref=template_ref,
                 )
             )
         # one delta-scan upsert per image and batch
@@ -467,6 +471,16 @@ class Ingestor:
         write.build_ids = [BuildIdSeen(d, b, t) for (d, b), t in build_ids.items()]
         write.usage = [ComponentUse(d, ref, how, t, eid) for (d, ref), (how, t, eid) in usage.items()]
         return requested, per_node
+
+    def _body(self, canonical: bytes, templates: dict[str, str]) -> tuple[str, str | None]:
+        """(the row's body, its template id): what the containers of one image share is stored once."""
+        parts = split(canonical)
+        if parts is None:
+            return canonical.decode(), None
+        template, instance = parts
+        ident, text = self._templates.of(template)
+        templates[ident] = text
+        return instance.decode(), ident
 
     def _used(
         self,

@@ -4,7 +4,14 @@ This package depends on nothing else of Zastava's; every plane imports it.
 """
 
 from .admission import AdmissionDecision, AdmissionImage, PolicyVerdict
-from .canonical import CanonicalizationError, canonical_bytes, canonical_id, multihash_id, parse_multihash_id
+from .canonical import (
+    CanonicalIdMemo,
+    CanonicalizationError,
+    canonical_bytes,
+    canonical_id,
+    multihash_id,
+    parse_multihash_id,
+)
 from .catalog import CatalogComponent, CatalogEntry, CatalogVulnerability
 from .envelope import (
     AdmissionDecisionEnvelope,
@@ -55,6 +62,7 @@ __all__ = [
     "AdmissionImage",
     "AgentWarning",
     "Attestation",
+    "CanonicalIdMemo",
     "CanonicalizationError",
     "CatalogComponent",
     "CatalogEntry",

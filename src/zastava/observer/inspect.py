@@ -26,7 +26,7 @@ from zastava.contracts import Evidence, LoadedLib, Process
 from zastava.telemetry.metrics import ZastavaMetrics
 
 from .elf import BuildIdResult, read_build_id
-from .hashing import FileChanged, FileTooLarge, HashCache, file_key, sha256_fd
+from .hashing import FileChanged, FileKey, FileTooLarge, HashCache, file_key, sha256_fd
 from .procfs import (
     ContainerIdentity,
     MappedObject,
@@ -80,6 +80,24 @@ class Inspection:
         }
 
 
+#: (path, inode from maps, file key): a lib with this key is the same ``LoadedLib`` as in the previous sample
+LibKey = tuple[str, int, FileKey]
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousSample:
+    """What one sample of a process leaves in the :class:`HashCache` for the next one to diff against."""
+
+    #: the maps text as read (compared byte for byte: ~10 µs for 130 KB, where hashing it costs ~0.1 ms)
+    maps: bytes
+    exe_path: str | None
+    #: the objects of ``maps`` in sample order (the program first); never mutated once scanned
+    objects: tuple[MappedObject, ...]
+    mappings: int
+    #: the hashed objects of that sample
+    libs: dict[LibKey, LoadedLib]
+
+
 def _clip(value: str) -> str:
     return value if len(value) <= _EVIDENCE_MAX else value[: _EVIDENCE_MAX - 1] + "…"
 
@@ -119,6 +137,10 @@ class _Sampler:
         self.rootfs = RootFS(f"{self.base}/root")
         self.hashed_bytes = 0
         self.cache_hits = 0
+        #: the previous sample's libs by identity (a warm sample reuses them after one ``stat`` each)
+        self.previous_libs: dict[LibKey, LoadedLib] = {}
+        #: this sample's hashed libs, for the next one
+        self.hashed_libs: dict[LibKey, LoadedLib] = {}
 
     def note(self, signal: str, value: str) -> None:
         self.evidence.append(Evidence(signal=signal, value=_clip(value)))
@@ -256,6 +278,14 @@ class _Sampler:
                     over_bytes_total += info.st_size
                     out.append(LoadedLib(path=path, inode=obj.inode))
                     continue
+                lib_key = (path, obj.inode, file_key(info))
+                same = self.previous_libs.get(lib_key)
+                if same is not None:  # unchanged since the previous sample: the stat was all the work
+                    self.cache_hits += 1
+                    budget -= info.st_size
+                    out.append(same)
+                    self.hashed_libs[lib_key] = same
+                    continue
                 digest = self._digest(link, fd, info, budget)
             finally:
                 if fd is not None:
@@ -265,7 +295,9 @@ class _Sampler:
                 out.append(LoadedLib(path=path, inode=obj.inode))
                 continue
             budget -= info.st_size  # cached or not: the outcome must not depend on cache state
-            out.append(LoadedLib(path=path, inode=obj.inode, sha256=digest))
+            lib = LoadedLib(path=path, inode=obj.inode, sha256=digest)
+            out.append(lib)
+            self.hashed_libs[lib_key] = lib
         if over_libs:
             self.note(
                 "hash.cap.maxLibs",
@@ -352,19 +384,31 @@ def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
         maps_text, truncated = read_proc_file(f"{sampler.base}/maps")
         if truncated:
             sampler.note("procfs.maps.cap", f"maps larger than {len(maps_text)} bytes; the rest was not read")
-        scan = scan_maps(maps_text.decode("utf-8", "surrogateescape"))
-        objects = scan.objects
-        if exe_path is not None:  # the program first, then the shared objects in address order
-            objects.sort(key=lambda o: o.path != exe_path)
+        cache = sampler.cache
+        remembered = cache.previous(pid) if cache is not None else None
+        previous = remembered if isinstance(remembered, PreviousSample) else None
+        if previous is not None and previous.exe_path == exe_path and previous.maps == maps_text:
+            objects, mappings = list(previous.objects), previous.mappings  # the same text: the same objects
+        else:
+            scan = scan_maps(maps_text.decode("utf-8", "surrogateescape"))
+            objects, mappings = scan.objects, scan.mappings
+            if exe_path is not None:  # the program first, then the shared objects in address order
+                objects.sort(key=lambda o: o.path != exe_path)
+        if previous is not None:
+            sampler.previous_libs = previous.libs
         exe_inode = next((o.inode for o in objects if o.path == exe_path), None)
         build = sampler.build_id(exe_path, exe_inode)
         try:
             libs = sampler.libs(objects)
         finally:
             sampler.close()
+        if cache is not None:
+            cache.remember(
+                pid, PreviousSample(maps_text, exe_path, tuple(objects), mappings, sampler.hashed_libs)
+            )
         sampler.note(
             "procfs.maps",
-            f"pid={pid} mappings={scan.mappings} objects={len(objects)}",
+            f"pid={pid} mappings={mappings} objects={len(objects)}",
         )
         for obj in objects:
             if obj.kind in ("deleted", "memfd"):

@@ -12,7 +12,7 @@ the runtime core of every server). The instrumentation scope is ``runtime.metric
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -160,13 +160,25 @@ def resume(ended: Any) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def span(name: str, *, links: Sequence[Any] = (), parent: Any = None, **attributes: Any) -> Iterator[Any]:
+#: what :func:`span` gives without tracing: one reusable no-op (a generator context manager per call cost
+#: ~1 µs each, three per admission review)
+_NO_SPAN: AbstractContextManager[Any] = nullcontext()
+
+
+def span(
+    name: str, *, links: Sequence[Any] = (), parent: Any = None, **attributes: Any
+) -> AbstractContextManager[Any]:
     """A span named ``name``; ``links`` are span contexts (:func:`current_context`) it follows from,
-    ``parent`` a span context to start under instead of the current span."""
+    ``parent`` a span context to start under instead of the current span. Entering it gives the span (None
+    without tracing)."""
     if _tracer is None:
-        yield None
-        return
+        return _NO_SPAN
+    return _span(name, links, parent, attributes)
+
+
+@contextmanager
+def _span(name: str, links: Sequence[Any], parent: Any, attributes: dict[str, Any]) -> Iterator[Any]:
+    assert _tracer is not None
     from opentelemetry import trace
 
     context = trace.set_span_in_context(trace.NonRecordingSpan(parent)) if parent is not None else None

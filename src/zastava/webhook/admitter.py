@@ -26,11 +26,12 @@ from ..config import ZastavaConfig
 from ..contracts import (
     AdmissionDecision,
     AdmissionImage,
+    CanonicalIdMemo,
     CanonicalizationError,
+    ImagePolicy,
     PolicyVerdict,
     RuntimePolicyRequest,
     RuntimePolicyResponse,
-    canonical_id,
     multihash_id,
 )
 from ..contracts.admission import ContainerField, Outcome
@@ -59,6 +60,7 @@ RecordSink = Callable[[AdmissionDecision], None]
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_IMAGES_PER_REQUEST = 256  # RuntimePolicyRequest.images max_length
+_GATE_MEMO_MAX = 4096
 
 
 @dataclass(slots=True)
@@ -82,19 +84,16 @@ class ImageOutcome:
         return "pass"
 
     def record(self) -> AdmissionImage:
-        reasons = [*self.deny, *self.warn]
-        if self.unavailable:
-            reasons.append(self.unavailable)
-        return AdmissionImage(
-            name=self.item.image,
-            resolved=self.resolved,
-            signed=self.signed,
-            has_sbom_referrers=self.has_sbom,
-            policy_verdict=self.verdict,
-            reasons=reasons,
-            container=self.item.container[:253],
-            # an image volume has no ContainerField in the v1.1 contract: recorded with none (its name kept)
-            container_field=(None if self.item.field == VOLUMES else cast(ContainerField, self.item.field)),
+        reasons = (*self.deny, *self.warn, *((self.unavailable,) if self.unavailable else ()))
+        return _image_record(
+            self.item.image,
+            self.resolved,
+            self.signed,
+            self.has_sbom,
+            self.verdict,
+            reasons,
+            self.item.container[:253],
+            self.item.field,
         )
 
     def line(self) -> str:
@@ -115,6 +114,32 @@ def _shown(text: str) -> str:
     return ascii(text)[1:-1]  # \x1b, \u0435: escaped, so a reason is readable and inert in a terminal
 
 
+@functools.lru_cache(maxsize=4096)
+def _image_record(
+    name: str,
+    resolved: str | None,
+    signed: bool | None,
+    has_sbom: bool | None,
+    verdict: PolicyVerdict,
+    reasons: tuple[str, ...],
+    container: str,
+    container_field: str,
+) -> AdmissionImage:
+    """One validated record per distinct image outcome (the replicas of a rollout repeat it): a tuple lookup
+    instead of a model validation per image and review. Records are never mutated once built."""
+    return AdmissionImage(
+        name=name,
+        resolved=resolved,
+        signed=signed,
+        has_sbom_referrers=has_sbom,
+        policy_verdict=verdict,
+        reasons=list(reasons),
+        container=container,
+        # an image volume has no ContainerField in the v1.1 contract: recorded with none (its name kept)
+        container_field=(None if container_field == VOLUMES else cast(ContainerField, container_field)),
+    )
+
+
 def _gated(request: AdmissionRequest) -> bool:
     resource = request.resource
     if resource.group != "" or resource.version != "v1" or resource.resource != "pods":
@@ -124,10 +149,14 @@ def _gated(request: AdmissionRequest) -> bool:
     return request.operation in ("CREATE", "UPDATE")
 
 
+#: the Pod specs of a rollout's replicas are equal: their canonical id is computed once (bounded LRU)
+_POD_SPECS = CanonicalIdMemo(max_entries=4096)
+
+
 def pod_spec_digest(pod: object) -> str:
     spec = pod.get("spec") if isinstance(pod, dict) else None
     try:
-        return canonical_id(spec)
+        return _POD_SPECS.canonical_id(spec)
     except CanonicalizationError:
         return multihash_id(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS))
 
@@ -185,6 +214,7 @@ class Admitter:
         self.decisions = Decisions(config.admission)
         self._decision_counters: dict[str, Any] = {}
         self._static = functools.lru_cache(maxsize=4096)(self._static_uncached)
+        self._gate_memo: dict[int, tuple[ImagePolicy, tuple[str, ...], tuple[str, ...]]] = {}
 
     # ------------------------------------------------------------------------------------------ entry
 
@@ -395,14 +425,27 @@ class Admitter:
                 else:
                     result = entry.result
                     o.ttl = entry.ttl_seconds
-                    verdict = backend_gates(result, self._backend_admission)
-                    o.deny.extend(verdict.deny)
-                    o.warn.extend(verdict.warn)
+                    deny, warn = self._gates(result)
+                    o.deny.extend(deny)
+                    o.warn.extend(warn)
                     if self.verifier is None:
                         o.signed, o.has_sbom = result.signed, result.has_sbom
                     else:  # verified here; the backend's catalog may still know an SBOM
                         o.has_sbom = bool(o.has_sbom or result.has_sbom)
                         self._sbom_gate(o)
+
+    def _gates(self, result: ImagePolicy) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The backend gates' (deny, warn) for a cached verdict, worked out once per verdict object: a warm
+        review reads the same cached ImagePolicy for every replica (keyed by identity, the object kept so its
+        id cannot be reused; bounded)."""
+        hit = self._gate_memo.get(id(result))
+        if hit is not None and hit[0] is result:
+            return hit[1], hit[2]
+        verdict = backend_gates(result, self._backend_admission)
+        if len(self._gate_memo) >= _GATE_MEMO_MAX:
+            self._gate_memo.clear()  # verdicts expire with the cache anyway: start over
+        self._gate_memo[id(result)] = (result, tuple(verdict.deny), tuple(verdict.warn))
+        return tuple(verdict.deny), tuple(verdict.warn)
 
     def _sbom_gate(self, o: ImageOutcome) -> None:
         if self.admission.verify.sbom_referrer and o.has_sbom is False:

@@ -27,7 +27,6 @@ from pydantic import ValidationError
 from ..contracts import (
     ADMISSION_DECISION,
     AdmissionDecision,
-    AdmissionDecisionEnvelope,
     RuntimePolicyRequest,
     RuntimePolicyResponse,
     versions,
@@ -190,8 +189,12 @@ class BackendClient:
 
 def decision_line(decision: AdmissionDecision) -> bytes:
     """The ND-JSON line of ``decision``'s envelope at the current version."""
-    version = str(versions.current(ADMISSION_DECISION))
-    return orjson.dumps(AdmissionDecisionEnvelope(schema_version=version, decision=decision).wire())
+    # the envelope's wire form built as a dict: an AdmissionDecisionEnvelope model around the record only to
+    # serialise it again cost ~15 % of the line (tests/unit/webhook: equal to the model's wire form)
+    return orjson.dumps({"schemaVersion": _DECISION_VERSION, "decision": decision.wire()})
+
+
+_DECISION_VERSION = str(versions.current(ADMISSION_DECISION))
 
 
 #: Backend answers that refuse a batch for good (retrying cannot help): the records are counted and skipped.

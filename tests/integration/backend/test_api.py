@@ -32,12 +32,12 @@ BASE_OK = digest_of("base-ok")
 
 
 def test_migrations_match_the_tables(store: Store) -> None:
-    assert store.current_revision() == store.head_revision() == "0002"
+    assert store.current_revision() == store.head_revision() == "0003"
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
     # migrating again is a no-op
-    assert store.migrate() == "0002"
+    assert store.migrate() == "0003"
 
 
 async def test_policy_default_matches_spec_example(client) -> None:  # type: ignore[no-untyped-def]

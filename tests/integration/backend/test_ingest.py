@@ -346,6 +346,7 @@ async def test_retention_purge(make_app: AppFactory, clock: Clock, store: Store)
         clock.advance(1801)
         counts = app.service.purge_once()
         assert counts["runtime_events"] == 5 and counts["delta_scans"] == 1
+        assert counts["event_templates"] == 1  # the first image's: no event references it any more
         remaining = (await c.get(EVENTS)).json()
         assert remaining["total"] == 3
         assert {i["envelope"]["event"]["workload"]["imageRef"].split("@")[1] for i in remaining["items"]} == {
@@ -354,3 +355,60 @@ async def test_retention_purge(make_app: AppFactory, clock: Clock, store: Store)
         # purged ids can be ingested again (retention is by receive time)
         r = await c.post(EVENTS, content=ndjson([envelope(make_event(0))]))
         assert r.json()["accepted"] == 1
+        again = (await c.get(EVENTS, params={"image": API_DIGEST})).json()["items"]
+        assert [i["envelope"] for i in again] == [envelope(make_event(0))]  # its template stored again
+
+
+async def test_shared_parts_are_stored_once_and_read_back_unchanged(client, store: Store) -> None:  # type: ignore[no-untyped-def]
+    """Ten containers of each of two images: the shared rest of their envelopes is stored once per image
+    (``event_templates``), and the API returns every envelope as it was sent — same value, same key order —
+    next to a row stored whole, as before migration 0003."""
+    from sqlalchemy import func, select
+
+    from zastava.backend.store import EventRow
+    from zastava.backend.store.bulk import insert_events
+    from zastava.backend.store.schema import event_templates, runtime_events
+
+    other = digest_of("other")
+    events = [make_event(i, node=f"node-{i % 3}", pid=100 + i) for i in range(10)]
+    events += [make_event(i, image=other, pid=200 + i) for i in range(10, 20)]
+    r = await client.post(EVENTS, content=ndjson([envelope(e) for e in events]))
+    assert r.json()["accepted"] == 20
+    legacy = make_event(99)
+    whole = orjson.dumps(envelope(legacy)).decode()
+    with store.transaction() as conn:
+        row = EventRow(
+            "tenant-01",
+            legacy.event_id,
+            1,
+            1,
+            "CONTAINER_START",
+            "n",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "1.2",
+            whole,
+            None,
+        )
+        assert insert_events(conn, [row]) == 1
+    page = (await client.get(EVENTS, params={"limit": 100})).json()
+    assert page["total"] == 21
+    sent = {e.event_id: orjson.dumps(envelope(e)) for e in [*events, legacy]}
+    got = {i["envelope"]["event"]["eventId"]: orjson.dumps(i["envelope"]) for i in page["items"]}
+    assert got == sent
+    with store.engine.connect() as conn:
+        templates = conn.execute(select(func.count()).select_from(event_templates)).scalar_one()
+        shared = conn.execute(
+            select(func.count()).select_from(runtime_events).where(runtime_events.c.template_ref.is_not(None))
+        ).scalar_one()
+        stored = conn.execute(
+            select(func.sum(func.length(runtime_events.c.body))).where(
+                runtime_events.c.event_id != legacy.event_id
+            )
+        ).scalar_one()
+    assert (templates, shared) == (2, 20)
+    assert stored < 0.3 * sum(len(sent[e.event_id]) for e in events)

@@ -132,6 +132,52 @@ def test_warm_cache_hashes_nothing_and_gives_the_same_answer() -> None:
     assert _sample(metrics, "zastava_proc_maps_samples_total", result="ok") == 2
 
 
+#: Loads a library given on the command line, then one more per line read from stdin.
+PYTHON_LOAD_ON_DEMAND = """
+import ctypes, sys
+ctypes.CDLL(sys.argv[1])
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+for line in sys.stdin:
+    ctypes.CDLL(line.strip())
+    sys.stdout.write("loaded\\n"); sys.stdout.flush()
+"""
+
+
+def test_warm_sample_diffs_against_the_previous_one(tmp_path: Path) -> None:
+    """A warm sample reuses what did not change (one stat per object), rehashes a library rewritten since
+    the previous sample, and sees a library loaded since (its maps changed)."""
+    import _sqlite3  # an extension module: a shared object ctypes can load
+
+    first, second = tmp_path / "libfirst.so", tmp_path / "libsecond.so"
+    shutil.copyfile(_sqlite3.__file__, first)
+    shutil.copyfile(_sqlite3.__file__, second)
+    cache = HashCache()
+    with python_child(PYTHON_LOAD_ON_DEMAND, str(first)) as child:
+        cold = inspect_process(child.pid, cache=cache)
+        assert str(first) in {lib.path for lib in cold.loaded_libs}
+        assert cache.processes == 1
+
+        with first.open("ab") as handle:  # rewritten in place: size, mtime and ctime change
+            handle.write(b"\0" * 4096)
+        rewritten = inspect_process(child.pid, cache=cache)
+        by_path = {lib.path: lib for lib in rewritten.loaded_libs}
+        assert by_path[str(first)].sha256 == sha256_file(first) != sha256_file(second)
+        assert rewritten.hashed_bytes == file_size(str(first))  # only the rewritten file was read
+        assert rewritten.cache_hits == len(rewritten.loaded_libs) - 1
+
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(f"{second}\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "loaded"
+        grown = inspect_process(child.pid, cache=cache)
+        expected = independent_dsos(child.pid)
+    by_path = {lib.path: lib for lib in grown.loaded_libs}
+    assert set(by_path) == set(expected)
+    assert by_path[str(second)].sha256 == sha256_file(second)
+    assert grown.hashed_bytes == file_size(str(second))
+    assert grown.cache_hits == len(grown.loaded_libs) - 1
+
+
 def test_spaces_deleted_and_memfd_mappings(tmp_path: Path) -> None:
     library = "/usr/lib/x86_64-linux-gnu/libz.so.1"
     if not os.path.exists(library):

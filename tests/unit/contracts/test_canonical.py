@@ -8,11 +8,13 @@ import math
 import subprocess
 import sys
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zastava.contracts.canonical import (
+    CanonicalIdMemo,
     CanonicalizationError,
     canonical_bytes,
     canonical_id,
@@ -156,6 +158,47 @@ def test_fast_path_is_byte_identical_to_reference(value: object) -> None:
 )
 def test_fast_path_eligible_values(value: object) -> None:
     assert canonical_bytes(value) == canonical_bytes(value, fast=False)
+
+
+_MEMO = CanonicalIdMemo(max_entries=64)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(json_values)
+def test_memo_gives_the_canonical_id_of_json_text(value: object) -> None:
+    """The memo, asked twice (miss, then hit) about a value read from JSON text, answers what the RFC 8785
+    reference serialiser's id is, or raises as it does; a value equal to one remembered under another key
+    order gets the same id."""
+    try:
+        text = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return  # not JSON text (orjson refuses integers beyond 64 bits): nothing the memo is given
+    parsed = orjson.loads(text)
+    try:
+        expected = multihash_id(canonical_bytes(parsed, fast=False))
+    except CanonicalizationError:
+        for _ in range(2):
+            with pytest.raises(CanonicalizationError):
+                _MEMO.canonical_id(parsed)
+        return
+    assert _MEMO.canonical_id(parsed) == expected
+    assert _MEMO.canonical_id(orjson.loads(text)) == expected
+    if isinstance(parsed, dict):
+        assert _MEMO.canonical_id(dict(reversed(parsed.items()))) == expected
+    assert len(_MEMO) <= 64
+
+
+def test_memo_bounds_and_fallbacks() -> None:
+    memo = CanonicalIdMemo(max_entries=2, max_text=20)
+    for n in range(5):
+        assert memo.canonical_id({"n": n}) == canonical_id({"n": n})
+    assert len(memo) == 2  # least recently used ids evicted
+    large = {"k": "x" * 100}
+    assert memo.canonical_id(large) == canonical_id(large) and len(memo) == 2  # too long to remember
+    with pytest.raises(CanonicalizationError):
+        memo.canonical_id({1: "a non-string key"})
+    with pytest.raises(ValueError):
+        CanonicalIdMemo(max_entries=0)
 
 
 def test_key_order_is_independent_of_insertion_order() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from zastava.observer.hashing import FileChanged, FileTooLarge, HashCache, file_key, sha256_fd
+from zastava.observer.inspect import PreviousSample
 
 
 def _digest(path: Path) -> tuple[str, int]:
@@ -21,7 +22,7 @@ def _digest(path: Path) -> tuple[str, int]:
         os.close(fd)
 
 
-@pytest.mark.parametrize("size", [0, 1, 4095, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 17])
+@pytest.mark.parametrize("size", [0, 1, 4095, 128 * 1024, 128 * 1024 + 1, 1 << 20, 3 * (1 << 20) + 17])
 def test_matches_hashlib(tmp_path: Path, size: int) -> None:
     data = os.urandom(size)
     path = tmp_path / "f"
@@ -101,3 +102,24 @@ def test_cache_is_thread_safe() -> None:
     for thread in threads:
         thread.join()
     assert len(cache) == 64
+
+
+def _previous(maps: bytes) -> PreviousSample:
+    return PreviousSample(maps, "/bin/app", (), 0, {})
+
+
+def test_previous_samples_are_bounded_by_count_and_bytes() -> None:
+    cache = HashCache(max_processes=3, max_maps_bytes=100)
+    for pid in (1, 2, 3):
+        cache.remember(pid, _previous(b"x" * 10))
+    assert cache.previous(1) is not None  # 1 is now the most recent
+    cache.remember(4, _previous(b"x" * 10))  # evicts 2, the least recently used
+    assert cache.processes == 3 and cache.previous(2) is None
+    cache.remember(5, _previous(b"x" * 85))  # 10 + 10 + 10 + 85 > 100: the oldest go until it fits
+    assert cache.processes == 2 and cache.previous(5) is not None and cache.previous(4) is not None
+    cache.remember(4, _previous(b"x" * 101))  # larger than the whole budget: not kept, nor the old one
+    assert cache.previous(4) is None and cache.processes == 1
+    cache.clear()
+    assert cache.processes == 0 and cache.previous(5) is None
+    with pytest.raises(ValueError):
+        HashCache(max_processes=-1)

@@ -149,3 +149,26 @@ async def test_a_body_that_is_not_an_admission_review_is_400_even_in_dry_run(pay
     app, records = make(enforce=False)
     status, out = await call(app, "POST", "/admit", [payload])
     assert status == 400 and "error" in orjson.loads(out) and records == []
+
+
+async def test_records_of_repeated_pods_and_their_lines() -> None:
+    """Replicas of one Pod (same spec, other uid) give records equal but for the admission id, each with
+    the canonical id of the spec; the ND-JSON line posted is the envelope model's wire form, byte for byte."""
+    from zastava.contracts import ADMISSION_DECISION, AdmissionDecisionEnvelope, canonical_id, versions
+    from zastava.webhook.policy_client import decision_line
+
+    app, records = make(enforce=False)
+    documents = [review(pod_with({"app": "nginx:latest", "side": PINNED}), uid=f"u-{i}") for i in range(3)]
+    documents.append(CASES["backend unavailable"][0])
+    for document in documents:
+        await admit(app, document)
+    assert [r.admission_id for r in records] == [d["request"]["uid"] for d in documents]
+    for record, document in zip(records, documents, strict=True):
+        assert record.pod_spec_digest == canonical_id(document["request"]["object"]["spec"])
+        envelope = AdmissionDecisionEnvelope(
+            schema_version=str(versions.current(ADMISSION_DECISION)), decision=record
+        )
+        assert decision_line(record) == orjson.dumps(envelope.wire())
+    first, *replicas = (r.model_dump(exclude={"admission_id"}) for r in records[:3])
+    assert all(r == first for r in replicas)
+    assert records[3].pod_spec_digest != records[0].pod_spec_digest

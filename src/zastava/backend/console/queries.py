@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, false, func, select, true, union_all
 
 from ..inventory import DRIFT_KINDS, minute_of
 from ..store import Store
+from ..store.engine import event_template_bodies
 from ..store.schema import (
     admission_decisions,
     containers,
@@ -27,6 +28,7 @@ from ..store.schema import (
     nodes,
     runtime_events,
 )
+from ..store.templates import assemble
 from ..store.views import COUNT_CAP, count_capped
 
 __all__ = [
@@ -219,19 +221,24 @@ def drift_page(
         rows = [dict(r) for r in conn.execute(stmt).mappings()]
         counts = [count_capped(conn, select(d.id).where(*conditions, d.kind == k)) for k in kinds]
         ids = [r["event_id"] for r in rows[:limit]]
-        bodies = (
-            dict(
-                conn.execute(select(e.event_id, e.body).where(e.tenant == tenant, e.event_id.in_(ids))).all()
-            )
+        found = (
+            conn.execute(
+                select(e.event_id, e.body, e.template_ref).where(e.tenant == tenant, e.event_id.in_(ids))
+            ).all()
             if ids
-            else {}
+            else []
         )
+        templates = event_template_bodies(conn, tenant, {r.template_ref for r in found if r.template_ref})
+    bodies = {
+        r.event_id: assemble(r.body, templates[r.template_ref] if r.template_ref else None) for r in found
+    }
     total = sum(n for n, _ in counts)
     capped = any(c for _, c in counts) or total > COUNT_CAP
     more = len(rows) > limit
     rows = rows[:limit]
     for row in rows:
-        row["event"] = (_json(bodies.get(row["event_id"])) or {}).get("event") or {}
+        envelope = bodies.get(row["event_id"])
+        row["event"] = (envelope.get("event") if isinstance(envelope, dict) else None) or {}
     return Page(rows, min(total, COUNT_CAP), capped, encode_cursor(rows[-1]["id"]) if more and rows else None)
 
 

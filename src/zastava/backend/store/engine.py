@@ -31,8 +31,10 @@ from .schema import (
     catalog_images,
     component_usage,
     delta_scans,
+    event_templates,
     runtime_events,
 )
+from .templates import assemble
 from .views import apply_decision_views, apply_event_views, purge_views
 
 __all__ = ["Store", "StoreError", "normalise_url"]
@@ -187,6 +189,8 @@ class Store:
         """Store a batch of events and what they imply; returns how many events were new."""
         tenant = write.tenant
         with self._write() as conn:
+            if write.templates:  # before the events: a template is never missing under its events
+                self._put_templates(conn, tenant, write.templates, write.events[0].received_us)
             inserted = insert_events(conn, write.events)
             if write.views and inserted:
                 apply_event_views(
@@ -272,6 +276,19 @@ class Store:
                     ],
                 )
         return inserted
+
+    def _put_templates(self, conn: Connection, tenant: str, templates: dict[str, str], now_us: int) -> None:
+        stmt = _upsert(conn)(event_templates)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant", "id"], set_={"last_used_us": stmt.excluded.last_used_us}
+        )
+        conn.execute(
+            stmt,
+            [
+                {"tenant": tenant, "id": ident, "body": body, "last_used_us": now_us}
+                for ident, body in sorted(templates.items())
+            ],
+        )
 
     # ------------------------------------------------------------------------------------------ catalog
 
@@ -390,7 +407,7 @@ class Store:
         if since_us is not None:
             conditions.append(e.when_us >= since_us)
         where = and_(*conditions)
-        page = select(e.id, e.received_us, e.body, e.correlation).where(where)
+        page = select(e.id, e.received_us, e.body, e.correlation, e.template_ref).where(where)
         if cursor is not None:
             page = page.where(e.id < cursor)
         page = page.order_by(e.id.desc()).limit(limit + 1)
@@ -399,12 +416,13 @@ class Store:
                 conn.execute(select(func.count()).select_from(runtime_events).where(where)).scalar_one()
             )
             rows = conn.execute(page).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            templates = event_template_bodies(conn, tenant, {r.template_ref for r in rows if r.template_ref})
         items = [
             {
                 "receivedUs": row.received_us,
-                "envelope": orjson.loads(row.body),
+                "envelope": assemble(row.body, templates[row.template_ref] if row.template_ref else None),
                 "correlation": orjson.loads(row.correlation) if row.correlation else None,
             }
             for row in rows
@@ -523,8 +541,21 @@ class Store:
                     )
                 ).rowcount,
             }
+            # every event referencing a template was received no later than its last_used_us
+            counts["event_templates"] = conn.execute(
+                delete(event_templates).where(event_templates.c.last_used_us < now_us - events_s * 1_000_000)
+            ).rowcount
             counts.update(purge_views(conn, now_us, events_s=events_s, decisions_s=decisions_s))
             return counts
+
+
+def event_template_bodies(conn: Connection, tenant: str, ids: set[str]) -> dict[str, str]:
+    """Template id → body for the templates of some event rows (one query)."""
+    if not ids:
+        return {}
+    t = event_templates.c
+    rows = conn.execute(select(t.id, t.body).where(t.tenant == tenant, t.id.in_(sorted(ids)))).all()
+    return {row.id: row.body for row in rows}
 
 
 def _severities(vulnerabilities: str) -> dict[str, int]:

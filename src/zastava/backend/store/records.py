@@ -38,6 +38,7 @@ class EventRow(NamedTuple):
     schema_version: str
     body: str
     correlation: str | None
+    template_ref: str | None = None
 
 
 EVENT_COLUMNS: tuple[str, ...] = EventRow._fields
@@ -94,6 +95,8 @@ class IngestWrite:
     delta_scans: list[DeltaScanRequest] = field(default_factory=list)
     #: per event, what the console's views need (inventory, node health, rollups)
     views: list[EventFacts] = field(default_factory=list)
+    #: template id → canonical JSON of the templates the events reference (``templates.py``)
+    templates: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

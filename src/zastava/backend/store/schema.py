@@ -30,6 +30,7 @@ __all__ = [
     "delta_scans",
     "drift_events",
     "event_minutes",
+    "event_templates",
     "metadata",
     "nodes",
     "runtime_events",
@@ -57,13 +58,29 @@ runtime_events = Table(
     Column("image_digest", String(71)),
     Column("build_id", String(128)),
     Column("schema_version", String(64), nullable=False),
-    Column("body", Text, nullable=False, doc="the envelope as received (JSON)"),
+    Column(
+        "body",
+        Text,
+        nullable=False,
+        doc="the envelope as received (JSON); with template_ref, only this event's own values (templates.py)",
+    ),
     Column("correlation", Text, doc="JSON: catalog facts and used components at ingest time"),
+    Column("template_ref", String(64), doc="event_templates.id of the shared rest of the envelope"),
     UniqueConstraint("tenant", "event_id", name="uq_runtime_events_tenant_event"),
     Index("ix_runtime_events_tenant_id", "tenant", "id"),
     Index("ix_runtime_events_tenant_node", "tenant", "node", "id"),
     Index("ix_runtime_events_tenant_image", "tenant", "image_digest", "id"),
     Index("ix_runtime_events_received", "received_us"),
+)
+
+event_templates = Table(
+    "event_templates",
+    metadata,
+    Column("tenant", String(253), primary_key=True),
+    Column("id", String(64), primary_key=True, doc="canonical id of body"),
+    Column("body", Text, nullable=False, doc="canonical JSON: an envelope without its instance values"),
+    Column("last_used_us", BigInteger, nullable=False, doc="received_us of the last event referencing it"),
+    Index("ix_event_templates_last_used", "last_used_us"),
 )
 
 catalog_images = Table(

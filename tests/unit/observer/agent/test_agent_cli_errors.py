@@ -23,6 +23,7 @@ def test_mutual_tls_required_without_a_client_certificate(tmp_path: Path) -> Non
     )
     assert result.returncode == 2
     assert (
-        "zastava.runtime.authority: requireMutualTls is true but clientCertPath is not set" in result.stderr
+        "zastava.runtime.authority.clientCertPath: requireMutualTls is true but clientCertPath is not set"
+        in result.stderr
     )
     assert "Traceback" not in result.stderr

@@ -13,8 +13,11 @@ the images they are compared with, when the configuration is loaded.
 from __future__ import annotations
 
 import difflib
+import json
 import logging
+import os
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -695,7 +698,87 @@ class ZastavaConfig(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Precedence: environment over the YAML (passed as init kwargs by load_config) over defaults.
-        return (env_settings, init_settings)
+        return (_ZastavaEnvironment(settings_cls), init_settings)
+
+
+class _ZastavaEnvironment(PydanticBaseSettingsSource):
+    """``ZASTAVA_<SECTION>__<KEY>…`` as a nested mapping keyed by the YAML's camelCase names.
+
+    pydantic-settings' own environment source is not used: for fields with an alias (all of ours) it read the
+    *unprefixed* names too (``RUNTIME__TENANT=x`` in a Pod's environment changed the tenant), and it
+    keyed what it read by field name (``backend_server``) where the YAML uses the alias (``backendServer``),
+    so ``ZASTAVA_BACKEND_SERVER__STORE`` was silently dropped whenever the YAML had a ``backendServer``
+    section — the chart's PostgreSQL store among them. Here only the prefix is read, each part matches a
+    field's alias or name case-insensitively (``BACKENDSERVER`` or ``BACKEND_SERVER``), and the result merges
+    key by key with the YAML. A name whose section is not ours (``ZASTAVA_REQUIRE_REAL``) is not
+    configuration; an unknown key inside a section is kept so that validation refuses it by name.
+    """
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False  # unused: __call__ builds the whole mapping
+
+    def __call__(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for name, value in os.environ.items():
+            if not name.upper().startswith(_ENV_PREFIX):
+                continue
+            path = _env_path(name[len(_ENV_PREFIX) :].split("__"))
+            if path is None:
+                continue
+            node = result
+            for key in path[:-1]:
+                child = node.setdefault(key, {})
+                if not isinstance(child, dict):
+                    break
+                node = child
+            else:
+                text = value.strip()
+                # lists and mappings come as JSON (ZASTAVA_RUNTIME__AUTHORITY__SCOPES='["a","b"]')
+                node[path[-1]] = _json_or_text(text) if text[:1] in ("[", "{") else value
+        return result
+
+
+_ENV_PREFIX = "ZASTAVA_"
+
+
+def _env_path(parts: list[str]) -> list[str] | None:
+    model: Any = ZastavaConfig
+    path: list[str] = []
+    for index, part in enumerate(parts):
+        found = None
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            wanted = part.lower()
+            for field_name, info in model.model_fields.items():
+                alias = info.alias or field_name
+                if wanted in (alias.lower(), field_name.lower(), field_name.replace("_", "").lower()):
+                    found = (alias, info.annotation)
+                    break
+        if found is None:
+            if index == 0:
+                return None
+            path.append(part)  # refused by validation as an unknown key, with its path
+            model = None
+            continue
+        path.append(found[0])
+        model = _model_of(found[1])
+    return path if parts and all(parts) else None
+
+
+def _model_of(annotation: Any) -> Any:
+    """The BaseModel an annotation holds (``Section``, ``Section | None``), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 class ConfigError(ValueError):

@@ -155,6 +155,39 @@ def test_environment_overrides_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.limits.per_node_queue == 20_000
 
 
+@pytest.mark.parametrize("name", ["ZASTAVA_BACKENDSERVER__STORE", "ZASTAVA_BACKEND_SERVER__STORE"])
+def test_environment_merges_into_a_section_the_yaml_has(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """The chart passes the PostgreSQL URL this way beside a backendServer section in the ConfigMap: the
+    variable replaces the one key, the section's other keys stay (it was silently dropped before)."""
+    monkeypatch.setenv(name, "postgresql://zastava@db/zastava")
+    text = "zastava:\n  backendServer: {listen: '127.0.0.1:8443', store: 'sqlite:////tmp/x.db'}\n"
+    config = load_config(text=text)
+    assert config.backend_server.store == "postgresql://zastava@db/zastava"
+    assert config.backend_server.listen == "127.0.0.1:8443"
+
+
+def test_only_prefixed_environment_is_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container's unrelated RUNTIME__… or WEBHOOK__… variables change nothing; ZASTAVA_ names outside the
+    configuration's sections (ZASTAVA_REQUIRE_REAL) are not configuration either."""
+    monkeypatch.setenv("RUNTIME__TENANT", "someone-else")
+    monkeypatch.setenv("BACKENDSERVER__STORE", "postgresql://elsewhere/db")
+    monkeypatch.setenv("ZASTAVA_REQUIRE_REAL", "1")
+    config = load_config(text=SPEC_YAML)
+    assert config.runtime.tenant != "someone-else"
+    assert config.backend_server.store != "postgresql://elsewhere/db"
+
+
+def test_unknown_environment_key_in_a_section_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZASTAVA_RUNTIME__TENNANT", "tenant-env")
+    with pytest.raises(ConfigError, match=r"zastava\.runtime\.TENNANT: unknown key"):
+        load_config(text=SPEC_YAML)
+
+
+def test_environment_lists_are_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZASTAVA_RUNTIME__AUTHORITY__SCOPES", '["api:scanner.runtime.write"]')
+    assert load_config(text=SPEC_YAML).runtime.authority.scopes == ["api:scanner.runtime.write"]
+
+
 def test_environment_errors_name_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZASTAVA_RUNTIME__COLLECT__MAXLIBS", "-1")
     with pytest.raises(ConfigError, match=r"zastava\.runtime\.collect\.maxLibs"):

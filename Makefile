@@ -54,10 +54,13 @@ fuzz: install
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
 
-## manifests: render the Helm chart into deploy/manifests/ (plain manifests, namespace stellaops)
+## manifests: render the Helm chart into deploy/manifests/ (plain manifests, namespace stellaops). No secret
+## material is committed: certificates come from cert-manager (a CA Issuer named zastava-ca) and the Authority
+## client secrets from a Secret you create (docs/deploy.md, "Plain manifests").
+MANIFEST_VALUES = --set generateSecrets=false --set certManager.enabled=true --set certManager.issuerRef.name=zastava-ca
 manifests: install
 	@helm=$$($(BIN)/python -c 'from tests.harness.devstack.helm import ensure_helm; print(ensure_helm())') && \
-	 $$helm template zastava deploy/helm/zastava --namespace stellaops > deploy/manifests/zastava.yaml
+	 $$helm template zastava deploy/helm/zastava --namespace stellaops $(MANIFEST_VALUES) > deploy/manifests/zastava.yaml
 	@echo "deploy/manifests/zastava.yaml rendered"
 
 ## image: build the container image (BASE_IMAGE=python:3.11-slim-bookworm by default)

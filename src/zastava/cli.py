@@ -160,12 +160,25 @@ def config_example() -> None:
 @config_app.command("validate")
 def config_validate(
     source: Annotated[str, typer.Argument(help="YAML file, or - for standard input")],
+    component: Annotated[
+        str | None,
+        typer.Option(
+            "--component",
+            help="observer, webhook or backend: also refuse what that component's start-up refuses on this "
+            "machine (mode, client certificate and credential files, the webhook's serving certificate).",
+        ),
+    ] = None,
 ) -> None:
     """Exit 0 when the configuration is valid; 2 with each error's key path when not.
 
     Trust material is checked too: key files are read and parsed, trusted roots loaded, image globs compiled
-    (``zastava.registry.trust``, ``zastava.admission.trustPolicies``)."""
-    from .config import ConfigError, load_config
+    (``zastava.registry.trust``, ``zastava.admission.trustPolicies``). The ``ZASTAVA_*`` environment applies,
+    as at start-up."""
+    from .config import ConfigError, load_config, start_up_problems
+
+    if component not in (None, "observer", "webhook", "backend"):
+        err.print(f"--component must be observer, webhook or backend, got {component!r}", highlight=False)
+        raise typer.Exit(2)
 
     try:
         if source == "-":
@@ -187,6 +200,12 @@ def config_validate(
         except TrustConfigError as exc:
             err.print(f"{exc.path or 'zastava'}: {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+    if component is not None:
+        problems = start_up_problems(config, component)  # type: ignore[arg-type]  # checked above
+        for path, message in problems:
+            err.print(f"{path}: {message}", highlight=False, soft_wrap=True)
+        if problems:
+            raise typer.Exit(2)
     typer.echo("valid")
 
 

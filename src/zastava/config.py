@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "example_config_yaml",
     "load_config",
     "parse_size",
+    "start_up_problems",
 ]
 
 log = logging.getLogger("zastava.config")
@@ -428,6 +430,19 @@ def _check_listen(listen: str) -> None:
         raise ValueError(f"must be HOST:PORT, got {listen!r}")
 
 
+def _is_loopback(listen: str) -> bool:
+    """Whether HOST of ``HOST:PORT`` only accepts local callers (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    host = listen.rpartition(":")[0].strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve to any address
+
+
 def _default_node_name() -> str:
     import os
     import socket
@@ -556,10 +571,12 @@ class BackendServer(Section):
     tenant_rate: RateCap = Field(default_factory=lambda: RateCap(events_per_second=50_000, burst=100_000))
     node_rate: RateCap = Field(default_factory=lambda: RateCap(events_per_second=1_000, burst=10_000))
     static_tenant: str = Field("tenant-01", min_length=1, max_length=253)
-    auth: Literal["static", "optok"] = Field(
-        "static",
-        description="static: every caller is staticTenant (development); optok: Authority OpToks verified "
-        "against zastava.runtime.authority.issuer, DPoP/mTLS per requireDpop/requireMutualTls",
+    auth: Literal["static", "optok"] | None = Field(
+        None,
+        description="optok: Authority OpToks verified against zastava.runtime.authority.issuer, DPoP/mTLS "
+        "per requireDpop/requireMutualTls; static: every caller is staticTenant with every scope "
+        "(development), refused unless listen is a loopback address; unset: static on a loopback listen, "
+        "optok otherwise",
     )
     tenants: list[str] = Field(default_factory=list, description="tenants served (optok); empty = any")
     tls_cert_file: str | None = None
@@ -572,6 +589,26 @@ class BackendServer(Section):
     )
 
     console: Console = Field(default_factory=Console)
+
+    @property
+    def auth_mode(self) -> Literal["static", "optok"]:
+        """``auth``, or when unset what the listen address implies (OpToks unless only loopback can call)."""
+        if self.auth is not None:
+            return self.auth
+        return "static" if _is_loopback(self.listen) else "optok"
+
+    @field_validator("auth")
+    @classmethod
+    def _static_on_loopback(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # static auth gives every caller every scope (catalog writes change admission results): anyone who can
+        # reach a non-loopback socket would be an administrator
+        listen = info.data.get("listen")
+        if value == "static" and listen is not None and not _is_loopback(listen):
+            raise ValueError(
+                "static (every caller gets every scope) is allowed only when listen is a loopback address, "
+                f"but listen is {listen}; use optok"
+            )
+        return value
 
     @model_validator(mode="after")
     def _public_base_url(self) -> BackendServer:
@@ -768,6 +805,49 @@ def authority_guardrail_warnings(config: ZastavaConfig) -> list[dict[str, Any]]:
         }
         for key, value, why in relaxed
     ]
+
+
+Component = Literal["observer", "webhook", "backend"]
+
+
+def start_up_problems(config: ZastavaConfig, component: Component) -> list[tuple[str, str]]:
+    """What stops ``component`` from starting with ``config`` on this machine, as ``(key path, message)``.
+
+    One list for both sides: ``observer run`` and ``webhook serve`` refuse to start on any of these, and
+    ``zastava config validate --component`` reports the same (exit 2), so a config that validates starts.
+    Checks of the model itself (e.g. ``backendServer.auth: static`` on a non-loopback listen) are in
+    :func:`load_config` already.
+    """
+    problems: list[tuple[str, str]] = []
+    if component in ("observer", "webhook") and not getattr(config.mode, component):
+        problems.append(
+            (f"zastava.mode.{component}", f"false: this configuration does not run the {component}")
+        )
+    if component in ("observer", "webhook") and config.backend.base_address:
+        authority = config.runtime.authority
+        key = "zastava.runtime.authority."
+        if authority.require_mutual_tls and not authority.client_cert_path:
+            problems.append(
+                (key + "clientCertPath", "requireMutualTls is true but clientCertPath is not set")
+            )
+        for name in (
+            "client_cert_path",
+            "client_key_path",
+            "ca_bundle_path",
+            "client_secret_path",
+            "private_key_jwt_path",
+        ):
+            path = getattr(authority, name)
+            if path and not Path(path).is_file():
+                problems.append((key + to_camel(name), f"{path} is not a readable file"))
+    if component == "webhook":
+        for name in ("cert_path", "key_path"):
+            path = getattr(config.webhook, name)
+            if not Path(path).is_file():
+                problems.append(
+                    (f"zastava.webhook.{to_camel(name)}", f"{path} does not exist (`zastava webhook certs`)")
+                )
+    return problems
 
 
 def example_config_yaml() -> str:

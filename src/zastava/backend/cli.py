@@ -134,7 +134,14 @@ def serve(
     try:
         settings = BackendServer.model_validate({**cfg.backend_server.model_dump(), **overrides})
     except ValidationError as exc:
-        fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)))
+        fail(
+            "; ".join(
+                ".".join(["zastava.backendServer", *map(str, e["loc"])])
+                + ": "
+                + e["msg"].removeprefix("Value error, ")
+                for e in exc.errors(include_url=False)
+            )
+        )
     host, port = _split_listen(settings.listen)
     try:
         runtime_core(cfg, "backend", level=log_level.upper() if log_level else None, guardrails=False)
@@ -142,7 +149,7 @@ def serve(
         fail(f"zastava.runtime.tracing.otlpEndpoint: {exc}")
     authenticator = None
     tls: dict[str, Any] = {}
-    if settings.auth == "optok":
+    if settings.auth_mode == "optok":
         from .optok import optok_authenticator
 
         authenticator, _verifier = optok_authenticator(cfg.model_copy(update={"backend_server": settings}))
@@ -170,7 +177,7 @@ def serve(
     logging.getLogger("zastava.backend").info(
         "backend serving",
         extra=fields(
-            url=f"{scheme}://{host}:{port}", auth=settings.auth, store=app.service.store.redacted_url
+            url=f"{scheme}://{host}:{port}", auth=settings.auth_mode, store=app.service.store.redacted_url
         ),
     )
     try:

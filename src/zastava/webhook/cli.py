@@ -59,15 +59,13 @@ def serve_command(
     """Serve POST /admit, /healthz, /readyz and /metrics over HTTPS (certificate reloaded when it changes)."""
     import asyncio
 
-    from ..config import ZastavaConfig
+    from ..config import ZastavaConfig, start_up_problems
     from ..telemetry.setup import runtime_core, settle_heap
     from ..telemetry.tracing import TracingUnavailable, shutdown_tracing
     from .server import bind_socket, parse_listen, serve
 
     cfg = _config(config, warn=False)  # runtime_core logs the guardrail warnings in the JSON format
     assert isinstance(cfg, ZastavaConfig)
-    if not cfg.mode.webhook:
-        fail("zastava.mode.webhook is false: this configuration does not run the webhook")
     updates: dict[str, object] = {}
     if cert is not None:
         updates["cert_path"] = str(cert)
@@ -85,9 +83,12 @@ def serve_command(
             fail("--self-signed needs --cert DIR/tls.crt and --key DIR/tls.key in one directory")
         write_certs(generate_certs(extra_dns=["localhost"], ip_addresses=["127.0.0.1"]), cert_file.parent)
         err.print(f"wrote a self-signed CA and certificate to {cert_file.parent} (trust its ca.crt)")
-    for path in (cfg.webhook.cert_path, cfg.webhook.key_path):
-        if not Path(path).is_file():
-            fail(f"{path} does not exist (create one with `zastava webhook certs`)")
+    # the refusals `zastava config validate --component webhook` reports too (one list, zastava.config)
+    problems = start_up_problems(cfg, "webhook")
+    for path_key, message in problems:
+        err.print(f"{path_key}: {message}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
     try:
         metrics = runtime_core(cfg, "webhook")
     except TracingUnavailable as exc:

@@ -8,6 +8,7 @@ built-in schema and are checked structurally.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -26,7 +27,16 @@ ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "deploy" / "helm" / "zastava"
 MANIFESTS = ROOT / "deploy" / "manifests" / "zastava.yaml"
 K8S_VERSION = "1.30.0"
-CRD_KINDS = {"Certificate", "ServiceMonitor"}
+CRD_KINDS = {"Certificate", "ServiceMonitor", "PodMonitor"}
+#: `make manifests`: cert-manager certificates and your own client-secrets Secret, so no secret is committed
+MANIFEST_VALUES = [
+    "--set",
+    "generateSecrets=false",
+    "--set",
+    "certManager.enabled=true",
+    "--set",
+    "certManager.issuerRef.name=zastava-ca",
+]
 
 NON_DEFAULT = [
     "--set",
@@ -38,11 +48,15 @@ NON_DEFAULT = [
     "--set",
     "webhook.replicas=3",
     "--set",
-    "webhook.tls.certManager.enabled=true",
+    "certManager.enabled=true",
     "--set",
-    "webhook.tls.certManager.issuerRef.name=cluster-ca",
+    "certManager.issuerRef.name=cluster-ca",
     "--set",
-    "backend.store.type=sqlite",
+    "backend.store.type=postgres",
+    "--set",
+    "backend.store.existingSecret=zastava-pg",
+    "--set",
+    "backend.replicas=2",
     "--set",
     "authority.enabled=true",
     "--set",
@@ -85,6 +99,16 @@ def render(helm: Path, *args: str, namespace: str = "stellaops") -> list[dict[st
 
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
+
+
+def config_text(docs: list[dict[str, Any]]) -> str:
+    """The zastava.yaml every component mounts (ConfigMap zastava-config)."""
+    (cm,) = [c for c in by_kind(docs, "ConfigMap") if c["metadata"]["name"] == "zastava-config"]
+    return str(cm["data"]["zastava.yaml"])
+
+
+def zconfig(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return yaml.safe_load(config_text(docs))["zastava"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module", params=["default", "non-default"])
@@ -149,8 +173,7 @@ def test_webhook_configuration(rendered: list[dict[str, Any]]) -> None:
     """Two entries: ``Fail`` for every gated namespace, ``Ignore`` for ``failOpenNamespaces`` (so the split
     holds when the webhook itself is unreachable); the release namespace and kube-system are never gated."""
     (vwc,) = by_kind(rendered, "ValidatingWebhookConfiguration")
-    (cm,) = by_kind(rendered, "ConfigMap")
-    fail_open = yaml.safe_load(cm["data"]["zastava.yaml"])["zastava"]["admission"]["failOpenNamespaces"]
+    fail_open = zconfig(rendered)["admission"]["failOpenNamespaces"]
     assert fail_open == ["dev", "test"]
     hooks = _webhook_entries(vwc)
     assert set(hooks) == {GATE, GATE_FAIL_OPEN}
@@ -190,8 +213,7 @@ def test_digest_pinning_is_on_by_default(helm: Path) -> None:
     """The MutatingWebhookConfiguration calls /mutate (rewrites tag-only images to the verified digest) with
     ``Ignore`` (the validating entries decide admission); ``pinDigests: false`` removes it."""
     docs = render(helm)
-    (cm,) = by_kind(docs, "ConfigMap")
-    assert yaml.safe_load(cm["data"]["zastava.yaml"])["zastava"]["admission"]["pinDigests"] is True
+    assert zconfig(docs)["admission"]["pinDigests"] is True
     (mwc,) = by_kind(docs, "MutatingWebhookConfiguration")
     (hook,) = mwc["webhooks"]
     assert hook["name"] == "pin.zastava.stella-ops.org" and hook["failurePolicy"] == "Ignore"
@@ -246,16 +268,16 @@ def test_rbac_is_least_privilege(rendered: list[dict[str, Any]]) -> None:
 
 def test_network_policies_limit_egress(rendered: list[dict[str, Any]]) -> None:
     policies = {p["metadata"]["name"]: p for p in by_kind(rendered, "NetworkPolicy")}
-    assert {"zastava-observer", "zastava-webhook"} <= set(policies)
-    for policy in policies.values():
-        assert "Egress" in policy["spec"]["policyTypes"]
+    assert {"zastava-observer", "zastava-webhook", "zastava-backend", "zastava-authority"} == set(policies)
+    for name, policy in policies.items():
+        assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
         ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
-        assert 53 in ports and all(rule.get("to") for rule in policy["spec"]["egress"])
+        assert all(rule.get("to") for rule in policy["spec"]["egress"])
+        assert (53 in ports) == (name != "zastava-authority")  # the Authority calls nothing at all
 
 
 def test_configmap_holds_a_valid_config(rendered: list[dict[str, Any]], tmp_path: Path) -> None:
-    (cm,) = by_kind(rendered, "ConfigMap")
-    text = cm["data"]["zastava.yaml"]
+    text = config_text(rendered)
     load_config(text=text, warn=False)
     path = tmp_path / "zastava.yaml"
     path.write_text(text)
@@ -275,12 +297,27 @@ def test_non_default_values_take_effect(helm: Path) -> None:
     (vwc,) = by_kind(docs, "ValidatingWebhookConfiguration")
     assert [h["failurePolicy"] for h in vwc["webhooks"]] == ["Ignore", "Ignore"]
     assert vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "stellaops/zastava-webhook"
-    assert by_kind(docs, "Certificate") and len(by_kind(docs, "ServiceMonitor")) == 2
-    config = yaml.safe_load(by_kind(docs, "ConfigMap")[0]["data"]["zastava.yaml"])
+    assert all("caBundle" not in h["clientConfig"] for h in vwc["webhooks"])  # injected by cert-manager
+    certificates = {c["metadata"]["name"]: c["spec"] for c in by_kind(docs, "Certificate")}
+    assert set(certificates) == {
+        f"zastava-{n}" for n in ("backend", "authority", "webhook", "observer", "webhook-client", "operator")
+    }
+    assert "zastava-webhook.stellaops.svc" in certificates["zastava-webhook"]["dnsNames"]
+    assert all(c["issuerRef"]["name"] == "cluster-ca" for c in certificates.values())
+    # cert-manager makes the certificates: Helm generates none, only the Authority client secrets
+    assert {s["metadata"]["name"] for s in by_kind(docs, "Secret")} == {"zastava-clients"}
+    assert len(by_kind(docs, "ServiceMonitor")) == 2 and len(by_kind(docs, "PodMonitor")) == 1
+    config = {"zastava": zconfig(docs)}
     assert config["zastava"]["admission"]["enforce"] is False
     assert config["zastava"]["runtime"]["collect"]["maxLibs"] == 128
     backend = next(d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-backend"))
-    assert backend["spec"]["replicas"] == 1 and backend["spec"]["strategy"]["type"] == "Recreate"
+    assert backend["spec"]["replicas"] == 2 and "strategy" not in backend["spec"]
+    (container,) = backend["spec"]["template"]["spec"]["containers"]
+    store = next(e for e in container["env"] if e["name"] == "ZASTAVA_BACKENDSERVER__STORE")
+    assert store["valueFrom"]["secretKeyRef"] == {"name": "zastava-pg", "key": "url"}
+    assert "store" not in config["zastava"]["backendServer"]  # the Secret's URL, read as that key
+    policies = {p["metadata"]["name"]: p["spec"] for p in by_kind(docs, "NetworkPolicy")}
+    assert {"port": 5432, "protocol": "TCP"} in policies["zastava-backend"]["egress"][-1]["ports"]
 
 
 def test_authority_credentials_are_mounted_and_reach_the_config(
@@ -307,7 +344,7 @@ def test_authority_credentials_are_mounted_and_reach_the_config(
             {"client_secret_path": "client-secret", "ca_bundle_path": "ca.crt"},
         ),
     }
-    text = by_kind(docs, "ConfigMap")[0]["data"]["zastava.yaml"]
+    text = config_text(docs)
     for workload, secret, paths in expected.values():
         pod = workload["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod["volumes"]}
@@ -333,27 +370,236 @@ def test_authority_credentials_are_mounted_and_reach_the_config(
         ):
             want = paths.get(field)
             assert getattr(authority, field) == (f"/etc/zastava/credentials/{want}" if want else None), field
-    # without a Secret nothing is mounted
+    # without a Secret of one's own: the chart's — its client secret and client certificate, projected
     default = render(helm)
-    for workload in [*by_kind(default, "DaemonSet"), *by_kind(default, "Deployment")]:
-        assert all(v["name"] != "credentials" for v in workload["spec"]["template"]["spec"]["volumes"])
+    for workload, tls in (
+        (by_kind(default, "DaemonSet")[0], "zastava-observer-tls"),
+        (
+            next(d for d in by_kind(default, "Deployment") if d["metadata"]["name"] == "zastava-webhook"),
+            "zastava-webhook-client-tls",
+        ),
+    ):
+        volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+        sources = volumes["credentials"]["projected"]["sources"]
+        assert [s["secret"]["name"] for s in sources] == ["zastava-clients", tls]
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["ZASTAVA_RUNTIME__AUTHORITY__CLIENTCERTPATH"] == "/etc/zastava/credentials/tls.crt"
+        assert env["ZASTAVA_RUNTIME__AUTHORITY__CLIENTSECRETPATH"] == "/etc/zastava/credentials/client-secret"
 
 
-def test_bad_values_fail_rendering(helm: Path) -> None:
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            ["certManager.enabled=true"],
+            "certManager.issuerRef.name: String length must be greater than or equal to 1",
+        ),
+        (["backend.store.type=postgres"], "backend.store.existingSecret: String length must be greater"),
+        (["backend.store.type=mysql"], "backend.store.type must be one of the following"),
+        (["generateSecrets=false"], "webhook.tls.caBundle: String length must be greater"),
+        (["authority.enabled=false"], "config.zastava.runtime.authority: issuer is required"),
+        (
+            ["webhook.tls.certManager.enabled=true"],
+            "webhook.tls: Additional property certManager is not allowed",
+        ),
+        (
+            ["config.zastava.backendServer.auth=static"],
+            "config.zastava.backendServer.auth: Must not validate",
+        ),
+        (["config.zastava.mode.webhook=false"], "config.zastava.mode: Must not validate"),
+        (
+            ["networkPolicy.apiServer.cidrs={10.0.0.1}"],  # a CIDR needs its prefix length
+            "networkPolicy.apiServer.cidrs.0: Does not match pattern",
+        ),
+    ],
+)
+def test_bad_values_fail_at_once_naming_the_key(helm: Path, values: list[str], message: str) -> None:
+    """values.schema.json: `helm template/install` refuses before rendering anything, naming the key."""
+    args = [arg for value in values for arg in ("--set", value)]
     out = subprocess.run(
-        [str(helm), "template", "zastava", str(CHART), "--set", "webhook.tls.certManager.enabled=true"],
-        capture_output=True,
-        text=True,
+        [str(helm), "template", "zastava", str(CHART), *args], capture_output=True, text=True
     )
-    assert out.returncode != 0 and "issuerRef.name is required" in out.stderr
+    assert out.returncode != 0 and message in out.stderr, out.stderr
 
 
 def test_plain_manifests_equal_the_rendered_chart(helm: Path) -> None:
     """deploy/manifests/zastava.yaml is `make manifests` output; it must not drift from the chart."""
     rendered = subprocess.run(
-        [str(helm), "template", "zastava", str(CHART), "--namespace", "stellaops"],
+        [str(helm), "template", "zastava", str(CHART), "--namespace", "stellaops", *MANIFEST_VALUES],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     assert MANIFESTS.read_text() == rendered, "run `make manifests` to refresh deploy/manifests/"
+
+
+def _quantity(value: str) -> int:
+    units = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "k": 1000, "M": 1000**2, "G": 1000**3}
+    for unit, factor in units.items():
+        if value.endswith(unit):
+            return int(value.removesuffix(unit)) * factor
+    return int(value)
+
+
+def test_defaults_are_tls_everywhere_with_certificates_generated_at_install(helm: Path) -> None:
+    """One CA made by Helm signs the backend's, the Authority's and the webhook's serving certificates (for
+    their Service names) and the observer's, webhook's and operator's client certificates; the API server
+    trusts it through the webhook configurations' caBundle; every URL in the config is https."""
+    from cryptography import x509
+
+    docs = render(helm)
+    secrets = {s["metadata"]["name"]: s["data"] for s in by_kind(docs, "Secret")}
+    ca_pem = base64.b64decode(secrets["zastava-ca"]["tls.crt"])
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    for name, service in [
+        ("backend", "zastava-backend"),
+        ("authority", "zastava-authority"),
+        ("webhook", "zastava-webhook"),
+        ("observer", None),
+        ("webhook-client", None),
+        ("operator", None),
+    ]:
+        data = secrets[f"zastava-{name}-tls"]
+        cert = x509.load_pem_x509_certificate(base64.b64decode(data["tls.crt"]))
+        cert.verify_directly_issued_by(ca)
+        assert base64.b64decode(data["ca.crt"]) == ca_pem
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert x509.ExtendedKeyUsageOID.CLIENT_AUTH in usages
+        if service:
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            assert f"{service}.stellaops.svc" in names.get_values_for_type(x509.DNSName)
+    clients = {k: base64.b64decode(v) for k, v in secrets["zastava-clients"].items()}
+    assert set(clients) == {"observer", "webhook", "operator"}
+    assert len(set(clients.values())) == 3 and all(len(v) >= 32 for v in clients.values())
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        for hook in by_kind(docs, kind)[0]["webhooks"]:
+            assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca_pem
+    config = zconfig(docs)
+    assert config["backend"]["baseAddress"] == "https://zastava-backend.stellaops.svc:8080"
+    assert config["runtime"]["authority"]["issuer"] == "https://zastava-authority.stellaops.svc:8081"
+    assert config["runtime"]["authority"]["requireMutualTls"] is True
+    assert config["runtime"]["authority"]["requireDpop"] is True
+
+
+def test_default_backend_requires_optoks_over_tls_and_stores_where_the_chart_mounts(helm: Path) -> None:
+    docs = render(helm)
+    config = zconfig(docs)
+    server = config["backendServer"]
+    assert server["auth"] == "optok" and server["listen"] == "0.0.0.0:8080"
+    assert server["publicBaseUrl"] == config["backend"]["baseAddress"]  # the DPoP htu clients sign
+    (backend,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "zastava-backend"]
+    pod = backend["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/etc/zastava/tls"]]["secret"]["secretName"] == "zastava-backend-tls"
+    for key in ("tlsCertFile", "tlsKeyFile", "clientCaFile"):
+        assert server[key].startswith("/etc/zastava/tls/")
+    # the store: a sqlite file on the data emptyDir, read from the config the backend is given
+    assert server["store"] == "sqlite:////var/lib/zastava-backend/zastava.db"
+    assert volumes[mounts["/var/lib/zastava-backend"]]["emptyDir"]["sizeLimit"] == "1Gi"
+    assert all(e["name"] != "ZASTAVA_BACKEND_STORE" for e in container.get("env", []))
+    assert backend["spec"]["replicas"] == 1 and backend["spec"]["strategy"]["type"] == "Recreate"
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+    pvc = render(helm, "--set", "backend.store.persistence.enabled=true")
+    (claim,) = by_kind(pvc, "PersistentVolumeClaim")
+    (backend,) = [d for d in by_kind(pvc, "Deployment") if d["metadata"]["name"] == "zastava-backend"]
+    data = next(v for v in backend["spec"]["template"]["spec"]["volumes"] if v["name"] == "data")
+    assert data["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+
+
+def test_default_authority_clients_separate_the_admin_scope(helm: Path) -> None:
+    """Catalog writes change admission results: only the operator client may make them."""
+    docs = render(helm)
+    (cm,) = [c for c in by_kind(docs, "ConfigMap") if c["metadata"]["name"] == "zastava-authority"]
+    authority = yaml.safe_load(cm["data"]["authority.yaml"])["authority"]
+    assert authority["issuer"] == "https://zastava-authority.stellaops.svc:8081"
+    clients = {c["clientId"]: c for c in authority["clients"]}
+    assert set(clients) == {"zastava-observer", "zastava-webhook", "zastava-operator"}
+    for client_id in ("zastava-observer", "zastava-webhook"):
+        assert "api:scanner.catalog.write" not in clients[client_id]["scopes"]
+        assert "api:scanner.policy.simulate" not in clients[client_id]["scopes"]
+    assert "api:scanner.catalog.write" in clients["zastava-operator"]["scopes"]
+    assert all(c["requireMutualTls"] for c in clients.values())
+    (deployment,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "zastava-authority"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--tls-cert" in args and "--client-ca" in args
+
+
+def test_default_observer_watches_kubernetes_and_serves_metrics(helm: Path) -> None:
+    docs = render(helm, "--set", "serviceMonitor.enabled=true")
+    config = zconfig(docs)
+    assert config["observer"]["kubernetesWatch"] is True and config["observer"]["listen"] == "0.0.0.0:9090"
+    assert config["mode"] == {"observer": True, "webhook": True}
+    (ds,) = by_kind(docs, "DaemonSet")
+    pod = ds["spec"]["template"]["spec"]
+    assert pod.get("automountServiceAccountToken", True)  # the watch authenticates as the ServiceAccount
+    (container,) = pod["containers"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"]["port"] == "metrics"
+    (monitor,) = by_kind(docs, "PodMonitor")
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    (role,) = by_kind(docs, "ClusterRole")
+    pods = next(r for r in role["rules"] if "pods" in r["resources"])
+    assert set(pods["verbs"]) == {"get", "list", "watch"}
+    policies = {p["metadata"]["name"]: p["spec"] for p in by_kind(docs, "NetworkPolicy")}
+    observer = policies["zastava-observer"]
+    assert observer["ingress"][0]["ports"] == [{"port": 9090, "protocol": "TCP"}]
+    assert observer["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
+    egress_ports = {p["port"] for rule in observer["egress"] for p in rule["ports"]}
+    assert {8080, 8081, 53, 443, 6443} <= egress_ports  # backend, Authority, DNS, API server
+    off = render(
+        helm, "--set", "config.zastava.observer.kubernetesWatch=false", "--set", "observer.enabled=false"
+    )
+    off_config = zconfig(off)
+    assert off_config["mode"]["observer"] is False and not by_kind(off, "DaemonSet")
+
+
+def test_default_network_policies_admit_only_the_components(helm: Path) -> None:
+    docs = render(helm)
+    policies = {p["metadata"]["name"]: p["spec"] for p in by_kind(docs, "NetworkPolicy")}
+
+    def components(rule: dict[str, Any]) -> set[str]:
+        return {
+            peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+            for peer in rule["from"]
+            if "podSelector" in peer
+        }
+
+    (backend_in,) = policies["zastava-backend"]["ingress"]
+    assert components(backend_in) == {"observer", "webhook"} and backend_in["ports"][0]["port"] == 8080
+    assert any("namespaceSelector" in peer for peer in backend_in["from"])  # monitoring scrapes /metrics
+    (authority_in,) = policies["zastava-authority"]["ingress"]
+    assert components(authority_in) == {"observer", "webhook", "backend"}
+    assert policies["zastava-authority"]["egress"] == []
+    webhook_ports = {p["port"] for rule in policies["zastava-webhook"]["egress"] for p in rule["ports"]}
+    assert 443 in webhook_ports  # registries: resolveTags is on by default
+
+
+def test_default_decision_spool_fits_its_volume(helm: Path) -> None:
+    docs = render(helm)
+    config = zconfig(docs)["webhook"]
+    (webhook,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "zastava-webhook"]
+    pod = webhook["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    volume = next(v for v in pod["volumes"] if v["name"] == mounts[config["decisionSpoolDir"]])
+    assert _quantity(volume["emptyDir"]["sizeLimit"]) > config["decisionSpoolMaxBytes"]
+
+
+def test_rendered_config_validates_for_every_component(helm: Path, tmp_path: Path) -> None:
+    """`zastava config validate --component backend` accepts the ConfigMap as rendered (the observer's and
+    webhook's start-up checks need their mounted files: test_chart_startup runs those)."""
+    docs = render(helm)
+    path = tmp_path / "zastava.yaml"
+    path.write_text(config_text(docs))
+    out = subprocess.run(
+        [sys.executable, "-m", "zastava", "config", "validate", "--component", "backend", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr

@@ -155,4 +155,4 @@ def test_mode_webhook_false_refuses_start_up(tmp_path: Path, real_backend: RealB
         check=False,
     )
     assert result.returncode == 2
-    assert "zastava.mode.webhook is false" in result.stderr
+    assert "zastava.mode.webhook: false: this configuration does not run the webhook" in result.stderr

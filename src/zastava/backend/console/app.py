@@ -103,7 +103,7 @@ class ConsoleApp:
         self.settings = service.settings.console
         self.sessions = SessionStore(service.store, self.settings)
         self.simulations = SimulationService(service)
-        self.static_auth = service.settings.auth == "static"
+        self.static_auth = service.settings.auth_mode == "static"
         #: tenant → (expires at, facets): the inventory's counts by node/namespace/workload/image are read at
         #: most every FACETS_SECONDS per tenant (they walk every running container)
         self._facets: dict[str, tuple[float, dict[str, list[tuple[str, int]]]]] = {}

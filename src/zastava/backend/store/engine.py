@@ -6,6 +6,7 @@ the packaged alembic migrations (under an advisory lock on PostgreSQL, so concur
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -65,6 +66,24 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _check_writable(database: Path) -> None:
+    """Refuse a SQLite store whose directory cannot be written, before migrating: SQLite itself only says
+    "unable to open database file". The directory, not just the file: the WAL (``-wal``, ``-shm``) lives next
+    to it. A relative path is relative to the working directory — ``/`` in the image, a read-only root."""
+    where = database.resolve()
+    try:
+        with tempfile.TemporaryFile(dir=where.parent, prefix=".zastava-write-check-"):
+            pass
+        if database.exists():
+            with database.open("r+b"):
+                pass
+    except OSError as exc:
+        raise StoreError(
+            f"zastava.backendServer.store: cannot write the SQLite database {where} "
+            f"({exc.strerror or exc}); give a path on a writable volume (sqlite:////var/lib/…/zastava.db)"
+        ) from None
+
+
 class Store:
     def __init__(self, url: str, *, migrate: bool = True, pool_size: int = 8) -> None:
         self.url = normalise_url(url)
@@ -81,6 +100,7 @@ class Store:
                 raise StoreError(
                     f"cannot create the directory of {database}: {exc.strerror or exc}"
                 ) from None
+            _check_writable(Path(database))
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs.update(

@@ -100,7 +100,11 @@ async def test_copied_binary_run_by_exec_is_process_and_filesystem_drift(
     _exec(docker_engine, container, "sh", "-c", "sleep 300; true", detach=True)
 
     def shells() -> list[drift.ContainerProcess]:
-        return [p for p in drifting() if p.applet == "sh"]
+        # The shell forks before it execs sleep, and for that moment the child is an "sh" too: wait
+        # for the shell whose child has become the sleep applet, so the forked copy is not taken.
+        procs = drift.container_processes(PROC, pid)
+        sleeping_parents = {p.ppid for p in procs if p.applet == "sleep" and p.pid != pid}
+        return [p for p in drifting() if p.applet == "sh" and p.pid in sleeping_parents]
 
     shell = _wait_for(shells, what="the shell to run")[0]
     assert (shell.exe, shell.program) == ("/bin/busybox", "/bin/busybox\0sh")

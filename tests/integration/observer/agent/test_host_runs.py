@@ -165,5 +165,5 @@ def test_mode_observer_false_refuses_start_up(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert "zastava.mode.observer is false" in result.stderr
+    assert "zastava.mode.observer: false: this configuration does not run the observer" in result.stderr
     assert time.monotonic() - started < 30

@@ -69,6 +69,7 @@ class KmockApiServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="kmock", daemon=True)
         self._emulator: Any = None
+        self._server: Any = None
         self.port = 0
 
     def start(self) -> KmockApiServer:
@@ -83,10 +84,13 @@ class KmockApiServer:
                 await super().start_server(ssl=context, **kwargs)
 
         async def enter() -> None:
-            emulator = kmock.KubernetesEmulator(host=self.host, server_cls=TlsServer)
+            emulator = kmock.KubernetesEmulator()
             await emulator.__aenter__()
+            server = kmock.Server(emulator, host=self.host, server_cls=TlsServer)
+            await server.__aenter__()
             self._emulator = emulator
-            self.port = int(emulator.port)
+            self._server = server
+            self.port = int(server.port)
 
         self._thread.start()
         self._call(enter())
@@ -102,17 +106,24 @@ class KmockApiServer:
 
     def create_pod(self, pod: Mapping[str, Any]) -> None:
         """What the kubelet reports: a Pod object (with its status) stored in the emulator."""
+        import httpx
+
         namespace = pod["metadata"]["namespace"]
-
-        async def post() -> None:
-            await self._emulator.post(f"/api/v1/namespaces/{namespace}/pods", json=dict(pod))
-
-        self._call(post())
+        context = ssl.create_default_context(cadata=self.cert_pem.decode())
+        response = httpx.post(
+            f"https://{self.host}:{self.port}/api/v1/namespaces/{namespace}/pods",
+            json=dict(pod),
+            verify=context,
+            timeout=10,
+        )
+        response.raise_for_status()
 
     def stop(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            self._call(server.__aexit__(None, None, None))
         if self._emulator is not None:
-            emulator = self._emulator
-            self._emulator = None
+            emulator, self._emulator = self._emulator, None
             self._call(emulator.__aexit__(None, None, None))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)

@@ -27,11 +27,12 @@ and DaemonSet as Docker containers, generically (nothing here names a Zastava co
 
 What is *not* emulated (:data:`NOT_EMULATED`: accepted and recorded, never enforced) — RBAC, NetworkPolicy,
 PodDisruptionBudget, ServiceMonitor/PodMonitor, scheduling (nodeSelector, tolerations, affinity: every Pod
-runs on the one node), ``replicas`` beyond what ``max_replicas`` allows, restarts (restartPolicy),
-liveness probes, ``enableServiceLinks`` variables, PersistentVolumeClaims. The API server itself cannot run
-here: when a workload mounts a service-account token, ``api_server`` (a :class:`KubeApiEndpoint`, e.g. the
-``kmock`` emulator behind TLS) supplies ``KUBERNETES_SERVICE_HOST``/``PORT`` and the token directory
-(token, ``ca.crt``, namespace) a kubelet would project. Service ports must equal their ``targetPort`` for
+runs on the one node), ``replicas`` beyond what ``max_replicas`` allows, restart back-off (an exited
+container is restarted at once, ``max_restarts`` times), liveness probes, ``enableServiceLinks`` variables,
+PersistentVolumeClaims. The API server itself cannot run here: when a workload mounts a service-account
+token, ``api_server`` (a :class:`KubeApiEndpoint`, e.g. the ``kmock`` emulator behind TLS) supplies
+``KUBERNETES_SERVICE_HOST``/``PORT`` and the token directory (token, ``ca.crt``, namespace) a kubelet would
+project, and ``report`` tells it of each Pod before its containers start. Service ports must equal their ``targetPort`` for
 callers *inside* the network (no kube-proxy translates them); :meth:`start` refuses a chart where they differ
 and an in-cluster address names the port, so the gap cannot hide a defect.
 """
@@ -134,6 +135,23 @@ class PodRun:
     containers: dict[str, str] = field(default_factory=dict)
     #: container name → (docker run arguments) for restarts and diagnosis
     argv: dict[str, list[str]] = field(default_factory=dict)
+    #: exits the kubelet restarted the container after, with the logs at that time
+    crashes: list[str] = field(default_factory=list)
+
+    def api_object(self, node_name: str) -> dict[str, Any]:
+        """The Pod as the API server holds it once scheduled to ``node_name`` (what the kubelet reports)."""
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, self.name)),
+                "labels": dict(self.labels),
+            },
+            "spec": {**self.spec, "nodeName": node_name},
+            "status": {"phase": "Pending", "podIP": self.ip},
+        }
 
     def port(self, name_or_number: int | str) -> int:
         if isinstance(name_or_number, int) or str(name_or_number).isdigit():
@@ -203,6 +221,8 @@ class DockerKubelet:
         node_name: str = "node-a",
         api_server: KubeApiEndpoint | None = None,
         max_replicas: int | None = None,
+        max_restarts: int = 2,
+        report: Callable[[dict[str, Any]], None] | None = None,
         extra_objects: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.engine = engine
@@ -212,6 +232,9 @@ class DockerKubelet:
         self.node_name = node_name
         self.api_server = api_server
         self.max_replicas = max_replicas
+        self.max_restarts = max_restarts
+        #: called with each Pod object before its containers start (the API server learns of the Pod first)
+        self.report = report
         self.workdir = Path(tempfile.mkdtemp(prefix="zastava-kubelet-"))
         self.workdir.chmod(0o755)
         self.run_id = uuid.uuid4().hex[:6]
@@ -362,9 +385,14 @@ class DockerKubelet:
                 target = entry.get("targetPort", entry["port"])
                 if str(target).isdigit() and int(target) == int(entry["port"]):
                     continue
+                selector = service["spec"].get("selector") or {}
                 pods_ports = [
                     int(p["containerPort"])
                     for obj in self.of_kind_workloads()
+                    if all(
+                        (obj["spec"]["template"]["metadata"].get("labels") or {}).get(k) == v
+                        for k, v in selector.items()
+                    )
                     for c in obj["spec"]["template"]["spec"].get("containers", [])
                     for p in c.get("ports") or []
                     if p.get("name") == target
@@ -417,6 +445,8 @@ class DockerKubelet:
                 ip=self._free_ips.pop(0),
                 spec=template["spec"],
             )
+            if self.report is not None:
+                self.report(pod.api_object(self.node_name))
             self._start_pod(pod)
             self.pods.append(pod)
 
@@ -692,14 +722,19 @@ class DockerKubelet:
             self._wait_pod_ready(pod, max(1.0, deadline - time.monotonic()))
 
     def _running(self, pod: PodRun) -> None:
+        """restartPolicy Always: an exited container is started again (its logs kept in ``pod.crashes``),
+        at most ``max_restarts`` times; beyond that the Pod is in CrashLoopBackOff and that is an error."""
         for cname, container_id in pod.containers.items():
             state = json.loads(
                 self.engine.docker("inspect", "--format", "{{json .State}}", container_id).stdout
             )
-            if not state.get("Running"):
-                raise RuntimeError(
-                    f"{pod.name}/{cname} exited ({state.get('ExitCode')}): CrashLoopBackOff\n{self.logs(pod)}"
-                )
+            if state.get("Running"):
+                continue
+            crash = f"{pod.name}/{cname} exited ({state.get('ExitCode')})\n{self.logs(pod)}"
+            pod.crashes.append(crash)
+            if len(pod.crashes) > self.max_restarts:
+                raise RuntimeError(f"CrashLoopBackOff: {crash}")
+            self.engine.docker("start", container_id)
 
     def _wait_pod_ready(self, pod: PodRun, timeout: float) -> None:
         checks: list[Callable[[], bool]] = []

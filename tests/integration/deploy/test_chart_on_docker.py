@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import ssl
 import tempfile
 import time
@@ -58,6 +57,11 @@ NODE = "node-a"
 #: Values the test must still set for the chart to start, connect and authenticate: each is a defect of the
 #: chart's defaults (issue 16). Empty means the default install works as is.
 OVERRIDES: dict[str, Any] = {}
+#: Components whose Pods serve no ``/metrics`` (a defect each; the test checks they still do not, so fixing
+#: one fails here until its entry is removed).
+NO_METRICS: dict[str, str] = {
+    "authority": "the reference Authority serves no /metrics and no monitor selects it (issue 16, item 2)",
+}
 
 
 def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,11 +108,33 @@ class Cluster:
         (base / "tls.key").write_bytes(data["tls.key"])
         return str(base / "tls.crt"), str(base / "tls.key")
 
-    def https(self, pod: PodRun, port: int, *, cert: tuple[str, str] | None = None) -> httpx.Client:
+    def https(
+        self,
+        pod: PodRun,
+        port: int,
+        method: str,
+        path: str,
+        *,
+        cert: tuple[str, str] | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
+        """A request to the Pod over TLS verified with the chart's CA against the name of the Service that
+        selects it (``<service>.<namespace>.svc``), as an in-cluster client would see it."""
         context = ssl.create_default_context(cadata=self.ca_pem.decode())
         if cert:
             context.load_cert_chain(*cert)
-        return httpx.Client(base_url=f"https://{pod.ip}:{port}", verify=context, timeout=10)
+        service = next(
+            s["metadata"]["name"]
+            for s in self.kubelet.of_kind("Service")
+            if pod in self.kubelet.service_pods(s)
+        )
+        with httpx.Client(verify=context, timeout=10) as client:
+            return client.request(
+                method,
+                f"https://{pod.ip}:{port}{path}",
+                extensions={"sni_hostname": f"{service}.{pod.namespace}.svc"},
+                **kw,
+            )
 
     def operator(self, *args: str, timeout: float = 60) -> str:
         """``zastava <args>`` run in a one-off container on the pod network as the operator (docs/deploy.md:
@@ -210,6 +236,10 @@ class Cluster:
                     "containerStatuses": [
                         {
                             "name": "main",
+                            "image": busybox,
+                            "imageID": "",
+                            "ready": True,
+                            "restartCount": 0,
                             "containerID": f"containerd://{container_id}",
                             "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
                         }
@@ -233,8 +263,7 @@ class Cluster:
                 )
                 number = int(port["containerPort"])
                 if scheme == "HTTPS":
-                    with self.https(pod, number, cert=operator_cert) as client:
-                        response = client.get("/metrics")
+                    response = self.https(pod, number, "GET", "/metrics", cert=operator_cert)
                 else:
                     response = httpx.get(f"http://{pod.ip}:{number}/metrics", timeout=10)
                 assert response.status_code == 200, (
@@ -365,6 +394,7 @@ def chart_cluster(
             kubelet.objects[:0] = prepare(kubelet)
         api = KmockApiServer(kubelet.gateway).start()
         kubelet.api_server = api.endpoint
+        kubelet.report = api.create_pod
         kubelet.start(ready_timeout=150)
         yield Cluster(kubelet, api, cri, zastava_image)
     except BaseException:
@@ -432,12 +462,18 @@ def _exercise(cluster: Cluster, busybox: str) -> dict[str, float]:
     body = {"image": f"registry.example.com/team/web@{digest}", "sbom": {"format": "cyclonedx"}}
     for cert in (None, cluster.client_cert(f"{RELEASE}-observer-tls")):
         try:
-            with cluster.https(backend, port, cert=cert) as client:
-                status = client.put(f"/api/v1/scanner/catalog/images/{digest}", json=body).status_code
-        except (httpx.ConnectError, httpx.ReadError, ssl.SSLError):
+            status = cluster.https(
+                backend, port, "PUT", f"/api/v1/scanner/catalog/images/{digest}", cert=cert, json=body
+            ).status_code
+        except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, ssl.SSLError) as exc:
             status = 0  # the TLS handshake refused a caller without a client certificate
-        assert status in (0, 401), status
-        assert cert is None or status == 401, "a client certificate without a token must get 401"
+            refusal = repr(exc)
+        else:
+            refusal = ""
+        assert status in (0, 401), (cert, status)
+        assert cert is None or status == 401, (
+            f"a client certificate without a token got {status} {refusal}, not 401"
+        )
 
     # (e) the backend goes away; the observer buffers what happens meanwhile and delivers it afterwards
     t0 = time.monotonic()
@@ -456,9 +492,15 @@ def _exercise(cluster: Cluster, busybox: str) -> dict[str, float]:
     timings["buffered"] = time.monotonic() - t0
 
     # (c) /metrics of every component shows the events and decisions
-    by_component = {
-        p.labels.get("app.kubernetes.io/component", p.name): cluster.metrics(p) for p in cluster.kubelet.pods
-    }
+    by_component = {}
+    for pod in cluster.kubelet.pods:
+        component = pod.labels.get("app.kubernetes.io/component", pod.name)
+        if component in NO_METRICS:
+            port = pod.port(pod.spec["containers"][0]["ports"][0]["containerPort"])
+            status = cluster.https(pod, port, "GET", "/metrics").status_code
+            assert status == 404, f"{component} now answers /metrics ({status}): remove it from NO_METRICS"
+            continue
+        by_component[component] = cluster.metrics(pod)
     observer_samples = by_component["observer"]
     assert total(observer_samples, "zastava_runtime_events_total", kind="CONTAINER_START") >= 2
     webhook_decisions = sum(
@@ -487,12 +529,16 @@ def test_default_values_start_connect_and_authenticate(
     started = time.monotonic()
     for cluster in chart_cluster({}, docker_engine, zastava_image, cri, helm):
         up = time.monotonic() - started
+        restarted = {p.name: len(p.crashes) for p in cluster.kubelet.pods if p.crashes}
         try:
             timings = _exercise(cluster, cri_images["busybox"])
         except AssertionError:
             print(cluster.kubelet.all_logs(60))
             raise
-        print(f"chart up in {up:.1f}s; {timings}; total {time.monotonic() - started:.1f}s")
+        print(
+            f"chart up in {up:.1f}s (restarts {restarted}); {timings}; "
+            f"total {time.monotonic() - started:.1f}s"
+        )
 
 
 def test_postgres_store_values(
@@ -543,7 +589,3 @@ def test_postgres_store_values(
         if "server" in database:
             database["server"].stop()
             database["server"].cleanup()
-
-
-if os.environ.get("ZASTAVA_ACCEPT_CHART"):  # render another checkout of the chart (development only)
-    CHART = Path(os.environ["ZASTAVA_ACCEPT_CHART"])

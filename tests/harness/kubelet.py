@@ -32,9 +32,9 @@ container is restarted at once, ``max_restarts`` times), liveness probes, ``enab
 PersistentVolumeClaims. The API server itself cannot run here: when a workload mounts a service-account
 token, ``api_server`` (a :class:`KubeApiEndpoint`, e.g. the ``kmock`` emulator behind TLS) supplies
 ``KUBERNETES_SERVICE_HOST``/``PORT`` and the token directory (token, ``ca.crt``, namespace) a kubelet would
-project, and ``report`` tells it of each Pod before its containers start. Service ports must equal their ``targetPort`` for
-callers *inside* the network (no kube-proxy translates them); :meth:`start` refuses a chart where they differ
-and an in-cluster address names the port, so the gap cannot hide a defect.
+project, and ``report`` tells it of each Pod before its containers start. Service ports must equal their
+``targetPort`` for callers *inside* the network (no kube-proxy translates them); :meth:`start` refuses a
+chart where they differ and an in-cluster address names the port, so the gap cannot hide a defect.
 """
 
 from __future__ import annotations

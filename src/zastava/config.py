@@ -813,8 +813,9 @@ Component = Literal["observer", "webhook", "backend"]
 def start_up_problems(config: ZastavaConfig, component: Component) -> list[tuple[str, str]]:
     """What stops ``component`` from starting with ``config`` on this machine, as ``(key path, message)``.
 
-    One list for both sides: ``observer run`` and ``webhook serve`` refuse to start on any of these, and
-    ``zastava config validate --component`` reports the same (exit 2), so a config that validates starts.
+    One list for both sides: ``observer run``, ``webhook serve`` and ``backend serve`` refuse to start on any
+    of these, and ``zastava config validate --component`` reports the same (exit 2), so a config that
+    validates starts.
     Checks of the model itself (e.g. ``backendServer.auth: static`` on a non-loopback listen) are in
     :func:`load_config` already.
     """
@@ -840,6 +841,8 @@ def start_up_problems(config: ZastavaConfig, component: Component) -> list[tuple
             path = getattr(authority, name)
             if path and not Path(path).is_file():
                 problems.append((key + to_camel(name), f"{path} is not a readable file"))
+    if component == "backend":
+        problems += _backend_problems(config.backend_server)
     if component == "webhook":
         for name in ("cert_path", "key_path"):
             path = getattr(config.webhook, name)
@@ -848,6 +851,50 @@ def start_up_problems(config: ZastavaConfig, component: Component) -> list[tuple
                     (f"zastava.webhook.{to_camel(name)}", f"{path} does not exist (`zastava webhook certs`)")
                 )
     return problems
+
+
+def _backend_problems(server: BackendServer) -> list[tuple[str, str]]:
+    key = "zastava.backendServer."
+    problems: list[tuple[str, str]] = []
+    if bool(server.tls_cert_file) != bool(server.tls_key_file):
+        why = "tlsCertFile and tlsKeyFile go together (one alone would serve plain HTTP)"
+        problems.append((key + "tlsKeyFile", why))
+    if server.client_ca_file and not server.tls_cert_file:
+        why = "needs tlsCertFile and tlsKeyFile (client certificates need TLS)"
+        problems.append((key + "clientCaFile", why))
+    for name in ("tls_cert_file", "tls_key_file", "client_ca_file", "policy_file"):
+        path = getattr(server, name)
+        if path and not Path(path).is_file():
+            problems.append((key + to_camel(name), f"{path} is not a readable file"))
+    if server.store.startswith("sqlite:"):
+        problem = _sqlite_unwritable(server.store.split(":///", 1)[-1])
+        if problem:
+            problems.append((key + "store", problem))
+    return problems
+
+
+def _sqlite_unwritable(database: str) -> str | None:
+    """Why a SQLite database cannot be written here (None: it can). The nearest existing directory must take
+    a new file (the database and its WAL files live there; missing directories are created at start-up);
+    a relative path is relative to the working directory — ``/`` in the image, a read-only root."""
+    import tempfile
+
+    if not database or database == ":memory:":
+        return None
+    path = Path(database).absolute()
+    directory = path.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".zastava-write-check-"):
+            pass
+        if path.exists():
+            with path.open("r+b"):
+                pass
+    except OSError as exc:
+        reason = exc.strerror or exc
+        return f"cannot write the SQLite database {path} ({reason}); give a path on a writable volume"
+    return None
 
 
 def example_config_yaml() -> str:

@@ -111,7 +111,7 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from ..config import BackendServer, ConfigError, load_config
+    from ..config import BackendServer, ConfigError, load_config, start_up_problems
     from ..telemetry import settle_heap
     from ..telemetry.logging import fields
     from ..telemetry.setup import runtime_core
@@ -142,6 +142,10 @@ def serve(
                 for e in exc.errors(include_url=False)
             )
         )
+    # the refusals `zastava config validate --component backend` reports too (one list, zastava.config)
+    problems = start_up_problems(cfg.model_copy(update={"backend_server": settings}), "backend")
+    if problems:
+        fail("\n".join(f"{key}: {message}" for key, message in problems))
     host, port = _split_listen(settings.listen)
     try:
         runtime_core(cfg, "backend", level=log_level.upper() if log_level else None, guardrails=False)

@@ -603,3 +603,22 @@ def test_rendered_config_validates_for_every_component(helm: Path, tmp_path: Pat
         text=True,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_security_mounts_name_what_the_daemonset_mounts(helm: Path) -> None:
+    """The observer checks at start-up that each security.mounts container path is mounted read-only: the
+    chart renders them from the same values as the DaemonSet's mounts (CRI-O here)."""
+    docs = render(
+        helm,
+        "--set",
+        "observer.criSocket=/var/run/crio/crio.sock",
+        "--set",
+        "observer.runtimeState=/var/lib/containers",
+    )
+    mounts = zconfig(docs)["security"]["mounts"]
+    (ds,) = by_kind(docs, "DaemonSet")
+    (container,) = ds["spec"]["template"]["spec"]["containers"]
+    mounted = {m["mountPath"]: m for m in container["volumeMounts"]}
+    for value in mounts.values():
+        path = value.removesuffix(":ro").split(":")[-1]
+        assert mounted[path]["readOnly"] is True, path

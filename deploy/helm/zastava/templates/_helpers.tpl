@@ -128,6 +128,10 @@ defaults (backend and Authority URLs, the observer's metrics address), then what
 {{- $_ := set $defaults "runtime" (dict "authority" (dict "issuer" (include "zastava.authorityUrl" .))) -}}
 {{- end -}}
 {{- $_ := set $defaults "observer" (dict "listen" (printf "0.0.0.0:%v" .Values.observer.metricsPort)) -}}
+{{- $_ := set $defaults "security" (dict "mounts" (dict
+    "containerdSock" (printf "%s:ro" .Values.observer.criSocket)
+    "proc" "/proc:/host/proc:ro"
+    "runtimeState" (printf "%s:ro" .Values.observer.runtimeState))) -}}
 {{- $server := dict
     "listen" (printf "0.0.0.0:%v" .Values.backend.port)
     "auth" "optok"

@@ -1,5 +1,6 @@
-"""One validation path: every refusal a component's start-up makes is a refusal of ``zastava config validate``
-(exit 2 naming the key), and static backend auth is refused off loopback (issue 16)."""
+"""One validation path (issue 16): every refusal a component's start-up makes is a refusal of
+``zastava config validate --component`` (exit 2 naming the key), run as the real CLIs; static backend auth is
+refused off loopback; an unwritable store stops the backend."""
 
 from __future__ import annotations
 
@@ -111,3 +112,23 @@ def test_every_start_up_refusal_is_a_validate_refusal(tmp_path: Path) -> None:
         validated = zastava("config", "validate", "--component", component, str(path))
         for out in (started, validated):
             assert out.returncode == 2 and f"zastava.mode.{component}" in out.stderr, out.stderr
+
+
+def test_backend_start_up_refusals_are_validate_refusals(tmp_path: Path) -> None:
+    """``backend serve`` and ``config validate --component backend`` refuse the same configs, naming the key:
+    an unwritable store, a certificate without its key, a file that is not there."""
+    cases = {
+        "zastava.backendServer.store": "    store: sqlite:////sys/zastava/b.db\n",
+        "zastava.backendServer.tlsKeyFile": f"    tlsCertFile: {tmp_path}/b0.yaml\n",
+        "zastava.backendServer.clientCaFile": f"    clientCaFile: {tmp_path}/missing-ca.crt\n",
+        "zastava.backendServer.policyFile": f"    policyFile: {tmp_path}/missing-policy.yaml\n",
+    }
+    for index, (key, line) in enumerate(cases.items()):
+        path = tmp_path / f"b{index}.yaml"
+        store = "" if "store" in line else f"    store: sqlite:///{tmp_path}/b.db\n"
+        path.write_text(f"zastava:\n  backendServer:\n    listen: 127.0.0.1:9\n{store}{line}")
+        started = zastava("backend", "serve", "--config", str(path))
+        validated = zastava("config", "validate", "--component", "backend", str(path))
+        for out in (started, validated):
+            assert out.returncode == 2 and key in out.stderr, (key, out.stderr)
+        assert zastava("config", "validate", str(path)).returncode == 0

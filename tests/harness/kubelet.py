@@ -66,6 +66,7 @@ __all__ = [
     "DockerKubelet",
     "KubeApiEndpoint",
     "PodRun",
+    "free_subnet",
     "render_chart",
 ]
 
@@ -192,7 +193,7 @@ def _quantity_cpus(value: str | int) -> float:
     return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
 
 
-def _free_subnet() -> ipaddress.IPv4Network:
+def free_subnet() -> ipaddress.IPv4Network:
     """A /24 no route of this machine uses (other engineers' private engines may hold some)."""
     routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, check=False).stdout
     used = [
@@ -222,6 +223,7 @@ class DockerKubelet:
         api_server: KubeApiEndpoint | None = None,
         max_replicas: int | None = None,
         max_restarts: int = 2,
+        subnet: ipaddress.IPv4Network | None = None,
         report: Callable[[dict[str, Any]], None] | None = None,
         extra_objects: Sequence[Mapping[str, Any]] = (),
     ) -> None:
@@ -239,7 +241,7 @@ class DockerKubelet:
         self.workdir.chmod(0o755)
         self.run_id = uuid.uuid4().hex[:6]
         self.network = f"kubelet-{self.run_id}"
-        self.subnet = _free_subnet()
+        self.subnet = subnet or free_subnet()
         hosts = list(self.subnet.hosts())
         self.gateway = str(hosts[0])
         self._free_ips = [str(h) for h in hosts[9:]]

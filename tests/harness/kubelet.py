@@ -23,12 +23,14 @@ and DaemonSet as Docker containers, generically (nothing here names a Zastava co
   them); :meth:`service_endpoint` resolves Service port → ``targetPort`` (named or numbered) as kube-proxy
   would for a caller outside the network (the test, acting as the API server);
 * readiness: each container's ``readinessProbe`` (httpGet, tcpSocket, exec) is polled until it passes;
-  a container that exits is reported with its logs (the kubelet's CrashLoopBackOff).
+  meanwhile a container that exits, or fails its ``livenessProbe`` ``failureThreshold`` times in a row, is
+  restarted (``restartPolicy: Always``), at most ``max_restarts`` times (then: CrashLoopBackOff, an error).
 
 What is *not* emulated (:data:`NOT_EMULATED`: accepted and recorded, never enforced) — RBAC, NetworkPolicy,
 PodDisruptionBudget, ServiceMonitor/PodMonitor, scheduling (nodeSelector, tolerations, affinity: every Pod
 runs on the one node), ``replicas`` beyond what ``max_replicas`` allows, restart back-off (an exited
-container is restarted at once, ``max_restarts`` times), liveness probes, ``enableServiceLinks`` variables,
+container is restarted at once, ``max_restarts`` times; liveness probes are run only while waiting for
+readiness), ``enableServiceLinks`` variables,
 PersistentVolumeClaims. The API server itself cannot run here: when a workload mounts a service-account
 token, ``api_server`` (a :class:`KubeApiEndpoint`, e.g. the ``kmock`` emulator behind TLS) supplies
 ``KUBERNETES_SERVICE_HOST``/``PORT`` and the token directory (token, ``ca.crt``, namespace) a kubelet would
@@ -744,10 +746,35 @@ class DockerKubelet:
             probe = container.get("readinessProbe")
             if probe:
                 checks.append(self._probe(pod, container, probe))
+        # livenessProbe: probed every periodSeconds (10) after initialDelaySeconds; failureThreshold (3)
+        # failures in a row and the kubelet restarts the container
+        liveness = []
+        for container in pod.spec.get("containers") or []:
+            probe = container.get("livenessProbe")
+            if probe:
+                first = time.monotonic() + float(probe.get("initialDelaySeconds", 0))
+                liveness.append([container, self._probe(pod, container, probe), probe, first, 0])
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while True:
             self._running(pod)
+            for entry in liveness:
+                container, check, probe, due, failures = entry
+                if time.monotonic() < due:
+                    continue
+                entry[3] = time.monotonic() + float(probe.get("periodSeconds", 10))
+                try:
+                    alive = check()
+                except Exception:
+                    alive = False
+                entry[4] = 0 if alive else failures + 1
+                if entry[4] >= int(probe.get("failureThreshold", 3)):
+                    crash = f"{pod.name}/{container['name']} failed its liveness probe\n{self.logs(pod)}"
+                    pod.crashes.append(crash)
+                    if len(pod.crashes) > self.max_restarts:
+                        raise RuntimeError(f"CrashLoopBackOff: {crash}")
+                    self.engine.docker("restart", "--time", "10", pod.containers[container["name"]])
+                    entry[4] = 0
             try:
                 if all(check() for check in checks):
                     return

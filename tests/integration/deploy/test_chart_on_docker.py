@@ -208,10 +208,8 @@ class Cluster:
         raise AssertionError(f"no {kind} of {container_id} stored; seen: {seen[-10:]}")
 
     def run_node_container(self, name: str, busybox: str) -> str:
-        """A Pod on the node's CRI runtime, as the kubelet starts it; reported to the API server."""
-        with CriClient(self.cri.socket) as cri:
-            sandbox_id, sandbox = cri.run_pod(name, "payments", labels={"app": name})
-            container_id = cri.run_container(sandbox_id, sandbox, "main", busybox, labels={"app": name})
+        """A Pod of a Deployment, known to the API server first (as once scheduled), then started on the
+        node's CRI runtime as the kubelet starts it."""
         self.api.create_pod(
             {
                 "apiVersion": "v1",
@@ -232,21 +230,12 @@ class Cluster:
                     ],
                 },
                 "spec": {"nodeName": NODE, "containers": [{"name": "main", "image": busybox}]},
-                "status": {
-                    "containerStatuses": [
-                        {
-                            "name": "main",
-                            "image": busybox,
-                            "imageID": "",
-                            "ready": True,
-                            "restartCount": 0,
-                            "containerID": f"containerd://{container_id}",
-                            "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
-                        }
-                    ]
-                },
+                "status": {"phase": "Pending"},
             }
         )
+        with CriClient(self.cri.socket) as cri:
+            sandbox_id, sandbox = cri.run_pod(name, "payments", labels={"app": name})
+            container_id = cri.run_container(sandbox_id, sandbox, "main", busybox, labels={"app": name})
         return f"containerd://{container_id}"
 
     def metrics(self, pod: PodRun) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -453,6 +442,9 @@ def _exercise(cluster: Cluster, busybox: str) -> dict[str, float]:
     event = cluster.wait_event("CONTAINER_START", first)
     assert event["node"] == NODE
     assert event["workload"].get("namespace") == "payments" and event["workload"].get("pod") == "api-one"
+    # the pod metadata of the observer's watch (kubernetesWatch, on by default): owner and labels
+    assert event["workload"].get("owner") == {"kind": "Deployment", "name": "api-one"}, event["workload"]
+    assert (event["workload"].get("labels") or {}).get("app") == "api-one", event["workload"]
     timings["observe"] = time.monotonic() - t0
 
     # (d) catalog writes without a token are refused — with no client certificate, and with the observer's

@@ -82,12 +82,26 @@ class RegistryServer:
 
 
 class PostgresServer:
-    """PostgreSQL 15 from Debian, trust auth on 127.0.0.1 and a private unix socket dir."""
+    """PostgreSQL 15 from Debian, trust auth on 127.0.0.1 and a private unix socket dir.
+
+    ``network`` (an address of this machine and a CIDR, e.g. a container network's gateway and subnet) also
+    listens there, for clients of that CIDR with the ``postgres`` user's ``password`` (SCRAM): containers
+    reach it as they would a database outside the cluster.
+    """
 
     PGBIN = Path("/usr/lib/postgresql/15/bin")
 
-    def __init__(self, workdir: Path | None = None, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        *,
+        port: int | None = None,
+        network: tuple[str, str] | None = None,
+        password: str | None = None,
+    ) -> None:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="zastava-postgres-"))
+        self.network = network
+        self.password = password
         self.port = port or free_port()
         self.data = self.workdir / "data"
         self.sock = self.workdir / "sock"
@@ -124,8 +138,14 @@ class PostgresServer:
         )
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed: {result.stderr}")
+        listen = "127.0.0.1"
+        if self.network is not None:
+            address, cidr = self.network
+            listen += f",{address}"
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {cidr} scram-sha-256\n")
         options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.sock} -c fsync=off "
+            f"-c listen_addresses={listen} -p {self.port} -k {self.sock} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         result = self._pg(
@@ -153,6 +173,9 @@ class PostgresServer:
             return probe.stdout.strip() == "1"
 
         wait_until(ready, 30, "postgres")
+        if self.password is not None:
+            escaped = self.password.replace("'", "''")
+            self.psql(f"ALTER USER postgres PASSWORD '{escaped}'")
         return self
 
     def _pgbin(self) -> Path:

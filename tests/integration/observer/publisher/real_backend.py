@@ -25,6 +25,7 @@ import httpx
 import orjson
 
 from tests.harness.devstack import free_port
+from zastava.backend.store.templates import assemble
 
 EVENTS_PATH = "/api/v1/scanner/runtime/events"
 
@@ -121,18 +122,23 @@ class BackendProcess:
     # ------------------------------------------------------------------------------------- read back
 
     def rows(self) -> list[tuple[int, str, str, str, str, str]]:
-        """``(id, eventId, node, kind, schemaVersion, envelope JSON)`` in arrival order (read-only open)."""
+        """``(id, eventId, node, kind, schemaVersion, envelope JSON)`` in arrival order (read-only open).
+        A row stored as its own values plus a shared template (what every container of an image repeats)
+        is read back whole, as the backend's read APIs assemble it."""
         if not self.db_path.exists():
             return []
         db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
         try:
-            return list(
+            rows = list(
                 db.execute(
-                    "SELECT id, event_id, node, kind, schema_version, body FROM runtime_events ORDER BY id"
+                    "SELECT e.id, e.event_id, e.node, e.kind, e.schema_version, e.body, t.body"
+                    " FROM runtime_events e LEFT JOIN event_templates t"
+                    " ON t.tenant = e.tenant AND t.id = e.template_ref ORDER BY e.id"
                 )
             )
         finally:
             db.close()
+        return [(*row[:5], orjson.dumps(assemble(row[5], row[6])).decode()) for row in rows]
 
     def count(self) -> int:
         return len(self.rows())

@@ -533,15 +533,6 @@ def test_default_values_start_connect_and_authenticate(
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="defect: the backend ignores ZASTAVA_BACKENDSERVER__STORE, the env name the chart passes the "
-    "Secret's URL as (only ZASTAVA_BACKEND_SERVER__STORE is read, and not even that when the YAML has a "
-    "backendServer section, which the chart always renders): it opens sqlite:///zastava-backend.db on the "
-    "read-only root and exits 2; values.schema.json forbids config.zastava.backendServer.store, so no "
-    "override can work around it",
-)
 def test_postgres_store_values(
     docker_engine: devstack.DockerEngine,
     zastava_image: str,
@@ -587,8 +578,6 @@ def test_postgres_store_values(
             assert int(rows) >= 2, rows
             print(f"postgres: chart up in {up:.1f}s; {timings}; total {time.monotonic() - started:.1f}s")
     except RuntimeError as exc:
-        if "cannot write the SQLite database /zastava-backend.db" in str(exc):
-            raise  # the known defect the xfail names; anything else fails the test
         raise AssertionError(str(exc)) from exc
     finally:
         if "server" in database:

@@ -18,6 +18,7 @@ from .envelope import (
 from .ingest import IngestRejection, IngestResponse
 from .policy import ImagePolicy, RekorRef, RuntimePolicyRequest, RuntimePolicyResponse
 from .runtime_event import (
+    KIND_SINCE,
     KINDS_V1_0,
     AgentWarning,
     Attestation,
@@ -33,6 +34,7 @@ from .runtime_event import (
     RuntimeEvent,
     RuntimeInfo,
     Workload,
+    kind_known_at,
 )
 from .versions import (
     ADMISSION_DECISION,
@@ -48,6 +50,7 @@ from .versions import (
 __all__ = [
     "ADMISSION_DECISION",
     "KINDS_V1_0",
+    "KIND_SINCE",
     "RUNTIME_EVENT",
     "SCHEMA_VERSIONS_HEADER",
     "AdmissionDecision",
@@ -87,6 +90,7 @@ __all__ = [
     "canonical_bytes",
     "canonical_id",
     "dump_runtime_envelope",
+    "kind_known_at",
     "multihash_id",
     "parse_admission_envelope",
     "parse_multihash_id",

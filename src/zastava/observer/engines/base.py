@@ -79,6 +79,12 @@ class ContainerInfo:
     fidelity: Literal["full", "reduced"] = "full"
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
+    #: ports the image or container declares (Docker ``ExposedPorts``, ``8080/tcp`` → 8080): listening on
+    #: them is not network drift
+    exposed_ports: frozenset[int] = frozenset()
+    #: the HEALTHCHECK command the engine runs in the container (``CMD …`` argv, or ``sh -c …`` for
+    #: ``CMD-SHELL``): a declared command, part of the drift baseline
+    healthcheck: tuple[str, ...] = ()
 
     @property
     def container_id(self) -> str:

@@ -283,4 +283,28 @@ def container_info(data: dict[str, Any], image: dict[str, Any], version: str | N
         running=bool(state.get("Running")),
         evidence=tuple(evidence),
         missing=tuple(missing),
+        exposed_ports=_exposed_ports(config.get("ExposedPorts")),
+        healthcheck=_healthcheck(config.get("Healthcheck")),
     )
+
+
+def _exposed_ports(value: Any) -> frozenset[int]:
+    """``{"8080/tcp": {}, "53/udp": {}}`` → {8080, 53}; malformed keys are ignored."""
+    out: set[int] = set()
+    for key in value or {} if isinstance(value, dict) else {}:
+        port = str(key).split("/", 1)[0]
+        if port.isdigit() and 0 < int(port) < 65536:
+            out.add(int(port))
+    return frozenset(out)
+
+
+def _healthcheck(value: Any) -> tuple[str, ...]:
+    """Docker's ``Healthcheck.Test``: ``["CMD", argv…]``; ``["CMD-SHELL", cmd]`` runs ``/bin/sh -c``."""
+    test = value.get("Test") if isinstance(value, dict) else None
+    if not isinstance(test, list) or len(test) < 2:
+        return ()
+    if test[0] == "CMD":
+        return tuple(str(a) for a in test[1:])
+    if test[0] == "CMD-SHELL":
+        return ("/bin/sh", "-c", str(test[1]))
+    return ()

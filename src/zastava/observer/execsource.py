@@ -1,0 +1,372 @@
+"""Every exec as it happens: the kernel proc connector (``NETLINK_CONNECTOR``, ``CN_IDX_PROC``).
+
+Polling ``/proc`` every few seconds misses a program that lives less than the interval (a ``docker exec`` of
+a binary that exits at once, a dropped tool run for 50 ms). The proc connector multicasts one message per
+``fork``/``exec``/``exit`` of every process on the host; it needs ``CAP_NET_ADMIN`` in the initial user
+namespace (the observer DaemonSet has it; a non-root developer run does not, and falls back to polling).
+
+One reader thread receives the messages and, for each ``PROC_EVENT_EXEC`` of a thread-group leader, reads at
+once what drift needs while the process still exists: its pid namespace first (one ``readlink``; a process
+outside every watched container costs nothing more), then ``stat`` (ppid, start time), ``exe``, ``comm``,
+``cmdline`` (first 4 KiB) and the parent chain up to the container's init or out of the container (at most
+:data:`MAX_CHAIN` links). Work is per exec, never per pass. A process already gone when it is read (it lived
+less than the ~100 µs between its exec and our read) is still reported, with what could be read (its
+pid and the parent chain from the fork that made it), marked ``exited``.
+
+Records go to a bounded queue; a full queue drops the record and counts it (``dropped``, by reason), and a
+kernel overflow of the socket buffer (``ENOBUFS``) is counted the same way, as ``kernel``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .programs import applet_of, is_multi_call
+
+__all__ = [
+    "MAX_CHAIN",
+    "ExecRecord",
+    "ExecSource",
+    "ExecSourceUnavailable",
+    "Link",
+    "probe",
+    "read_exec",
+]
+
+NETLINK_CONNECTOR = 11
+CN_IDX_PROC = 1
+CN_VAL_PROC = 1
+PROC_CN_MCAST_LISTEN = 1
+PROC_CN_MCAST_IGNORE = 2
+PROC_EVENT_FORK = 0x00000001
+PROC_EVENT_EXEC = 0x00000002
+PROC_EVENT_COMM = 0x00000200  # also sent by exec itself (comm := basename of the file exec'd)
+PROC_EVENT_EXIT = 0x80000000
+NLMSG_DONE = 3
+_NLMSG_HDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_CN_MSG = struct.Struct("=IIIIHH")  # idx, val, seq, ack, len, flags
+_PROC_EVENT = struct.Struct("=IIQ")  # what, cpu, timestamp_ns
+_HEADER = _NLMSG_HDR.size + _CN_MSG.size  # 36: where proc_event starts
+#: links of a parent chain read per exec: deeper trees are cut (and said so) — a container's process tree
+#: from init to a worker is 2-6 deep in the images measured (nginx, postgres, s6, supervisord)
+MAX_CHAIN = 32
+#: 4 MiB of socket buffer: ~100 000 messages of 40 B, a fork bomb's burst of ~1 s on this 2-core machine
+_RCVBUF = 4 << 20
+
+
+class ExecSourceUnavailable(RuntimeError):
+    """The proc connector cannot be used here (no ``CAP_NET_ADMIN``, no netlink, kernel without it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One ancestor of an exec'd process: host pid and its program (None when unreadable)."""
+
+    pid: int
+    exe: str | None
+    in_container: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExecRecord:
+    """What was read of one exec, at once."""
+
+    pid: int
+    pid_ns: str
+    start_time: int | None
+    ppid: int | None
+    exe: str | None
+    exe_deleted: bool
+    comm: str | None
+    applet: str | None
+    #: ancestors from the parent up: inside the container until the container's init, or the first one
+    #: outside it (the runtime's shim or runc: the process was entered from outside, ``docker exec``)
+    chain: tuple[Link, ...] = ()
+    #: the process was gone (or a zombie) before its program could be read
+    exited: bool = False
+    monotonic: float = field(default=0.0, compare=False)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.pid, self.start_time or 0)
+
+
+def _readlink(path: str) -> str | None:
+    try:
+        return os.readlink(path)  # noqa: PTH115 - str in, str out, hot path
+    except OSError:
+        return None
+
+
+def _read(path: str, limit: int) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit)
+    except OSError:
+        return None
+
+
+def _stat(procfs: str, pid: int) -> tuple[int, int] | None:
+    raw = _read(f"{procfs}/{pid}/stat", 4096)
+    if not raw:
+        return None
+    tail = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        return int(tail[1]), int(tail[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _exe(procfs: str, pid: int) -> tuple[str | None, bool]:
+    exe = _readlink(f"{procfs}/{pid}/exe")
+    if exe is not None and exe.endswith(" (deleted)"):
+        return exe[: -len(" (deleted)")], True
+    return exe, False
+
+
+def read_exec(
+    procfs: str,
+    pid: int,
+    watched: Callable[[str], int | None],
+    *,
+    parent_hint: int | None = None,
+    comm_hint: str | None = None,
+) -> ExecRecord | None:
+    """Read one exec'd process, or None when it is not in a watched container.
+
+    ``watched`` maps a pid-namespace link (``pid:[4026532…]``) to the host pid of that container's init (None:
+    not watched). ``parent_hint`` is the parent recorded at fork time and ``comm_hint`` the name the exec
+    set (from the connector's COMM message), used when the process is already gone.
+    """
+    pid_ns = _readlink(f"{procfs}/{pid}/ns/pid")
+    exited = False
+    if pid_ns is None:
+        # gone already (or a zombie: its namespaces are released at exit): judge by the parent from the fork
+        if parent_hint is None:
+            return None
+        pid_ns = _readlink(f"{procfs}/{parent_hint}/ns/pid")
+        if pid_ns is None:
+            return None
+        exited = True
+    init = watched(pid_ns)
+    if init is None:
+        return None
+    fields = None if exited else _stat(procfs, pid)
+    ppid = fields[0] if fields else parent_hint
+    exe, deleted = (None, False) if exited else _exe(procfs, pid)
+    comm_raw = _read(f"{procfs}/{pid}/comm", 64)
+    comm = comm_raw.decode("utf-8", "replace").strip() if comm_raw else comm_hint
+    applet = None
+    if exe is not None and is_multi_call(exe):
+        argv = [
+            a.decode("utf-8", "replace") for a in (_read(f"{procfs}/{pid}/cmdline", 4096) or b"").split(b"\0")
+        ]
+        applet = applet_of(exe, [a for a in argv if a] or None, comm)
+    if exe is None:
+        exited = True
+    chain: list[Link] = []
+    current = ppid
+    while current and len(chain) < MAX_CHAIN and pid != init:
+        inside = _readlink(f"{procfs}/{current}/ns/pid") == pid_ns
+        parent_exe, _ = _exe(procfs, current)
+        chain.append(Link(current, parent_exe, inside))
+        if not inside or current == init:
+            break
+        up = _stat(procfs, current)
+        current = up[0] if up else 0
+    return ExecRecord(
+        pid=pid,
+        pid_ns=pid_ns,
+        start_time=fields[1] if fields else None,
+        ppid=ppid,
+        exe=exe,
+        exe_deleted=deleted,
+        comm=comm,
+        applet=applet,
+        chain=tuple(chain),
+        exited=exited,
+        monotonic=time.monotonic(),
+    )
+
+
+def _open_socket() -> socket.socket:
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_CONNECTOR)
+    except (OSError, AttributeError) as exc:
+        raise ExecSourceUnavailable(f"netlink connector socket: {exc}") from None
+    try:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+        sock.bind((0, CN_IDX_PROC))
+        _subscribe(sock, PROC_CN_MCAST_LISTEN)
+    except OSError as exc:
+        sock.close()
+        hint = " (needs CAP_NET_ADMIN)" if exc.errno in (errno.EPERM, errno.EACCES) else ""
+        raise ExecSourceUnavailable(f"proc connector subscription: {exc}{hint}") from None
+    return sock
+
+
+def _subscribe(sock: socket.socket, op: int) -> None:
+    body = struct.pack("=I", op)
+    cn = _CN_MSG.pack(CN_IDX_PROC, CN_VAL_PROC, 0, 0, len(body), 0) + body
+    sock.send(_NLMSG_HDR.pack(_NLMSG_HDR.size + len(cn), NLMSG_DONE, 0, 0, 0) + cn)
+
+
+def probe() -> str | None:
+    """None when the proc connector can be subscribed here, else why not (for logs and the docs' check)."""
+    try:
+        sock = _open_socket()
+    except ExecSourceUnavailable as exc:
+        return str(exc)
+    with contextlib.suppress(OSError):
+        _subscribe(sock, PROC_CN_MCAST_IGNORE)
+    sock.close()
+    return None
+
+
+class ExecSource:
+    """The reader thread and its bounded queue of :class:`ExecRecord` (consumed with :meth:`get`).
+
+    ``watched`` is consulted per exec (a dict lookup the agent keeps: pid namespace → init pid). Counters:
+    ``execs`` (exec messages seen), ``records`` (queued), ``dropped`` by reason (``queue``: the consumer fell
+    behind; ``kernel``: the socket buffer overflowed), ``exited`` (read after the process was gone)."""
+
+    def __init__(
+        self,
+        procfs: str,
+        watched: Callable[[str], int | None],
+        *,
+        max_queue: int = 4096,
+        on_drop: Callable[[str], None] | None = None,
+    ) -> None:
+        self.procfs = procfs
+        self.watched = watched
+        self.max_queue = max_queue
+        self.on_drop = on_drop
+        self.execs = 0
+        self.records = 0
+        self.exited = 0
+        self.dropped: dict[str, int] = {"queue": 0, "kernel": 0}
+        self.busy_seconds = 0.0  # thread CPU spent reading execs (for the benchmark's per-exec figure)
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[ExecRecord] | None = None
+        #: child pid → parent pid from FORK messages and pid → comm from the exec's COMM message, for a
+        #: process gone before its exec is read; bounded (forgotten at EXIT, halved past 65 536 entries)
+        self._parents: dict[int, int] = {}
+        self._comms: dict[int, str] = {}
+
+    def start(self) -> None:
+        """Subscribe (raises :class:`ExecSourceUnavailable`) and start the reader thread."""
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue(self.max_queue)
+        self._sock = _open_socket()
+        self._sock.settimeout(0.2)  # how often the thread looks at the stop flag
+        self._thread = threading.Thread(target=self._run, name="zastava-execsource", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                _subscribe(self._sock, PROC_CN_MCAST_IGNORE)
+            self._sock.close()
+            self._sock = None
+
+    async def get(self) -> ExecRecord:
+        assert self._queue is not None, "start() first"
+        return await self._queue.get()
+
+    def _offer(self, record: ExecRecord) -> None:
+        assert self._queue is not None
+        try:
+            self._queue.put_nowait(record)
+            self.records += 1
+        except asyncio.QueueFull:
+            self._drop("queue")
+
+    def _drop(self, reason: str, n: int = 1) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + n
+        if self.on_drop is not None:
+            for _ in range(n):
+                self.on_drop(reason)
+
+    def _run(self) -> None:
+        assert self._sock is not None and self._loop is not None
+        sock, loop = self._sock, self._loop
+        while not self._stop.is_set():
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # the kernel dropped messages: count, keep reading
+                    loop.call_soon_threadsafe(self._drop, "kernel")
+                    continue
+                if self._stop.is_set():
+                    return
+                raise
+            started = time.thread_time()
+            offset = 0
+            while offset + _HEADER + _PROC_EVENT.size <= len(data):
+                length = _NLMSG_HDR.unpack_from(data, offset)[0]
+                if length < _HEADER:
+                    break
+                self._handle(data, offset + _HEADER, loop)
+                offset += (length + 3) & ~3
+            self.busy_seconds += time.thread_time() - started
+
+    def _handle(self, data: bytes, at: int, loop: asyncio.AbstractEventLoop) -> None:
+        what = _PROC_EVENT.unpack_from(data, at)[0]
+        body = at + _PROC_EVENT.size
+        if what == PROC_EVENT_FORK:
+            _ppid, parent_tgid, child_pid, child_tgid = struct.unpack_from("=IIII", data, body)
+            if child_pid == child_tgid:  # a new process, not a thread
+                _bounded_put(self._parents, child_pid, parent_tgid)
+        elif what == PROC_EVENT_COMM:
+            pid, tgid = struct.unpack_from("=II", data, body)
+            if pid == tgid:
+                name = data[body + 8 : body + 24].split(b"\0", 1)[0].decode("utf-8", "replace")
+                _bounded_put(self._comms, tgid, name)
+        elif what == PROC_EVENT_EXEC:
+            pid, tgid = struct.unpack_from("=II", data, body)
+            if pid != tgid:
+                return
+            self.execs += 1
+            record = read_exec(
+                self.procfs,
+                tgid,
+                self.watched,
+                parent_hint=self._parents.get(tgid),
+                comm_hint=self._comms.get(tgid),
+            )
+            if record is not None:
+                if record.exited:
+                    self.exited += 1
+                loop.call_soon_threadsafe(self._offer, record)
+        elif what == PROC_EVENT_EXIT:
+            pid, tgid = struct.unpack_from("=II", data, body)
+            if pid == tgid:
+                self._parents.pop(tgid, None)
+                self._comms.pop(tgid, None)
+
+
+def _bounded_put(table: dict[int, Any], key: int, value: Any) -> None:
+    if len(table) >= 65_536:  # bounded: forget the oldest half (insertion order)
+        for old in list(table)[:32_768]:
+            del table[old]
+    table[key] = value

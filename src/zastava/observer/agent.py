@@ -41,9 +41,11 @@ from ..telemetry.logging import fields
 from ..telemetry.metrics import ZastavaMetrics
 from ..telemetry.tracing import resume, span
 from . import drift
+from .baseline import Baseline
 from .engines.base import ContainerEngine, ContainerEvent, ContainerInfo, EngineUnavailable
 from .engines.kubernetes import ContainerMeta, PodMeta, PodWatcher
 from .events import EventContext, context_for
+from .execdrift import ExecDrift, open_exec_drift
 from .rootfs import RootFS
 
 __all__ = [
@@ -180,6 +182,9 @@ class AgentSettings:
     max_depth: int = 8
     max_hash_bytes: int = 64_000_000
     max_drift_events_per_container: int = 256
+    exec_source: str = "auto"
+    exec_queue: int = 4096
+    quiet_window: float = 60.0
     max_concurrent_inspections: int = 8
     max_tracked_containers: int = 10_000
     posture_refresh_interval: float = 300.0
@@ -211,6 +216,9 @@ class AgentSettings:
             max_depth=d.max_depth,
             max_hash_bytes=d.max_hash_bytes,
             max_drift_events_per_container=d.max_events_per_container,
+            exec_source=d.exec_source,
+            exec_queue=d.exec_queue,
+            quiet_window=d.quiet_window_seconds,
             max_concurrent_inspections=observer.max_concurrent_inspections,
             max_tracked_containers=config.limits.per_node_queue,
             posture_refresh_interval=float(observer.posture_cache_ttl_seconds or 300),
@@ -237,6 +245,11 @@ class _Tracked:
     since_source: str
     upper_dir: str | None
     host_network: bool
+    baseline: Baseline | None = None
+    #: image ExposedPorts and the pod's containerPorts: listening there is not network drift
+    declared_ports: frozenset[int] = frozenset()
+    #: judged per exec (proc connector) rather than by polling
+    exec_watched: bool = False
     policy: ImagePolicy | None = None
     attestation_key: tuple[Any, ...] | None = None
     reported_processes: set[drift.ProcessKey] = field(default_factory=set)
@@ -279,6 +292,8 @@ class ObserverAgent:
         self._starting: set[str] = set()
         self._stopped_early: dict[str, ContainerEvent] = {}
         self.host_root = drift.host_root(settings.procfs)
+        #: process drift per exec (proc connector), set by :meth:`run` when it can be subscribed
+        self.exec_drift: ExecDrift | None = None
 
     # ---------------------------------------------------------------------------------------- publish
 
@@ -526,8 +541,11 @@ class ObserverAgent:
     ) -> _Tracked:
         s = self.settings
         allowed: frozenset[str] = frozenset()
+        baseline: Baseline | None = None
         if root is not None and info.pid is not None:
-            declared = [argv for _, argv in container_meta.declared_commands] if container_meta else []
+            declared: list[Sequence[str]] = (
+                [argv for _, argv in container_meta.declared_commands] if container_meta else []
+            )
             terminals = list(trace.terminals) if trace is not None else []
             if trace is None:
                 # no EntryTrace: the program running as the container's init when first seen is the baseline
@@ -537,6 +555,8 @@ class ObserverAgent:
                     ]
                 except OSError:
                     terminals = []
+            if info.healthcheck:
+                declared.append(list(info.healthcheck))
             allowed = drift.allowed_programs(
                 root,
                 terminals=terminals,
@@ -544,6 +564,7 @@ class ObserverAgent:
                 extra=s.allowed_programs,
                 path_env=info.env.get("PATH"),
             )
+            baseline = baseline_of(root, trace, terminals, declared, s.allowed_programs, info.env.get("PATH"))
         since, since_source = (
             (info.image_created, "imageCreated") if info.image_created else (info.created, "containerCreated")
         )
@@ -556,8 +577,12 @@ class ObserverAgent:
             since_source=since_source,
             upper_dir=drift.overlay_upper_dir(s.procfs, info.pid) if info.pid else None,
             host_network=drift.shares_host_network(s.procfs, info.pid) if info.pid else False,
+            baseline=baseline,
+            declared_ports=info.exposed_ports | (container_meta.ports if container_meta else frozenset()),
         )
         self.tracked[info.id] = tracked
+        if self.exec_drift is not None and baseline is not None and info.pid:
+            tracked.exec_watched = self.exec_drift.watch(info.id, info.pid, baseline, ctx)
         return tracked
 
     # --------------------------------------------------------------------------------- posture events
@@ -631,6 +656,8 @@ class ObserverAgent:
             self._stopped_early[event.id] = event  # still being observed: stop it once its start is out
             return []
         tracked = self.tracked.pop(event.id, None)
+        if self.exec_drift is not None:
+            self.exec_drift.unwatch(event.id)
         if tracked is None or tracked.stopped:
             return []
         tracked.stopped = True
@@ -666,7 +693,7 @@ class ObserverAgent:
         when = self.clock()
         out: list[RuntimeEvent] = []
         root = RootFS(f"{s.procfs}/{pid}/root")
-        if s.drift_process and tracked.allowed:
+        if s.drift_process and tracked.allowed and not tracked.exec_watched:  # else judged per exec
             processes = drift.container_processes(s.procfs, pid, max_processes=s.max_processes)
             found = drift.detect_process_drift(
                 processes, tracked.allowed, tracked.reported_processes, root=root
@@ -695,7 +722,9 @@ class ObserverAgent:
                 )
         if s.drift_network and not tracked.host_network:
             listeners = drift.listening_sockets(s.procfs, pid)
-            found_ports = drift.detect_network_drift(listeners, s.allowed_ports, tracked.reported_ports)
+            found_ports = drift.detect_network_drift(
+                listeners, s.allowed_ports | tracked.declared_ports, tracked.reported_ports
+            )
             if found_ports:
                 tracked.reported_ports.update(listener.key for listener in found_ports)
                 out.append(drift.network_drift_event(tracked.ctx, found_ports, when=when, pid=pid))
@@ -862,6 +891,8 @@ class ObserverAgent:
                 await self.resync()
             except EngineUnavailable as exc:
                 await self.warn("engine.unavailable", str(exc))
+            if self.settings.drift_enabled and self.settings.drift_process:
+                tasks += await self._start_exec_drift()
             if self.settings.drift_enabled:
                 tasks.append(
                     asyncio.create_task(self._periodic(self.settings.drift_interval, self.drift_pass))
@@ -882,6 +913,33 @@ class ObserverAgent:
             for task in [*tasks, *self._pending]:
                 task.cancel()
             await asyncio.gather(*tasks, *self._pending, return_exceptions=True)
+
+    async def _start_exec_drift(self) -> list[asyncio.Task[Any]]:
+        """Process drift per exec from the proc connector (``execSource``: auto, connector, poll)."""
+        s = self.settings
+        if s.exec_source == "poll":
+            return []
+        metrics = self.metrics
+        exec_drift = ExecDrift(
+            s.procfs,
+            self.emit,
+            quiet_window=s.quiet_window,
+            max_queue=s.exec_queue,
+            max_events_per_container=s.max_drift_events_per_container,
+            on_drop=(lambda reason: metrics.exec_drops.labels(reason=reason).inc()) if metrics else None,
+            clock=self.clock,
+        )
+        unavailable = open_exec_drift(exec_drift, s.exec_source)
+        if unavailable is not None:
+            await self.warn("drift.exec-source.unavailable", f"process drift by /proc polling: {unavailable}")
+            return []
+        self.exec_drift = exec_drift
+        for container_id, tracked in self.tracked.items():  # found running before the source started
+            if tracked.baseline is not None and tracked.info.pid:
+                tracked.exec_watched = exec_drift.watch(
+                    container_id, tracked.info.pid, tracked.baseline, tracked.ctx
+                )
+        return [asyncio.create_task(exec_drift.run())]
 
     async def snapshot(self) -> list[RuntimeEvent]:
         """The CONTAINER_START (and posture) events for the containers running now, without publishing
@@ -932,13 +990,22 @@ class _TraceView:
     terminals: Sequence[str]
     confidence: int
     ambiguous: bool
+    #: the non-resident terminals (the programs pid 1 ends in), and scripts resident shells run
+    finals: Sequence[str] = ()
+    scripts: Sequence[str] = ()
 
 
 def _entrytrace(argv: list[str], **kwargs: Any) -> _TraceView:
     from .entrytrace import trace_entrypoint
 
     result = trace_entrypoint(argv, **kwargs)
-    return _TraceView(result.steps, result.terminal_paths(), result.confidence, result.ambiguous)
+    finals = [p for t in result.programs() for p in (t.path, t.resolved) if p]
+    scripts = [
+        a for t in result.terminals if t.kind == "shell" and t.argv for a in t.argv[1:] if a.startswith("/")
+    ]
+    return _TraceView(
+        result.steps, result.terminal_paths(), result.confidence, result.ambiguous, finals, scripts
+    )
 
 
 def _optional_tracer(config: Any, metrics: ZastavaMetrics | None) -> Tracer | None:
@@ -1012,3 +1079,27 @@ async def create_agent(
             await pods.aclose()
 
     return agent, aclose
+
+
+def baseline_of(
+    root: RootFS,
+    trace: EntryTraceLike | None,
+    terminals: Sequence[str],
+    declared: Sequence[Sequence[str]],
+    extra: Sequence[str],
+    path_env: str | None,
+) -> Baseline:
+    """The container's drift baseline (:mod:`.baseline`) from its trace and declared commands."""
+    from .baseline import build_baseline
+
+    chain = [step.target for step in trace.steps] if trace is not None else []
+    return build_baseline(
+        root,
+        terminals=terminals,
+        finals=list(getattr(trace, "finals", ()) or ()),
+        chain=chain,
+        scripts=list(getattr(trace, "scripts", ()) or ()),
+        declared_commands=declared,
+        extra=extra,
+        path_env=path_env,
+    )

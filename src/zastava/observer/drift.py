@@ -10,8 +10,9 @@ files inside the container are read only through :class:`~zastava.observer.rootf
   neither an EntryTrace terminal nor a declared probe/exec command (nor configured as allowed); a program
   is its path and, for a multi-call binary, its applet (:mod:`~zastava.observer.programs`: a busybox ``sh``
   is not the busybox ``sleep`` the entrypoint runs);
-* **filesystem** — a new executable under ``/usr/local/bin``, ``/opt``, ``/app`` with mtime after image
-  creation, confirmed on the overlay upper layer (from ``/proc/<pid>/mountinfo``) where there is one;
+* **filesystem** — a new executable under ``/usr/local/bin``, ``/opt``, ``/app``: present on the overlay
+  upper layer (from ``/proc/<pid>/mountinfo``) is enough — mtime is evidence, not a gate (it is the
+  attacker's to set); without an upper layer to look at, mtime after image creation;
 * **library** — a mapped DSO absent from the image's usage SBOM view;
 * **network** — a listening TCP socket (``/proc/<pid>/net/tcp{,6}``) on a port the configuration does
   not allow (skipped for containers sharing the host network namespace).
@@ -359,11 +360,13 @@ def detect_filesystem_drift(
     max_depth: int = 8,
     max_hash_bytes: int = 64_000_000,
 ) -> list[NewExecutable]:
-    """Executable regular files under ``dirs`` modified after ``since`` (the image creation time).
+    """Executable regular files under ``dirs`` written in the container.
 
     ``upper`` is a :class:`RootFS` of the host root and ``upper_dir`` the overlay upper directory (host path):
-    when both are given a candidate must also exist there (it was written in the container, not shipped in
-    the image). Symlinks are not followed; at most ``max_files`` entries are visited, ``max_depth`` deep, and
+    when both are given, a file present there is reported whatever its mtime (it was written in the
+    container, not shipped in the image) and one absent is not; without them, a file modified after
+    ``since`` (the image creation time) is. Symlinks are not followed; at most ``max_files`` entries are
+    visited, ``max_depth`` deep, and
     ``max_hash_bytes`` are hashed in total.
     """
     cutoff = since.timestamp()
@@ -402,7 +405,7 @@ def detect_filesystem_drift(
                 if depth + 1 < max_depth:
                     stack.append((path, depth + 1))
                 continue
-            if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o111 or info.st_mtime <= cutoff:
+            if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o111:
                 continue
             if (path, info.st_mtime_ns) in reported:
                 continue
@@ -413,7 +416,9 @@ def detect_filesystem_drift(
                     on_upper = True
                 except RootFSError:
                     on_upper = False
-            if on_upper is False:
+            # on the upper layer: written in the container, whatever its mtime says (`cp -p`, `touch -d`,
+            # `docker cp` keep an old one); mtime is the gate only where there is no upper layer to look at
+            if on_upper is False or (on_upper is None and info.st_mtime <= cutoff):
                 continue
             digest, used = _sha256(rootfs, path, budget)
             budget -= used
@@ -437,7 +442,8 @@ def filesystem_drift_event(
         Evidence(
             signal="drift.filesystem",
             value=f"{f.path} mtime={f.mtime.isoformat()} size={f.size} upperLayer="
-            + {True: "yes", False: "no", None: "unknown"}[f.on_upper_layer],
+            + {True: "yes", False: "no", None: "unknown"}[f.on_upper_layer]
+            + (" mtimeBeforeBaseline=yes" if f.mtime <= since else ""),
         )
         for f in found
     ]

@@ -60,6 +60,7 @@ _HEADER = _NLMSG_HDR.size + _CN_MSG.size  # 36: where proc_event starts
 #: links of a parent chain read per exec: deeper trees are cut (and said so) — a container's process tree
 #: from init to a worker is 2-6 deep in the images measured (nginx, postgres, s6, supervisord)
 MAX_CHAIN = 32
+_NS_PER_TICK = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 #: 4 MiB of socket buffer: ~100 000 messages of 40 B, a fork bomb's burst of ~1 s on this 2-core machine
 _RCVBUF = 4 << 20
 
@@ -74,7 +75,10 @@ class Link:
 
     pid: int
     exe: str | None
-    in_container: bool
+    #: None when the ancestor was gone before it could be read (then nothing is known of where it lived)
+    in_container: bool | None
+    #: the applet of a multi-call binary (a busybox ``sh`` parent is not a busybox ``crond`` one)
+    applet: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,8 @@ class ExecRecord:
     chain: tuple[Link, ...] = ()
     #: the process was gone (or a zombie) before its program could be read
     exited: bool = False
+    #: for a shell, the script it runs (its first argument that is a path), else None
+    script: str | None = None
     monotonic: float = field(default=0.0, compare=False)
 
     @property
@@ -134,6 +140,37 @@ def _exe(procfs: str, pid: int) -> tuple[str | None, bool]:
     return exe, False
 
 
+def _applet(procfs: str, pid: int, exe: str | None, comm: str | None) -> str | None:
+    if exe is None or not is_multi_call(exe):  # only then is the argv needed (bounded reads)
+        return None
+    raw = _read(f"{procfs}/{pid}/cmdline", 4096) or b""
+    argv = [a.decode("utf-8", "replace") for a in raw.split(b"\0")]
+    if comm is None:
+        comm_raw = _read(f"{procfs}/{pid}/comm", 64)
+        comm = comm_raw.decode("utf-8", "replace").strip() if comm_raw else None
+    return applet_of(exe, [a for a in argv if a] or None, comm)
+
+
+_SHELL_NAMES = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "mksh", "hush"})
+
+
+def _script(procfs: str, pid: int, exe: str | None, applet: str | None) -> str | None:
+    """The script a shell runs: its first argument, when that is a path (``sh /jobs/x.sh``; a script run by
+    its shebang shows as ``/bin/sh /jobs/x.sh``); None for ``sh -c …`` and for other programs."""
+    name = applet or (exe.rsplit("/", 1)[-1] if exe else "")
+    if name not in _SHELL_NAMES:
+        return None
+    raw = _read(f"{procfs}/{pid}/cmdline", 4096) or b""
+    args = [a.decode("utf-8", "replace") for a in raw.split(b"\0")[1:] if a]
+    for arg in args:
+        if arg.startswith("-"):
+            if arg in ("-c", "-s", "-i"):
+                return None
+            continue
+        return arg if "/" in arg else None
+    return None
+
+
 def read_exec(
     procfs: str,
     pid: int,
@@ -141,12 +178,15 @@ def read_exec(
     *,
     parent_hint: int | None = None,
     comm_hint: str | None = None,
+    exec_boottime_ns: int | None = None,
 ) -> ExecRecord | None:
     """Read one exec'd process, or None when it is not in a watched container.
 
     ``watched`` maps a pid-namespace link (``pid:[4026532…]``) to the host pid of that container's init (None:
     not watched). ``parent_hint`` is the parent recorded at fork time and ``comm_hint`` the name the exec
-    set (from the connector's COMM message), used when the process is already gone.
+    set (from the connector's COMM message), used when the process is already gone. With
+    ``exec_boottime_ns`` (when the exec happened), a pid whose process started after it was reused: the
+    process exec'd is gone and this one is another (a busy container forks hundreds a second), so None.
     """
     pid_ns = _readlink(f"{procfs}/{pid}/ns/pid")
     exited = False
@@ -162,24 +202,28 @@ def read_exec(
     if init is None:
         return None
     fields = None if exited else _stat(procfs, pid)
+    if exec_boottime_ns is not None:
+        started = fields[1] if fields else None
+        if exited and parent_hint is not None:
+            parent_fields = _stat(procfs, parent_hint)
+            started = parent_fields[1] if parent_fields else None
+        if started is not None and started * _NS_PER_TICK > exec_boottime_ns:
+            return None
     ppid = fields[0] if fields else parent_hint
     exe, deleted = (None, False) if exited else _exe(procfs, pid)
     comm_raw = _read(f"{procfs}/{pid}/comm", 64)
     comm = comm_raw.decode("utf-8", "replace").strip() if comm_raw else comm_hint
-    applet = None
-    if exe is not None and is_multi_call(exe):
-        argv = [
-            a.decode("utf-8", "replace") for a in (_read(f"{procfs}/{pid}/cmdline", 4096) or b"").split(b"\0")
-        ]
-        applet = applet_of(exe, [a for a in argv if a] or None, comm)
+    applet = _applet(procfs, pid, exe, comm)
+    script = _script(procfs, pid, exe, applet)
     if exe is None:
         exited = True
     chain: list[Link] = []
     current = ppid
     while current and len(chain) < MAX_CHAIN and pid != init:
-        inside = _readlink(f"{procfs}/{current}/ns/pid") == pid_ns
+        ns = _readlink(f"{procfs}/{current}/ns/pid")
+        inside = None if ns is None else ns == pid_ns
         parent_exe, _ = _exe(procfs, current)
-        chain.append(Link(current, parent_exe, inside))
+        chain.append(Link(current, parent_exe, inside, _applet(procfs, current, parent_exe, None)))
         if not inside or current == init:
             break
         up = _stat(procfs, current)
@@ -195,6 +239,7 @@ def read_exec(
         applet=applet,
         chain=tuple(chain),
         exited=exited,
+        script=script,
         monotonic=time.monotonic(),
     )
 
@@ -267,6 +312,8 @@ class ExecSource:
         #: process gone before its exec is read; bounded (forgotten at EXIT, halved past 65 536 entries)
         self._parents: dict[int, int] = {}
         self._comms: dict[int, str] = {}
+        #: the connector stamps events with CLOCK_MONOTONIC; /proc/<pid>/stat start times are CLOCK_BOOTTIME
+        self._boot_offset = time.clock_gettime_ns(time.CLOCK_BOOTTIME) - time.monotonic_ns()
 
     def start(self) -> None:
         """Subscribe (raises :class:`ExecSourceUnavailable`) and start the reader thread."""
@@ -331,7 +378,7 @@ class ExecSource:
             self.busy_seconds += time.thread_time() - started
 
     def _handle(self, data: bytes, at: int, loop: asyncio.AbstractEventLoop) -> None:
-        what = _PROC_EVENT.unpack_from(data, at)[0]
+        what, _cpu, stamp = _PROC_EVENT.unpack_from(data, at)
         body = at + _PROC_EVENT.size
         if what == PROC_EVENT_FORK:
             _ppid, parent_tgid, child_pid, child_tgid = struct.unpack_from("=IIII", data, body)
@@ -353,6 +400,7 @@ class ExecSource:
                 self.watched,
                 parent_hint=self._parents.get(tgid),
                 comm_hint=self._comms.get(tgid),
+                exec_boottime_ns=stamp + self._boot_offset,
             )
             if record is not None:
                 if record.exited:

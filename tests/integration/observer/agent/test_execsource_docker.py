@@ -92,7 +92,7 @@ async def test_docker_exec_of_an_instant_program_is_read_at_its_exec(
     record = next(r for r in records if r.applet == "true" or r.comm == "busybox")
     assert record.pid != init
     # entered from outside: the first ancestor out of the container is the runtime (runc or its shim)
-    assert record.chain and not record.chain[-1].in_container
+    assert record.chain and record.chain[-1].in_container is False
     outside = record.chain[-1].exe or ""
     assert "runc" in outside or "containerd-shim" in outside or "docker" in outside, record.chain
     assert all(link.pid != init for link in record.chain)
@@ -117,7 +117,7 @@ async def test_short_lived_copied_binary_is_read_with_its_parent_chain(
     dropper = next(r for r in records if child_of_shell(r))
     # its parent is the shell in the container, whose parent is outside it (runc or the shim)
     assert dropper.chain[0].exe == "/bin/busybox"
-    assert not dropper.chain[-1].in_container
+    assert dropper.chain[-1].in_container is False
     # read alive: the copied program; gone already (~1 ms of life): the name its exec set, marked exited
     assert dropper.exe == "/usr/local/bin/true" if not dropper.exited else dropper.exe is None
     # host processes are never read (not a watched pid namespace)

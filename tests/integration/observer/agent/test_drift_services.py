@@ -1,0 +1,368 @@
+"""Drift that is exact and quiet (issue 22), proven on real services in a real Docker engine.
+
+Three images built here from the host's static busybox, each a service as they are really written:
+
+* ``loop`` — a resident shell loop (``/loop.sh``: ``date``, ``cat``, ``sleep`` forever);
+* ``jobs`` — a job runner (``/runner.sh`` runs ``/jobs/cleanup.sh`` and ``/jobs/report.sh`` every 0.3 s;
+  the jobs run ``find``, ``touch``, ``ls``, ``wc``) with a crontab for ``crond``;
+* ``web`` — a start-up script that runs helpers (``cat``, ``sleep``, ``mkdir``) for ~1.5 s before it
+  ``exec``s ``busybox httpd`` on the exposed port 8080, a Docker ``HEALTHCHECK`` (``wget`` every second) and
+  a CGI script standing for an exploitable endpoint.
+
+The agent runs with the proc connector (``execSource: connector``), network drift on, a quiet window of 4 s.
+Normal load: the services themselves, HTTP requests from the host into the web container's network namespace
+(``nsenter --net``: the client is a host process), health checks. Then scripted attacks, each of which must be
+reported, with the right kind. The figures (false positives, attacks caught) are printed for the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import devstack
+from tests.unit.observer.agent.standins import Collector
+from zastava.contracts import EventKind, RuntimeEvent
+from zastava.observer.agent import AgentSettings, ObserverAgent, _entrytrace, tracer_from_function
+from zastava.observer.engines.docker import DockerEngineClient
+
+TOOLS = (
+    "sh",
+    "sleep",
+    "date",
+    "cat",
+    "mkdir",
+    "ls",
+    "wc",
+    "find",
+    "touch",
+    "rm",
+    "id",
+    "nc",
+    "wget",
+    "httpd",
+    "crond",
+)
+LOOP = b"#!/bin/sh\nwhile true; do\n  date > /tmp/now\n  cat /tmp/now > /dev/null\n  sleep 0.2\ndone\n"
+RUNNER = b"""#!/bin/sh
+mkdir -p /tmp/spool
+while true; do
+  /jobs/cleanup.sh
+  /jobs/report.sh
+  sleep 0.3
+done
+"""
+CLEANUP = (
+    b"#!/bin/sh\nrm -f /tmp/spool/*.old\ntouch /tmp/spool/run.old\nfind /tmp/spool -type f > /dev/null\n"
+)
+REPORT = b"#!/bin/sh\nls /tmp/spool > /tmp/report\nwc -l /tmp/report > /dev/null\n"
+CRONTAB = b"# m h dom mon dow command\n*/5 * * * * /jobs/report.sh\n"
+START = b"""#!/bin/sh
+set -e
+i=0
+while [ "$i" -lt 6 ]; do
+  cat /etc/hostname > /dev/null
+  sleep 0.25
+  i=$((i + 1))
+done
+mkdir -p /www
+echo ok > /www/index.html
+exec httpd -f -p 8080 -h /www
+"""
+#: the exploitable endpoint: what an attacker's request makes the web server run
+CGI = b"""#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+id
+nc -l -p 4444 < /dev/null > /dev/null 2>&1 &
+echo done
+"""
+QUIET = 4.0
+
+
+def _image(engine: devstack.DockerEngine, tag: str, files: dict[str, Any], **kwargs: Any) -> str:
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    return devstack.build_image(
+        engine,
+        tag,
+        {"/bin/busybox": busybox, **files},
+        symlinks={f"/bin/{tool}": "busybox" for tool in TOOLS},
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def service_images(docker_engine: devstack.DockerEngine) -> dict[str, str]:
+    _image(docker_engine, "drift/loop:1", {"/loop.sh": (LOOP, 0o755)}, entrypoint=["/loop.sh"])
+    _image(
+        docker_engine,
+        "drift/jobs:1",
+        {
+            "/runner.sh": (RUNNER, 0o755),
+            "/jobs/cleanup.sh": (CLEANUP, 0o755),
+            "/jobs/report.sh": (REPORT, 0o755),
+            "/etc/crontabs/root": (CRONTAB, 0o600),
+            "/etc/hostname": (b"jobs\n", 0o644),
+        },
+        entrypoint=["/runner.sh"],
+    )
+    _image(
+        docker_engine,
+        "drift/web:1",
+        {"/start.sh": (START, 0o755), "/www/cgi-bin/run": (CGI, 0o755)},
+        entrypoint=["/start.sh"],
+        instructions=[
+            "EXPOSE 8080",
+            "HEALTHCHECK --interval=1s --timeout=3s CMD wget -q -O /dev/null http://127.0.0.1:8080/index.html",
+        ],
+    )
+    return {"loop": "drift/loop:1", "jobs": "drift/jobs:1", "web": "drift/web:1"}
+
+
+@pytest.fixture
+async def agent(docker_engine: devstack.DockerEngine) -> AsyncIterator[tuple[ObserverAgent, Collector]]:
+    collector = Collector()
+    engine = DockerEngineClient(docker_engine.host)
+    settings = AgentSettings(
+        tenant="t",
+        node="n",
+        drift_interval=0.5,
+        drift_network=True,
+        exec_source="connector",
+        quiet_window=QUIET,
+    )
+    agent = ObserverAgent(engine, collector, settings, tracer=tracer_from_function(_entrytrace, max_depth=48))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    await asyncio.sleep(0.5)
+    try:
+        yield agent, collector
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await engine.aclose()
+
+
+@pytest.fixture
+def containers(
+    docker_engine: devstack.DockerEngine, service_images: dict[str, str]
+) -> Iterator[dict[str, Any]]:
+    client = docker_engine.client()
+    started: dict[str, Any] = {}
+    try:
+        for name, tag in service_images.items():
+            started[name] = client.containers.run(tag, detach=True, network_mode="none")
+        yield started
+    finally:
+        for container in started.values():
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+
+
+def _pid(container: Any) -> int:
+    container.reload()
+    return int(container.attrs["State"]["Pid"])
+
+
+def _http(pid: int, path: str) -> bytes:
+    """A request from the host, in the container's network namespace only (the client is no process of it)."""
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    result = subprocess.run(
+        [
+            "nsenter",
+            f"--net=/proc/{pid}/ns/net",
+            busybox,
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            f"http://127.0.0.1:8080{path}",
+        ],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    return result.stdout
+
+
+def _ours(
+    container: Any, kinds: tuple[EventKind, ...] = (EventKind.DRIFT, EventKind.EXEC)
+) -> Callable[[RuntimeEvent], bool]:
+    return lambda e: e.kind in kinds and e.workload.container_id == f"docker://{container.id}"
+
+
+def _values(event: RuntimeEvent, signal: str) -> list[str]:
+    return [e.value for e in event.evidence if e.signal == signal]
+
+
+def _program(event: RuntimeEvent) -> str:
+    values = _values(event, "drift.process") + _values(event, "exec.entered")
+    return values[0].split("program=", 1)[1] if values else ""
+
+
+async def test_services_no_false_positive_and_every_attack_caught(
+    docker_engine: devstack.DockerEngine,
+    agent: tuple[ObserverAgent, Collector],
+    containers: dict[str, Any],
+) -> None:
+    agent_, collector = agent
+    assert agent_.exec_drift is not None, "the proc connector must be in use (root, CAP_NET_ADMIN)"
+    loop, jobs, web = containers["loop"], containers["jobs"], containers["web"]
+    print({k: c.id[:12] for k, c in containers.items()})
+    for container in containers.values():
+        await collector.wait_for(
+            lambda e, c=container: (
+                e.kind is EventKind.CONTAINER_START and e.workload.container_id == f"docker://{c.id}"
+            ),
+            timeout=15,
+        )
+    web_pid = await asyncio.to_thread(_pid, web)
+
+    # ------------------------------------------------------------------ normal load: nothing reported
+    deadline = time.monotonic() + 15
+    while _http(web_pid, "/index.html") != b"ok\n":  # start-up helpers done, httpd serving
+        assert time.monotonic() < deadline, "httpd never served"
+        await asyncio.sleep(0.2)
+    for _ in range(20):
+        assert await asyncio.to_thread(_http, web_pid, "/index.html") == b"ok\n"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(3.0)  # health checks (1/s), ~10 job runs, ~15 loop turns
+    health = await asyncio.to_thread(
+        lambda: web.client.api.inspect_container(web.id)["State"].get("Health", {})
+    )
+    assert health.get("Status") == "healthy", health
+    watched = {w.container_id for w in agent_.exec_drift.watched.values()}
+    assert {c.id for c in containers.values()} <= watched
+    false_positives = [e for c in containers.values() for e in collector.events if _ours(c)(e)]
+    normal_execs = agent_.exec_drift.source.records if agent_.exec_drift.source else 0
+    unidentified = agent_.exec_drift.unidentified
+    assert false_positives == [], [
+        (e.workload.container_id[:20], _program(e), _values(e, "drift.process.parent"), e.evidence)
+        for e in false_positives
+    ]
+
+    # --------------------------------------------------------------------------------- the attacks
+    caught: dict[str, RuntimeEvent] = {}
+
+    async def expect(
+        name: str,
+        predicate: Callable[[RuntimeEvent], bool],
+        timeout: float = 10,  # noqa: ASYNC109
+    ) -> RuntimeEvent:
+        try:
+            event = await collector.wait_for(predicate, timeout=timeout)
+        except TimeoutError:
+            recent = [
+                (e.kind.value, e.workload.container_id[9:21], _program(e)) for e in collector.events[-15:]
+            ]
+            raise AssertionError(f"{name}: not reported; last events {recent}") from None
+        caught[name] = event
+        return event
+
+    # 1. docker exec of a program that exits at once (~1 ms): EXEC, not DRIFT — its program when it could
+    # be read in time, else what is known (a container with no declared command is never entered lawfully)
+    await asyncio.to_thread(docker_engine.docker, "exec", loop.id, "/bin/busybox", "true")
+    await expect(
+        "docker exec, instant program",
+        lambda e: (
+            _ours(loop, (EventKind.EXEC,))(e) and ("applet=true" in _program(e) or "comm:" in _program(e))
+        ),
+    )
+    # 2. docker exec shell: EXEC, even in the loop container whose init *is* a busybox shell
+    await asyncio.to_thread(docker_engine.docker, "exec", loop.id, "sh", "-c", "sleep 0.3; id")
+    await expect(
+        "docker exec shell", lambda e: _ours(loop, (EventKind.EXEC,))(e) and "applet=sh" in _program(e)
+    )
+
+    # 3+4+6. the web server runs a shell (the exploitable CGI), which opens a listener on a new port
+    assert b"done" in await asyncio.to_thread(_http, web_pid, "/cgi-bin/run")
+    shell = await expect(
+        "shell spawned by the service (busybox sh applet under busybox httpd)",
+        lambda e: _ours(web, (EventKind.DRIFT,))(e) and _program(e).startswith("/bin/busybox applet=sh"),
+    )
+    assert _values(shell, "drift.process.parent") == ["/bin/busybox applet=httpd"]
+    await expect(
+        "listener on a new port",
+        lambda e: (
+            _ours(web, (EventKind.DRIFT,))(e)
+            and any(":4444 listening" in v for v in _values(e, "drift.network"))
+        ),
+    )
+
+    # 5. a short-lived binary dropped into the job runner's container and run by its (rewritten) job
+    with tempfile.TemporaryDirectory() as tmp:
+        dropped = Path(tmp) / "true"
+        shutil.copy(shutil.which("busybox") or "/bin/busybox", dropped)
+        job = Path(tmp) / "report.sh"
+        job.write_bytes(b"#!/bin/sh\n/usr/local/bin/true\nbusybox sh -c 'cat /etc/hostname > /dev/null'\n")
+        job.chmod(0o755)
+        await asyncio.to_thread(docker_engine.docker, "exec", jobs.id, "mkdir", "-p", "/usr/local/bin")
+        await asyncio.to_thread(docker_engine.docker, "cp", str(dropped), f"{jobs.id}:/usr/local/bin/true")
+        await asyncio.to_thread(docker_engine.docker, "cp", str(job), f"{jobs.id}:/jobs/report.sh")
+        # 7. an executable with an old mtime (2001) copied into the web container's upper layer
+        (Path(tmp) / "opt").mkdir()
+        old = Path(tmp) / "opt" / "tool"
+        shutil.copy(shutil.which("busybox") or "/bin/busybox", old)
+        os.utime(old, (1e9, 1e9))
+        await asyncio.to_thread(docker_engine.docker, "cp", str(old.parent), f"{web.id}:/opt")
+    await expect(
+        "short-lived dropped binary run by the service",
+        lambda e: _ours(jobs, (EventKind.DRIFT,))(e) and _program(e) in ("/usr/local/bin/true", "comm:true"),
+    )
+    await expect(
+        "busybox sh applet spawned by a job",
+        lambda e: _ours(jobs, (EventKind.DRIFT,))(e) and _program(e).startswith("/bin/busybox applet=sh"),
+    )
+    fs = await expect(
+        "binary with an old mtime in the upper layer",
+        lambda e: (
+            _ours(web, (EventKind.DRIFT,))(e)
+            and any(v.startswith("/opt/tool ") for v in _values(e, "drift.filesystem"))
+        ),
+    )
+    assert "upperLayer=yes" in _values(fs, "drift.filesystem")[0]
+    assert "mtimeBeforeBaseline=yes" in _values(fs, "drift.filesystem")[0]
+
+    # ------------------------------------------------------------------------- quiet: one + a count
+    await asyncio.sleep(QUIET + 0.5)  # the first request's window is closed (no repeats: no summary)
+
+    def shells_under_httpd() -> list[RuntimeEvent]:
+        return [
+            e
+            for e in collector.events
+            if _ours(web, (EventKind.DRIFT,))(e) and _program(e).startswith("/bin/busybox applet=sh")
+        ]
+
+    before = len(shells_under_httpd())
+    started = time.monotonic()
+    for _ in range(5):
+        await asyncio.to_thread(_http, web_pid, "/cgi-bin/run")
+    assert time.monotonic() - started < QUIET, "the five requests must fall into one window"
+    deadline = time.monotonic() + QUIET + 5
+    while len(shells_under_httpd()) < before + 2 and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
+    reported = shells_under_httpd()[before:]
+    # five identical findings: the first at once, then one summary with the four repeats
+    assert [_values(e, "drift.count") for e in reported] == [["1"], [f"4 in {QUIET:g}s"]], [
+        (_program(e), _values(e, "drift.count")) for e in collector.events[-20:]
+    ] + [agent_.exec_drift.unidentified]
+
+    # the process of a service's own re-exec is not reported; neither is anything the loop does
+    assert not [e for e in collector.events if _ours(loop, (EventKind.DRIFT,))(e)]
+    print(
+        f"\nDRIFT-SERVICES false_positives=0 normal_execs={normal_execs} unidentified={unidentified} "
+        f"attacks={len(caught)}/7 caught: " + "; ".join(caught)
+    )
+    assert len(caught) == 7

@@ -738,8 +738,11 @@ class ObserverAgent:
         usage = await self.posture.usage_paths(digest)
         if usage is None:
             return []
-        loaded = await asyncio.to_thread(drift.mapped_files, s.procfs, pid)
-        found = drift.detect_library_drift(loaded, usage, tracked.reported_libs)
+        root = RootFS(f"{s.procfs}/{pid}/root")
+        loaded = await asyncio.to_thread(_container_mapped_files, s.procfs, pid, s.max_processes)
+        found = await asyncio.to_thread(
+            drift.detect_library_drift, loaded, usage, tracked.reported_libs, root=root
+        )
         if not found:
             return []
         tracked.reported_libs.update(found)
@@ -1103,3 +1106,12 @@ def baseline_of(
         extra=extra,
         path_env=path_env,
     )
+
+
+def _container_mapped_files(procfs: str, init: int, max_processes: int) -> list[str]:
+    """Files mapped by every process of the container (bounded by ``max_processes``), in first-seen order."""
+    seen: dict[str, None] = {}
+    for process in drift.container_processes(procfs, init, max_processes=max_processes):
+        for path in drift.mapped_files(procfs, process.pid):
+            seen.setdefault(path, None)
+    return list(seen)

@@ -13,7 +13,8 @@ files inside the container are read only through :class:`~zastava.observer.rootf
 * **filesystem** — a new executable under ``/usr/local/bin``, ``/opt``, ``/app``: present on the overlay
   upper layer (from ``/proc/<pid>/mountinfo``) is enough — mtime is evidence, not a gate (it is the
   attacker's to set); without an upper layer to look at, mtime after image creation;
-* **library** — a mapped DSO absent from the image's usage SBOM view;
+* **library** — an ELF shared object mapped by any process of the container and absent from the image's
+  usage SBOM view, paths compared as the backend catalog does (usr-merge aliases, symlinks resolved);
 * **network** — a listening TCP socket (``/proc/<pid>/net/tcp{,6}``) on a port the configuration does
   not allow (skipped for containers sharing the host network namespace).
 """
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..contracts import EventKind, Evidence, NewBinary, Process, RuntimeDelta, RuntimeEvent
+from ..contracts.paths import normalise_path, path_aliases
 from .events import EventContext
 from .programs import applet_of, is_multi_call, program_key
 from .rootfs import RootFS, RootFSError
@@ -466,27 +468,60 @@ def filesystem_drift_event(
 # --------------------------------------------------------------------------------------------- library
 
 
-def _normalise(path: str) -> str:
-    return "/" + "/".join(p for p in path.split("/") if p and p != ".")
-
-
 def detect_library_drift(
-    loaded: Iterable[str], usage: Collection[str] | None, reported: Collection[str] = ()
+    loaded: Iterable[str],
+    usage: Collection[str] | None,
+    reported: Collection[str] = (),
+    *,
+    root: RootFS | None = None,
 ) -> list[str]:
-    """Loaded DSO paths absent from the usage view (None: no view known, nothing can be said)."""
+    """Loaded DSO paths absent from the usage view (None: no view known, nothing can be said).
+
+    Paths are compared as the backend catalog compares them (:func:`~zastava.contracts.paths.path_aliases`:
+    ``/lib/x`` ≡ ``/usr/lib/x``); with ``root``, also as resolved through the container's symlinks (a
+    ``/usr/lib/libfoo.so.1`` → ``libfoo.so.1.2.3`` link, a symlinked library directory), and only ELF shared
+    objects count (``ET_DYN``: not ``/dev/zero``, fonts, locale archives or data files a program maps)."""
     if usage is None:
         return []
-    known = {_normalise(p) for p in usage}
-    out = []
+    known = {alias for p in usage for alias in path_aliases(p)}
+    out: list[str] = []
     for path in loaded:
-        norm = _normalise(path)
-        if norm not in known and norm not in reported and norm not in out:
-            out.append(norm)
+        norm = normalise_path(path)
+        if norm in reported or norm in out:
+            continue
+        names = set(path_aliases(norm))
+        if root is not None:
+            try:
+                names.update(path_aliases(root.resolve(norm)))
+            except RootFSError:
+                pass
+        if names & known:
+            continue
+        if root is not None and not _is_shared_object(root, norm):
+            continue
+        out.append(norm)
     return out
 
 
+def _is_shared_object(root: RootFS, path: str) -> bool:
+    """An ELF file of type ET_DYN (a shared object, or a PIE executable) inside the container's root."""
+    try:
+        head = root.read_bytes(path, 18)
+    except RootFSError:
+        return False
+    if len(head) < 18 or head[:4] != b"\x7fELF":
+        return False
+    return int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") == 3  # e_type == ET_DYN
+
+
+#: mapped paths that are never a library: devices, SysV shared memory, memfds and anonymous names
+_NOT_FILES = ("/dev/", "/SYSV", "/memfd:", "/proc/", "/sys/")
+
+
 def mapped_files(procfs: str, pid: int, *, max_entries: int = 65_536) -> list[str]:
-    """Distinct file paths mapped by ``pid`` (container paths from ``/proc/<pid>/maps``), in order."""
+    """Distinct file paths mapped by ``pid`` (container paths from ``/proc/<pid>/maps``), in order; deleted
+    files (their name is no longer theirs), devices (``/dev/zero``, ``/dev/shm/*``) and SysV segments are
+    left out."""
     raw = _read(f"{procfs}/{pid}/maps", 16 << 20)
     if not raw:
         return []
@@ -494,7 +529,9 @@ def mapped_files(procfs: str, pid: int, *, max_entries: int = 65_536) -> list[st
     for line in raw.decode("utf-8", "replace").splitlines()[:max_entries]:
         parts = line.split(maxsplit=5)
         if len(parts) == 6 and parts[5].startswith("/"):
-            path = parts[5].removesuffix(" (deleted)")
+            path = parts[5]
+            if path.endswith(" (deleted)") or path.startswith(_NOT_FILES):
+                continue
             seen.setdefault(path, None)
     return list(seen)
 

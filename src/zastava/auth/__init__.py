@@ -8,11 +8,12 @@ Authority. One concept per module:
 - :mod:`.verifier` — :class:`OpTokVerifier` → :class:`Principal`; :func:`require_tenant`.
 - :mod:`.errors` — :class:`AuthError` with its 401/403 and ``WWW-Authenticate`` challenge.
 - :mod:`.authority` — the reference Authority server (``zastava authority serve``).
+- :mod:`.backend_auth` — :func:`backend_auth`: every plane's client and headers for calling the backend.
 
 Planes import this package; it imports nothing of theirs.
 """
 
-from .backend import BackendAuth, backend_auth
+from .backend_auth import BackendAuth, backend_auth
 from .dpop import DpopKey, NonceIssuer, ReplayCache, normalize_htu, verify_proof
 from .errors import AuthError, AuthorityError
 from .mtls import TlsH11Protocol, build_http_client, cert_thumbprint, peer_certificate_der, uvicorn_tls_kwargs

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..config import ConfigError, ZastavaConfig, load_config
-from .backend import BackendAuth, backend_auth, has_credentials
+from .backend_auth import BackendAuth, backend_auth, has_credentials
 from .mtls import build_http_client
 
 __all__ = [

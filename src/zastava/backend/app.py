@@ -30,17 +30,12 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..config import BackendServer
 from ..contracts import (
-    ADMISSION_DECISION,
     SCHEMA_VERSIONS_HEADER,
-    AdmissionDecisionEnvelope,
-    EnvelopeError,
     EventKind,
     ImagePolicy,
-    IngestRejection,
     IngestResponse,
     RuntimePolicyRequest,
     RuntimePolicyResponse,
-    parse_admission_envelope,
     versions,
 )
 from ..contracts.base import format_utc
@@ -53,12 +48,12 @@ from ..registry.verification.policies import ImageVerdict
 from . import auth
 from .auth import Authenticator, AuthError, Principal, static_tenant
 from .catalog import DIGEST_RE, CatalogPut, SbomError, build_entry, build_record, reference_digest
+from .decisions import prepare_decisions
 from .ingest import BodyError, Ingestor, Prepared, read_body, split_envelopes
-from .inventory import decision_outcome
 from .openapi import document
 from .policy import PolicyEngine, evaluate
 from .ratelimit import RateLimiter
-from .store import DecisionRow, Page, Store
+from .store import Page, Store
 
 __all__ = ["ApiError", "BackendApp", "BackendService", "create_app"]
 
@@ -386,62 +381,15 @@ class BackendService:
 
     async def ingest_decisions(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_ADMISSION_WRITE)
-        body = await self.body(request)
-        received, rows, rejected, duplicates = await self.cpu(
-            self._prepare_decisions, principal.tenant, body, self.now_us()
-        )
-        inserted = await anyio.to_thread.run_sync(self.store.insert_decisions, rows)
-        response = IngestResponse(
-            received=received,
-            accepted=inserted,
-            duplicates=duplicates + len(rows) - inserted,
-            rejected=rejected,
-            schema_version=str(versions.current(ADMISSION_DECISION)),
-        )
-        return _json_response(response.wire(), _ingest_status(response))
-
-    def _prepare_decisions(
-        self, tenant: str, body: bytes, now: int
-    ) -> tuple[int, list[DecisionRow], list[IngestRejection], int]:
-        """Validate decision envelopes (strict, duplicate keys refused); rows keep the canonical form."""
-        items = split_envelopes(body, self.settings.max_events_per_request)
-        rows: list[DecisionRow] = []
-        rejected: list[IngestRejection] = []
-        seen: set[str] = set()
-        duplicates = 0
-        for item in items:
-            if item.error is not None:
-                rejected.append(IngestRejection(index=item.index, error=item.error))
-                continue
-            try:
-                version, decision = parse_admission_envelope(item.data)
-            except (EnvelopeError, OverflowError, ValueError) as exc:
-                rejected.append(IngestRejection(index=item.index, error=str(exc)[:1000]))
-                continue
-            problem = _decision_problem(decision.admission_id, decision.namespace, decision.pod_spec_digest)
-            if problem:
-                rejected.append(IngestRejection(index=item.index, error=problem))
-                continue
-            if decision.admission_id in seen:
-                duplicates += 1
-                continue
-            seen.add(decision.admission_id)
-            canonical = AdmissionDecisionEnvelope(schema_version=str(version), decision=decision).wire()
-            rows.append(
-                DecisionRow(
-                    tenant=tenant,
-                    admission_id=decision.admission_id,
-                    namespace=decision.namespace,
-                    decision=decision.decision,
-                    pod_spec_digest=decision.pod_spec_digest,
-                    received_us=now,
-                    schema_version=str(version),
-                    body=orjson.dumps(canonical).decode(),
-                    outcome=decision_outcome(decision),
-                    pod=decision.pod,
-                )
+        body, now = await self.body(request), self.now_us()
+        prepared = await self.cpu(
+            lambda: prepare_decisions(
+                principal.tenant, body, now, max_items=self.settings.max_events_per_request
             )
-        return len(items), rows, rejected, duplicates
+        )
+        inserted = await anyio.to_thread.run_sync(self.store.insert_decisions, prepared.rows)
+        response = prepared.response(inserted)
+        return _json_response(response.wire(), _ingest_status(response))
 
     async def list_decisions(self, request: Request, principal: Principal) -> Response:
         principal.require(auth.SCOPE_ADMISSION_READ)
@@ -487,19 +435,6 @@ def _ingest_status(response: IngestResponse) -> int:
     if response.received and response.accepted + response.duplicates == 0:
         return 400
     return 202 if response.delta_scans_requested else 200
-
-
-def _decision_problem(admission_id: str, namespace: str, pod_spec_digest: str) -> str | None:
-    for name, value, limit in (
-        ("admissionId", admission_id, 253),
-        ("namespace", namespace, 253),
-        ("podSpecDigest", pod_spec_digest, 128),
-    ):
-        if len(value) > limit:
-            return f"decision.{name} is longer than {limit} characters"
-        if "\x00" in value:
-            return f"decision.{name} contains a NUL character"
-    return None
 
 
 def _page(page: Page, items: list[dict[str, Any]]) -> dict[str, Any]:

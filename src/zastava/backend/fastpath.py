@@ -36,6 +36,7 @@ from pydantic_core import core_schema as cs
 
 from ..contracts import RUNTIME_EVENT, RuntimeEvent, SchemaVersion, versions
 from ..contracts.wire import WireJSONError, loads
+from .event_fields import EventFields
 
 #: the per-field keys a ``typed-dict-field`` shares with a ``model-field`` (validation and serialisation)
 _FIELD_KEYS = ("validation_alias", "serialization_alias", "serialization_exclude", "serialization_exclude_if")
@@ -128,7 +129,7 @@ def _canonical(envelope: dict[str, Any]) -> bytes:
     return _CANONICAL.to_json(envelope, by_alias=True)
 
 
-def fast_runtime_envelope(data: Any) -> tuple[SchemaVersion, dict[str, Any], bytes] | None:
+def fast_runtime_envelope(data: Any) -> tuple[SchemaVersion, EventFields, bytes] | None:
     """``(version, event fields, canonical envelope bytes)`` when ``data`` is a valid current-version
     envelope, else ``None``."""
     if type(data) is not dict or data.keys() != _ENVELOPE_KEYS:
@@ -137,13 +138,13 @@ def fast_runtime_envelope(data: Any) -> tuple[SchemaVersion, dict[str, Any], byt
     if version is None or type(data["event"]) is not dict:
         return None
     try:
-        event = FAST_EVENT.validate_python(data["event"])
+        event: EventFields = FAST_EVENT.validate_python(data["event"])
     except Exception:  # any rejection is re-judged (and worded) by the contracts' parser
         return None
     return version, event, _canonical({"schemaVersion": str(version), "event": event})
 
 
-def fast_runtime_line(line: bytes) -> tuple[SchemaVersion, dict[str, Any], bytes] | None:
+def fast_runtime_line(line: bytes) -> tuple[SchemaVersion, EventFields, bytes] | None:
     """Like :func:`fast_runtime_envelope` for one envelope as JSON bytes; ``None`` → parse and re-judge."""
     if _FAST_LINE is None:
         return None

@@ -15,7 +15,7 @@ from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import anyio.to_thread
 import orjson
@@ -33,6 +33,7 @@ from ..contracts import (
 )
 from ..contracts.wire import loads
 from .catalog import CatalogIndex, image_digest
+from .event_fields import EventFields
 from .fastpath import fast_runtime_envelope, fast_runtime_line
 from .inventory import event_facts
 from .store import CatalogHead, EventRow, IngestWrite, Store
@@ -258,6 +259,23 @@ class Prepared:
     per_node: Counter[str] = field(default_factory=Counter)
 
 
+class _Valid(NamedTuple):
+    """One validated event of a batch, new within it."""
+
+    canonical: bytes  # the envelope's canonical JSON: what the store keeps
+    schema_version: str
+    event: EventFields
+    digest: str | None  # of its image reference, when pinned
+
+
+@dataclass
+class _Validated:
+    received: int = 0
+    duplicates: int = 0
+    rejected: list[IngestRejection] = field(default_factory=list)
+    valid: list[_Valid] = field(default_factory=list)
+
+
 def _us(when: datetime) -> int:
     return int(when.timestamp() * 1_000_000)
 
@@ -289,18 +307,32 @@ class Ingestor:
         return index
 
     def prepare(self, tenant: str, items: Iterable[Item], now_us: int) -> Prepared:
+        """Validate ``items`` (:meth:`_validate`), then correlate each new event with the catalog and build
+        its row (:meth:`_correlate`): everything the batch writes, in one :class:`IngestWrite`."""
+        batch = self._validate(tenant, items)
         write = IngestWrite(tenant=tenant)
-        rejected: list[IngestRejection] = []
-        received = duplicates = 0
+        requested, per_node = self._correlate(tenant, batch.valid, now_us, write)
+        response = IngestResponse(
+            received=batch.received,
+            accepted=0,  # filled in once stored
+            duplicates=batch.duplicates,
+            rejected=batch.rejected,
+            delta_scans_requested=sorted(requested),
+            schema_version=str(versions.current(RUNTIME_EVENT)),
+        )
+        return Prepared(write, response, per_node)
+
+    def _validate(self, tenant: str, items: Iterable[Item]) -> _Validated:
+        """Each envelope validated (the fast path, else the contracts' parser and its error message), its
+        columns checked, its tenant the caller's, duplicates within the batch counted once."""
+        out = _Validated()
         seen: set[str] = set()
-        valid: list[tuple[bytes, str, dict[str, Any], str | None]] = []
         digest_of: dict[str | None, str | None] = {}  # image reference → digest, once per batch
         schema: SchemaVersion
-        event: dict[str, Any]
-        event_id: str
+        event: EventFields
         canonical: bytes
         for item in items:
-            received += 1
+            out.received += 1
             fast = None
             if item.unparsed:  # an ND-JSON line: validated from its bytes, parsed only when declined
                 assert item.raw is not None
@@ -308,7 +340,7 @@ class Ingestor:
                 if fast is None:
                     item.parse()
             if item.error is not None:
-                rejected.append(IngestRejection(index=item.index, error=item.error))
+                out.rejected.append(IngestRejection(index=item.index, error=item.error))
                 continue
             if fast is None:
                 fast = fast_runtime_envelope(item.data)
@@ -320,21 +352,21 @@ class Ingestor:
                 except (EnvelopeError, OverflowError, ValueError) as exc:
                     # OverflowError: a timestamp whose UTC conversion leaves the datetime range (the
                     # contracts' UTC normaliser raises it outside pydantic's error handling)
-                    rejected.append(
+                    out.rejected.append(
                         IngestRejection(
                             index=item.index, error=str(exc)[:_MAX_ERROR], event_id=_peek_event_id(item.data)
                         )
                     )
                     continue
-                event = model.model_dump()
+                event = cast("EventFields", model.model_dump())
                 canonical = dump_runtime_envelope(model, schema)
             problem = _column_problem(event, canonical)
             if problem is not None:
-                rejected.append(IngestRejection(index=item.index, error=problem))
+                out.rejected.append(IngestRejection(index=item.index, error=problem))
                 continue
             event_id = event["event_id"]
             if event["tenant"] != tenant:
-                rejected.append(
+                out.rejected.append(
                     IngestRejection(
                         index=item.index,
                         error=f"event tenant {event['tenant']!r} does not match the caller's tenant",
@@ -343,15 +375,21 @@ class Ingestor:
                 )
                 continue
             if event_id in seen:
-                duplicates += 1
+                out.duplicates += 1
                 continue
             seen.add(event_id)
             ref = event["workload"].get("image_ref")
             if ref not in digest_of:
                 digest_of[ref] = image_digest(ref)
-            valid.append((canonical, str(schema), event, digest_of[ref]))
+            out.valid.append(_Valid(canonical, str(schema), event, digest_of[ref]))
+        return out
 
-        digests = {d for *_, d in valid if d}
+    def _correlate(
+        self, tenant: str, valid: list[_Valid], now_us: int, write: IngestWrite
+    ) -> tuple[dict[str, str], Counter[str]]:
+        """Rows, views, build-ids, used components and delta-scan requests of the valid events into
+        ``write``; returns the delta scans requested (image → reason) and the events per node."""
+        digests = {v.digest for v in valid if v.digest}
         heads = self.store.catalog_heads(tenant, sorted(digests)) if digests else {}
         requested: dict[str, str] = {}
         build_ids: dict[tuple[str, str], int] = {}
@@ -394,41 +432,33 @@ class Ingestor:
             ckey = (image, used_refs)
             if ckey not in correlations:
                 correlations[ckey] = _correlation(head, reason, used_refs)
-            node: str = event["node"]
+            node = event["node"]
             per_node[node] += 1
             write.views.append(event_facts(event, digest, when_us))
             write.events.append(
                 EventRow(
-                    tenant,
-                    event_id,
-                    now_us,
-                    when_us,
-                    event["kind"].value,
-                    node,
-                    workload.get("namespace"),
-                    workload.get("pod"),
-                    workload.get("container_id"),
-                    image,
-                    digest,
-                    build_id,
-                    version,
-                    canonical.decode(),
-                    correlations[ckey],
+                    tenant=tenant,
+                    event_id=event_id,
+                    received_us=now_us,
+                    when_us=when_us,
+                    kind=event["kind"].value,
+                    node=node,
+                    namespace=workload.get("namespace"),
+                    pod=workload.get("pod"),
+                    container_id=workload.get("container_id"),
+                    image=image,
+                    image_digest=digest,
+                    build_id=build_id,
+                    schema_version=version,
+                    body=canonical.decode(),
+                    correlation=correlations[ckey],
                 )
             )
         # one delta-scan upsert per image and batch
         write.delta_scans = list({d[0]: d for d in write.delta_scans}.values())
         write.build_ids = [(d, b, t) for (d, b), t in build_ids.items()]
         write.usage = [(d, ref, how, t, eid) for (d, ref), (how, t, eid) in usage.items()]
-        response = IngestResponse(
-            received=received,
-            accepted=0,  # filled in once stored
-            duplicates=duplicates,
-            rejected=rejected,
-            delta_scans_requested=sorted(requested),
-            schema_version=str(versions.current(RUNTIME_EVENT)),
-        )
-        return Prepared(write, response, per_node)
+        return requested, per_node
 
     def _used(
         self,
@@ -489,7 +519,7 @@ def _correlation(head: CatalogHead | None, delta_scan: str | None, used: tuple[s
     return orjson.dumps(out).decode() if out else None
 
 
-def _column_problem(event: dict[str, Any], raw: bytes | None) -> str | None:
+def _column_problem(event: EventFields, raw: bytes | None) -> str | None:
     """``event``: validated fields by name (absent optional fields may be missing or None); ``raw``: its
     JSON text when known (JSON writes NUL only as the escape ``\\u0000``, so its absence settles that check).
 

@@ -9,9 +9,12 @@ arrive in (resends, two batches out of order): start facts by the start event's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from .event_fields import EventFields, PostureFields, WorkloadFields
 
 __all__ = [
     "DRIFT_KINDS",
@@ -79,7 +82,7 @@ def minute_of(us: int) -> int:
     return us // 60_000_000
 
 
-def _workload(workload: dict[str, Any]) -> str | None:
+def _workload(workload: WorkloadFields) -> str | None:
     owner = workload.get("owner")
     if isinstance(owner, dict) and owner.get("kind") and owner.get("name"):
         return f"{owner['kind']}/{owner['name']}"[:600]
@@ -92,7 +95,7 @@ def sort_key(
     return _SEP.join((namespace or "", workload or "", pod or "", container or "", cid))
 
 
-def event_facts(event: dict[str, Any], digest: str | None, when_us: int) -> EventFacts:
+def event_facts(event: EventFields, digest: str | None, when_us: int) -> EventFacts:
     """The view facts of one validated event (snake_case dict as the ingest path holds it)."""
     kind = event["kind"].value if hasattr(event["kind"], "value") else str(event["kind"])
     workload = event["workload"]
@@ -100,16 +103,16 @@ def event_facts(event: dict[str, Any], digest: str | None, when_us: int) -> Even
     warning = None
     container = None
     if kind == "AGENT_WARNING":
-        w = event.get("warning") or {}
+        w = event.get("warning")
         warning = (
-            str(w.get("code") or "unknown")[:128],
-            str(w.get("message") or "")[:4000],
-            int(w.get("count") or 1),
+            str((w.get("code") if w else None) or "unknown")[:128],
+            str((w.get("message") if w else None) or "")[:4000],
+            int((w.get("count") if w else None) or 1),
         )
     elif workload.get("platform") != "host" and workload.get("container_id"):
-        process = event.get("process") or {}
+        process = event.get("process")
         start = kind == "CONTAINER_START"
-        terminals = process.get("terminals") if start else None
+        terminals = process.get("terminals") if start and process else None
         libs = event.get("loaded_libs") if start else None
         labels = workload.get("labels") if start else None
         posture = event.get("posture") if kind in ("CONTAINER_START", "ATTESTATION_STATUS") else None
@@ -125,7 +128,7 @@ def event_facts(event: dict[str, Any], digest: str | None, when_us: int) -> Even
             image_digest=digest,
             labels=_json(dict(list(labels.items())[:MAX_LABELS])) if isinstance(labels, dict) else None,
             terminal=" ".join(terminals)[:MAX_TERMINAL_CHARS] if terminals else None,
-            build_id=process.get("build_id") if start else None,
+            build_id=process.get("build_id") if start and process else None,
             libs=len(libs) if start and libs is not None else None,
             posture=_json(_posture(posture)) if isinstance(posture, dict) else None,
         )
@@ -140,7 +143,7 @@ def event_facts(event: dict[str, Any], digest: str | None, when_us: int) -> Even
     )
 
 
-def _posture(posture: dict[str, Any]) -> dict[str, Any]:
+def _posture(posture: PostureFields) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, wire in (("image_signed", "imageSigned"), ("sbom_referrer", "sbomReferrer")):
         value = posture.get(key)

@@ -1,11 +1,12 @@
 """The observer agent (spec §3, §10): container lifecycle → runtime events, drift, posture.
 
-:class:`ObserverAgent` composes an engine (:mod:`.engines`) with four pluggable parts, each a small
-Protocol so the real modules drop in: an :class:`Inspector` (process inspection: loaded libs, hashes,
-build-id), a :class:`Tracer` (EntryTrace: the entrypoint's exec chain and terminal programs), a
-:class:`PostureSource` (the backend's ``/policy/runtime`` answer and the image's usage SBOM view) and
-``publish`` (the durable publisher's ``publish`` coroutine). Each missing part is reported as evidence on
-the events (``*.unavailable``), never silently as null.
+:class:`ObserverAgent` composes an engine with four pluggable parts, each a Protocol of :mod:`.ports`: an
+:class:`~.ports.Inspector` (process inspection: loaded libs, hashes, build-id), a :class:`~.ports.EntryTracer`
+(EntryTrace: the entrypoint's exec chain and terminal programs), a :class:`~.ports.PostureSource` (the
+backend's ``/policy/runtime`` answer and the image's usage SBOM view) and ``publish`` (the durable
+publisher's ``publish`` coroutine). Each missing part is reported as evidence on the events
+(``*.unavailable``), never silently as null. Building an agent from the configuration is
+:func:`.wiring.create_agent`'s job; this module holds the logic only.
 
 Events: ``CONTAINER_START`` (for containers found running at start-up too), ``CONTAINER_STOP``, ``DRIFT``,
 ``POLICY_VIOLATION`` (the backend says ``fail`` for a running container's image), ``ATTESTATION_STATUS``
@@ -18,20 +19,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from ..contracts import (
     AgentWarning,
     Attestation,
-    EntryTraceStep,
     EventKind,
     Evidence,
     ImagePolicy,
-    LoadedLib,
     Posture,
     Process,
     RuntimeDelta,
@@ -46,193 +45,18 @@ from .engines.base import ContainerEngine, ContainerEvent, ContainerInfo, Engine
 from .engines.kubernetes import ContainerMeta, PodMeta, PodWatcher
 from .events import EventContext, context_for
 from .execdrift import ExecDrift, open_exec_drift
+from .ports import EntryTraceLike, EntryTracer, InspectionLike, Inspector, PostureSource, Publish
 from .rootfs import RootFS
 
-__all__ = [
-    "AgentSettings",
-    "EntryTraceLike",
-    "InspectionLike",
-    "Inspector",
-    "ObserverAgent",
-    "PostureAnswerLike",
-    "PostureSource",
-    "Publish",
-    "Tracer",
-    "create_agent",
-    "inspector_from_function",
-    "tracer_from_function",
-]
+if TYPE_CHECKING:
+    # the settings are read here, built from the configuration in .wiring (which imports this module)
+    from .wiring import AgentSettings
+
+__all__ = ["ObserverAgent"]
 
 log = logging.getLogger("zastava.observer.agent")
 
-# ------------------------------------------------------------------------------------------- protocols
-
-
-@runtime_checkable
-class InspectionLike(Protocol):
-    """What :func:`zastava.observer.inspect.inspect_process` returns (the fields the agent reads)."""
-
-    @property
-    def process(self) -> Any: ...
-    @property
-    def loaded_libs(self) -> Sequence[LoadedLib]: ...
-    @property
-    def evidence(self) -> Sequence[Evidence]: ...
-    @property
-    def exe_path(self) -> str | None: ...
-    @property
-    def partial(self) -> bool: ...
-
-
-class Inspector(Protocol):
-    async def inspect(self, pid: int) -> InspectionLike | None: ...
-
-
-@runtime_checkable
-class EntryTraceLike(Protocol):
-    """What :func:`zastava.observer.entrytrace.trace_entrypoint` returns (the fields the agent reads)."""
-
-    @property
-    def steps(self) -> Sequence[EntryTraceStep]: ...
-    @property
-    def terminals(self) -> Sequence[str]: ...
-    @property
-    def confidence(self) -> int: ...
-    @property
-    def ambiguous(self) -> bool: ...
-
-
-class Tracer(Protocol):
-    async def trace(self, info: ContainerInfo, root: RootFS) -> EntryTraceLike | None: ...
-
-
-class PostureAnswerLike(Protocol):
-    @property
-    def policy(self) -> ImagePolicy: ...
-    @property
-    def policy_revision(self) -> str | None: ...
-
-
-class PostureSource(Protocol):
-    """The backend view of an image (see :class:`zastava.observer.posture.BackendPosture`)."""
-
-    async def lookup(
-        self, image_ref: str, *, namespace: str | None = None, labels: Mapping[str, str] | None = None
-    ) -> PostureAnswerLike | None: ...
-
-    async def usage_paths(self, digest: str) -> frozenset[str] | None: ...
-
-
-Publish = Callable[[RuntimeEvent], Awaitable[None]]
-
-
-def inspector_from_function(fn: Callable[..., Any], **kwargs: Any) -> Inspector:
-    """Adapt ``inspect_process(pid, *, procfs, max_libs, max_hash_bytes, cache, metrics)`` (blocking) to
-    :class:`Inspector`; ``kwargs`` are passed on every call. Runs in a worker thread."""
-
-    class _FunctionInspector:
-        async def inspect(self, pid: int) -> InspectionLike | None:
-            result: InspectionLike | None = await asyncio.to_thread(fn, pid, **kwargs)
-            return result
-
-    return _FunctionInspector()
-
-
-def tracer_from_function(fn: Callable[..., Any], **kwargs: Any) -> Tracer:
-    """Adapt ``trace_entrypoint(argv, *, root, env, workdir, user, max_depth, metrics)`` (blocking) to
-    :class:`Tracer`; ``kwargs`` (max_depth, metrics) are passed on every call. Runs in a worker thread."""
-
-    class _FunctionTracer:
-        async def trace(self, info: ContainerInfo, root: RootFS) -> EntryTraceLike | None:
-            if not info.entrypoint:
-                return None
-            result: EntryTraceLike | None = await asyncio.to_thread(
-                fn,
-                list(info.entrypoint),
-                root=root,
-                env=dict(info.env),
-                workdir=info.workdir or "/",
-                user=info.user,
-                **kwargs,
-            )
-            return result
-
-    return _FunctionTracer()
-
-
 # ------------------------------------------------------------------------------------------------ state
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSettings:
-    tenant: str
-    node: str
-    procfs: str = "/proc"
-    drift_enabled: bool = True
-    drift_interval: float = 5.0
-    drift_process: bool = True
-    drift_filesystem: bool = True
-    drift_library: bool = True
-    drift_network: bool = False
-    watched_dirs: tuple[str, ...] = ("/usr/local/bin", "/opt", "/app")
-    allowed_programs: tuple[str, ...] = ()
-    allowed_ports: frozenset[int] = frozenset()
-    max_processes: int = 4096
-    max_files: int = 10_000
-    max_depth: int = 8
-    max_hash_bytes: int = 64_000_000
-    max_drift_events_per_container: int = 256
-    exec_source: str = "auto"
-    exec_queue: int = 4096
-    quiet_window: float = 60.0
-    max_concurrent_inspections: int = 8
-    max_tracked_containers: int = 10_000
-    posture_refresh_interval: float = 300.0
-    enrichment_retries: int = 3
-    enrichment_retry_delay: float = 0.1
-    pod_wait_seconds: float = 1.0
-    reconnect_initial: float = 0.5
-    reconnect_max: float = 30.0
-
-    @classmethod
-    def from_config(cls, config: Any) -> AgentSettings:
-        """From a :class:`zastava.config.ZastavaConfig`."""
-        observer, d = config.observer, config.observer.drift
-        return cls(
-            tenant=config.runtime.tenant,
-            node=observer.node_name,
-            procfs=_procfs(config.runtime.procfs),
-            drift_enabled=d.enabled,
-            drift_interval=d.interval_seconds,
-            drift_process=d.process,
-            drift_filesystem=d.filesystem,
-            drift_library=d.library,
-            drift_network=d.network,
-            watched_dirs=tuple(d.watched_dirs),
-            allowed_programs=tuple(d.allowed_programs),
-            allowed_ports=frozenset(d.allowed_listening_ports),
-            max_processes=d.max_processes,
-            max_files=d.max_files,
-            max_depth=d.max_depth,
-            max_hash_bytes=d.max_hash_bytes,
-            max_drift_events_per_container=d.max_events_per_container,
-            exec_source=d.exec_source,
-            exec_queue=d.exec_queue,
-            quiet_window=d.quiet_window_seconds,
-            max_concurrent_inspections=observer.max_concurrent_inspections,
-            max_tracked_containers=config.limits.per_node_queue,
-            posture_refresh_interval=float(observer.posture_cache_ttl_seconds or 300),
-            reconnect_initial=observer.engines.reconnect_initial_seconds,
-            reconnect_max=observer.engines.reconnect_max_seconds,
-        )
-
-
-def _procfs(configured: str) -> str:
-    """The configured procfs (``/host/proc`` in a DaemonSet), or ``/proc`` when running on the host itself."""
-    if Path(f"{configured}/self").is_dir() or not Path("/proc/self").is_dir():
-        return configured
-    log.info("configured procfs not found; using /proc", extra=fields(configured=configured))
-    return "/proc"
 
 
 @dataclass
@@ -271,13 +95,16 @@ class ObserverAgent:
         settings: AgentSettings,
         *,
         inspector: Inspector | None = None,
-        tracer: Tracer | None = None,
+        tracer: EntryTracer | None = None,
         posture: PostureSource | None = None,
         pods: PodWatcher | None = None,
         metrics: ZastavaMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_exec_drop: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
+        #: counts an exec record not judged, by reason (``zastava_drift_exec_drops_total``)
+        self.on_exec_drop = on_exec_drop
         self._publish = publish
         self.settings = settings
         self.inspector = inspector
@@ -312,8 +139,8 @@ class ObserverAgent:
     # ------------------------------------------------------------------------------------------ start
 
     def _engine_evidence(self) -> list[Evidence]:
-        if getattr(self.engine, "degraded", False):
-            reason = getattr(self.engine, "fallback_reason", None) or "engine unavailable"
+        if self.engine.degraded:
+            reason = self.engine.fallback_reason or "engine unavailable"
             return [Evidence(signal="engine.fallback", value=f"reduced fidelity: {reason}"[:8192])]
         return []
 
@@ -922,14 +749,16 @@ class ObserverAgent:
         s = self.settings
         if s.exec_source == "poll":
             return []
-        metrics = self.metrics
+        metrics, on_drop = self.metrics, self.on_exec_drop
+        if on_drop is None and metrics is not None:
+            on_drop = lambda reason: metrics.exec_drops.labels(reason=reason).inc()  # noqa: E731
         exec_drift = ExecDrift(
             s.procfs,
             self.emit,
             quiet_window=s.quiet_window,
             max_queue=s.exec_queue,
             max_events_per_container=s.max_drift_events_per_container,
-            on_drop=(lambda reason: metrics.exec_drops.labels(reason=reason).inc()) if metrics else None,
+            on_drop=on_drop,
             clock=self.clock,
         )
         unavailable = open_exec_drift(exec_drift, s.exec_source)
@@ -961,127 +790,6 @@ class ObserverAgent:
             self._publish = publish
             self.tracked.clear()
         return collected
-
-
-# ------------------------------------------------------------------------------------------- wiring
-
-
-def _optional_inspector(config: Any, metrics: ZastavaMetrics | None) -> Inspector | None:
-    """``inspect_process`` with one bounded hash cache for the agent's lifetime (None when disabled)."""
-    from .hashing import HashCache
-    from .inspect import inspect_process
-
-    collect = config.runtime.collect
-    if not collect.loaded_libs:
-        return None
-    return inspector_from_function(
-        inspect_process,
-        procfs=config.runtime.procfs,
-        max_libs=collect.max_libs,
-        max_hash_bytes=collect.max_hash_bytes_per_container,
-        cache=HashCache(),
-        metrics=metrics,
-    )
-
-
-@dataclass(frozen=True)
-class _TraceView:
-    """An :class:`EntryTraceResult` as the agent reads it: terminals are the drift baseline paths (as found
-    and with symlinks resolved inside the root)."""
-
-    steps: Sequence[EntryTraceStep]
-    terminals: Sequence[str]
-    confidence: int
-    ambiguous: bool
-    #: the non-resident terminals (the programs pid 1 ends in), and scripts resident shells run
-    finals: Sequence[str] = ()
-    scripts: Sequence[str] = ()
-
-
-def _entrytrace(argv: list[str], **kwargs: Any) -> _TraceView:
-    from .entrytrace import trace_entrypoint
-
-    result = trace_entrypoint(argv, **kwargs)
-    finals = [p for t in result.programs() for p in (t.path, t.resolved) if p]
-    scripts = [
-        a for t in result.terminals if t.kind == "shell" and t.argv for a in t.argv[1:] if a.startswith("/")
-    ]
-    return _TraceView(
-        result.steps, result.terminal_paths(), result.confidence, result.ambiguous, finals, scripts
-    )
-
-
-def _optional_tracer(config: Any, metrics: ZastavaMetrics | None) -> Tracer | None:
-    """EntryTrace of each container's ENTRYPOINT+CMD inside its root (None when disabled)."""
-    if not config.runtime.collect.entry_trace:
-        return None
-    return tracer_from_function(_entrytrace, max_depth=config.runtime.collect.max_depth, metrics=metrics)
-
-
-async def create_agent(
-    config: Any,
-    publish: Publish,
-    *,
-    engine: str | None = None,
-    metrics: ZastavaMetrics | None = None,
-    backend: bool = True,
-    http_client: Any = None,
-    headers_provider: Callable[[str, str], Awaitable[dict[str, str]]] | None = None,
-    count_events: bool = True,
-) -> tuple[ObserverAgent, Callable[[], Awaitable[None]]]:
-    """An agent wired from a :class:`zastava.config.ZastavaConfig`; returns it and its ``aclose``.
-
-    ``runtime.procfs`` is resolved first (:func:`.hostprocfs.resolve_procfs`: ``/proc`` on the host when
-    ``/host/proc`` is absent; :class:`~.hostprocfs.ProcfsUnavailable` when neither shows the host's
-    processes). ``count_events=False`` when ``publish`` is the :class:`EventPublisher`, which counts
-    ``zastava_runtime_events_total`` itself."""
-    from .engines import open_engine
-    from .hostprocfs import resolve_procfs
-    from .posture import BackendPosture
-
-    procfs = resolve_procfs(config.runtime.procfs)
-    if procfs != config.runtime.procfs:
-        config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"procfs": procfs})})
-
-    pods = None
-    if config.observer.kubernetes_watch:
-        pods = PodWatcher(
-            config.observer.node_name,
-            kubeconfig=config.observer.kubeconfig,
-            backoff_initial=config.observer.engines.reconnect_initial_seconds,
-            backoff_max=config.observer.engines.reconnect_max_seconds,
-        )
-    chosen = await open_engine(config, engine=engine, metrics=metrics, pods=pods)
-    posture = None
-    if backend:
-        posture = BackendPosture(
-            config.backend.base_address,
-            policy_path=config.backend.policy_path,
-            timeout=config.backend.request_timeout_seconds,
-            cache_ttl=float(config.observer.posture_cache_ttl_seconds),
-            metrics=metrics,
-            client=http_client,
-            headers_provider=headers_provider,
-        )
-    agent = ObserverAgent(
-        chosen,
-        publish,
-        AgentSettings.from_config(config),
-        inspector=_optional_inspector(config, metrics),
-        tracer=_optional_tracer(config, metrics),
-        posture=posture,
-        pods=pods,
-        metrics=metrics if count_events else None,
-    )
-
-    async def aclose() -> None:
-        await chosen.aclose()
-        if posture is not None:
-            await posture.aclose()
-        if pods is not None:
-            await pods.aclose()
-
-    return agent, aclose
 
 
 def baseline_of(

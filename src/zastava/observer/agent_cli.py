@@ -7,11 +7,14 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..telemetry.logging import fields
+
+if TYPE_CHECKING:
+    from ..config import ZastavaConfig
 
 app = typer.Typer(
     help="The observer node agent (spec §3): watch containers, emit runtime events.", no_args_is_help=True
@@ -28,7 +31,7 @@ EngineOption = Annotated[
 ]
 
 
-def _load(config: str | None) -> Any:
+def _load(config: str | None) -> ZastavaConfig:
     from ..config import ConfigError, load_config
     from ..terminal import fail
 
@@ -50,7 +53,7 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _start_up_problems(cfg: Any) -> list[str]:
+def _start_up_problems(cfg: ZastavaConfig) -> list[str]:
     """What stops ``observer run`` before it observes anything (each message names its key)."""
     from .mounts import writable_mounts
 
@@ -91,9 +94,9 @@ def run(
     from ..config import Observer
     from ..telemetry.setup import runtime_core
     from ..telemetry.tracing import TracingUnavailable, shutdown_tracing
-    from .agent import create_agent
     from .endpoint import ObserverEndpoint, Readiness, bind, serve
     from .hostprocfs import ProcfsUnavailable
+    from .wiring import create_agent
 
     cfg = _load(config)
     if listen is not None:
@@ -222,8 +225,8 @@ def snapshot(
     from rich.table import Table
 
     from ..terminal import fail, write_json
-    from .agent import create_agent
     from .engines import EngineUnavailable
+    from .wiring import create_agent
 
     cfg = _load(config)
 

@@ -51,15 +51,14 @@ _METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 async def probe_engine(engine: ContainerEngine, timeout: float) -> str | None:  # noqa: ASYNC109
     """None when the engine answers one round trip within ``timeout``, else why not."""
-    if getattr(engine, "degraded", False):
-        reason = getattr(engine, "fallback_reason", None) or "unavailable"
+    if engine.degraded:
+        reason = engine.fallback_reason or "unavailable"
         return f"on the {engine.name} fallback (reduced fidelity): {reason}"[:500]
-    target = getattr(engine, "primary", engine)  # a ResilientEngine: ask the engine itself
-    ping = getattr(target, "ping", None)
+    name = engine.name  # a ResilientEngine not degraded: its primary's name; its ping asks the primary
     try:
-        await asyncio.wait_for(ping() if ping is not None else target.version(), timeout)
+        await asyncio.wait_for(engine.ping(), timeout)
     except TimeoutError:
-        return f"{target.name} did not answer within {timeout:g} s"
+        return f"{name} did not answer within {timeout:g} s"
     except EngineUnavailable as exc:
         return str(exc)[:500]
     return None

@@ -24,7 +24,7 @@ from ..registry.posture.verifier import ImageVerifier
 from ..telemetry import ZastavaMetrics, fields
 from .admitter import Admitter
 from .app import WebhookApp
-from .backend import BackendClient, DecisionRecorder, HeadersProvider
+from .policy_client import BackendClient, DecisionRecorder, HeadersProvider
 from .resolve import TagResolver
 from .tls import CertReloader
 

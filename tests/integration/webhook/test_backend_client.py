@@ -8,7 +8,7 @@ import pytest
 
 from zastava.contracts import AdmissionDecision, RuntimePolicyRequest
 from zastava.telemetry import ZastavaMetrics
-from zastava.webhook.backend import MAX_RESPONSE_BYTES, BackendClient, BackendError, DecisionRecorder
+from zastava.webhook.policy_client import MAX_RESPONSE_BYTES, BackendClient, BackendError, DecisionRecorder
 
 from .standins import PolicyBackend
 

@@ -16,9 +16,11 @@ from ...registry.reference import repository_name
 from ...telemetry.metrics import ZastavaMetrics
 
 __all__ = [
+    "FULL",
     "ContainerEngine",
     "ContainerEvent",
     "ContainerInfo",
+    "EngineCapabilities",
     "EngineName",
     "EngineUnavailable",
     "EventKindName",
@@ -122,12 +124,58 @@ class ContainerEvent:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class EngineCapabilities:
+    """What an engine can tell, declared by the engine class (read, never probed with ``getattr``).
+
+    A reduced-fidelity engine (the log tail, Kubernetes pod metadata: spec §12) names containers but cannot
+    say what runs in them: no image config, a pid only when found by container id in ``/proc/*/cgroup``.
+    """
+
+    #: "reduced" for the log-tail and pod-metadata fallbacks (spec §12)
+    fidelity: Literal["full", "reduced"]
+    #: the runtime pushes start/stop events (False: found by re-listing every ``pollIntervalSeconds``)
+    events: bool
+    #: the runtime names each container's init pid (False: searched for in ``/proc/*/cgroup``)
+    pid: bool
+    #: entrypoint, env, workdir, user and the image digest come from the runtime's image config
+    image_config: bool
+
+
+#: Docker, CRI (containerd, CRI-O): everything the runtime knows
+FULL = EngineCapabilities(fidelity="full", events=True, pid=True, image_config=True)
+
+
 @runtime_checkable
 class ContainerEngine(Protocol):
-    """The engine interface. All calls are async; blocking clients run in threads."""
+    """The engine interface. All calls are async; blocking clients run in threads.
+
+    ``capabilities``, ``degraded``/``fallback_reason`` and :meth:`ping` are declared by every engine, so the
+    agent and ``/readyz`` read them instead of probing for attributes."""
 
     @property
     def name(self) -> EngineName: ...
+
+    @property
+    def capabilities(self) -> EngineCapabilities:
+        """Of the engine serving now (a :class:`~.resilient.ResilientEngine` on its fallback: the
+        fallback's)."""
+        ...
+
+    @property
+    def degraded(self) -> bool:
+        """True while a fallback serves in place of the configured engine (spec §12)."""
+        ...
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """Why the configured engine is not serving (None when it is)."""
+        ...
+
+    async def ping(self) -> None:
+        """One cheap round trip to the runtime itself (readiness); :class:`EngineUnavailable` when it does
+        not answer."""
+        ...
 
     async def version(self) -> str | None:
         """The runtime's version string; raises :class:`EngineUnavailable` when it does not answer."""

@@ -26,6 +26,7 @@ from ...contracts import Evidence
 from ...registry.reference import repository_name
 from ...telemetry.logging import fields
 from .base import (
+    FULL,
     ContainerEvent,
     ContainerInfo,
     EngineName,
@@ -52,6 +53,10 @@ def _is_socket(path: str) -> bool:
 
 class CriEngine:
     """:class:`~zastava.observer.engines.base.ContainerEngine` over a CRI v1 socket."""
+
+    capabilities = FULL
+    degraded = False
+    fallback_reason: str | None = None
 
     def __init__(
         self,
@@ -122,6 +127,10 @@ class CriEngine:
         self.name = "cri-o" if "cri-o" in runtime or runtime == "crio" else "containerd"
         self._runtime_version = str(reply.runtime_version or "") or None
         return self._runtime_version
+
+    async def ping(self) -> None:
+        """Readiness: CRI ``Version`` answers."""
+        await self.version()
 
     def _pb_module(self) -> Any:
         self._connect()

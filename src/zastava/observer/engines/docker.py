@@ -21,6 +21,7 @@ from ...contracts import Evidence
 from ...registry.reference import repository_name
 from ...telemetry.logging import fields
 from .base import (
+    FULL,
     ContainerEvent,
     ContainerInfo,
     EngineName,
@@ -41,6 +42,9 @@ class DockerEngineClient:
     """The :class:`~zastava.observer.engines.base.ContainerEngine` for a Docker daemon at ``base_url``."""
 
     name: EngineName = "docker"
+    capabilities = FULL
+    degraded = False
+    fallback_reason: str | None = None
 
     def __init__(self, base_url: str = "unix:///var/run/docker.sock", *, timeout: float = 10.0) -> None:
         self.base_url = base_url

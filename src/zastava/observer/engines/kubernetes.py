@@ -21,7 +21,14 @@ from typing import Any
 
 from ...contracts import Evidence
 from ...telemetry.logging import fields
-from .base import ContainerEvent, ContainerInfo, EngineName, KubernetesIdentity, parse_timestamp
+from .base import (
+    ContainerEvent,
+    ContainerInfo,
+    EngineCapabilities,
+    EngineName,
+    KubernetesIdentity,
+    parse_timestamp,
+)
 
 __all__ = ["ContainerMeta", "PodMeta", "PodMetadataEngine", "PodWatcher", "pod_meta_from_dict"]
 
@@ -380,6 +387,11 @@ class PodMetadataEngine:
     events only"). Containers come from pod status: identity, image, labels — no pid unless found by its id in
     ``/proc/*/cgroup``, no argv. The watcher must be running (:meth:`PodWatcher.run`)."""
 
+    #: pod status through the API server's watch: events, no image config, no pid from the runtime
+    capabilities = EngineCapabilities(fidelity="reduced", events=True, pid=False, image_config=False)
+    degraded = False
+    fallback_reason: str | None = None
+
     def __init__(self, watcher: PodWatcher, *, procfs: str = "/proc") -> None:
         self.watcher = watcher
         self.procfs = procfs
@@ -390,6 +402,9 @@ class PodMetadataEngine:
 
     async def version(self) -> str | None:
         return None
+
+    async def ping(self) -> None:
+        """Nothing to ask: the pod watcher reconnects on its own (this engine serves only as a fallback)."""
 
     def _info(self, pod: PodMeta, container: ContainerMeta) -> ContainerInfo | None:
         from .logtail import find_pid_by_container_id

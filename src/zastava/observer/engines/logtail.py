@@ -16,7 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ...contracts import Evidence
-from .base import ContainerEvent, ContainerInfo, EngineName, EngineUnavailable, KubernetesIdentity
+from .base import (
+    ContainerEvent,
+    ContainerInfo,
+    EngineCapabilities,
+    EngineName,
+    EngineUnavailable,
+    KubernetesIdentity,
+)
 
 __all__ = ["LogTailEngine", "find_pid_by_container_id", "parse_log_name"]
 
@@ -69,6 +76,10 @@ class LogTailEngine:
     """:class:`~zastava.observer.engines.base.ContainerEngine` over a kubelet container-log directory."""
 
     name: EngineName = "logtail"
+    #: names from the log directory, found by polling it; a pid only by container id in /proc/*/cgroup
+    capabilities = EngineCapabilities(fidelity="reduced", events=False, pid=False, image_config=False)
+    degraded = False
+    fallback_reason: str | None = None
 
     def __init__(
         self,

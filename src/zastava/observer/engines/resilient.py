@@ -21,6 +21,7 @@ from .base import (
     ContainerEngine,
     ContainerEvent,
     ContainerInfo,
+    EngineCapabilities,
     EngineName,
     EngineUnavailable,
     engine_metrics,
@@ -55,6 +56,16 @@ class ResilientEngine:
         if self.degraded and self.fallback is not None:
             return self.fallback.name
         return self.primary.name
+
+    @property
+    def capabilities(self) -> EngineCapabilities:
+        if self.degraded and self.fallback is not None:
+            return self.fallback.capabilities
+        return self.primary.capabilities
+
+    async def ping(self) -> None:
+        """Readiness asks the configured engine itself (on the fallback the observer is not ready anyway)."""
+        await self.primary.ping()
 
     def _mark(self, degraded: bool, reason: str | None = None) -> None:
         changed = degraded != self.degraded

@@ -163,7 +163,7 @@ def _memo(cache: dict[K, Any], key: K, compute: Callable[[], V], limit: int) -> 
     return result
 
 
-class Tracer:
+class TraceRecorder:
     """One trace: accumulates steps, diagnostics and wrappers, and enforces the budgets."""
 
     def __init__(self, limits: Limits) -> None:
@@ -835,7 +835,7 @@ def trace_entrypoint(
     limits = dataclasses.replace(limits or Limits(), max_depth=max_depth)
     given = root if isinstance(root, RootFS) else RootFS(root or "/")
     rootfs = CachedRoot(given.root, max_symlinks=given.max_symlinks)
-    tracer = Tracer(limits)
+    tracer = TraceRecorder(limits)
     env_map: dict[str, Arg] = dict(env) if env is not None else {}
     env_map.setdefault("PATH", DEFAULT_PATH)
     ctx = Context(

@@ -19,11 +19,13 @@ from tests.harness import devstack
 from tests.harness.devstack.cri import CriClient
 from tests.unit.observer.agent.standins import Collector
 from zastava.contracts import EventKind, RuntimeEvent
-from zastava.observer.agent import AgentSettings, ObserverAgent, _entrytrace, tracer_from_function
+from zastava.observer.agent import ObserverAgent
 from zastava.observer.engines.cri import CriEngine
+from zastava.observer.ports import entrytrace_view, tracer_from_function
+from zastava.observer.wiring import AgentSettings
 
 #: the real EntryTrace, run on each container's root
-REAL_TRACER = tracer_from_function(_entrytrace, max_depth=48)
+REAL_TRACER = tracer_from_function(entrytrace_view, max_depth=48)
 
 
 async def test_cri_pod_start_and_stop_events(

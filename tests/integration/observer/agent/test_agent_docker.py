@@ -22,13 +22,15 @@ from tests.unit.observer.agent.standins import Collector, policy_app
 from zastava.backend.app import create_app
 from zastava.config import BackendServer
 from zastava.contracts import EventKind, RuntimeEvent
-from zastava.observer.agent import AgentSettings, ObserverAgent, _entrytrace, tracer_from_function
+from zastava.observer.agent import ObserverAgent
 from zastava.observer.drift import mapped_files
 from zastava.observer.engines.docker import DockerEngineClient
-from zastava.observer.posture import BackendPosture
+from zastava.observer.ports import entrytrace_view, tracer_from_function
+from zastava.observer.posture_client import BackendPosture
+from zastava.observer.wiring import AgentSettings
 
 #: the real EntryTrace, run on each container's root
-REAL_TRACER = tracer_from_function(_entrytrace, max_depth=48)
+REAL_TRACER = tracer_from_function(entrytrace_view, max_depth=48)
 
 
 def _for(container_id: str, kind: EventKind) -> Any:

@@ -12,8 +12,9 @@ from tests.harness import devstack
 from tests.harness.real import start_real
 from tests.unit.observer.agent.standins import Collector
 from zastava.contracts import EventKind
-from zastava.observer.agent import AgentSettings, ObserverAgent
+from zastava.observer.agent import ObserverAgent
 from zastava.observer.engines.docker import DockerEngineClient
+from zastava.observer.wiring import AgentSettings
 
 
 async def test_docker_daemon_restart_is_survived(tmp_path: Path) -> None:

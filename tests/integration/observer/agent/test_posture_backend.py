@@ -11,7 +11,7 @@ from tests.harness.devstack import signing
 from tests.harness.signed import push_synthetic, trust_config, unique_repo
 from zastava.backend.app import create_app
 from zastava.config import BackendServer
-from zastava.observer.posture import BackendPosture
+from zastava.observer.posture_client import BackendPosture
 from zastava.registry.settings import image_verifier
 
 SBOM = {

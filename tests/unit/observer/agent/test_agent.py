@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from zastava.contracts import EventKind, ImagePolicy, RekorRef
-from zastava.observer.agent import AgentSettings, ObserverAgent
-from zastava.observer.engines.base import ContainerEvent, ContainerInfo, EngineName
+from zastava.observer.agent import ObserverAgent
+from zastava.observer.engines.base import FULL, ContainerEvent, ContainerInfo, EngineName
+from zastava.observer.wiring import AgentSettings
 
 from .standins import Collector, StaticTracer
 
@@ -30,6 +31,9 @@ class TableEngine:
     """In-memory engine: ``infos`` by id; ``queue`` feeds events()."""
 
     name: EngineName = "docker"
+    capabilities = FULL
+    degraded = False
+    fallback_reason: str | None = None
 
     def __init__(self, infos: dict[str, ContainerInfo]) -> None:
         self.infos = infos
@@ -39,6 +43,9 @@ class TableEngine:
 
     async def version(self) -> str | None:
         return "test"
+
+    async def ping(self) -> None:
+        return None
 
     async def list_containers(self) -> list[ContainerInfo]:
         return [i for i in self.infos.values() if i.running]
@@ -242,8 +249,8 @@ async def test_stop_during_start_is_emitted_after_the_start(child: subprocess.Po
 
 async def test_fallback_engine_is_said_in_evidence(child: subprocess.Popen[bytes]) -> None:
     engine = TableEngine({"c1": replace(info_for(child.pid), fidelity="reduced")})
-    engine.degraded = True  # type: ignore[attr-defined]
-    engine.fallback_reason = "CRI socket /run/containerd/containerd.sock is missing"  # type: ignore[attr-defined]
+    engine.degraded = True
+    engine.fallback_reason = "CRI socket /run/containerd/containerd.sock is missing"
     [start] = await ObserverAgent(engine, Collector(), settings()).handle_start(engine.infos["c1"])
     values = {e.signal: e.value for e in start.evidence}
     assert (

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from zastava.observer.posture import BackendPosture, component_paths, digest_of
+from zastava.observer.posture_client import BackendPosture, component_paths, digest_of
 from zastava.telemetry.metrics import ZastavaMetrics
 
 from .standins import policy_app

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -31,6 +30,7 @@ from typing import Any
 import pytest
 
 from tests.harness import devstack
+from tests.harness.drift_services import QUIET, build_service_images, http_get
 from tests.unit.observer.agent.standins import Collector
 from zastava.contracts import EventKind, RuntimeEvent
 from zastava.observer.agent import ObserverAgent
@@ -38,98 +38,10 @@ from zastava.observer.engines.docker import DockerEngineClient
 from zastava.observer.ports import entrytrace_view, tracer_from_function
 from zastava.observer.wiring import AgentSettings
 
-TOOLS = (
-    "sh",
-    "sleep",
-    "date",
-    "cat",
-    "mkdir",
-    "ls",
-    "wc",
-    "find",
-    "touch",
-    "rm",
-    "id",
-    "nc",
-    "wget",
-    "httpd",
-    "crond",
-)
-LOOP = b"#!/bin/sh\nwhile true; do\n  date > /tmp/now\n  cat /tmp/now > /dev/null\n  sleep 0.2\ndone\n"
-RUNNER = b"""#!/bin/sh
-mkdir -p /tmp/spool
-while true; do
-  /jobs/cleanup.sh
-  /jobs/report.sh
-  sleep 0.3
-done
-"""
-CLEANUP = (
-    b"#!/bin/sh\nrm -f /tmp/spool/*.old\ntouch /tmp/spool/run.old\nfind /tmp/spool -type f > /dev/null\n"
-)
-REPORT = b"#!/bin/sh\nls /tmp/spool > /tmp/report\nwc -l /tmp/report > /dev/null\n"
-CRONTAB = b"# m h dom mon dow command\n*/5 * * * * /jobs/report.sh\n"
-START = b"""#!/bin/sh
-set -e
-i=0
-while [ "$i" -lt 6 ]; do
-  cat /etc/hostname > /dev/null
-  sleep 0.25
-  i=$((i + 1))
-done
-mkdir -p /www
-echo ok > /www/index.html
-exec httpd -f -p 8080 -h /www
-"""
-#: the exploitable endpoint: what an attacker's request makes the web server run
-CGI = b"""#!/bin/sh
-echo "Content-Type: text/plain"
-echo
-id
-nc -l -p 4444 < /dev/null > /dev/null 2>&1 &
-echo done
-"""
-QUIET = 4.0
-
-
-def _image(engine: devstack.DockerEngine, tag: str, files: dict[str, Any], **kwargs: Any) -> str:
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    return devstack.build_image(
-        engine,
-        tag,
-        {"/bin/busybox": busybox, **files},
-        symlinks={f"/bin/{tool}": "busybox" for tool in TOOLS},
-        env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
-        **kwargs,
-    )
-
 
 @pytest.fixture(scope="module")
 def service_images(docker_engine: devstack.DockerEngine) -> dict[str, str]:
-    _image(docker_engine, "drift/loop:1", {"/loop.sh": (LOOP, 0o755)}, entrypoint=["/loop.sh"])
-    _image(
-        docker_engine,
-        "drift/jobs:1",
-        {
-            "/runner.sh": (RUNNER, 0o755),
-            "/jobs/cleanup.sh": (CLEANUP, 0o755),
-            "/jobs/report.sh": (REPORT, 0o755),
-            "/etc/crontabs/root": (CRONTAB, 0o600),
-            "/etc/hostname": (b"jobs\n", 0o644),
-        },
-        entrypoint=["/runner.sh"],
-    )
-    _image(
-        docker_engine,
-        "drift/web:1",
-        {"/start.sh": (START, 0o755), "/www/cgi-bin/run": (CGI, 0o755)},
-        entrypoint=["/start.sh"],
-        instructions=[
-            "EXPOSE 8080",
-            "HEALTHCHECK --interval=1s --timeout=3s CMD wget -q -O /dev/null http://127.0.0.1:8080/index.html",
-        ],
-    )
-    return {"loop": "drift/loop:1", "jobs": "drift/jobs:1", "web": "drift/web:1"}
+    return build_service_images(docker_engine)
 
 
 @pytest.fixture
@@ -179,27 +91,6 @@ def _pid(container: Any) -> int:
     return int(container.attrs["State"]["Pid"])
 
 
-def _http(pid: int, path: str) -> bytes:
-    """A request from the host, in the container's network namespace only (the client is no process of it)."""
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    result = subprocess.run(
-        [
-            "nsenter",
-            f"--net=/proc/{pid}/ns/net",
-            busybox,
-            "wget",
-            "-q",
-            "-O",
-            "-",
-            f"http://127.0.0.1:8080{path}",
-        ],
-        capture_output=True,
-        timeout=10,
-        check=False,
-    )
-    return result.stdout
-
-
 def _ours(
     container: Any, kinds: tuple[EventKind, ...] = (EventKind.DRIFT, EventKind.EXEC)
 ) -> Callable[[RuntimeEvent], bool]:
@@ -235,11 +126,11 @@ async def test_services_no_false_positive_and_every_attack_caught(
 
     # ------------------------------------------------------------------ normal load: nothing reported
     deadline = time.monotonic() + 15
-    while _http(web_pid, "/index.html") != b"ok\n":  # start-up helpers done, httpd serving
+    while http_get(web_pid, "/index.html") != b"ok\n":  # start-up helpers done, httpd serving
         assert time.monotonic() < deadline, "httpd never served"
         await asyncio.sleep(0.2)
     for _ in range(20):
-        assert await asyncio.to_thread(_http, web_pid, "/index.html") == b"ok\n"
+        assert await asyncio.to_thread(http_get, web_pid, "/index.html") == b"ok\n"
         await asyncio.sleep(0.1)
     await asyncio.sleep(3.0)  # health checks (1/s), ~10 job runs, ~15 loop turns
     health = await asyncio.to_thread(
@@ -290,7 +181,7 @@ async def test_services_no_false_positive_and_every_attack_caught(
     )
 
     # 3+4+6. the web server runs a shell (the exploitable CGI), which opens a listener on a new port
-    assert b"done" in await asyncio.to_thread(_http, web_pid, "/cgi-bin/run")
+    assert b"done" in await asyncio.to_thread(http_get, web_pid, "/cgi-bin/run")
     shell = await expect(
         "shell spawned by the service (busybox sh applet under busybox httpd)",
         lambda e: _ours(web, (EventKind.DRIFT,))(e) and _program(e).startswith("/bin/busybox applet=sh"),
@@ -356,7 +247,7 @@ async def test_services_no_false_positive_and_every_attack_caught(
     before = len(shells_under_httpd())
     started = time.monotonic()
     for _ in range(5):
-        await asyncio.to_thread(_http, web_pid, "/cgi-bin/run")
+        await asyncio.to_thread(http_get, web_pid, "/cgi-bin/run")
     assert time.monotonic() - started < QUIET, "the five requests must fall into one window"
     deadline = time.monotonic() + QUIET + 5
     while len(shells_under_httpd()) < before + 2 and time.monotonic() < deadline:  # noqa: ASYNC110

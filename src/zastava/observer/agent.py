@@ -44,7 +44,7 @@ from .baseline import Baseline
 from .engines.base import ContainerEngine, ContainerEvent, ContainerInfo, EngineUnavailable
 from .engines.kubernetes import ContainerMeta, PodMeta, PodWatcher
 from .events import EventContext, context_for
-from .execdrift import ExecDrift, open_exec_drift
+from .execdrift import ExecDrift, judge_polled, open_exec_drift
 from .ports import EntryTraceLike, EntryTracer, InspectionLike, Inspector, PostureSource, Publish
 from .rootfs import RootFS
 
@@ -525,6 +525,8 @@ class ObserverAgent:
             found = drift.detect_process_drift(
                 processes, tracked.allowed, tracked.reported_processes, root=root
             )
+            if found and tracked.baseline is not None:  # the same per-parent baseline as per exec
+                found = judge_polled(processes, found, tracked.baseline, pid)
             if found:
                 tracked.reported_processes.update(p.key for p in found)
                 out.append(drift.process_drift_event(tracked.ctx, found, when=when))

@@ -23,18 +23,19 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..contracts import EventKind, Evidence, Process, RuntimeDelta, RuntimeEvent
 from ..telemetry.logging import fields
 from .baseline import SHELLS, Baseline, program_name
+from .drift import ContainerProcess
 from .events import EventContext
 from .execsource import ExecRecord, ExecSource, ExecSourceUnavailable, Link
 from .programs import applet_of, is_multi_call, program_key
 
-__all__ = ["ExecDrift", "Finding", "Watched", "judge", "judge_record"]
+__all__ = ["ExecDrift", "Finding", "Watched", "judge", "judge_polled", "judge_record"]
 
 log = logging.getLogger("zastava.observer.execdrift")
 
@@ -151,6 +152,31 @@ def judge_record(record: ExecRecord, baseline: Baseline, init: int, *, starting:
     if starting and not candidates:
         return None
     return Finding(EventKind.DRIFT, shown or "?", parent, "not in baseline", record)
+
+
+def judge_polled(
+    processes: Sequence[ContainerProcess], found: Sequence[ContainerProcess], baseline: Baseline, init: int
+) -> list[ContainerProcess]:
+    """The /proc-polling fallback judged like an exec: of ``found`` (not in the plain allowed set), those the
+    per-parent baseline does not expect either. A poll sees no provenance (``docker exec`` processes are
+    DRIFT there) and no start-up phase older than the pass."""
+    by_pid = {p.pid: p for p in processes}
+    init_process = by_pid.get(init)
+    starting = init_process is not None and init_process.program not in baseline.finals
+    out = []
+    for process in found:
+        program = process.program
+        parent_process = by_pid.get(process.ppid)
+        parent = parent_process.program if parent_process is not None else None
+        if program is None or process.exe_deleted:
+            out.append(process)
+            continue
+        if process.pid == init or judge(
+            program, parent, baseline, parent_is_init=process.ppid == init, starting=starting
+        ):
+            continue
+        out.append(process)
+    return out
 
 
 _NAMES: dict[int, dict[str, set[str]]] = {}

@@ -136,3 +136,16 @@ def test_quiet_window_reports_the_first_and_counts_the_rest() -> None:
     first, closed = bounded.offer(("new",), 2.0, 9)
     assert first and [r.key for r in closed] == [("0",)]  # the oldest window closed early, with its count
     assert Quieter[int](0).offer(("k",), 0.0, 1) == (True, [])
+
+
+def test_polling_fallback_uses_the_same_per_parent_baseline(root: RootFS) -> None:
+    from zastava.observer.drift import ContainerProcess
+    from zastava.observer.execdrift import judge_polled
+
+    baseline = build_baseline(root, terminals=["/bin/sh", BB], scripts=["/loop.sh"])
+    init = ContainerProcess(pid=INIT, start_time=1, ppid=1, exe=BB, applet="sh")
+    date = ContainerProcess(pid=201, start_time=2, ppid=INIT, exe=BB, applet="date")  # the loop's command
+    httpd = ContainerProcess(pid=202, start_time=2, ppid=INIT, exe=BB, applet="httpd")  # not the loop's
+    entered = ContainerProcess(pid=203, start_time=2, ppid=50, exe=BB, applet="sh")  # parent outside
+    found = judge_polled([init, date, httpd, entered], [date, httpd, entered], baseline, INIT)
+    assert [p.pid for p in found] == [202, 203]

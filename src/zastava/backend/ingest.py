@@ -36,7 +36,15 @@ from .catalog import CatalogIndex, image_digest
 from .event_fields import EventFields
 from .fastpath import fast_runtime_envelope, fast_runtime_line
 from .inventory import event_facts
-from .store import CatalogHead, EventRow, IngestWrite, Store
+from .store import (
+    BuildIdSeen,
+    CatalogHead,
+    ComponentUse,
+    DeltaScanRequest,
+    EventRow,
+    IngestWrite,
+    Store,
+)
 
 __all__ = [
     "BodyError",
@@ -410,7 +418,7 @@ class Ingestor:
             if image and (head is None or not head.has_sbom):
                 reason = "no-sbom" if head is not None else "unknown-image" if digest else "unpinned-image"
                 requested.setdefault(image, reason)
-                write.delta_scans.append((image, reason, now_us, event_id))
+                write.delta_scans.append(DeltaScanRequest(image, reason, now_us, event_id))
             build_id = process.get("build_id") if process else None
             used_refs: tuple[str, ...] = ()
             if event["kind"] is EventKind.CONTAINER_START and digest:
@@ -455,9 +463,9 @@ class Ingestor:
                 )
             )
         # one delta-scan upsert per image and batch
-        write.delta_scans = list({d[0]: d for d in write.delta_scans}.values())
-        write.build_ids = [(d, b, t) for (d, b), t in build_ids.items()]
-        write.usage = [(d, ref, how, t, eid) for (d, ref), (how, t, eid) in usage.items()]
+        write.delta_scans = list({d.image: d for d in write.delta_scans}.values())
+        write.build_ids = [BuildIdSeen(d, b, t) for (d, b), t in build_ids.items()]
+        write.usage = [ComponentUse(d, ref, how, t, eid) for (d, ref), (how, t, eid) in usage.items()]
         return requested, per_node
 
     def _used(

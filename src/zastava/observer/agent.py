@@ -43,7 +43,7 @@ from . import drift
 from .baseline import Baseline
 from .engines.base import ContainerEngine, ContainerEvent, ContainerInfo, EngineUnavailable
 from .engines.kubernetes import ContainerMeta, PodMeta, PodWatcher
-from .events import EventContext, context_for
+from .events import EventContext, context_for, observer_context
 from .execdrift import ExecDrift, judge_polled, open_exec_drift
 from .ports import EntryTraceLike, EntryTracer, InspectionLike, Inspector, PostureSource, Publish
 from .rootfs import RootFS
@@ -298,11 +298,9 @@ class ObserverAgent:
             update["entry_trace"] = list(trace.steps)
             update["terminals"] = list(trace.terminals)
             update["entry_trace_confidence"] = max(0, min(100, int(trace.confidence)))
-        base = inspection.process if inspection is not None else None
-        if isinstance(base, Process):
-            return base.model_copy(update=update)
-        build_id = getattr(base, "build_id", None) if base is not None else None
-        return Process(pid=info.pid or 0, build_id=build_id, **update)
+        if inspection is not None:
+            return inspection.process.model_copy(update=update)
+        return Process(pid=info.pid or 0, **update)
 
     async def _posture(
         self, info: ContainerInfo, ctx: EventContext, pod: PodMeta | None
@@ -623,13 +621,11 @@ class ObserverAgent:
         return events
 
     async def warn(self, code: str, message: str) -> RuntimeEvent:
-        from ..contracts import RuntimeInfo, Workload
-
-        ctx = EventContext(
+        ctx = observer_context(
             tenant=self.settings.tenant,
             node=self.settings.node,
-            runtime=RuntimeInfo(engine=self.engine.name),
-            workload=Workload(platform="host", container_id=f"{self.engine.name}://observer"),
+            engine=self.engine.name,
+            container_id=f"{self.engine.name}://observer",
         )
         event = ctx.event(
             EventKind.AGENT_WARNING,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -184,6 +185,8 @@ def run(
             extra=fields(
                 node=cfg.observer.node_name,
                 engine=agent.engine.name,
+                # what the engine declares it can tell (a log-tail or pod-metadata fallback: reduced)
+                capabilities=dataclasses.asdict(agent.engine.capabilities),
                 procfs=agent.settings.procfs,
                 output="stdout" if stdout else cfg.backend.base_address,
                 metrics=f"http://{cfg.observer.listen}/metrics" if sock is not None else None,

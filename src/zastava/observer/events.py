@@ -1,10 +1,17 @@
-"""Building runtime events (spec §2.1) for one container: the fixed part once, each event from it."""
+"""Building runtime events (spec §2.1): the one place the observer constructs a :class:`RuntimeEvent`.
+
+An :class:`EventContext` holds what every event about one container (or about the observer itself, see
+:func:`observer_context`) repeats; :meth:`EventContext.event` builds each event from it with its canonical
+``eventId``. The agent, drift detection and the publisher's gap warning all build through it, so a change to
+what the observer sends is made here (and in the contract), nowhere else.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from ..contracts import (
     AgentWarning,
@@ -21,7 +28,10 @@ from ..contracts import (
 )
 from .engines.base import ContainerInfo
 
-__all__ = ["EventContext", "context_for"]
+__all__ = ["EngineLabel", "EventContext", "context_for", "observer_context"]
+
+#: ``runtime.engine`` of the contract
+EngineLabel = Literal["containerd", "cri-o", "docker", "logtail", "kubernetes", "unknown"]
 
 _MAX_EVIDENCE = 4096
 MAX_LABELS = 256
@@ -100,6 +110,16 @@ def context_for(
         workload=workload,
         image_digest=info.image_digest,
         labels=dict(list(labels.items())[:MAX_LABELS]) if labels else None,
+    )
+
+
+def observer_context(*, tenant: str, node: str, engine: EngineLabel, container_id: str) -> EventContext:
+    """The context of events about the observer itself (``AGENT_WARNING``): platform ``host``, no workload."""
+    return EventContext(
+        tenant=tenant,
+        node=node,
+        runtime=RuntimeInfo(engine=engine),
+        workload=Workload(platform="host", container_id=container_id),
     )
 
 

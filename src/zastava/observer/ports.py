@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from ..contracts import EntryTraceStep, Evidence, ImagePolicy, LoadedLib, RuntimeEvent
+from ..contracts import EntryTraceStep, Evidence, ImagePolicy, LoadedLib, Process, RuntimeEvent
 from .engines.base import ContainerEngine, ContainerInfo, EngineCapabilities
 from .rootfs import RootFS
 
@@ -50,7 +50,7 @@ class InspectionLike(Protocol):
     """What :func:`zastava.observer.inspect.inspect_process` returns (the fields the agent reads)."""
 
     @property
-    def process(self) -> Any: ...
+    def process(self) -> Process: ...
     @property
     def loaded_libs(self) -> Sequence[LoadedLib]: ...
     @property

@@ -190,8 +190,13 @@ class Store:
                 conn.execute(
                     stmt,
                     [
-                        {"tenant": tenant, "digest": d, "build_id": b, "last_seen_us": t}
-                        for d, b, t in sorted(write.build_ids)
+                        {
+                            "tenant": tenant,
+                            "digest": seen.digest,
+                            "build_id": seen.build_id,
+                            "last_seen_us": seen.last_seen_us,
+                        }
+                        for seen in sorted(write.build_ids)
                     ],
                 )
             if write.usage:
@@ -209,13 +214,13 @@ class Store:
                     [
                         {
                             "tenant": tenant,
-                            "digest": d,
-                            "bom_ref": ref,
-                            "matched_by": how,
-                            "last_seen_us": t,
-                            "last_event_id": eid,
+                            "digest": use.digest,
+                            "bom_ref": use.bom_ref,
+                            "matched_by": use.matched_by,
+                            "last_seen_us": use.last_seen_us,
+                            "last_event_id": use.event_id,
                         }
-                        for d, ref, how, t, eid in sorted(write.usage)
+                        for use in sorted(write.usage)
                     ],
                 )
             if write.delta_scans:
@@ -235,15 +240,15 @@ class Store:
                     [
                         {
                             "tenant": tenant,
-                            "image": image,
-                            "reason": reason,
+                            "image": request.image,
+                            "reason": request.reason,
                             "status": "pending",
-                            "requested_us": t,
-                            "last_requested_us": t,
+                            "requested_us": request.requested_us,
+                            "last_requested_us": request.requested_us,
                             "count": 1,
-                            "last_event_id": eid,
+                            "last_event_id": request.event_id,
                         }
-                        for image, reason, t, eid in sorted(write.delta_scans)
+                        for request in sorted(write.delta_scans)
                     ],
                 )
         return inserted

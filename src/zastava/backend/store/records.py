@@ -10,9 +10,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENT_COLUMNS",
+    "BuildIdSeen",
     "CatalogHead",
     "CatalogRecord",
+    "ComponentUse",
     "DecisionRow",
+    "DeltaScanRequest",
     "EventRow",
     "IngestWrite",
     "Page",
@@ -53,18 +56,42 @@ class DecisionRow(NamedTuple):
     pod: str | None = None
 
 
+class BuildIdSeen(NamedTuple):
+    """A build-id seen running from an image (``build_ids``: newest sighting kept)."""
+
+    digest: str
+    build_id: str
+    last_seen_us: int
+
+
+class ComponentUse(NamedTuple):
+    """A catalog component matched by a running container's files (``component_usage``)."""
+
+    digest: str
+    bom_ref: str
+    matched_by: str
+    last_seen_us: int
+    event_id: str
+
+
+class DeltaScanRequest(NamedTuple):
+    """An image the backend wants (re)scanned, and why (``delta_scans``)."""
+
+    image: str
+    reason: str
+    requested_us: int
+    event_id: str
+
+
 @dataclass
 class IngestWrite:
     """Everything one ingest request writes, in one transaction."""
 
     tenant: str
     events: list[EventRow] = field(default_factory=list)
-    #: (digest, build_id, seen_us)
-    build_ids: list[tuple[str, str, int]] = field(default_factory=list)
-    #: (digest, bom_ref, matched_by, seen_us, event_id)
-    usage: list[tuple[str, str, str, int, str]] = field(default_factory=list)
-    #: (image, reason, seen_us, event_id)
-    delta_scans: list[tuple[str, str, int, str]] = field(default_factory=list)
+    build_ids: list[BuildIdSeen] = field(default_factory=list)
+    usage: list[ComponentUse] = field(default_factory=list)
+    delta_scans: list[DeltaScanRequest] = field(default_factory=list)
     #: per event, what the console's views need (inventory, node health, rollups)
     views: list[EventFacts] = field(default_factory=list)
 

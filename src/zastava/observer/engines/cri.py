@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from .base import (
     FULL,
     ContainerEvent,
     ContainerInfo,
+    EngineCapabilities,
     EngineName,
     EngineUnavailable,
     KubernetesIdentity,
@@ -51,10 +53,13 @@ def _is_socket(path: str) -> bool:
         return False
 
 
+#: a CRI runtime without an event API: everything but pushed events
+_POLLED = dataclasses.replace(FULL, events=False)
+
+
 class CriEngine:
     """:class:`~zastava.observer.engines.base.ContainerEngine` over a CRI v1 socket."""
 
-    capabilities = FULL
     degraded = False
     fallback_reason: str | None = None
 
@@ -127,6 +132,14 @@ class CriEngine:
         self.name = "cri-o" if "cri-o" in runtime or runtime == "crio" else "containerd"
         self._runtime_version = str(reply.runtime_version or "") or None
         return self._runtime_version
+
+    @property
+    def capabilities(self) -> EngineCapabilities:
+        """Full, but events are found by polling ``ListContainers`` when the runtime offers neither CRI nor
+        containerd events (or polling was asked for)."""
+        if "poll" in (self.requested_source, self.event_source):
+            return _POLLED
+        return FULL
 
     async def ping(self) -> None:
         """Readiness: CRI ``Version`` answers."""

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import orjson
@@ -40,9 +40,7 @@ from ...contracts import (
     EnvelopeError,
     EventKind,
     RuntimeEvent,
-    RuntimeInfo,
     SchemaVersion,
-    Workload,
     dump_runtime_envelope,
     kind_known_at,
     parse_runtime_envelope,
@@ -51,6 +49,7 @@ from ...contracts import (
 from ...telemetry.logging import fields
 from ...telemetry.metrics import ZastavaMetrics, default_metrics
 from ...telemetry.tracing import current_context, span
+from ..events import EngineLabel, observer_context
 from .buffer import BufferRecord, DiskBuffer, DiskBufferError, DiskBufferFull, Gap
 from .client import Backoff, EventsClient, HeadersProvider, Outcome, PostResult
 from .ratelimit import Admission, Coalescer, TokenBucket
@@ -117,20 +116,11 @@ def gap_warning_event(gap: Gap, *, tenant: str, node: str, engine: str = "unknow
         since=_from_us(gap.since_us),
         until=_from_us(gap.until_us),
     )
-    runtime_engine: Literal["containerd", "cri-o", "docker", "unknown"] = "unknown"
+    runtime_engine: EngineLabel = "unknown"
     if engine in ("containerd", "cri-o", "docker"):
         runtime_engine = engine  # type: ignore[assignment]  # narrowed by the membership test
-    event = RuntimeEvent(
-        event_id="pending",
-        when=datetime.now(UTC),
-        kind=EventKind.AGENT_WARNING,
-        tenant=tenant,
-        node=node,
-        runtime=RuntimeInfo(engine=runtime_engine),
-        workload=Workload(platform="host", container_id=f"host://{node}"),
-        warning=warning,
-    )
-    return event.with_computed_id()
+    ctx = observer_context(tenant=tenant, node=node, engine=runtime_engine, container_id=f"host://{node}")
+    return ctx.event(EventKind.AGENT_WARNING, when=datetime.now(UTC), warning=warning)
 
 
 class EventPublisher:

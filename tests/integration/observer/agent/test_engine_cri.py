@@ -54,6 +54,8 @@ async def test_cri_start_stop_events_and_inspect(
         expected_source = "containerd.events" if source == "auto" else "cri.poll"
         assert start.source == expected_source
         assert engine.event_source == ("containerd" if source == "auto" else "poll")
+        # what it declares follows: events pushed through containerd's events API, found by polling else
+        assert engine.capabilities.events is (source == "auto") and engine.capabilities.pid
         info = await engine.inspect(container_id)
         assert info is not None
         pid = await asyncio.to_thread(client.container_pid, container_id)

@@ -162,6 +162,8 @@ def test_metrics_count_what_the_agent_observes_and_publishes(
         )
     started = next(line for line in lines if line["msg"] == "observer started")
     assert started["metrics"] == f"{agent.url}/metrics" and started["engine"] == "docker"
+    # Docker declares full fidelity: pushed events, the init pid and the image config from the runtime
+    assert started["capabilities"] == {"fidelity": "full", "events": True, "pid": True, "image_config": True}
 
 
 def test_publish_failures_and_buffer_depth_while_the_backend_is_down(

@@ -53,8 +53,14 @@ async def test_explicit_choices(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     explicit = await open_engine(cfg, engine="containerd")
     assert isinstance(explicit, ResilientEngine)
+    assert explicit.capabilities.fidelity == "full"  # CRI's, declared, until it turns out to be missing
     assert await explicit.list_containers() == []  # socket missing: served by the fallback
     assert explicit.degraded and explicit.name == "logtail"
+    # on the fallback: the log tail's declaration (no pushed events, no pid from the runtime, no image config)
+    assert explicit.capabilities == LogTailEngine.capabilities
+    declared = explicit.capabilities
+    assert not (declared.events or declared.pid or declared.image_config)
+    assert explicit.fallback_reason and "missing" in explicit.fallback_reason
     assert isinstance(await open_engine(cfg, engine="docker"), DockerEngineClient)
     assert isinstance(await open_engine(cfg, engine="logtail"), LogTailEngine)
     crio = await open_engine(cfg, engine="cri-o")

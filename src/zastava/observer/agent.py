@@ -657,6 +657,9 @@ class ObserverAgent:
                     await self.handle_start(info)
 
             self._spawn(start())
+        elif event.kind == "exec":
+            if self.exec_drift is not None:  # the engine's word for what the connector may read too late
+                self.exec_drift.engine_exec(event.id, event.command or "", event.when)
         elif event.kind in ("stop", "remove"):
             await self.handle_stop(event)
         elif event.kind == "degraded":

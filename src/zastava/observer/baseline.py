@@ -56,6 +56,8 @@ class Baseline:
     chain: frozenset[str] = frozenset()
     finals: frozenset[str] = frozenset()
     declared: frozenset[str] = frozenset()
+    #: the declared commands as the engine shows them when it runs one (argv joined by spaces)
+    declared_commands: frozenset[str] = frozenset()
     #: shell scripts read for the baseline (a shell running one of them is the container's own script)
     scripts: frozenset[str] = frozenset()
     #: where each program came from (``entrytrace.final``, ``healthcheck``, ``crontab:/etc/crontabs/root`` …)
@@ -222,6 +224,7 @@ def build_baseline(
         if depth < 2:
             pending += [(p, depth + 1) for p in _shell_scripts(root, names, path_env)]
     declared: set[str] = set()
+    declared_commands = [list(argv) for argv in declared_commands]
     for argv in declared_commands:
         programs, shells = _command_names(list(argv))
         keys = note(_keys(root, programs, path_env), "declared")
@@ -248,5 +251,6 @@ def build_baseline(
         finals=frozenset(final_keys),
         declared=frozenset(declared),
         scripts=frozenset(read),
+        declared_commands=frozenset(" ".join(argv) for argv in declared_commands if argv),
         sources=sources,
     )

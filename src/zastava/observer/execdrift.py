@@ -102,6 +102,8 @@ def judge_record(record: ExecRecord, baseline: Baseline, init: int, *, starting:
     parent_is_init = bool(parent_link and parent_link.pid == init)
     if record.exe is not None and (record.exe.startswith(("/memfd:runc", "memfd:runc"))):
         return None  # runc's own helper entering the container, not a program of it
+    if record.exe is None and (record.comm or "").startswith("runc:["):
+        return None  # runc's init stages (runc:[2:INIT]), read after their exe was already released
     if (
         record.comm in _script_names(baseline)
         and not entered
@@ -252,6 +254,12 @@ class ExecDrift:
         self.unidentified = 0
         self.quiet: Quieter[Finding] = Quieter(self.quiet_window)
         self._by_container: dict[str, str] = {}
+        #: engine exec starts not yet matched by an entered exec the connector read: container id →
+        #: [(deadline, command, when)], at most _MAX_PENDING per container
+        self._pending: dict[str, list[tuple[float, str, datetime]]] = {}
+        #: entered execs the connector read before the engine's event about them arrived: container → times
+        self._read_first: dict[str, list[float]] = {}
+        self.engine_execs = 0
 
     # --------------------------------------------------------------------------------- containers
 
@@ -272,6 +280,8 @@ class ExecDrift:
         return True
 
     def unwatch(self, container_id: str) -> None:
+        self._pending.pop(container_id, None)
+        self._read_first.pop(container_id, None)
         pid_ns = self._by_container.pop(container_id, None)
         if pid_ns is not None:
             self.watched.pop(pid_ns, None)
@@ -325,6 +335,8 @@ class ExecDrift:
             watched.settled = current is None or current in watched.baseline.finals
             starting = not watched.settled
         finding = judge_record(record, watched.baseline, watched.init, starting=starting)
+        if finding is not None and finding.kind is EventKind.EXEC and not record.chain[:-1]:
+            self._matched(watched.container_id)  # the engine's exec, read: no need for its word
         if finding is None:
             return []
         watched.findings += 1
@@ -337,8 +349,73 @@ class ExecDrift:
                 out.append(event)
         return out
 
+    def engine_exec(self, container_id: str, command: str, when: datetime) -> None:
+        """The engine started ``command`` in the container (Docker's ``exec_start``). A declared command (the
+        health check) is expected; anything else must be matched by an entered exec the connector reads
+        within :data:`_ENGINE_GRACE` seconds, else it is reported from the engine's word (a program living
+        ~1 ms may be reaped, with runc, before the reader runs)."""
+        pid_ns = self._by_container.get(container_id)
+        watched = self.watched.get(pid_ns) if pid_ns else None
+        if watched is None or command in watched.baseline.declared_commands:
+            return
+        self.engine_execs += 1
+        now = time.monotonic()
+        read = [t for t in self._read_first.get(container_id, []) if now - t < _ENGINE_GRACE]
+        if read:  # the connector read it already (the engine's event comes 10-100 ms after the exec)
+            read.pop(0)
+            self._read_first[container_id] = read
+            return
+        pending = self._pending.setdefault(container_id, [])
+        if len(pending) < _MAX_PENDING:
+            pending.append((now + _ENGINE_GRACE, command, when))
+
+    def _matched(self, container_id: str) -> None:
+        pending = self._pending.get(container_id)
+        if pending:
+            pending.pop(0)
+            return
+        read = self._read_first.setdefault(container_id, [])
+        now = time.monotonic()
+        read[:] = [t for t in read if now - t < _ENGINE_GRACE][-_MAX_PENDING:]
+        read.append(now)
+
     def flush(self, now: float) -> list[RuntimeEvent]:
-        return [e for r in self.quiet.due(now) if (e := self._summary(r.key, r.count, r.sample)) is not None]
+        out = [e for r in self.quiet.due(now) if (e := self._summary(r.key, r.count, r.sample)) is not None]
+        for container_id, pending in list(self._pending.items()):
+            while pending and pending[0][0] <= now:
+                _deadline, command, when = pending.pop(0)
+                event = self._engine_event(container_id, command, when)
+                if event is not None:
+                    out.append(event)
+            if not pending:
+                del self._pending[container_id]
+        return out
+
+    def _engine_event(self, container_id: str, command: str, when: datetime) -> RuntimeEvent | None:
+        pid_ns = self._by_container.get(container_id)
+        watched = self.watched.get(pid_ns) if pid_ns else None
+        if watched is None or watched.events >= self.max_events_per_container:
+            return None
+        program = command.split(" ", 1)[0] or "?"
+        key = (container_id, EventKind.EXEC.value, f"engine:{program}", "")
+        first, _closed = self.quiet.offer(key, time.monotonic(), None)  # type: ignore[arg-type]
+        if not first:
+            return None
+        watched.events += 1
+        return watched.ctx.event(
+            EventKind.EXEC,
+            when=when,
+            process=Process(pid=0, entrypoint=[program]),
+            delta=RuntimeDelta(baseline_image_digest=watched.ctx.image_digest, changed_files=[program]),
+            evidence=[
+                Evidence(signal="exec.engine", value=command[:8192]),
+                Evidence(signal="drift.source", value="engine-events"),
+                Evidence(
+                    signal="exec.unread",
+                    value=f"no entered process read within {_ENGINE_GRACE:g}s (reaped before the reader ran)",
+                ),
+            ],
+        )
 
     def _summary(self, key: tuple[str, ...], count: int, sample: Finding) -> RuntimeEvent | None:
         watched = self.watched.get(sample.record.pid_ns)
@@ -383,6 +460,12 @@ class ExecDrift:
             del self.published[:128]
         self.published.append(event)
         return event
+
+
+#: how long an engine exec start waits for the connector's read of it (s): the reader is ms behind; the engine
+#: event itself arrives ~10-100 ms after the exec
+_ENGINE_GRACE = 2.0
+_MAX_PENDING = 64
 
 
 def _link(link: Link) -> str:

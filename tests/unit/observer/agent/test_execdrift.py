@@ -149,3 +149,39 @@ def test_polling_fallback_uses_the_same_per_parent_baseline(root: RootFS) -> Non
     entered = ContainerProcess(pid=203, start_time=2, ppid=50, exe=BB, applet="sh")  # parent outside
     found = judge_polled([init, date, httpd, entered], [date, httpd, entered], baseline, INIT)
     assert [p.pid for p in found] == [202, 203]
+
+
+async def test_engine_exec_is_reported_only_when_the_connector_did_not_read_it(root: RootFS) -> None:
+    """Docker's exec_start paired with the connector's entered reads, in either order; an unread one is an
+    EXEC from the engine's word after the grace period; the health check's command is expected."""
+    import time
+    from datetime import UTC, datetime
+
+    from tests.unit.observer.agent.test_drift import CTX
+    from zastava.observer import execdrift
+
+    published: list[object] = []
+
+    async def emit(event: object) -> None:
+        published.append(event)
+
+    drift = execdrift.ExecDrift("/proc", emit, quiet_window=0)
+    baseline = build_baseline(
+        root, terminals=["/bin/sleep", BB], declared_commands=[["/bin/sh", "-c", "wget -q http://x/"]]
+    )
+    drift.watched["pid:[9]"] = execdrift.Watched("c1", INIT, "pid:[9]", baseline, CTX, "img", settled=True)
+    drift._by_container["c1"] = "pid:[9]"
+    now = datetime.now(UTC)
+    entered = _record(BB, "id", (SHIM,), pid_ns="pid:[9]")
+    # read first, then the engine's event: one EXEC (the connector's), nothing from the engine
+    assert [e.kind for e in drift.handle(entered)] == [EventKind.EXEC]
+    drift.engine_exec("c1", "/bin/busybox id", now)
+    # the health check: expected, never pending
+    drift.engine_exec("c1", "/bin/sh -c wget -q http://x/", now)
+    # an exec the connector never read: reported from the engine's word once the grace period is over
+    drift.engine_exec("c1", "/bin/busybox true", now)
+    assert drift.flush(time.monotonic()) == []
+    (late,) = drift.flush(time.monotonic() + 3)
+    assert late.kind is EventKind.EXEC
+    assert {e.signal: e.value for e in late.evidence}["exec.engine"] == "/bin/busybox true"
+    assert drift.flush(time.monotonic() + 10) == []

@@ -26,11 +26,11 @@ from fnmatch import fnmatch
 
 from .drift import allowed_programs
 from .entrytrace.parser import parse_shell
+from .programs import SHELLS
 from .rootfs import RootFS, RootFSError
 
-__all__ = ["SHELLS", "Baseline", "build_baseline", "crontab_commands", "program_name", "script_commands"]
+__all__ = ["Baseline", "build_baseline", "crontab_commands", "program_name", "script_commands"]
 
-SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "mksh", "hush"})
 _CRONTABS = ("/etc/crontab", "/etc/crontabs", "/etc/cron.d", "/var/spool/cron/crontabs", "/var/spool/cron")
 _CROND = ("crond", "cron")
 _MAX_SCRIPT = 1 << 20  # a script or crontab read for command names: 1 MiB (entry scripts measured < 40 KiB)

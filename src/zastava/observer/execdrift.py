@@ -29,11 +29,11 @@ from datetime import UTC, datetime
 
 from ..contracts import EventKind, Evidence, Process, RuntimeDelta, RuntimeEvent
 from ..telemetry.logging import fields
-from .baseline import SHELLS, Baseline, program_name
+from .baseline import Baseline, program_name
 from .drift import ContainerProcess
 from .events import EventContext
 from .execsource import ExecRecord, ExecSource, ExecSourceUnavailable, Link
-from .programs import applet_of, is_multi_call, program_key
+from .programs import SHELLS, applet_of, is_multi_call, program_key
 
 __all__ = ["ExecDrift", "Finding", "Watched", "judge", "judge_polled", "judge_record"]
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..telemetry.logging import fields
-from .programs import applet_of, is_multi_call
+from .programs import SHELLS, applet_of, is_multi_call
 
 __all__ = [
     "MAX_CHAIN",
@@ -52,7 +52,7 @@ NETLINK_CONNECTOR = 11
 CN_IDX_PROC = 1
 CN_VAL_PROC = 1
 PROC_CN_MCAST_LISTEN = 1
-PROC_CN_MCAST_IGNORE = 2
+PROC_CN_MCAST_IGNORE = 2  # never sent: see ExecSource.close
 PROC_EVENT_FORK = 0x00000001
 PROC_EVENT_EXEC = 0x00000002
 PROC_EVENT_COMM = 0x00000200  # also sent by exec itself (comm := basename of the file exec'd)
@@ -157,14 +157,11 @@ def _applet(procfs: str, pid: int, exe: str | None, comm: str | None) -> str | N
     return applet_of(exe, [a for a in argv if a] or None, comm)
 
 
-_SHELL_NAMES = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "mksh", "hush"})
-
-
 def _script(procfs: str, pid: int, exe: str | None, applet: str | None) -> str | None:
     """The script a shell runs: its first argument, when that is a path (``sh /jobs/x.sh``; a script run by
     its shebang shows as ``/bin/sh /jobs/x.sh``); None for ``sh -c …`` and for other programs."""
     name = applet or (exe.rsplit("/", 1)[-1] if exe else "")
-    if name not in _SHELL_NAMES:
+    if name not in SHELLS:
         return None
     raw = _read(f"{procfs}/{pid}/cmdline", 4096) or b""
     args = [a.decode("utf-8", "replace") for a in raw.split(b"\0")[1:] if a]

@@ -60,16 +60,16 @@ class Baseline:
     declared_commands: frozenset[str] = frozenset()
     #: shell scripts read for the baseline (a shell running one of them is the container's own script)
     scripts: frozenset[str] = frozenset()
+    #: see :attr:`by_name`
+    name_index: Mapping[str, frozenset[str]] = field(default_factory=dict)
     #: where each program came from (``entrytrace.final``, ``healthcheck``, ``crontab:/etc/crontabs/root`` …)
     sources: Mapping[str, str] = field(default_factory=dict)
 
-    def names(self) -> dict[str, set[str]]:
+    @property
+    def by_name(self) -> Mapping[str, frozenset[str]]:
         """comm (15 characters, what the kernel keeps) → program keys, for a process gone before its exe
-        could be read."""
-        out: dict[str, set[str]] = {}
-        for key in (*self.anywhere, *self.under, *self.chain, *self.finals, *self.declared):
-            out.setdefault(program_name(key)[:15], set()).add(key)
-        return out
+        could be read (computed once, in :func:`build_baseline`)."""
+        return self.name_index
 
 
 def script_commands(source: bytes) -> list[str]:
@@ -244,7 +244,11 @@ def build_baseline(
                 under.setdefault(key, set()).update(crond | shell_keys)
     configured = note(allowed_programs(root, extra=list(extra), path_env=path_env), "configured")
     anywhere |= configured
+    index: dict[str, set[str]] = {}
+    for key in (*anywhere, *under, *chain_keys, *final_keys, *declared):
+        index.setdefault(program_name(key)[:15], set()).add(key)
     return Baseline(
+        name_index={k: frozenset(v) for k, v in index.items()},
         anywhere=frozenset(anywhere),
         under={k: frozenset(v) for k, v in under.items()},
         chain=frozenset(chain_keys),

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -181,22 +181,14 @@ def judge_polled(
     return out
 
 
-_NAMES: dict[int, dict[str, set[str]]] = {}
-
-
 def _script_names(baseline: Baseline) -> set[str]:
     """comm of a process running one of the baseline's scripts by its shebang: the script's basename."""
     return {s.rsplit("/", 1)[-1][:15] for s in baseline.scripts}
 
 
-def baseline_names(baseline: Baseline) -> dict[str, set[str]]:
-    """comm → program keys of a baseline, computed once per baseline object (bounded: one per container)."""
-    names = _NAMES.get(id(baseline))
-    if names is None:
-        if len(_NAMES) > 10_000:
-            _NAMES.clear()
-        names = _NAMES[id(baseline)] = baseline.names()
-    return names
+def baseline_names(baseline: Baseline) -> Mapping[str, frozenset[str]]:
+    """comm → program keys of a baseline."""
+    return baseline.by_name
 
 
 # ------------------------------------------------------------------------------------------- watcher

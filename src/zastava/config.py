@@ -487,6 +487,24 @@ class ObserverDrift(Section):
     max_depth: PositiveSize = Field(8, le=64)
     max_hash_bytes: Size = 64_000_000
     max_events_per_container: PositiveSize = Field(256, le=100_000)
+    exec_source: Literal["auto", "connector", "poll"] = Field(
+        "auto",
+        description="where process drift comes from: the kernel proc connector, every exec as it happens "
+        "(needs CAP_NET_ADMIN; `auto` uses it when it can be subscribed, else polls /proc every "
+        "intervalSeconds), `connector` (refuse to start without it) or `poll`",
+    )
+    exec_queue: PositiveSize = Field(
+        4096,
+        le=1_000_000,
+        description="exec records waiting to be judged; past it dropped and counted",
+    )
+    quiet_window_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="identical findings (image, program, parent program) within this window are one event "
+        "and one summary with their count; 0 reports each",
+    )
 
     @model_validator(mode="after")
     def _paths(self) -> ObserverDrift:

@@ -34,5 +34,8 @@ def test_help_lists_groups() -> None:
 
 def test_contracts_list() -> None:
     out = run("contracts", "list")
-    speaks = "zastava.runtime.event@v1.0, zastava.runtime.event@v1.1, zastava.runtime.event@v1.2"
+    speaks = (
+        "zastava.runtime.event@v1.0, zastava.runtime.event@v1.1, zastava.runtime.event@v1.2, "
+        "zastava.runtime.event@v1.3"
+    )
     assert f"zastava.runtime.event\t{speaks}" in out.stdout

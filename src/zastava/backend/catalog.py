@@ -19,6 +19,7 @@ from pydantic import Field
 
 from ..contracts import CatalogComponent, CatalogEntry, CatalogVulnerability, RekorRef
 from ..contracts.base import ContractModel, OptionalField, format_utc
+from ..contracts.paths import path_aliases
 from ..registry.errors import InvalidReference
 from ..registry.reference import parse_reference
 from .store import CatalogRecord
@@ -236,16 +237,6 @@ def build_entry(
     )
 
 
-def _usr_merge(path: str) -> Iterable[str]:
-    """The path and its merged-/usr twin (``/lib/x`` ≡ ``/usr/lib/x`` on usr-merged images)."""
-    yield path
-    for top in ("/lib", "/lib64", "/bin", "/sbin", "/lib32", "/libx32"):
-        if path.startswith(top + "/"):
-            yield "/usr" + path
-        elif path.startswith("/usr" + top + "/"):
-            yield path.removeprefix("/usr")
-
-
 @dataclass
 class CatalogIndex:
     """Path and sha256 → bom-ref of one catalog entry (to derive ``usedByEntrypoint``)."""
@@ -259,7 +250,7 @@ class CatalogIndex:
         for comp in components:
             ref = comp["bomRef"]
             for path in comp.get("paths") or []:
-                for alias in _usr_merge(path):
+                for alias in (path, *path_aliases(path)[1:]):  # as listed, and its usr-merge twin
                     index.by_path.setdefault(alias, ref)
             for digest in comp.get("sha256") or []:
                 index.by_sha256.setdefault(digest, ref)

@@ -25,6 +25,7 @@ from .envelope import (
 from .ingest import IngestRejection, IngestResponse
 from .policy import ImagePolicy, RekorRef, RuntimePolicyRequest, RuntimePolicyResponse
 from .runtime_event import (
+    KIND_SINCE,
     KINDS_V1_0,
     AgentWarning,
     Attestation,
@@ -40,6 +41,7 @@ from .runtime_event import (
     RuntimeEvent,
     RuntimeInfo,
     Workload,
+    kind_known_at,
 )
 from .versions import (
     ADMISSION_DECISION,
@@ -55,6 +57,7 @@ from .versions import (
 __all__ = [
     "ADMISSION_DECISION",
     "KINDS_V1_0",
+    "KIND_SINCE",
     "RUNTIME_EVENT",
     "SCHEMA_VERSIONS_HEADER",
     "AdmissionDecision",
@@ -95,6 +98,7 @@ __all__ = [
     "canonical_bytes",
     "canonical_id",
     "dump_runtime_envelope",
+    "kind_known_at",
     "multihash_id",
     "parse_admission_envelope",
     "parse_multihash_id",

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .admission import AdmissionDecision
 from .base import ContractModel
-from .runtime_event import KINDS_V1_0, RuntimeEvent
+from .runtime_event import KIND_SINCE, RuntimeEvent, kind_known_at
 from .versions import (
     ADMISSION_DECISION,
     RUNTIME_EVENT,
@@ -100,7 +100,7 @@ def runtime_envelope_wire(event: RuntimeEvent, version: SchemaVersion | str | No
     """The envelope dict for ``event`` written at ``version`` (default: the current version)."""
     target = versions.check(version or versions.current(RUNTIME_EVENT), RUNTIME_EVENT)
     body = event.wire()
-    if target.minor == 0 and event.kind not in KINDS_V1_0:
+    if not kind_known_at(event.kind, target.minor):
         raise ContractVersionError(f"event kind {event.kind} cannot be written at {target}")
     for path in _RUNTIME_DROPS.get(target.minor, ()):
         _drop(body, path)
@@ -170,8 +170,10 @@ _admission_reader = _Reader(ADMISSION_DECISION, "decision", AdmissionDecision)
 def parse_runtime_envelope(data: Any) -> tuple[SchemaVersion, RuntimeEvent]:
     """Validate a decoded runtime-event envelope; raises :class:`EnvelopeError` with a clear message."""
     version, event = _runtime_reader.read(data)
-    if version.minor == 0 and event.kind not in KINDS_V1_0:
-        raise EnvelopeError(f"event kind {event.kind} needs {RUNTIME_EVENT}@v1.1 or later")
+    if not kind_known_at(event.kind, version.minor):
+        raise EnvelopeError(
+            f"event kind {event.kind} needs {RUNTIME_EVENT}@v1.{KIND_SINCE[event.kind]} or later"
+        )
     return version, event
 
 

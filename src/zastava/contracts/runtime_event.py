@@ -11,6 +11,10 @@ Version history of ``zastava.runtime.event``:
   sent with ``CONTAINER_START``) and ``workload.imageName`` (the image as the workload names it, e.g.
   ``nginx:1.25``, when ``imageRef`` is pinned by digest): what admission gates read, so that the backend's
   inventory can be replayed through them (policy simulation).
+* ``v1.3`` — appends the ``EXEC`` kind: a process entered into a running container from outside it (its
+  parent chain leaves the container to the runtime — ``docker exec``, ``kubectl exec``, ``crictl exec`` — and
+  it is not a descendant of the container's init). Kept apart from ``DRIFT`` (what the container's own
+  programs did); a peer below v1.3 is not sent it.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .canonical import canonical_id
 
 __all__ = [
     "KINDS_V1_0",
+    "KIND_SINCE",
     "AgentWarning",
     "Attestation",
     "EntryTraceStep",
@@ -39,6 +44,7 @@ __all__ = [
     "RuntimeEvent",
     "RuntimeInfo",
     "Workload",
+    "kind_known_at",
 ]
 
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -52,10 +58,19 @@ class EventKind(StrEnum):
     POLICY_VIOLATION = "POLICY_VIOLATION"
     ATTESTATION_STATUS = "ATTESTATION_STATUS"
     AGENT_WARNING = "AGENT_WARNING"  # since v1.1
+    EXEC = "EXEC"  # since v1.3
 
+
+#: The minor of ``zastava.runtime.event`` v1 each kind appeared in (absent: v1.0).
+KIND_SINCE: dict[EventKind, int] = {EventKind.AGENT_WARNING: 1, EventKind.EXEC: 3}
 
 #: Kinds a peer speaking v1.0 understands.
-KINDS_V1_0 = frozenset(k for k in EventKind if k is not EventKind.AGENT_WARNING)
+KINDS_V1_0 = frozenset(k for k in EventKind if k not in KIND_SINCE)
+
+
+def kind_known_at(kind: EventKind, minor: int) -> bool:
+    """Whether a peer speaking ``v1.<minor>`` knows ``kind``."""
+    return KIND_SINCE.get(kind, 0) <= minor
 
 
 class RuntimeInfo(ContractModel):

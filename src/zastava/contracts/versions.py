@@ -141,5 +141,5 @@ class ZastavaContractVersions:
 
 #: What this build speaks. v1.1 of the runtime event appends optional fields (see ``runtime_event``).
 versions = ZastavaContractVersions(
-    {RUNTIME_EVENT: [(1, 0), (1, 1), (1, 2)], ADMISSION_DECISION: [(1, 0), (1, 1)]}
+    {RUNTIME_EVENT: [(1, 0), (1, 1), (1, 2), (1, 3)], ADMISSION_DECISION: [(1, 0), (1, 1)]}
 )

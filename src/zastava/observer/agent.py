@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,9 +40,11 @@ from ..telemetry.logging import fields
 from ..telemetry.metrics import ZastavaMetrics
 from ..telemetry.tracing import resume, span
 from . import drift
+from .baseline import Baseline
 from .engines.base import ContainerEngine, ContainerEvent, ContainerInfo, EngineUnavailable
 from .engines.kubernetes import ContainerMeta, PodMeta, PodWatcher
 from .events import EventContext, context_for, observer_context
+from .execdrift import ExecDrift, judge_polled, open_exec_drift
 from .ports import EntryTraceLike, EntryTracer, InspectionLike, Inspector, PostureSource, Publish
 from .rootfs import RootFS
 
@@ -67,6 +69,11 @@ class _Tracked:
     since_source: str
     upper_dir: str | None
     host_network: bool
+    baseline: Baseline | None = None
+    #: image ExposedPorts and the pod's containerPorts: listening there is not network drift
+    declared_ports: frozenset[int] = frozenset()
+    #: judged per exec (proc connector) rather than by polling
+    exec_watched: bool = False
     policy: ImagePolicy | None = None
     attestation_key: tuple[Any, ...] | None = None
     reported_processes: set[drift.ProcessKey] = field(default_factory=set)
@@ -93,8 +100,11 @@ class ObserverAgent:
         pods: PodWatcher | None = None,
         metrics: ZastavaMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_exec_drop: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
+        #: counts an exec record not judged, by reason (``zastava_drift_exec_drops_total``)
+        self.on_exec_drop = on_exec_drop
         self._publish = publish
         self.settings = settings
         self.inspector = inspector
@@ -109,6 +119,8 @@ class ObserverAgent:
         self._starting: set[str] = set()
         self._stopped_early: dict[str, ContainerEvent] = {}
         self.host_root = drift.host_root(settings.procfs)
+        #: process drift per exec (proc connector), set by :meth:`run` when it can be subscribed
+        self.exec_drift: ExecDrift | None = None
 
     # ---------------------------------------------------------------------------------------- publish
 
@@ -354,8 +366,11 @@ class ObserverAgent:
     ) -> _Tracked:
         s = self.settings
         allowed: frozenset[str] = frozenset()
+        baseline: Baseline | None = None
         if root is not None and info.pid is not None:
-            declared = [argv for _, argv in container_meta.declared_commands] if container_meta else []
+            declared: list[Sequence[str]] = (
+                [argv for _, argv in container_meta.declared_commands] if container_meta else []
+            )
             terminals = list(trace.terminals) if trace is not None else []
             if trace is None:
                 # no EntryTrace: the program running as the container's init when first seen is the baseline
@@ -365,6 +380,8 @@ class ObserverAgent:
                     ]
                 except OSError:
                     terminals = []
+            if info.healthcheck:
+                declared.append(list(info.healthcheck))
             allowed = drift.allowed_programs(
                 root,
                 terminals=terminals,
@@ -372,6 +389,7 @@ class ObserverAgent:
                 extra=s.allowed_programs,
                 path_env=info.env.get("PATH"),
             )
+            baseline = baseline_of(root, trace, terminals, declared, s.allowed_programs, info.env.get("PATH"))
         since, since_source = (
             (info.image_created, "imageCreated") if info.image_created else (info.created, "containerCreated")
         )
@@ -384,8 +402,12 @@ class ObserverAgent:
             since_source=since_source,
             upper_dir=drift.overlay_upper_dir(s.procfs, info.pid) if info.pid else None,
             host_network=drift.shares_host_network(s.procfs, info.pid) if info.pid else False,
+            baseline=baseline,
+            declared_ports=info.exposed_ports | (container_meta.ports if container_meta else frozenset()),
         )
         self.tracked[info.id] = tracked
+        if self.exec_drift is not None and baseline is not None and info.pid:
+            tracked.exec_watched = self.exec_drift.watch(info.id, info.pid, baseline, ctx)
         return tracked
 
     # --------------------------------------------------------------------------------- posture events
@@ -459,6 +481,8 @@ class ObserverAgent:
             self._stopped_early[event.id] = event  # still being observed: stop it once its start is out
             return []
         tracked = self.tracked.pop(event.id, None)
+        if self.exec_drift is not None:
+            self.exec_drift.unwatch(event.id)
         if tracked is None or tracked.stopped:
             return []
         tracked.stopped = True
@@ -494,11 +518,13 @@ class ObserverAgent:
         when = self.clock()
         out: list[RuntimeEvent] = []
         root = RootFS(f"{s.procfs}/{pid}/root")
-        if s.drift_process and tracked.allowed:
+        if s.drift_process and tracked.allowed and not tracked.exec_watched:  # else judged per exec
             processes = drift.container_processes(s.procfs, pid, max_processes=s.max_processes)
             found = drift.detect_process_drift(
                 processes, tracked.allowed, tracked.reported_processes, root=root
             )
+            if found and tracked.baseline is not None:  # the same per-parent baseline as per exec
+                found = judge_polled(processes, found, tracked.baseline, pid)
             if found:
                 tracked.reported_processes.update(p.key for p in found)
                 out.append(drift.process_drift_event(tracked.ctx, found, when=when))
@@ -523,7 +549,9 @@ class ObserverAgent:
                 )
         if s.drift_network and not tracked.host_network:
             listeners = drift.listening_sockets(s.procfs, pid)
-            found_ports = drift.detect_network_drift(listeners, s.allowed_ports, tracked.reported_ports)
+            found_ports = drift.detect_network_drift(
+                listeners, s.allowed_ports | tracked.declared_ports, tracked.reported_ports
+            )
             if found_ports:
                 tracked.reported_ports.update(listener.key for listener in found_ports)
                 out.append(drift.network_drift_event(tracked.ctx, found_ports, when=when, pid=pid))
@@ -537,8 +565,11 @@ class ObserverAgent:
         usage = await self.posture.usage_paths(digest)
         if usage is None:
             return []
-        loaded = await asyncio.to_thread(drift.mapped_files, s.procfs, pid)
-        found = drift.detect_library_drift(loaded, usage, tracked.reported_libs)
+        root = RootFS(f"{s.procfs}/{pid}/root")
+        loaded = await asyncio.to_thread(_container_mapped_files, s.procfs, pid, s.max_processes)
+        found = await asyncio.to_thread(
+            drift.detect_library_drift, loaded, usage, tracked.reported_libs, root=root
+        )
         if not found:
             return []
         tracked.reported_libs.update(found)
@@ -626,6 +657,9 @@ class ObserverAgent:
                     await self.handle_start(info)
 
             self._spawn(start())
+        elif event.kind == "exec":
+            if self.exec_drift is not None:  # the engine's word for what the connector may read too late
+                self.exec_drift.engine_exec(event.id, event.command or "", event.when)
         elif event.kind in ("stop", "remove"):
             await self.handle_stop(event)
         elif event.kind == "degraded":
@@ -688,6 +722,8 @@ class ObserverAgent:
                 await self.resync()
             except EngineUnavailable as exc:
                 await self.warn("engine.unavailable", str(exc))
+            if self.settings.drift_enabled and self.settings.drift_process:
+                tasks += await self._start_exec_drift()
             if self.settings.drift_enabled:
                 tasks.append(
                     asyncio.create_task(self._periodic(self.settings.drift_interval, self.drift_pass))
@@ -709,6 +745,35 @@ class ObserverAgent:
                 task.cancel()
             await asyncio.gather(*tasks, *self._pending, return_exceptions=True)
 
+    async def _start_exec_drift(self) -> list[asyncio.Task[Any]]:
+        """Process drift per exec from the proc connector (``execSource``: auto, connector, poll)."""
+        s = self.settings
+        if s.exec_source == "poll":
+            return []
+        metrics, on_drop = self.metrics, self.on_exec_drop
+        if on_drop is None and metrics is not None:
+            on_drop = lambda reason: metrics.exec_drops.labels(reason=reason).inc()  # noqa: E731
+        exec_drift = ExecDrift(
+            s.procfs,
+            self.emit,
+            quiet_window=s.quiet_window,
+            max_queue=s.exec_queue,
+            max_events_per_container=s.max_drift_events_per_container,
+            on_drop=on_drop,
+            clock=self.clock,
+        )
+        unavailable = open_exec_drift(exec_drift, s.exec_source)
+        if unavailable is not None:
+            await self.warn("drift.exec-source.unavailable", f"process drift by /proc polling: {unavailable}")
+            return []
+        self.exec_drift = exec_drift
+        for container_id, tracked in self.tracked.items():  # found running before the source started
+            if tracked.baseline is not None and tracked.info.pid:
+                tracked.exec_watched = exec_drift.watch(
+                    container_id, tracked.info.pid, tracked.baseline, tracked.ctx
+                )
+        return [asyncio.create_task(exec_drift.run())]
+
     async def snapshot(self) -> list[RuntimeEvent]:
         """The CONTAINER_START (and posture) events for the containers running now, without publishing
         anything: one pass, nothing kept."""
@@ -726,3 +791,36 @@ class ObserverAgent:
             self._publish = publish
             self.tracked.clear()
         return collected
+
+
+def baseline_of(
+    root: RootFS,
+    trace: EntryTraceLike | None,
+    terminals: Sequence[str],
+    declared: Sequence[Sequence[str]],
+    extra: Sequence[str],
+    path_env: str | None,
+) -> Baseline:
+    """The container's drift baseline (:mod:`.baseline`) from its trace and declared commands."""
+    from .baseline import build_baseline
+
+    chain = [step.target for step in trace.steps] if trace is not None else []
+    return build_baseline(
+        root,
+        terminals=terminals,
+        finals=list(getattr(trace, "finals", ()) or ()),
+        chain=chain,
+        scripts=list(getattr(trace, "scripts", ()) or ()),
+        declared_commands=declared,
+        extra=extra,
+        path_env=path_env,
+    )
+
+
+def _container_mapped_files(procfs: str, init: int, max_processes: int) -> list[str]:
+    """Files mapped by every process of the container (bounded by ``max_processes``), in first-seen order."""
+    seen: dict[str, None] = {}
+    for process in drift.container_processes(procfs, init, max_processes=max_processes):
+        for path in drift.mapped_files(procfs, process.pid):
+            seen.setdefault(path, None)
+    return list(seen)

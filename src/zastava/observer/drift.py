@@ -10,9 +10,11 @@ files inside the container are read only through :class:`~zastava.observer.rootf
   neither an EntryTrace terminal nor a declared probe/exec command (nor configured as allowed); a program
   is its path and, for a multi-call binary, its applet (:mod:`~zastava.observer.programs`: a busybox ``sh``
   is not the busybox ``sleep`` the entrypoint runs);
-* **filesystem** — a new executable under ``/usr/local/bin``, ``/opt``, ``/app`` with mtime after image
-  creation, confirmed on the overlay upper layer (from ``/proc/<pid>/mountinfo``) where there is one;
-* **library** — a mapped DSO absent from the image's usage SBOM view;
+* **filesystem** — a new executable under ``/usr/local/bin``, ``/opt``, ``/app``: present on the overlay
+  upper layer (from ``/proc/<pid>/mountinfo``) is enough — mtime is evidence, not a gate (it is the
+  attacker's to set); without an upper layer to look at, mtime after image creation;
+* **library** — an ELF shared object mapped by any process of the container and absent from the image's
+  usage SBOM view, paths compared as the backend catalog does (usr-merge aliases, symlinks resolved);
 * **network** — a listening TCP socket (``/proc/<pid>/net/tcp{,6}``) on a port the configuration does
   not allow (skipped for containers sharing the host network namespace).
 """
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..contracts import EventKind, Evidence, NewBinary, Process, RuntimeDelta, RuntimeEvent
+from ..contracts.paths import normalise_path, path_aliases
 from .events import EventContext
 from .programs import applet_of, is_multi_call, program_key
 from .rootfs import RootFS, RootFSError
@@ -359,11 +362,13 @@ def detect_filesystem_drift(
     max_depth: int = 8,
     max_hash_bytes: int = 64_000_000,
 ) -> list[NewExecutable]:
-    """Executable regular files under ``dirs`` modified after ``since`` (the image creation time).
+    """Executable regular files under ``dirs`` written in the container.
 
     ``upper`` is a :class:`RootFS` of the host root and ``upper_dir`` the overlay upper directory (host path):
-    when both are given a candidate must also exist there (it was written in the container, not shipped in
-    the image). Symlinks are not followed; at most ``max_files`` entries are visited, ``max_depth`` deep, and
+    when both are given, a file present there is reported whatever its mtime (it was written in the
+    container, not shipped in the image) and one absent is not; without them, a file modified after
+    ``since`` (the image creation time) is. Symlinks are not followed; at most ``max_files`` entries are
+    visited, ``max_depth`` deep, and
     ``max_hash_bytes`` are hashed in total.
     """
     cutoff = since.timestamp()
@@ -402,7 +407,7 @@ def detect_filesystem_drift(
                 if depth + 1 < max_depth:
                     stack.append((path, depth + 1))
                 continue
-            if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o111 or info.st_mtime <= cutoff:
+            if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o111:
                 continue
             if (path, info.st_mtime_ns) in reported:
                 continue
@@ -413,7 +418,9 @@ def detect_filesystem_drift(
                     on_upper = True
                 except RootFSError:
                     on_upper = False
-            if on_upper is False:
+            # on the upper layer: written in the container, whatever its mtime says (`cp -p`, `touch -d`,
+            # `docker cp` keep an old one); mtime is the gate only where there is no upper layer to look at
+            if on_upper is False or (on_upper is None and info.st_mtime <= cutoff):
                 continue
             digest, used = _sha256(rootfs, path, budget)
             budget -= used
@@ -437,7 +444,8 @@ def filesystem_drift_event(
         Evidence(
             signal="drift.filesystem",
             value=f"{f.path} mtime={f.mtime.isoformat()} size={f.size} upperLayer="
-            + {True: "yes", False: "no", None: "unknown"}[f.on_upper_layer],
+            + {True: "yes", False: "no", None: "unknown"}[f.on_upper_layer]
+            + (" mtimeBeforeBaseline=yes" if f.mtime <= since else ""),
         )
         for f in found
     ]
@@ -460,27 +468,60 @@ def filesystem_drift_event(
 # --------------------------------------------------------------------------------------------- library
 
 
-def _normalise(path: str) -> str:
-    return "/" + "/".join(p for p in path.split("/") if p and p != ".")
-
-
 def detect_library_drift(
-    loaded: Iterable[str], usage: Collection[str] | None, reported: Collection[str] = ()
+    loaded: Iterable[str],
+    usage: Collection[str] | None,
+    reported: Collection[str] = (),
+    *,
+    root: RootFS | None = None,
 ) -> list[str]:
-    """Loaded DSO paths absent from the usage view (None: no view known, nothing can be said)."""
+    """Loaded DSO paths absent from the usage view (None: no view known, nothing can be said).
+
+    Paths are compared as the backend catalog compares them (:func:`~zastava.contracts.paths.path_aliases`:
+    ``/lib/x`` ≡ ``/usr/lib/x``); with ``root``, also as resolved through the container's symlinks (a
+    ``/usr/lib/libfoo.so.1`` → ``libfoo.so.1.2.3`` link, a symlinked library directory), and only ELF shared
+    objects count (``ET_DYN``: not ``/dev/zero``, fonts, locale archives or data files a program maps)."""
     if usage is None:
         return []
-    known = {_normalise(p) for p in usage}
-    out = []
+    known = {alias for p in usage for alias in path_aliases(p)}
+    out: list[str] = []
     for path in loaded:
-        norm = _normalise(path)
-        if norm not in known and norm not in reported and norm not in out:
-            out.append(norm)
+        norm = normalise_path(path)
+        if norm in reported or norm in out:
+            continue
+        names = set(path_aliases(norm))
+        if root is not None:
+            try:
+                names.update(path_aliases(root.resolve(norm)))
+            except RootFSError:
+                pass
+        if names & known:
+            continue
+        if root is not None and not _is_shared_object(root, norm):
+            continue
+        out.append(norm)
     return out
 
 
+def _is_shared_object(root: RootFS, path: str) -> bool:
+    """An ELF file of type ET_DYN (a shared object, or a PIE executable) inside the container's root."""
+    try:
+        head = root.read_bytes(path, 18)
+    except RootFSError:
+        return False
+    if len(head) < 18 or head[:4] != b"\x7fELF":
+        return False
+    return int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") == 3  # e_type == ET_DYN
+
+
+#: mapped paths that are never a library: devices, SysV shared memory, memfds and anonymous names
+_NOT_FILES = ("/dev/", "/SYSV", "/memfd:", "/proc/", "/sys/")
+
+
 def mapped_files(procfs: str, pid: int, *, max_entries: int = 65_536) -> list[str]:
-    """Distinct file paths mapped by ``pid`` (container paths from ``/proc/<pid>/maps``), in order."""
+    """Distinct file paths mapped by ``pid`` (container paths from ``/proc/<pid>/maps``), in order; deleted
+    files (their name is no longer theirs), devices (``/dev/zero``, ``/dev/shm/*``) and SysV segments are
+    left out."""
     raw = _read(f"{procfs}/{pid}/maps", 16 << 20)
     if not raw:
         return []
@@ -488,7 +529,9 @@ def mapped_files(procfs: str, pid: int, *, max_entries: int = 65_536) -> list[st
     for line in raw.decode("utf-8", "replace").splitlines()[:max_entries]:
         parts = line.split(maxsplit=5)
         if len(parts) == 6 and parts[5].startswith("/"):
-            path = parts[5].removesuffix(" (deleted)")
+            path = parts[5]
+            if path.endswith(" (deleted)") or path.startswith(_NOT_FILES):
+                continue
             seen.setdefault(path, None)
     return list(seen)
 

@@ -150,6 +150,10 @@ class TraceView:
     terminals: Sequence[str]
     confidence: int
     ambiguous: bool
+    #: the non-resident terminals (the programs pid 1 ends in), and the scripts resident shells run (the
+    #: drift baseline: :mod:`.baseline`)
+    finals: Sequence[str] = ()
+    scripts: Sequence[str] = ()
 
 
 def entrytrace_view(argv: list[str], **kwargs: Any) -> TraceView:
@@ -158,4 +162,9 @@ def entrytrace_view(argv: list[str], **kwargs: Any) -> TraceView:
     from .entrytrace import trace_entrypoint
 
     result = trace_entrypoint(argv, **kwargs)
-    return TraceView(result.steps, result.terminal_paths(), result.confidence, result.ambiguous)
+    finals = [p for t in result.programs() for p in (t.path, t.resolved) if p]
+    scripts = [
+        a for t in result.terminals if t.kind == "shell" and t.argv for a in t.argv[1:] if a.startswith("/")
+    ]
+    terminals = result.terminal_paths()
+    return TraceView(result.steps, terminals, result.confidence, result.ambiguous, finals, scripts)

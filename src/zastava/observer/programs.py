@@ -14,7 +14,10 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
-__all__ = ["MULTI_CALL", "applet_of", "is_multi_call", "program_key"]
+__all__ = ["MULTI_CALL", "SHELLS", "applet_of", "is_multi_call", "program_key"]
+
+#: program names of shells (as a basename or a multi-call applet): drift never lets a shell run container-wide
+SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "mksh", "hush"})
 
 #: basenames of multi-call binaries (as installed by Alpine/BusyBox, toybox, uutils-coreutils, Debian's
 #: busybox-static); a file called so dispatches on argv[0]

@@ -57,6 +57,9 @@ class AgentSettings:
     max_depth: int = 8
     max_hash_bytes: int = 64_000_000
     max_drift_events_per_container: int = 256
+    exec_source: str = "auto"
+    exec_queue: int = 4096
+    quiet_window: float = 60.0
     max_concurrent_inspections: int = 8
     max_tracked_containers: int = 10_000
     posture_refresh_interval: float = 300.0
@@ -88,6 +91,9 @@ class AgentSettings:
             max_depth=d.max_depth,
             max_hash_bytes=d.max_hash_bytes,
             max_drift_events_per_container=d.max_events_per_container,
+            exec_source=d.exec_source,
+            exec_queue=d.exec_queue,
+            quiet_window=d.quiet_window_seconds,
             max_concurrent_inspections=observer.max_concurrent_inspections,
             max_tracked_containers=config.limits.per_node_queue,
             posture_refresh_interval=float(observer.posture_cache_ttl_seconds or 300),
@@ -183,6 +189,7 @@ async def create_agent(
         posture=posture,
         pods=pods,
         metrics=metrics if count_events else None,
+        on_exec_drop=(lambda reason: metrics.exec_drops.labels(reason=reason).inc()) if metrics else None,
     )
 
     async def aclose() -> None:

@@ -94,6 +94,11 @@ class ZastavaMetrics:
         self.entrytrace_depth = histogram(
             "zastava_entrytrace_depth", "Depth of EntryTrace exec chains", (), DEPTH_BUCKETS
         )
+        self.exec_drops = counter(
+            "zastava_drift_exec_drops",
+            "Exec records not judged: queue (the judge fell behind), kernel (socket buffer overflow)",
+            ("reason",),
+        )
         self.hash_bytes = counter("zastava_hash_bytes", "Bytes hashed (sha256) by the observer")
         self.buffer_drops = counter(
             "zastava_buffer_drops", "Events dropped from the disk ring buffer past its cap"

@@ -85,8 +85,10 @@ def build_image(
     workdir: str | None = None,
     symlinks: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
+    instructions: Iterable[str] = (),
 ) -> str:
-    """``FROM scratch`` image from the given files; returns the image id (config digest)."""
+    """``FROM scratch`` image from the given files; returns the image id (config digest). ``instructions``
+    are further Dockerfile lines (``EXPOSE 8080``, ``HEALTHCHECK …``)."""
     with tempfile.TemporaryDirectory(prefix="zastava-image-") as tmp:
         context = Path(tmp)
         rootfs = context / "rootfs"
@@ -114,6 +116,7 @@ def build_image(
             lines.append(f"WORKDIR {workdir}")
         for key, value in (labels or {}).items():
             lines.append(f"LABEL {json.dumps(key)}={json.dumps(value)}")
+        lines += list(instructions)
         if entrypoint is not None:
             lines.append(f"ENTRYPOINT {json.dumps(entrypoint)}")
         if cmd is not None:

@@ -59,6 +59,21 @@ async def test_every_supported_version_is_accepted(client) -> None:  # type: ign
     assert r.json()["accepted"] == 2 and r.json()["rejected"] == []
 
 
+async def test_exec_events_are_kept_apart_from_drift_and_need_v1_3(client) -> None:  # type: ignore[no-untyped-def]
+    """EXEC (a process entered into a container from outside, issue 22) is stored and queried as its own kind;
+    a line claiming v1.2 with it is rejected by index, naming the version it needs."""
+    entered = make_event(1, kind=EventKind.EXEC)
+    drift = make_event(2, kind=EventKind.DRIFT)
+    old = envelope(make_event(3, kind=EventKind.EXEC), "zastava.runtime.event@v1.3")
+    old["schemaVersion"] = "zastava.runtime.event@v1.2"
+    r = await client.post(EVENTS, content=ndjson([envelope(entered), envelope(drift), old]))
+    body = r.json()
+    assert body["accepted"] == 2 and [x["index"] for x in body["rejected"]] == [2]
+    assert "v1.3" in body["rejected"][0]["error"]
+    assert (await client.get(EVENTS, params={"kind": "EXEC"})).json()["total"] == 1
+    assert (await client.get(EVENTS, params={"kind": "DRIFT"})).json()["total"] == 1
+
+
 async def test_ndjson_bad_lines_reported_by_index_good_kept(client, store: Store) -> None:  # type: ignore[no-untyped-def]
     good = [make_event(i) for i in range(3)]
     wrong_major = envelope(make_event(9))

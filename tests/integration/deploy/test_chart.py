@@ -151,6 +151,21 @@ def test_observer_daemonset_security(rendered: list[dict[str, Any]]) -> None:
     assert container["resources"]["limits"] and container["resources"]["requests"]
 
 
+def test_proc_connector_adds_net_admin_and_the_host_network_only_when_asked(helm: Path) -> None:
+    """observer.procConnector: the kernel proc connector (every exec as it happens) needs CAP_NET_ADMIN and
+    the initial network namespace; nothing of it by default."""
+    (ds,) = by_kind(render(helm, "--set", "observer.procConnector=true"), "DaemonSet")
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    caps = pod["containers"][0]["securityContext"]["capabilities"]
+    assert caps["drop"] == ["ALL"] and set(caps["add"]) == {"DAC_READ_SEARCH", "SYS_PTRACE", "NET_ADMIN"}
+    (default,) = by_kind(render(helm), "DaemonSet")
+    assert (
+        "NET_ADMIN"
+        not in default["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["add"]
+    )
+
+
 def test_non_root_components(rendered: list[dict[str, Any]]) -> None:
     for deployment in by_kind(rendered, "Deployment"):
         for container in deployment["spec"]["template"]["spec"]["containers"]:

@@ -119,6 +119,20 @@ def test_writing_v1_0_drops_appended_fields_and_refuses_new_kinds() -> None:
         runtime_envelope_wire(warning, "zastava.runtime.event@v1.0")
 
 
+def test_exec_kind_needs_v1_3_both_ways() -> None:
+    """EXEC (a process entered from outside the container) appeared in v1.3: not written below it, and a
+    payload claiming an older minor with that kind is refused with the version it needs."""
+    exec_event = example_runtime_event().model_copy(update={"kind": EventKind.EXEC}).with_computed_id()
+    for minor in (0, 1, 2):
+        with pytest.raises(ValueError, match="cannot be written"):
+            runtime_envelope_wire(exec_event, f"zastava.runtime.event@v1.{minor}")
+    wire = runtime_envelope_wire(exec_event, "zastava.runtime.event@v1.3")
+    assert parse_runtime_envelope(wire)[1].kind is EventKind.EXEC
+    wire["schemaVersion"] = "zastava.runtime.event@v1.2"
+    with pytest.raises(EnvelopeError, match=r"needs zastava.runtime.event@v1.3"):
+        parse_runtime_envelope(wire)
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [

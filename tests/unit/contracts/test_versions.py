@@ -60,9 +60,11 @@ def test_this_build_speaks() -> None:
         "zastava.runtime.event@v1.0",
         "zastava.runtime.event@v1.1",
         "zastava.runtime.event@v1.2",
+        "zastava.runtime.event@v1.3",
     ]
     assert str(versions.default(RUNTIME_EVENT)) == "zastava.runtime.event@v1.0"
     assert str(versions.current(ADMISSION_DECISION)) == "zastava.admission.decision@v1.1"
     assert versions.header_value(RUNTIME_EVENT) == (
-        "zastava.runtime.event@v1.0,zastava.runtime.event@v1.1,zastava.runtime.event@v1.2"
+        "zastava.runtime.event@v1.0,zastava.runtime.event@v1.1,zastava.runtime.event@v1.2,"
+        "zastava.runtime.event@v1.3"
     )

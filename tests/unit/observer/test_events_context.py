@@ -30,7 +30,7 @@ def test_labels_only_on_start_and_the_image_name_beside_the_digest() -> None:
     )
     assert start.workload.image_name == "zastava-demo/app:1"
     # the wire round trip keeps them at v1.2, and writing for a v1.1 peer drops them
-    version, parsed = parse_runtime_envelope(runtime_envelope_wire(start))
+    version, parsed = parse_runtime_envelope(runtime_envelope_wire(start, "zastava.runtime.event@v1.2"))
     assert str(version) == "zastava.runtime.event@v1.2" and parsed.workload.labels == {
         "app": "web",
         "env": "prod",

@@ -32,7 +32,7 @@ __all__ = [
 
 EngineName = Literal["containerd", "cri-o", "docker", "logtail"]
 #: ``resync``: re-list containers (after a reconnect); ``degraded``: the engine fell back (reduced fidelity)
-EventKindName = Literal["start", "stop", "remove", "resync", "degraded"]
+EventKindName = Literal["start", "stop", "remove", "resync", "degraded", "exec"]
 
 #: CRI / dockershim labels carrying the Kubernetes identity of a container
 LABEL_NAMESPACE = "io.kubernetes.pod.namespace"
@@ -81,6 +81,12 @@ class ContainerInfo:
     fidelity: Literal["full", "reduced"] = "full"
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
+    #: ports the image or container declares (Docker ``ExposedPorts``, ``8080/tcp`` → 8080): listening on
+    #: them is not network drift
+    exposed_ports: frozenset[int] = frozenset()
+    #: the HEALTHCHECK command the engine runs in the container (``CMD …`` argv, or ``sh -c …`` for
+    #: ``CMD-SHELL``): a declared command, part of the drift baseline
+    healthcheck: tuple[str, ...] = ()
 
     @property
     def container_id(self) -> str:
@@ -116,6 +122,9 @@ class ContainerEvent:
     exit_code: int | None = None
     #: where the event came from, e.g. ``docker.events``, ``cri.GetContainerEvents``, ``containerd.events``
     source: str = ""
+    #: for ``exec``: the command the engine started in the container (``docker exec``, a health check), as
+    #: the engine shows it (argv joined by spaces)
+    command: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ __all__ = ["DockerEngineClient"]
 
 log = logging.getLogger("zastava.observer.engines")
 
-_EVENT_KINDS = {"start": "start", "die": "stop", "destroy": "remove"}
+_EVENT_KINDS = {"start": "start", "die": "stop", "destroy": "remove", "exec_start": "exec"}
 _QUEUE_MAX = 10_000
 
 
@@ -212,7 +212,10 @@ def _is_socket(path: str) -> bool:
 def parse_event(raw: Any) -> ContainerEvent | None:
     if not isinstance(raw, dict) or raw.get("Type", "container") != "container":
         return None
-    kind = _EVENT_KINDS.get(str(raw.get("Action") or raw.get("status") or ""))
+    action = str(raw.get("Action") or raw.get("status") or "")
+    # "exec_start: /bin/sh -c wget …": the command follows the action (a docker exec or a health check)
+    action, _, command = action.partition(": ")
+    kind = _EVENT_KINDS.get(action)
     container_id = str((raw.get("Actor") or {}).get("ID") or raw.get("id") or "")
     if kind is None or not container_id:
         return None
@@ -227,6 +230,7 @@ def parse_event(raw: Any) -> ContainerEvent | None:
         when=when or datetime.now(UTC),
         exit_code=int(exit_code) if isinstance(exit_code, str) and exit_code.isdigit() else None,
         source="docker.events",
+        command=command[:4096] if kind == "exec" else None,
     )
 
 
@@ -287,4 +291,28 @@ def container_info(data: dict[str, Any], image: dict[str, Any], version: str | N
         running=bool(state.get("Running")),
         evidence=tuple(evidence),
         missing=tuple(missing),
+        exposed_ports=_exposed_ports(config.get("ExposedPorts")),
+        healthcheck=_healthcheck(config.get("Healthcheck")),
     )
+
+
+def _exposed_ports(value: Any) -> frozenset[int]:
+    """``{"8080/tcp": {}, "53/udp": {}}`` → {8080, 53}; malformed keys are ignored."""
+    out: set[int] = set()
+    for key in value or {} if isinstance(value, dict) else {}:
+        port = str(key).split("/", 1)[0]
+        if port.isdigit() and 0 < int(port) < 65536:
+            out.add(int(port))
+    return frozenset(out)
+
+
+def _healthcheck(value: Any) -> tuple[str, ...]:
+    """Docker's ``Healthcheck.Test``: ``["CMD", argv…]``; ``["CMD-SHELL", cmd]`` runs ``/bin/sh -c``."""
+    test = value.get("Test") if isinstance(value, dict) else None
+    if not isinstance(test, list) or len(test) < 2:
+        return ()
+    if test[0] == "CMD":
+        return tuple(str(a) for a in test[1:])
+    if test[0] == "CMD-SHELL":
+        return ("/bin/sh", "-c", str(test[1]))
+    return ()

@@ -49,6 +49,8 @@ class ContainerMeta:
     container_id: str | None = None
     running: bool = False
     started_at: datetime | None = None
+    #: ``ports[].containerPort`` of the container spec (listening on them is not network drift)
+    ports: frozenset[int] = frozenset()
 
     @property
     def probe_programs(self) -> tuple[str, ...]:
@@ -128,6 +130,11 @@ def pod_meta_from_dict(pod: Mapping[str, Any]) -> PodMeta | None:
             name=spec_container["name"],
             image=spec_container.get("image"),
             declared_commands=tuple(declared),
+            ports=frozenset(
+                int(p["containerPort"])
+                for p in spec_container.get("ports") or []
+                if isinstance(p, Mapping) and isinstance(p.get("containerPort"), int)
+            ),
             container_id=str(cstatus.get("containerID") or "") or None,
             running=isinstance(running, Mapping),
             started_at=parse_timestamp(running.get("startedAt")) if isinstance(running, Mapping) else None,

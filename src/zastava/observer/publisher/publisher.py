@@ -12,7 +12,8 @@ logged and skipped so that it never blocks the queue; 401/403/404 → retried sl
 
 Envelopes are written at the schema version negotiated from the backend's ``Zastava-Schema-Versions`` header
 (current v1.1 until a response says otherwise). Towards a v1.0 backend ``count`` is left out and
-``AGENT_WARNING`` events, which v1.0 cannot carry, are logged instead of sent.
+``AGENT_WARNING`` events, which v1.0 cannot carry, are logged instead of sent; likewise ``EXEC`` events
+towards a backend below v1.3.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import orjson
 
 from ...config import ZastavaConfig
 from ...contracts import (
-    KINDS_V1_0,
     RUNTIME_EVENT,
     AgentWarning,
     EnvelopeError,
@@ -42,6 +42,7 @@ from ...contracts import (
     RuntimeEvent,
     SchemaVersion,
     dump_runtime_envelope,
+    kind_known_at,
     parse_runtime_envelope,
     versions,
 )
@@ -458,7 +459,7 @@ class EventPublisher:
                 if first_time:
                     self._reject_one(record, f"unreadable buffered record: {exc}")
                 continue
-            if event.kind not in KINDS_V1_0:
+            if not kind_known_at(event.kind, version.minor):
                 if not first_time:
                     continue
                 log.warning(

@@ -60,6 +60,7 @@ async def agent_setup(
         tenant="tenant-01",
         node="node-1",
         drift_interval=0.2,
+        exec_source="poll",  # /proc polling, the fallback (the connector: test_drift_services.py)
         drift_network=True,
         allowed_ports=frozenset({8080}),
     )

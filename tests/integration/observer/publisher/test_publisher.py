@@ -54,7 +54,7 @@ async def test_batches_are_gzipped_ndjson_and_stored_once(
         for event in events:
             await publisher.publish(event)
         assert await publisher.flush(10)
-        assert publisher.version is not None and str(publisher.version) == "zastava.runtime.event@v1.2"
+        assert publisher.version is not None and str(publisher.version) == "zastava.runtime.event@v1.3"
     assert [e.event_id for e in stored_events(events_server)] == [e.event_id for e in events]
     assert events_server.posts >= 5  # 230 events in batches of at most 50
     assert sample(metrics, "zastava_runtime_events_total", kind="CONTAINER_START") == 230
@@ -368,7 +368,7 @@ async def test_batch_and_post_spans_are_recorded(events_server: EventsServer, tm
     batches = [s for s in spans if s.name == "batch"]
     assert sum(s.attributes["events"] for s in posts) == 25  # type: ignore[index]
     assert sum(s.attributes["events"] for s in batches) == 25  # type: ignore[index]
-    assert {s.attributes["version"] for s in posts} == {"zastava.runtime.event@v1.2"}  # type: ignore[index]
+    assert {s.attributes["version"] for s in posts} == {"zastava.runtime.event@v1.3"}  # type: ignore[index]
 
 
 async def test_lines_the_real_backend_refuses_in_an_accepted_batch_are_counted_not_delivered(

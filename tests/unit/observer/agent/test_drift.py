@@ -258,3 +258,55 @@ def test_processes_keyed_by_pid_and_start_time_on_the_real_procfs() -> None:
         child.kill()
         child.wait()
     assert drift.container_processes("/proc", 2**22 + 7) == []
+
+
+def _elf(path: Path, e_type: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 9 + e_type.to_bytes(2, "little") + b"\0" * 46)
+
+
+def test_library_drift_compares_as_the_catalog_and_counts_only_shared_objects(tmp_path: Path) -> None:
+    """usr-merge aliases (the backend catalog's own function), a symlinked library directory inside the root,
+    and only ELF shared objects: a data file a program maps is not a library."""
+    _elf(tmp_path / "usr/lib/x86_64-linux-gnu/libc.so.6", 3)
+    (tmp_path / "lib").symlink_to("usr/lib")  # usr-merged
+    _elf(tmp_path / "opt/vendor/lib/libvendor.so.1.2", 3)
+    (tmp_path / "opt/app").mkdir(parents=True)
+    (tmp_path / "opt/app/lib").symlink_to("../vendor/lib")  # a symlinked library directory
+    _elf(tmp_path / "tmp/evil.so", 3)
+    _elf(tmp_path / "tmp/static-tool", 2)  # ET_EXEC: not a shared object
+    (tmp_path / "usr/share/fonts").mkdir(parents=True)
+    (tmp_path / "usr/share/fonts/a.ttf").write_bytes(b"\0\1\0\0")
+    usage = {"/usr/lib/x86_64-linux-gnu/libc.so.6", "/opt/vendor/lib/libvendor.so.1.2"}
+    loaded = [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/opt/app/lib/libvendor.so.1.2",
+        "/usr/share/fonts/a.ttf",
+        "/tmp/static-tool",
+        "/tmp/evil.so",
+    ]
+    root = RootFS(str(tmp_path))
+    assert drift.detect_library_drift(loaded, usage, root=root) == ["/tmp/evil.so"]
+    from zastava.contracts.paths import path_aliases
+
+    assert path_aliases("/lib64//ld-linux-x86-64.so.2") == (
+        "/lib64/ld-linux-x86-64.so.2",
+        "/usr/lib64/ld-linux-x86-64.so.2",
+    )
+    assert path_aliases("/usr/bin/env") == ("/usr/bin/env", "/bin/env")
+
+
+def test_mapped_files_leave_out_devices_shm_sysv_and_deleted(tmp_path: Path) -> None:
+    """A ``/proc/<pid>/maps`` as the kernel writes it (a fixture file: the mappings below need no process)."""
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7/maps").write_text(
+        "7f00-7f01 r-xp 00000000 08:01 11 /usr/lib/libc.so.6\n"
+        "7f01-7f02 rw-s 00000000 00:05 12 /dev/zero (deleted)\n"
+        "7f02-7f03 rw-s 00000000 00:1a 13 /dev/shm/queue\n"
+        "7f03-7f04 rw-s 00000000 00:01 14 /SYSV0000162e (deleted)\n"
+        "7f04-7f05 r-xp 00000000 08:01 15 /tmp/gone.so (deleted)\n"
+        "7f05-7f06 r-xp 00000000 00:01 16 /memfd:payload (deleted)\n"
+        "7f06-7f07 rw-p 00000000 00:00 0 [heap]\n"
+        "7f07-7f08 r-xp 00000000 08:01 11 /usr/lib/libc.so.6\n"
+    )
+    assert drift.mapped_files(str(tmp_path), 7) == ["/usr/lib/libc.so.6"]

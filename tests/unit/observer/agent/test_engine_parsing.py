@@ -52,8 +52,13 @@ def test_docker_event_mapping() -> None:
     die = parse_event({**base, "Action": "die"})
     assert die is not None and (die.kind, die.exit_code, die.id) == ("stop", 137, "abc")
     assert parse_event({**base, "Action": "destroy"}).kind == "remove"  # type: ignore[union-attr]
+    # a docker exec (or a health check): the command follows the action
+    started = parse_event({**base, "Action": "exec_start: /bin/sh -c wget -q http://x/"})
+    assert started is not None and (started.kind, started.command) == ("exec", "/bin/sh -c wget -q http://x/")
+    assert parse_event({**base, "Action": "start"}).command is None  # type: ignore[union-attr]
     for ignored in (
-        {**base, "Action": "exec_start: sh"},
+        {**base, "Action": "exec_create: sh"},
+        {**base, "Action": "exec_die"},
         {**base, "Type": "network", "Action": "start"},
         {},
         [],

@@ -36,6 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..telemetry.logging import fields
+from ..telemetry.metrics import ZastavaMetrics
 from .discovery import normalize_issuer
 from .dpop import DPOP_ALGORITHMS, NonceIssuer, ReplayCache, verify_proof
 from .errors import AuthError
@@ -54,6 +55,9 @@ __all__ = [
 log = logging.getLogger("zastava.auth.authority")
 
 MAX_FORM_BYTES = 16 * 1024
+#: the ``client`` label of token requests naming no configured client: a client id is caller-chosen text, so
+#: only configured ids (bounded by the YAML) become label values
+UNKNOWN_CLIENT = "unknown"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
@@ -141,6 +145,8 @@ class _OAuthError(Exception):
     ) -> None:
         super().__init__(description)
         self.status, self.error, self.description, self.headers = status, error, description, headers or {}
+        #: the client the refused request named (its metrics label), once the form is read
+        self.client_id: str | None = None
 
     def response(self) -> Response:
         return JSONResponse(
@@ -154,8 +160,17 @@ class ReferenceAuthority:
     """The Authority as a Starlette app (``authority.app``). Keys live in memory only (a restart invalidates
     issued tokens; resource servers re-fetch the JWKS on an unknown ``kid``)."""
 
-    def __init__(self, config: AuthorityConfig, *, config_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: AuthorityConfig,
+        *,
+        config_dir: Path | None = None,
+        metrics: ZastavaMetrics | None = None,
+    ) -> None:
+        """``metrics``: where token counts and latencies go and what ``/metrics`` serves (``zastava authority
+        serve`` passes the process-wide metrics with the common tags); a private registry by default."""
         self.config = config
+        self.metrics = metrics or ZastavaMetrics()
         self.issuer = normalize_issuer(config.issuer)
         self.token_endpoint = self.issuer + "/token"
         self.jwks_uri = self.issuer + "/jwks"
@@ -178,6 +193,7 @@ class ReferenceAuthority:
                 Route("/.well-known/oauth-authorization-server", self._discovery, methods=["GET"]),
                 Route("/jwks", self._jwks, methods=["GET"]),
                 Route("/token", self._token, methods=["POST"]),
+                Route("/metrics", self._metrics, methods=["GET"]),
             ],
             lifespan=self._lifespan,
         )
@@ -382,18 +398,59 @@ class ReferenceAuthority:
                 form[key] = values[0]
         return form
 
+    @staticmethod
+    def _claimed_client(request: Request, form: dict[str, str]) -> str | None:
+        """The client id a token request names (Basic user, ``client_id``, or the assertion's ``iss``),
+        before it is authenticated: only the label of a refusal, never trusted."""
+        import base64
+        import json
+        from urllib.parse import unquote
+
+        auth = request.headers.get("authorization", "")
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            if auth.lower().startswith("basic "):
+                return unquote(base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")[0])
+        if "client_id" in form:
+            return form["client_id"]
+        with contextlib.suppress(ValueError, IndexError, AttributeError, UnicodeDecodeError):
+            payload = form.get("client_assertion", "").split(".")[1]
+            iss = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("iss")
+            return iss if isinstance(iss, str) else None
+        return None
+
     async def _token(self, request: Request) -> Response:
+        started = time.perf_counter()
+        client_id: str | None
         try:
-            return await self._issue(request)
+            response, client_id = await self._issue(request)
+            result = "issued"
         except _OAuthError as exc:
             log.info(
                 "token request refused",
                 extra=fields(event="authority.token.refused", error=exc.error, reason=exc.description),
             )
-            return exc.response()
+            response, client_id, result = exc.response(), exc.client_id, exc.error
+        # configured ids only: the label set stays (clients + 1) × (OAuth error codes + 1)
+        label = client_id if client_id in self._clients else UNKNOWN_CLIENT
+        self.metrics.authority_tokens.labels(client=label, result=result).inc()
+        self._observe("token", started)
+        return response
 
-    async def _issue(self, request: Request) -> Response:
+    def _observe(self, endpoint: str, started: float) -> None:
+        self.metrics.authority_latency_ms.labels(endpoint=endpoint).observe(
+            (time.perf_counter() - started) * 1000
+        )
+
+    async def _issue(self, request: Request) -> tuple[Response, str]:
         form = await self._form(request)
+        try:
+            return self._grant(request, form)
+        except _OAuthError as exc:
+            exc.client_id = self._claimed_client(request, form)
+            raise
+
+    def _grant(self, request: Request, form: dict[str, str]) -> tuple[Response, str]:
+        """The token response and the client it was issued to."""
         if form.get("grant_type") != "client_credentials":
             raise _OAuthError(400, "unsupported_grant_type", "only client_credentials is supported")
         client = self._authenticate_client(request, form)
@@ -446,15 +503,14 @@ class ReferenceAuthority:
                 mtls_bound=x5t is not None,
             ),
         )
-        return JSONResponse(
-            {
-                "access_token": token,
-                "token_type": "DPoP" if jkt else "Bearer",
-                "expires_in": lifetime,
-                "scope": " ".join(requested_scopes),
-            },
-            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
-        )
+        body = {
+            "access_token": token,
+            "token_type": "DPoP" if jkt else "Bearer",
+            "expires_in": lifetime,
+            "scope": " ".join(requested_scopes),
+        }
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        return JSONResponse(body, headers=headers), client.client_id
 
     # ----------------------------------------------------------------------------------- documents
 
@@ -478,10 +534,19 @@ class ReferenceAuthority:
         }
 
     async def _discovery(self, request: Request) -> Response:
-        return JSONResponse(self.discovery(), headers={"Cache-Control": "max-age=300"})
+        started = time.perf_counter()
+        response = JSONResponse(self.discovery(), headers={"Cache-Control": "max-age=300"})
+        self._observe("discovery", started)
+        return response
 
     async def _jwks(self, request: Request) -> Response:
-        return JSONResponse(self.jwks(), headers={"Cache-Control": "max-age=60"})
+        started = time.perf_counter()
+        response = JSONResponse(self.jwks(), headers={"Cache-Control": "max-age=60"})
+        self._observe("jwks", started)
+        return response
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:

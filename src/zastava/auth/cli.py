@@ -41,7 +41,7 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve discovery, JWKS and the client-credentials token endpoint."""
+    """Serve discovery, JWKS, the client-credentials token endpoint and /metrics."""
     import uvicorn
 
     from ..config import ConfigError, load_config
@@ -51,7 +51,7 @@ def serve(
     from .mtls import uvicorn_tls_kwargs
 
     try:
-        runtime_core(
+        metrics = runtime_core(
             load_config(zastava_config, warn=False),
             "authority",
             level=log_level.upper() if log_level else None,
@@ -74,7 +74,7 @@ def serve(
     if not settings.issuer.startswith("https://") and tls_cert is not None:
         _fail(f"issuer {settings.issuer} must be https:// when serving TLS")
     try:
-        authority = ReferenceAuthority(settings, config_dir=config.resolve().parent)
+        authority = ReferenceAuthority(settings, config_dir=config.resolve().parent, metrics=metrics)
     except (OSError, ValueError) as exc:
         _fail(f"cannot load client credentials: {exc}")
         return

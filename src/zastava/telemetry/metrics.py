@@ -137,6 +137,21 @@ class ZastavaMetrics:
             "zastava_backend_failures", "Failed backend calls, by endpoint", ("endpoint",)
         )
 
+        # Reference Authority (beyond spec §8): tokens by client and result ("issued" or the OAuth error code
+        # of the refusal) and token/JWKS/discovery latency like the backend's request latency
+        self.authority_tokens = counter(
+            "zastava_authority_tokens",
+            "Token requests, by client (configured ids; others 'unknown') and result (issued, or the OAuth "
+            "error of the refusal)",
+            ("client", "result"),
+        )
+        self.authority_latency_ms = histogram(
+            "zastava_authority_request_latency_ms",
+            "Authority request latency in ms, by endpoint",
+            ("endpoint",),
+            LATENCY_MS_BUCKETS,
+        )
+
     def describe(self, component: str, meter_name: str, meter_version: str) -> None:
         """``zastava_meter_info{component, meter, version} 1``: which component and meter (spec §6
         ``runtime.metrics.meterName``/``meterVersion``) these series come from; plus the process metrics

@@ -1,5 +1,5 @@
 """``zastava authority serve`` as a real process (stopped by its PID) and ``zastava authority token`` against
-it, configured from a Zastava YAML."""
+it, configured from a Zastava YAML; its ``/metrics`` counts what it issued and refused."""
 
 from __future__ import annotations
 
@@ -12,8 +12,19 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from zastava.auth.authority import hash_secret
+
+
+def _tokens(text: str) -> dict[tuple[str, str], float]:
+    """``zastava_authority_tokens_total`` samples by (client, result)."""
+    return {
+        (s.labels["client"], s.labels["result"]): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "zastava_authority_tokens_total"
+    }
 
 
 def _port() -> int:
@@ -103,6 +114,29 @@ zastava:
             timeout=60,
         )
         assert failed.returncode == 1 and "invalid_client" in failed.stderr, failed.stderr
+        # caller-chosen client ids are not label values: 3 distinct unknown ids collapse into one series
+        for n in range(3):
+            refused = httpx.post(
+                issuer + "/token",
+                data={"grant_type": "client_credentials", "client_id": f"probe-{n}", "client_secret": "x"},
+            )
+            assert refused.status_code == 401
+        metrics = httpx.get(issuer + "/metrics", timeout=5)
+        assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+        assert _tokens(metrics.text) == {
+            ("zastava-observer", "issued"): 2,  # `token` and `token --method/--url`
+            ("zastava-observer", "invalid_client"): 1,  # the wrong secret
+            ("unknown", "invalid_client"): 3,
+        }
+        assert "probe-" not in metrics.text
+        latency = [
+            s
+            for family in text_string_to_metric_families(metrics.text)
+            for s in family.samples
+            if s.name == "zastava_authority_request_latency_ms_count"
+        ]
+        assert {s.labels["endpoint"]: s.value for s in latency}["token"] == 6
+        assert "zastava_meter_info{" in metrics.text and 'component="authority"' in metrics.text
     finally:
         server.terminate()
         try:

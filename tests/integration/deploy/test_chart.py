@@ -322,7 +322,15 @@ def test_non_default_values_take_effect(helm: Path) -> None:
     assert all(c["issuerRef"]["name"] == "cluster-ca" for c in certificates.values())
     # cert-manager makes the certificates: Helm generates none, only the Authority client secrets
     assert {s["metadata"]["name"] for s in by_kind(docs, "Secret")} == {"zastava-clients"}
-    assert len(by_kind(docs, "ServiceMonitor")) == 2 and len(by_kind(docs, "PodMonitor")) == 1
+    monitors = {m["metadata"]["name"]: m["spec"] for m in by_kind(docs, "ServiceMonitor")}
+    assert set(monitors) == {"zastava-webhook", "zastava-backend", "zastava-authority"}
+    assert len(by_kind(docs, "PodMonitor")) == 1
+    # every component's monitor: its own Service's pods, /metrics over its https port (as the backend's)
+    for component, monitor in monitors.items():
+        assert monitor["selector"]["matchLabels"]["app.kubernetes.io/component"] == component.split("-")[1]
+        assert monitor["endpoints"] == monitors["zastava-backend"]["endpoints"]
+    (authority_svc,) = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == "zastava-authority"]
+    assert authority_svc["spec"]["ports"][0]["name"] == monitors["zastava-authority"]["endpoints"][0]["port"]
     config = {"zastava": zconfig(docs)}
     assert config["zastava"]["admission"]["enforce"] is False
     assert config["zastava"]["runtime"]["collect"]["maxLibs"] == 128
@@ -592,6 +600,10 @@ def test_default_network_policies_admit_only_the_components(helm: Path) -> None:
     assert any("namespaceSelector" in peer for peer in backend_in["from"])  # monitoring scrapes /metrics
     (authority_in,) = policies["zastava-authority"]["ingress"]
     assert components(authority_in) == {"observer", "webhook", "backend"}
+    # the monitoring namespace scrapes the Authority's /metrics exactly as it scrapes the backend's
+    monitoring = [peer for peer in backend_in["from"] if "namespaceSelector" in peer]
+    assert monitoring and [peer for peer in authority_in["from"] if "namespaceSelector" in peer] == monitoring
+    assert authority_in["ports"] == [{"port": 8081, "protocol": "TCP"}]
     assert policies["zastava-authority"]["egress"] == []
     webhook_ports = {p["port"] for rule in policies["zastava-webhook"]["egress"] for p in rule["ports"]}
     assert 443 in webhook_ports  # registries: resolveTags is on by default

@@ -8,8 +8,9 @@ request it forwards and can trickle its answers: the attacker's registry of the 
 * ``redirect`` — when set, called with ``(method, path)`` of every request; a URL it returns is answered as
   ``307 Location: URL`` (a registry sending downloads to storage, or to 169.254.169.254). ``/moved/PATH`` is
   served as ``PATH``, so a relative ``Location: /moved/…`` is a redirect to the same registry;
-* ``basic_auth`` — when set, ``(user, password)`` a request must carry (``401`` + ``WWW-Authenticate: Basic``
-  otherwise); ``authorization`` records the ``Authorization`` header of every request (None when absent).
+* ``basic_auth`` — when set, ``(user, password)`` a request must carry (else ``401`` with ``challenge`` as its
+  ``WWW-Authenticate``, default ``Basic``); ``authorization`` records the ``Authorization`` header of every
+  request (None when absent).
 
 Served by uvicorn on loopback in a thread of the test process (:class:`tests.harness.servers.ThreadedServer`);
 the registry behind it is the real distribution registry.
@@ -47,6 +48,7 @@ class RegistryProxy:
         self.trickle_seconds: float | None = None
         self.redirect: Callable[[str, str], str | None] | None = None
         self.basic_auth: tuple[str, str] | None = None
+        self.challenge: str | None = None
         self.requests: list[tuple[str, str]] = []
         self.authorization: list[str | None] = []
         self._lock = threading.Lock()
@@ -63,6 +65,7 @@ class RegistryProxy:
         self.trickle_seconds = None
         self.redirect = None
         self.basic_auth = None
+        self.challenge = None
 
     def _app(self) -> Starlette:
         client = httpx.AsyncClient(timeout=30, follow_redirects=False)
@@ -75,7 +78,8 @@ class RegistryProxy:
                 user, password = self.basic_auth
                 wanted = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
                 if request.headers.get("authorization") != wanted:
-                    return Response(b"", 401, headers={"www-authenticate": 'Basic realm="proxy"'})
+                    challenge = self.challenge or 'Basic realm="proxy"'
+                    return Response(b"", 401, headers={"www-authenticate": challenge})
             location = self.redirect(request.method, request.url.path) if self.redirect else None
             if location is not None:
                 return Response(b"", 307, headers={"location": location})

@@ -159,6 +159,41 @@ async def test_redirects_stop_after_five_hops(proxy: RegistryProxy, image: Pushe
     assert len(proxy.requests) == 6  # the first request and five hops; the sixth Location is not followed
 
 
+@pytest.mark.parametrize(
+    ("realm", "reason"),
+    [
+        ("http://169.254.169.254/latest/api/token", "link-local"),
+        ("http://10.0.0.7/token", "private"),
+    ],
+)
+async def test_a_token_realm_on_another_internal_class_is_not_fetched(
+    proxy: RegistryProxy, image: PushedImage, realm: str, reason: str
+) -> None:
+    """``WWW-Authenticate: Bearer realm=…`` is a URL the registry chooses, like a redirect's Location."""
+    proxy.basic_auth = ("u", "p")
+    proxy.challenge = f'Bearer realm="{realm}",service="evil"'
+    async with RegistryClient() as client:
+        with pytest.raises(RedirectRefused, match=reason) as refused:
+            await client.resolve(image.ref)
+    assert "token realm" in str(refused.value)
+
+
+async def test_a_token_realm_on_the_registry_s_own_class_is_used(
+    proxy: RegistryProxy, storage: RegistryProxy, image: PushedImage
+) -> None:
+    """A loopback registry whose token service is on another loopback address: the realm is fetched (the
+    proxy on 127.0.0.2 answers it 404 — no token service there — so the failure is an authentication error,
+    not a refusal)."""
+    from zastava.registry import AuthenticationError
+
+    proxy.basic_auth = ("u", "p")
+    proxy.challenge = f'Bearer realm="{storage.server.url}/token",service="reg"'
+    async with RegistryClient() as client:
+        with pytest.raises(AuthenticationError):
+            await client.resolve(image.ref)
+    assert [path for _m, path in storage.requests] == ["/token"]
+
+
 def test_zastava_verify_reports_a_refused_redirect(
     tmp_path: Path, proxy: RegistryProxy, image: PushedImage
 ) -> None:

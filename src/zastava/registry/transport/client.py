@@ -248,6 +248,16 @@ class RegistryClient:
         headers = {}
         if not challenge.realm.lower().startswith("https://") and not self.plain_http_allowed(host):
             raise AuthenticationError(f"{host}: refusing a plain-http token realm for an https registry")
+        try:
+            # the realm is chosen by the registry, like a redirect target: no internal address it is not on
+            realm = httpx.URL(challenge.realm)
+            classes = await self._redirects.registry_classes(host)
+            await self._redirects.check(httpx.URL(self.base_url(host)), realm, classes, "token realm")
+        except (RedirectRefused, httpx.InvalidURL) as exc:
+            self.stats["redirects_refused"] += 1
+            reason = str(exc) if isinstance(exc, RedirectRefused) else "malformed token realm"
+            log.warning("registry token realm refused", extra=fields(host=host, reason=reason))
+            raise RedirectRefused(f"{host}: {reason}") from None
         creds = self._store().get(host)
         if creds is not None and (creds.username or creds.password):
             headers["Authorization"] = creds.basic_header()

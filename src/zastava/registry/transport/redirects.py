@@ -14,6 +14,9 @@ at most :data:`MAX_HOPS` hops, only for GET/HEAD of manifests and blobs, and eac
   on 10.x to another 10.x — a loopback registry may not redirect to 169.254.169.254), or the target is
   listed in ``zastava.registry.redirectAllowedInternal`` (CIDRs or host names).
 
+The token realm a registry's ``WWW-Authenticate: Bearer realm=…`` names is the same kind of attacker-chosen
+URL and passes the same check (``what="token realm"``) before the client GETs it.
+
 DNS-rebinding limit: the name is resolved for the check and httpx resolves it again to connect; a name that
 answers a public address to the first lookup and an internal one to the second (TTL 0) gets through. The
 bound is the digest check (blobs and pinned manifests are verified by digest, so nothing forged is
@@ -108,20 +111,27 @@ class RedirectPolicy:
         """The internal classes the registry's own addresses belong to (its redirects may stay in them)."""
         return frozenset(c for a in await self.addresses(registry_host) if (c := address_class(a)))
 
-    async def check(self, current: httpx.URL, target: httpx.URL, registry_classes: frozenset[str]) -> None:
-        """Raise :class:`RedirectRefused` unless ``current`` may redirect to ``target``."""
+    async def check(
+        self,
+        current: httpx.URL,
+        target: httpx.URL,
+        registry_classes: frozenset[str],
+        what: str = "redirect",
+    ) -> None:
+        """Raise :class:`RedirectRefused` unless ``current`` may send the client to ``target`` (a redirect's
+        ``Location``, or the token realm of a registry's ``WWW-Authenticate`` challenge: ``what``)."""
         if target.scheme not in ("http", "https"):
-            raise RedirectRefused(f"redirect to a {target.scheme or 'relative'!s} URL refused")
+            raise RedirectRefused(f"{what} to a {target.scheme or 'relative'!s} URL refused")
         if current.scheme == "https" and target.scheme == "http":
-            raise RedirectRefused(f"redirect from https down to http://{target.host} refused")
+            raise RedirectRefused(f"{what} from https down to http://{target.host} refused")
         name = target.host.lower().rstrip(".")
         if not name:
-            raise RedirectRefused("redirect without a host refused")
+            raise RedirectRefused(f"{what} without a host refused")
         if name in self.allowed_hosts:
             return
         addresses = await self.addresses(name)
         if not addresses:
-            raise RedirectRefused(f"redirect to {name}: the name does not resolve")
+            raise RedirectRefused(f"{what} to {name}: the name does not resolve")
         for address in addresses:
             cls = address_class(address)
             if cls is None or cls in registry_classes:
@@ -129,4 +139,4 @@ class RedirectPolicy:
             if any(address in network for network in self.allowed_networks):
                 continue
             # every address the name has must be acceptable: httpx may connect to any of them
-            raise RedirectRefused(f"redirect to {name} ({address}, {cls} address) refused")
+            raise RedirectRefused(f"{what} to {name} ({address}, {cls} address) refused")

@@ -69,6 +69,10 @@ def parse_size(value: Any) -> Any:
     return number * factor
 
 
+_HOST_NAME = re.compile(
+    r"(?i)(?=.{1,253}\.?$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?"
+)
+
 Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
 PositiveSize = Annotated[int, BeforeValidator(parse_size), Field(ge=1)]
 
@@ -428,7 +432,27 @@ class Registry(Section):
     #: (a registry trickling a byte per read keeps each read under readTimeoutSeconds); admission also stops
     #: waiting at its own deadline, and fail-open/closed applies
     verify_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    #: internal addresses a registry's manifest/blob redirects may go to although the registry itself is not
+    #: on that address class (docs/registry.md, "Redirects"): CIDRs (``10.20.0.0/16``, ``fd00::/8``) or
+    #: host names (``minio.storage.svc.cluster.local``); empty by default — a public registry redirecting
+    #: to 169.254.169.254, 127.0.0.1 or 10.x is refused and handled as "registry unavailable"
+    redirect_allowed_internal: list[str] = Field(default_factory=list, max_length=256)
     trust: RegistryTrust = Field(default_factory=RegistryTrust)
+
+    @field_validator("redirect_allowed_internal")
+    @classmethod
+    def _cidrs_or_hosts(cls, entries: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+                continue
+            except ValueError:
+                pass
+            if not _HOST_NAME.fullmatch(entry.strip()):
+                raise ValueError(f"{entry!r} is neither a CIDR nor a host name")
+        return [entry.strip() for entry in entries]
 
 
 def _check_listen(listen: str) -> None:

@@ -19,8 +19,11 @@ from zastava.webhook.server import bind_socket
 
 
 class ThreadedServer:
-    def __init__(self, app: Any = None, *, port: int = 0, **uvicorn_options: Any) -> None:
+    def __init__(
+        self, app: Any = None, *, port: int = 0, host: str = "127.0.0.1", **uvicorn_options: Any
+    ) -> None:
         self.sock: socket.socket | None = None
+        self.host = host  # another loopback address (127.0.0.2) is another host to an HTTP client
         self.port = port
         self._bind()
         self.app = app
@@ -38,12 +41,12 @@ class ThreadedServer:
     def _bind(self) -> None:
         # the webhook's own binding: a TCP-proto socket, so asyncio sets TCP_NODELAY on accepted connections
         # (a plain socket() here cost ~40 ms per request to Nagle + delayed ACK)
-        self.sock = bind_socket("127.0.0.1", self.port)
+        self.sock = bind_socket(self.host, self.port)
         self.port = self.sock.getsockname()[1]
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 20) -> ThreadedServer:
         if self.sock is None:

@@ -7,6 +7,7 @@ __all__ = [
     "InvalidManifest",
     "InvalidReference",
     "ManifestNotFound",
+    "RedirectRefused",
     "RegistryError",
     "RegistryUnavailable",
     "TooLarge",
@@ -32,6 +33,11 @@ class AuthenticationError(RegistryError):
 
 class RegistryUnavailable(RegistryError):
     """Transport error, timeout, or throttling that outlasted the retry budget."""
+
+
+class RedirectRefused(RegistryUnavailable):
+    """A registry redirected a download somewhere the client does not go (an internal address, https → http,
+    a non-http scheme, more than 5 hops). Handled as "registry unavailable": fail-open/closed applies."""
 
 
 class InvalidManifest(RegistryError):

@@ -52,6 +52,7 @@ def client_config(section: Registry) -> RegistryClientConfig:
         tag_cache_ttl_seconds=section.tag_cache_ttl_seconds,
         platform=Platform.parse(section.platform),
         digest_policy=section.digest_policy,
+        redirect_allowed_internal=tuple(section.redirect_allowed_internal),
     )
 
 

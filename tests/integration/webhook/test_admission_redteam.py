@@ -261,6 +261,36 @@ def test_a_trickling_registry_is_bounded_and_fail_open_closed_applies(
     assert code == 0 and fine["allowed"], fine
 
 
+def test_a_registry_redirecting_to_cloud_metadata_is_unavailable_not_followed(
+    tmp_path: Path,
+    keys: dict[str, signing.KeyPair],
+    world: dict[str, Any],
+    proxy: RegistryProxy,
+) -> None:
+    """A Pod names a registry (here on 127.0.0.1) whose manifest GETs redirect to the link-local metadata
+    address: the webhook never sends that GET; the refusal is "registry unavailable" (fail-open in dev,
+    fail-closed in prod). The same registry redirecting to itself (``/moved/…``) is followed and admitted."""
+    repo = unique_repo("team-a")
+    pushed = push_synthetic(world["pusher"], proxy.host, repo, b"metadata", "1")
+    signing.sign_legacy(world["pusher"], repo, pushed.digest, key=keys["alice"])
+    config = write_config(
+        tmp_path, keys, world, policies=[key_policy(tmp_path, [f"{proxy.host}/**"], "alice")]
+    )
+    proxy.redirect = lambda method, path: (
+        "http://169.254.169.254/latest/meta-data/iam/" if method == "GET" and "/manifests/" in path else None
+    )
+    code, dev = cli_review(config, review(pod_with({"c": pushed.pinned}), namespace="dev"), tmp_path)
+    assert code == 0 and dev["auditAnnotations"]["decision"] == "fail-open", dev
+    assert any("link-local" in w and "refused" in w for w in dev["warnings"]), dev
+    assert not any("meta-data" in w for w in dev["warnings"]), dev  # the target's path is not echoed
+    code, prod = cli_review(config, review(pod_with({"c": pushed.pinned}), namespace="prod"), tmp_path)
+    assert code == 1 and prod["auditAnnotations"]["decision"] == "fail-closed", prod
+    proxy.redirect = lambda method, path: "/moved" + path if path.startswith("/v2/") else None
+    code, fine = cli_review(config, review(pod_with({"c": pushed.pinned}), namespace="prod"), tmp_path)
+    assert code == 0 and fine["allowed"], fine
+    assert any(path.startswith("/moved/v2/") for _m, path in proxy.requests)
+
+
 # -------------------------------------------------------------------- 8. non-ASCII references
 
 

@@ -8,7 +8,10 @@
   backoff with jitter; connect/read timeouts;
 * immutable objects (manifests and blobs fetched by digest) cached by digest in a byte-bounded LRU, digests
   verified on every fetch; tag → digest answers cached for a short TTL (tags move);
-* plain HTTP only for registries configured as insecure and for loopback hosts.
+* plain HTTP only for registries configured as insecure and for loopback hosts;
+* redirects followed by the client itself, only for manifest/blob GET/HEAD, at most 5 hops, never to an
+  internal address the registry is not itself on, never https → http, the registry's ``Authorization``
+  never sent to another origin (:mod:`.redirects`).
 
 Every body is read with a size cap: nothing unbounded is ever buffered.
 """
@@ -36,6 +39,7 @@ from ..errors import (
     AuthenticationError,
     InvalidManifest,
     ManifestNotFound,
+    RedirectRefused,
     RegistryError,
     RegistryUnavailable,
     TooLarge,
@@ -55,6 +59,7 @@ from .manifest import (
     Platform,
     ResolvedImage,
 )
+from .redirects import MAX_HOPS, REDIRECT_STATUS, RedirectPolicy
 from .referrers import Referrers, list_referrers
 
 __all__ = ["RegistryClient", "RegistryClientConfig"]
@@ -81,6 +86,8 @@ class RegistryClientConfig:
     platform: Platform = field(default_factory=Platform)
     digest_policy: DigestPolicy = "index"
     user_agent: str = "zastava-registry"
+    #: ``zastava.registry.redirectAllowedInternal``: internal CIDRs/host names redirects may go to anyway
+    redirect_allowed_internal: Sequence[str] = ()
 
 
 class _LRU:
@@ -168,7 +175,7 @@ class RegistryClient:
         timeout = httpx.Timeout(self.config.read_timeout_seconds, connect=self.config.connect_timeout_seconds)
         self._http = httpx.AsyncClient(
             timeout=timeout,
-            follow_redirects=True,
+            follow_redirects=False,  # followed by _send_following, under RedirectPolicy
             headers={"User-Agent": self.config.user_agent},
             transport=transport,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
@@ -180,7 +187,14 @@ class RegistryClient:
         self._cache = _LRU(self.config.cache_max_bytes)
         self._tags: dict[tuple[str, str, str, str], tuple[Descriptor, float]] = {}
         self._insecure = {h.lower() for h in self.config.insecure_registries}
-        self.stats: dict[str, int] = {"requests": 0, "retries": 0, "tag_cache_hits": 0}
+        self._redirects = RedirectPolicy.from_entries(self.config.redirect_allowed_internal)
+        self.stats: dict[str, int] = {
+            "requests": 0,
+            "retries": 0,
+            "tag_cache_hits": 0,
+            "redirects_followed": 0,
+            "redirects_refused": 0,
+        }
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -234,6 +248,16 @@ class RegistryClient:
         headers = {}
         if not challenge.realm.lower().startswith("https://") and not self.plain_http_allowed(host):
             raise AuthenticationError(f"{host}: refusing a plain-http token realm for an https registry")
+        try:
+            # the realm is chosen by the registry, like a redirect target: no internal address it is not on
+            realm = httpx.URL(challenge.realm)
+            classes = await self._redirects.registry_classes(host)
+            await self._redirects.check(httpx.URL(self.base_url(host)), realm, classes, "token realm")
+        except (RedirectRefused, httpx.InvalidURL) as exc:
+            self.stats["redirects_refused"] += 1
+            reason = str(exc) if isinstance(exc, RedirectRefused) else "malformed token realm"
+            log.warning("registry token realm refused", extra=fields(host=host, reason=reason))
+            raise RedirectRefused(f"{host}: {reason}") from None
         creds = self._store().get(host)
         if creds is not None and (creds.username or creds.password):
             headers["Authorization"] = creds.basic_header()
@@ -309,8 +333,8 @@ class RegistryClient:
                     send_headers["Authorization"] = auth
                 self.stats["requests"] += 1
                 try:
-                    status, resp_headers, body = await self._send(
-                        method, url, send_headers, content, max_bytes
+                    status, resp_headers, body = await self._send_following(
+                        method, host, url, send_headers, content, max_bytes
                     )
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
                     if attempt >= self.config.max_retries:
@@ -355,6 +379,64 @@ class RegistryClient:
             return hinted
         base = self.config.backoff_base_seconds * (2 ** (attempt - 1))
         return float(min(base * (0.5 + random.random()), self.config.max_retry_after_seconds))
+
+    async def _send_following(
+        self,
+        method: str,
+        host: str,
+        url: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        max_bytes: int,
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """:meth:`_send`, following a manifest/blob GET/HEAD's redirects under the :class:`RedirectPolicy`.
+        Any other request's 3xx is returned as it is (the caller sees an unexpected status)."""
+        result = await self._send(method, url, headers, content, max_bytes)
+        if (
+            result[0] not in REDIRECT_STATUS
+            or method not in ("GET", "HEAD")
+            or not ("/manifests/" in url or "/blobs/" in url)
+        ):
+            return result
+        origin = httpx.URL(url)
+        current = origin
+        registry_classes: frozenset[str] | None = None
+        hops = 0
+        while result[0] in REDIRECT_STATUS:
+            location = result[1].get("location")
+            if not location:
+                return result
+            try:
+                target = current.join(location)
+                if hops >= MAX_HOPS:
+                    raise RedirectRefused(f"more than {MAX_HOPS} redirects")
+                if registry_classes is None:
+                    registry_classes = await self._redirects.registry_classes(host)
+                await self._redirects.check(current, target, registry_classes)
+            except (RedirectRefused, httpx.InvalidURL) as exc:
+                self.stats["redirects_refused"] += 1
+                # the target's host and the reason only: the query string may carry a presigned credential
+                reason = str(exc) if isinstance(exc, RedirectRefused) else "malformed Location"
+                log.warning(
+                    "registry redirect refused", extra=fields(host=host, path=origin.path, reason=reason)
+                )
+                raise RedirectRefused(f"{host}: {reason}") from None
+            hops += 1
+            self.stats["redirects_followed"] += 1
+            same_origin = (target.scheme, target.host, target.port) == (
+                origin.scheme,
+                origin.host,
+                origin.port,
+            )
+            # the registry's credentials are for the registry: a storage host gets its own presigned URL
+            hop_headers = {
+                k: v
+                for k, v in headers.items()
+                if same_origin or k.lower() not in ("authorization", "cookie")
+            }
+            current = target
+            result = await self._send(method, str(target), hop_headers, None, max_bytes)
+        return result
 
     async def _send(
         self, method: str, url: str, headers: dict[str, str], content: bytes | None, max_bytes: int

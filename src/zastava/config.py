@@ -939,12 +939,15 @@ def authority_guardrail_warnings(config: ZastavaConfig) -> list[dict[str, Any]]:
 Component = Literal["observer", "webhook", "backend"]
 
 
-def start_up_problems(config: ZastavaConfig, component: Component) -> list[tuple[str, str]]:
+def start_up_problems(
+    config: ZastavaConfig, component: Component, *, calls_backend: bool = True
+) -> list[tuple[str, str]]:
     """What stops ``component`` from starting with ``config`` on this machine, as ``(key path, message)``.
 
     One list for both sides: ``observer run``, ``webhook serve`` and ``backend serve`` refuse to start on any
     of these, and ``zastava config validate --component`` reports the same (exit 2), so a config that
-    validates starts.
+    validates starts. ``calls_backend=False`` (``observer run --stdout``: events to stdout, no backend and no
+    Authority) leaves out the Authority client's credentials.
     Checks of the model itself (e.g. ``backendServer.auth: static`` on a non-loopback listen) are in
     :func:`load_config` already.
     """
@@ -953,7 +956,7 @@ def start_up_problems(config: ZastavaConfig, component: Component) -> list[tuple
         problems.append(
             (f"zastava.mode.{component}", f"false: this configuration does not run the {component}")
         )
-    if component in ("observer", "webhook") and config.backend.base_address:
+    if component in ("observer", "webhook") and config.backend.base_address and calls_backend:
         authority = config.runtime.authority
         key = "zastava.runtime.authority."
         if authority.require_mutual_tls and not authority.client_cert_path:

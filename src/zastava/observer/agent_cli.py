@@ -54,13 +54,15 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _start_up_problems(cfg: ZastavaConfig) -> list[str]:
-    """What stops ``observer run`` before it observes anything (each message names its key)."""
+def _start_up_problems(cfg: ZastavaConfig, *, stdout: bool = False) -> list[str]:
+    """What stops ``observer run`` before it observes anything (each message names its key); with
+    ``--stdout`` nothing is sent to the backend, so its credentials are not needed."""
     from ..config import start_up_problems
     from .mounts import writable_mounts
 
     # the refusals `zastava config validate --component observer` reports too (one list, zastava.config)
-    problems = [f"{key}: {message}" for key, message in start_up_problems(cfg, "observer")]
+    found = start_up_problems(cfg, "observer", calls_backend=not stdout)
+    problems = [f"{key}: {message}" for key, message in found]
     problems += writable_mounts(cfg.security.mounts)
     return problems
 
@@ -107,7 +109,7 @@ def run(
             message = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
             raise _fail(f"--listen: {message}") from None
         cfg = cfg.model_copy(update={"observer": observer})
-    problems = _start_up_problems(cfg)
+    problems = _start_up_problems(cfg, stdout=stdout)
     if problems:
         for problem in problems:
             typer.echo(f"error: {problem}", err=True)

@@ -116,6 +116,7 @@ def run(
         metrics = runtime_core(cfg, "observer")
     except TracingUnavailable as exc:
         raise _fail(f"zastava.runtime.tracing.otlpEndpoint: {exc}") from None
+    timeout = cfg.observer.engines.connect_timeout_seconds
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -131,6 +132,27 @@ def run(
             shutdown_tracing()
 
     async def observe(stop: asyncio.Event, closers: list[Callable[[], Awaitable[None]]]) -> None:
+        # the endpoint first: /metrics and /readyz (not ready, with the reason) answer while the engine is
+        # still being chosen or is slow to answer (a CPU-throttled node at start-up), not a refused port
+        readiness = Readiness(None, publisher=None, running=lambda: False, timeout=timeout)
+        endpoint = None
+        if cfg.observer.listen is not None:
+            try:
+                sock = bind(cfg.observer.listen)
+            except OSError as exc:
+                where = cfg.observer.listen
+                raise _fail(f"zastava.observer.listen: cannot listen on {where}: {exc}") from None
+            endpoint = asyncio.create_task(serve(ObserverEndpoint(metrics, readiness), sock, stop))
+        try:
+            await run_agent(stop, closers, readiness)
+        finally:
+            stop.set()
+            if endpoint is not None:
+                await asyncio.gather(endpoint, return_exceptions=True)
+
+    async def run_agent(
+        stop: asyncio.Event, closers: list[Callable[[], Awaitable[None]]], readiness: Readiness
+    ) -> None:
         publisher = auth = None
         publish: Any = _counting_stdout(metrics)
         if not stdout:
@@ -160,26 +182,13 @@ def run(
         except ProcfsUnavailable as exc:
             raise _fail(str(exc)) from None
         closers.append(aclose)
-        sock = None
-        if cfg.observer.listen is not None:
-            try:
-                sock = bind(cfg.observer.listen)
-            except OSError as exc:
-                where = cfg.observer.listen
-                raise _fail(f"zastava.observer.listen: cannot listen on {where}: {exc}") from None
         if publisher is not None:
             await publisher.start()
             closers.append(publisher.aclose)
         observing = asyncio.create_task(agent.run(stop))
-        endpoint = None
-        if sock is not None:
-            readiness = Readiness(
-                agent.engine,
-                publisher=publisher,
-                running=lambda: not observing.done(),
-                timeout=cfg.observer.engines.connect_timeout_seconds,
-            )
-            endpoint = asyncio.create_task(serve(ObserverEndpoint(metrics, readiness), sock, stop))
+        readiness.publisher = publisher
+        readiness.running = lambda: not observing.done()
+        readiness.engine = agent.engine
         log.info(
             "observer started",
             extra=fields(
@@ -189,15 +198,14 @@ def run(
                 capabilities=dataclasses.asdict(agent.engine.capabilities),
                 procfs=agent.settings.procfs,
                 output="stdout" if stdout else cfg.backend.base_address,
-                metrics=f"http://{cfg.observer.listen}/metrics" if sock is not None else None,
+                metrics=f"http://{cfg.observer.listen}/metrics" if cfg.observer.listen is not None else None,
             ),
         )
-        try:
-            await observing
-        finally:
-            stop.set()
-            if endpoint is not None:
-                await asyncio.gather(endpoint, return_exceptions=True)
+        await observing
+        if not stop.is_set():
+            # status 0 would tell a kubelet (restartPolicy OnFailure) or systemd that all is well
+            log.error("observation loop ended without a stop signal")
+            raise typer.Exit(1)
 
     asyncio.run(main())
 

@@ -10,6 +10,9 @@ Readiness means the observer can do its job on this node now:
 - ``buffer``: the disk buffer directory is writable, has free space, and the last write to it succeeded;
 - ``agent``: the observation loop is running.
 
+``observer run`` serves the endpoint before it opens the engine: while it is still choosing one, ``/readyz``
+says so (503) and ``/metrics`` answers.
+
 A backend that does not answer does not make the observer unready: events are buffered (spec §12), and the
 buffer depth and publish failures say so on ``/metrics``. Served by uvicorn on the agent's event loop.
 """
@@ -82,11 +85,12 @@ def buffer_problem(publisher: EventPublisher) -> str | None:
 
 class Readiness:
     """The checks of ``/readyz``; the result is kept ``cache_seconds`` so that probes cost one engine
-    round trip per interval at most."""
+    round trip per interval at most. ``engine`` is None while ``observer run`` is still choosing one (the
+    endpoint is served before, so that a slow engine at start-up is visible, not a refused connection)."""
 
     def __init__(
         self,
-        engine: ContainerEngine,
+        engine: ContainerEngine | None,
         *,
         publisher: EventPublisher | None,
         running: Callable[[], bool],
@@ -106,9 +110,14 @@ class Readiness:
             now = time.monotonic()
             if self._last is not None and now - self._last[0] < self.cache_seconds:
                 return self._last[1], self._last[2]
+            engine = self.engine
             problems: dict[str, str | None] = {
                 "agent": None if self.running() else "the observation loop is not running",
-                "engine": await probe_engine(self.engine, self.timeout),
+                "engine": (
+                    await probe_engine(engine, self.timeout)
+                    if engine is not None
+                    else "starting: no container engine chosen yet"
+                ),
                 "buffer": buffer_problem(self.publisher) if self.publisher is not None else None,
             }
             checks = {name: problem or "ok" for name, problem in problems.items()}

@@ -142,7 +142,17 @@ def run(
             except OSError as exc:
                 where = cfg.observer.listen
                 raise _fail(f"zastava.observer.listen: cannot listen on {where}: {exc}") from None
-            endpoint = asyncio.create_task(serve(ObserverEndpoint(metrics, readiness), sock, stop))
+            started = asyncio.Event()
+            endpoint = asyncio.create_task(serve(ObserverEndpoint(metrics, readiness), sock, stop, started))
+            # serving before the engine's first call: starting uvicorn (its imports block the loop) while that
+            # call waits made the first CRI Version 1.2 s slower (median, 2 cores busy) and time out
+            waiter = asyncio.create_task(started.wait())
+            await asyncio.wait([waiter, endpoint], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if endpoint.done() and endpoint.exception() is not None:
+                raise _fail(
+                    f"zastava.observer.listen: cannot serve on {cfg.observer.listen}: {endpoint.exception()}"
+                )
         try:
             await run_agent(stop, closers, readiness)
         finally:

@@ -179,14 +179,25 @@ def bind(listen: str) -> socket.socket:
     return sock
 
 
-async def serve(app: ObserverEndpoint, sock: socket.socket, stop: asyncio.Event) -> None:
-    """Serve ``app`` on ``sock`` until ``stop`` is set (the caller owns the signal handlers)."""
+async def serve(
+    app: ObserverEndpoint,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Serve ``app`` on ``sock`` until ``stop`` is set (the caller owns the signal handlers); ``started`` is
+    set once connections are accepted."""
     import uvicorn
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield  # observer run installs its own SIGINT/SIGTERM handlers
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if started is not None:
+                started.set()
 
     server = _Server(
         uvicorn.Config(

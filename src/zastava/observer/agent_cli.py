@@ -89,6 +89,8 @@ def run(
     Serves /metrics, /healthz and /readyz on zastava.observer.listen. Exit status 2 when the configuration
     cannot run (each message names its key): mode.observer false, a writable security.mounts entry, no
     procfs showing the host's processes, the listen address taken, tracing configured but not installed.
+    Exit status 1 when the observation loop ends without SIGINT/SIGTERM. The endpoint is served before the
+    container engine is opened: a slow engine at start-up is a 503 naming it, not a refused port.
     """
     from pydantic import ValidationError
 

@@ -111,8 +111,9 @@ class Readiness:
             if self._last is not None and now - self._last[0] < self.cache_seconds:
                 return self._last[1], self._last[2]
             engine = self.engine
+            stopped = "starting" if engine is None else "the observation loop is not running"
             problems: dict[str, str | None] = {
-                "agent": None if self.running() else "the observation loop is not running",
+                "agent": None if self.running() else stopped,
                 "engine": (
                     await probe_engine(engine, self.timeout)
                     if engine is not None

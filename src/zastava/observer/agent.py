@@ -688,7 +688,9 @@ class ObserverAgent:
                 async for event in stream:
                     delay = self.settings.reconnect_initial
                     await self._on_event(event)
-                return
+                # a stream the engine closed is not the end of observing (a daemon restarting ends its
+                # stream cleanly): returning here ended `observer run` with status 0 and nothing watched
+                log.warning("engine event stream ended; reconnecting", extra=fields(retry_in_s=delay))
             except EngineUnavailable as exc:
                 log.warning(
                     "engine event stream lost; reconnecting",

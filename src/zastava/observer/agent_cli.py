@@ -91,6 +91,8 @@ def run(
     Serves /metrics, /healthz and /readyz on zastava.observer.listen. Exit status 2 when the configuration
     cannot run (each message names its key): mode.observer false, a writable security.mounts entry, no
     procfs showing the host's processes, the listen address taken, tracing configured but not installed.
+    Exit status 1 when the observation loop ends without SIGINT/SIGTERM. The endpoint is served before the
+    container engine is opened: a slow engine at start-up is a 503 naming it, not a refused port.
     """
     from pydantic import ValidationError
 
@@ -118,6 +120,7 @@ def run(
         metrics = runtime_core(cfg, "observer")
     except TracingUnavailable as exc:
         raise _fail(f"zastava.runtime.tracing.otlpEndpoint: {exc}") from None
+    timeout = cfg.observer.engines.connect_timeout_seconds
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -133,6 +136,37 @@ def run(
             shutdown_tracing()
 
     async def observe(stop: asyncio.Event, closers: list[Callable[[], Awaitable[None]]]) -> None:
+        # the endpoint first: /metrics and /readyz (not ready, with the reason) answer while the engine is
+        # still being chosen or is slow to answer (a CPU-throttled node at start-up), not a refused port
+        readiness = Readiness(None, publisher=None, running=lambda: False, timeout=timeout)
+        endpoint = None
+        if cfg.observer.listen is not None:
+            try:
+                sock = bind(cfg.observer.listen)
+            except OSError as exc:
+                where = cfg.observer.listen
+                raise _fail(f"zastava.observer.listen: cannot listen on {where}: {exc}") from None
+            started = asyncio.Event()
+            endpoint = asyncio.create_task(serve(ObserverEndpoint(metrics, readiness), sock, stop, started))
+            # serving before the engine's first call: starting uvicorn (its imports block the loop) while that
+            # call waits made the first CRI Version 1.2 s slower (median, 2 cores busy) and time out
+            waiter = asyncio.create_task(started.wait())
+            await asyncio.wait([waiter, endpoint], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if endpoint.done() and endpoint.exception() is not None:
+                raise _fail(
+                    f"zastava.observer.listen: cannot serve on {cfg.observer.listen}: {endpoint.exception()}"
+                )
+        try:
+            await run_agent(stop, closers, readiness)
+        finally:
+            stop.set()
+            if endpoint is not None:
+                await asyncio.gather(endpoint, return_exceptions=True)
+
+    async def run_agent(
+        stop: asyncio.Event, closers: list[Callable[[], Awaitable[None]]], readiness: Readiness
+    ) -> None:
         publisher = auth = None
         publish: Any = _counting_stdout(metrics)
         if not stdout:
@@ -162,26 +196,13 @@ def run(
         except ProcfsUnavailable as exc:
             raise _fail(str(exc)) from None
         closers.append(aclose)
-        sock = None
-        if cfg.observer.listen is not None:
-            try:
-                sock = bind(cfg.observer.listen)
-            except OSError as exc:
-                where = cfg.observer.listen
-                raise _fail(f"zastava.observer.listen: cannot listen on {where}: {exc}") from None
         if publisher is not None:
             await publisher.start()
             closers.append(publisher.aclose)
         observing = asyncio.create_task(agent.run(stop))
-        endpoint = None
-        if sock is not None:
-            readiness = Readiness(
-                agent.engine,
-                publisher=publisher,
-                running=lambda: not observing.done(),
-                timeout=cfg.observer.engines.connect_timeout_seconds,
-            )
-            endpoint = asyncio.create_task(serve(ObserverEndpoint(metrics, readiness), sock, stop))
+        readiness.publisher = publisher
+        readiness.running = lambda: not observing.done()
+        readiness.engine = agent.engine
         log.info(
             "observer started",
             extra=fields(
@@ -191,15 +212,14 @@ def run(
                 capabilities=dataclasses.asdict(agent.engine.capabilities),
                 procfs=agent.settings.procfs,
                 output="stdout" if stdout else cfg.backend.base_address,
-                metrics=f"http://{cfg.observer.listen}/metrics" if sock is not None else None,
+                metrics=f"http://{cfg.observer.listen}/metrics" if cfg.observer.listen is not None else None,
             ),
         )
-        try:
-            await observing
-        finally:
-            stop.set()
-            if endpoint is not None:
-                await asyncio.gather(endpoint, return_exceptions=True)
+        await observing
+        if not stop.is_set():
+            # status 0 would tell a kubelet (restartPolicy OnFailure) or systemd that all is well
+            log.error("observation loop ended without a stop signal")
+            raise typer.Exit(1)
 
     asyncio.run(main())
 

@@ -10,6 +10,9 @@ Readiness means the observer can do its job on this node now:
 - ``buffer``: the disk buffer directory is writable, has free space, and the last write to it succeeded;
 - ``agent``: the observation loop is running.
 
+``observer run`` serves the endpoint before it opens the engine: while it is still choosing one, ``/readyz``
+says so (503) and ``/metrics`` answers.
+
 A backend that does not answer does not make the observer unready: events are buffered (spec §12), and the
 buffer depth and publish failures say so on ``/metrics``. Served by uvicorn on the agent's event loop.
 """
@@ -82,11 +85,12 @@ def buffer_problem(publisher: EventPublisher) -> str | None:
 
 class Readiness:
     """The checks of ``/readyz``; the result is kept ``cache_seconds`` so that probes cost one engine
-    round trip per interval at most."""
+    round trip per interval at most. ``engine`` is None while ``observer run`` is still choosing one (the
+    endpoint is served before, so that a slow engine at start-up is visible, not a refused connection)."""
 
     def __init__(
         self,
-        engine: ContainerEngine,
+        engine: ContainerEngine | None,
         *,
         publisher: EventPublisher | None,
         running: Callable[[], bool],
@@ -106,9 +110,15 @@ class Readiness:
             now = time.monotonic()
             if self._last is not None and now - self._last[0] < self.cache_seconds:
                 return self._last[1], self._last[2]
+            engine = self.engine
+            stopped = "starting" if engine is None else "the observation loop is not running"
             problems: dict[str, str | None] = {
-                "agent": None if self.running() else "the observation loop is not running",
-                "engine": await probe_engine(self.engine, self.timeout),
+                "agent": None if self.running() else stopped,
+                "engine": (
+                    await probe_engine(engine, self.timeout)
+                    if engine is not None
+                    else "starting: no container engine chosen yet"
+                ),
                 "buffer": buffer_problem(self.publisher) if self.publisher is not None else None,
             }
             checks = {name: problem or "ok" for name, problem in problems.items()}
@@ -170,14 +180,25 @@ def bind(listen: str) -> socket.socket:
     return sock
 
 
-async def serve(app: ObserverEndpoint, sock: socket.socket, stop: asyncio.Event) -> None:
-    """Serve ``app`` on ``sock`` until ``stop`` is set (the caller owns the signal handlers)."""
+async def serve(
+    app: ObserverEndpoint,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Serve ``app`` on ``sock`` until ``stop`` is set (the caller owns the signal handlers); ``started`` is
+    set once connections are accepted."""
     import uvicorn
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield  # observer run installs its own SIGINT/SIGTERM handlers
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if started is not None:
+                started.set()
 
     server = _Server(
         uvicorn.Config(

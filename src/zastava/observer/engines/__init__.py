@@ -13,8 +13,10 @@ Docker when the daemon answers, else the log tail.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
+from ...telemetry.logging import fields
 from .base import (
     ContainerEngine,
     ContainerEvent,
@@ -39,6 +41,8 @@ __all__ = [
     "open_engine",
 ]
 
+log = logging.getLogger("zastava.observer.engines")
+
 
 async def open_engine(
     config: ZastavaConfig,
@@ -52,9 +56,12 @@ async def open_engine(
     ``containerd``/``cri-o``: CRI on the configured socket, falling back while it is missing to Kubernetes
     pod metadata when ``pods`` (a running :class:`PodWatcher`) is given, else to the log tail. ``docker``:
     the Docker daemon at ``observer.engines.dockerHost``. ``logtail``: the log tail only.
-    ``auto``: the first of CRI (containerd socket, then CRI-O socket), Docker, log tail that answers now.
+    ``auto``: the first of CRI (containerd socket, then CRI-O socket), Docker, log tail that answers now;
+    a CRI socket that accepts the call but does not reply within ``connectTimeoutSeconds`` (a runtime
+    slowed down, e.g. a CPU-throttled node at start-up) is still chosen: it is served through its fallback
+    and retried with backoff until it answers, rather than settling for a weaker engine for good.
     """
-    from .cri import CriEngine, socket_answers
+    from .cri import CriEngine, probe_socket
     from .docker import DockerEngineClient
     from .kubernetes import PodMetadataEngine
     from .logtail import LogTailEngine
@@ -94,9 +101,19 @@ async def open_engine(
         return logtail()
     if choice != "auto":
         raise ValueError(f"unknown engine {choice!r} (containerd, cri-o, docker, logtail, auto)")
+    slow: str | None = None
     for socket in (engines.containerd_socket, engines.crio_socket):
-        if await socket_answers(socket, engines.connect_timeout_seconds):
+        answer = await probe_socket(socket, engines.connect_timeout_seconds)
+        if answer == "answers":
             return cri(socket)
+        if answer == "slow" and slow is None:
+            slow = socket
+    if slow is not None:
+        log.warning(
+            "CRI runtime accepted the call but did not answer in time; retrying it, its fallback meanwhile",
+            extra=fields(socket=slow, timeout_s=engines.connect_timeout_seconds),
+        )
+        return cri(slow)
     docker = DockerEngineClient(engines.docker_host, timeout=engines.connect_timeout_seconds)
     try:
         await docker.version()

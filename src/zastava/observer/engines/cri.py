@@ -38,7 +38,7 @@ from .base import (
     parse_timestamp,
 )
 
-__all__ = ["CriEngine", "EventSource", "socket_answers"]
+__all__ = ["CriEngine", "EventSource", "probe_socket", "socket_answers"]
 
 log = logging.getLogger("zastava.observer.engines")
 
@@ -123,6 +123,15 @@ class CriEngine:
                 await self._reset()
                 raise EngineUnavailable(f"CRI {method} on {self.socket}: {exc.details()}") from exc
             raise
+        except asyncio.CancelledError:
+            # a concurrent call that failed reset (closed) the shared channel: grpc cancels the calls still
+            # on it. That is the engine being unavailable, not this task being cancelled — raised as such, it
+            # ended the agent's loops (`observer run` stopped when a readiness probe raced a timeout)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            reason = "channel reset by a failed call"
+            raise EngineUnavailable(f"CRI {method} on {self.socket}: {reason}") from None
 
     # ----------------------------------------------------------------------------------------- inventory
 
@@ -454,13 +463,32 @@ def _pick(image_ref: str, repo_digests: list[str]) -> str | None:
 
 async def socket_answers(socket: str | os.PathLike[str], deadline_s: float = 2.0) -> bool:
     """True when a CRI runtime answers ``Version`` on the socket."""
+    return await probe_socket(socket, deadline_s) == "answers"
+
+
+async def probe_socket(
+    socket: str | os.PathLike[str], deadline_s: float = 2.0
+) -> Literal["answers", "slow", "absent"]:
+    """What one CRI ``Version`` call on the socket says.
+
+    ``answers``: a CRI runtime replied. ``slow``: the socket accepted the call but no reply came within
+    ``deadline_s`` — a runtime that is there but busy (a throttled node at start-up), worth waiting for.
+    ``absent``: no socket, nobody listening, or something that is not CRI (containerd without its CRI
+    plugin answers ``UNIMPLEMENTED`` at once)."""
+    import grpc
+
     if not _is_socket(str(socket)):
-        return False
+        return "absent"
     engine = CriEngine(socket, timeout=deadline_s)
     try:
         await engine.version()
-        return True
+        return "answers"
+    except EngineUnavailable as exc:
+        cause = exc.__cause__
+        if isinstance(cause, grpc.aio.AioRpcError) and cause.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return "slow"
+        return "absent"
     except Exception:
-        return False
+        return "absent"
     finally:
         await engine.aclose()

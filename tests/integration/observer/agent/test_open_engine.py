@@ -71,3 +71,35 @@ async def test_explicit_choices(tmp_path: Path) -> None:
         raise AssertionError("unknown engine accepted")
     except ValueError as exc:
         assert "unknown engine" in str(exc)
+
+
+async def test_auto_keeps_a_slow_cri_socket_and_skips_one_nobody_listens_on(
+    tmp_path: Path, docker_engine: devstack.DockerEngine
+) -> None:
+    """A socket that accepts but never answers (this test's stalling server: a throttled runtime) is the
+    engine to wait for, not a reason to pick Docker; a socket file nobody listens on (a stale one) is not."""
+    import socket
+
+    from tests.integration.observer.agent.test_observer_startup import StallingSocket
+    from zastava.observer.engines.cri import probe_socket
+
+    stalled = StallingSocket(tmp_path / "stalled.sock")
+    stale_path = tmp_path / "stale.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(stale_path))  # bound, never listening: connections are refused
+    try:
+        assert await probe_socket(stalled.path, 0.5) == "slow"
+        assert await probe_socket(stale_path, 0.5) == "absent"
+        assert await probe_socket(tmp_path / "missing.sock", 0.5) == "absent"
+
+        slow = await open_engine(config(tmp_path, containerd=str(stalled.path), docker=docker_engine.host))
+        assert isinstance(slow, ResilientEngine) and isinstance(slow.primary, CriEngine)
+        assert slow.primary.socket == str(stalled.path)
+        await slow.aclose()
+
+        refused = await open_engine(config(tmp_path, containerd=str(stale_path), docker=docker_engine.host))
+        assert isinstance(refused, DockerEngineClient)
+        await refused.aclose()
+    finally:
+        stale.close()
+        stalled.close()

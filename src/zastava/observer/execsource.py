@@ -154,7 +154,17 @@ def _applet(procfs: str, pid: int, exe: str | None, comm: str | None) -> str | N
     if comm is None:
         comm_raw = _read(f"{procfs}/{pid}/comm", 64)
         comm = comm_raw.decode("utf-8", "replace").strip() if comm_raw else None
-    return applet_of(exe, [a for a in argv if a] or None, comm)
+    argv = [a for a in argv if a]
+    if not argv and comm == _SELF_EXEC_COMM:
+        # busybox's shell runs its applets by exec'ing /proc/self/exe with the applet as argv[0], so the
+        # kernel names the process "exe"; once it has exited its argv is gone and the applet is unknown
+        # (seen once in ~10 runs of the services suite: a health check's applet reported as "busybox exe")
+        return None
+    return applet_of(exe, argv or None, comm)
+
+
+#: the comm of a process that exec'd ``/proc/self/exe`` (the basename of the path exec'd)
+_SELF_EXEC_COMM = "exe"
 
 
 def _script(procfs: str, pid: int, exe: str | None, applet: str | None) -> str | None:
@@ -217,6 +227,10 @@ def read_exec(
     comm_raw = _read(f"{procfs}/{pid}/comm", 64)
     comm = comm_raw.decode("utf-8", "replace").strip() if comm_raw else comm_hint
     applet = _applet(procfs, pid, exe, comm)
+    if applet is None and exe is not None and is_multi_call(exe):
+        # a multi-call binary whose applet cannot be read is not a program we can name: unidentified (counted,
+        # or an EXEC when entered from outside), never judged as the bare binary
+        exe, comm = None, None
     script = _script(procfs, pid, exe, applet)
     if exe is None:
         exited = True

@@ -276,9 +276,12 @@ async def test_services_no_false_positive_and_every_attack_caught(
     # five identical findings: the first at once, then one summary with the repeats (four, less any shell
     # that exited or exec'd on before it could be read: those are other findings, quieted the same way)
     counts = [_values(e, "drift.count") for e in reported]
-    assert len(reported) == 2 and counts[0] == ["1"], counts
+    assert len(reported) >= 2 and counts[0] == ["1"], counts
     repeats = int(counts[1][0].split()[0])
     assert 1 <= repeats <= 4 and counts[1] == [f"{repeats} in {QUIET:g}s"], counts
+    # a shell read after the window closed (1 run in 3 here: [1, "4 in 4s", 1]) opens a new window: it is a
+    # first finding again, never another summary
+    assert all(c == ["1"] for c in counts[2:]), counts
 
     # the process of a service's own re-exec is not reported; neither is anything the loop does
     loop_drift = [e for e in collector.events if _ours(loop, (EventKind.DRIFT,))(e)]

@@ -393,21 +393,21 @@ async def test_shared_parts_are_stored_once_and_read_back_unchanged(client, stor
     whole = orjson.dumps(envelope(legacy)).decode()
     with store.transaction() as conn:
         row = EventRow(
-            "tenant-01",
-            legacy.event_id,
-            1,
-            1,
-            "CONTAINER_START",
-            "n",
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            "1.2",
-            whole,
-            None,
+            tenant="tenant-01",
+            event_id=legacy.event_id,
+            received_us=1,
+            when_us=1,
+            kind="CONTAINER_START",
+            node="n",
+            namespace=None,
+            pod=None,
+            container_id=None,
+            image=None,
+            image_digest=None,
+            build_id=None,
+            schema_version="1.2",
+            body=whole,
+            correlation=None,
         )
         assert insert_events(conn, [row]) == 1
     page = (await client.get(EVENTS, params={"limit": 100})).json()

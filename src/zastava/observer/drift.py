@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from ..contracts import EventKind, Evidence, NewBinary, Process, RuntimeDelta, RuntimeEvent
 from ..contracts.paths import normalise_path, path_aliases
 from .events import EventContext
+from .procfs import read_ppid_and_start
 from .programs import applet_of, is_multi_call, program_key
 from .rootfs import RootFS, RootFSError
 
@@ -102,20 +103,8 @@ class ContainerProcess:
         return program_key(self.exe, self.applet) if self.exe else None
 
 
-def _stat_fields(procfs: str, pid: int) -> tuple[int, int] | None:
-    """(ppid, start time in clock ticks since boot) from ``/proc/<pid>/stat``."""
-    raw = _read(f"{procfs}/{pid}/stat", 4096)
-    if not raw:
-        return None
-    tail = raw[raw.rfind(b")") + 2 :].split()
-    try:
-        return int(tail[1]), int(tail[19])
-    except (IndexError, ValueError):
-        return None
-
-
 def process_start_time(procfs: str, pid: int) -> int | None:
-    fields = _stat_fields(procfs, pid)
+    fields = read_ppid_and_start(procfs, pid)
     return fields[1] if fields else None
 
 
@@ -136,7 +125,7 @@ def container_processes(procfs: str, init_pid: int, *, max_processes: int = 4096
             break
         if _readlink(f"{procfs}/{pid}/ns/pid") != pid_ns or _readlink(f"{procfs}/{pid}/ns/mnt") != mnt_ns:
             continue
-        fields = _stat_fields(procfs, pid)
+        fields = read_ppid_and_start(procfs, pid)
         if fields is None:
             continue
         exe = _readlink(f"{procfs}/{pid}/exe")

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..telemetry.logging import fields
+from .procfs import read_ppid_and_start
 from .programs import SHELLS, applet_of, is_multi_call
 
 __all__ = [
@@ -128,17 +129,6 @@ def _read(path: str, limit: int) -> bytes | None:
         return None
 
 
-def _stat(procfs: str, pid: int) -> tuple[int, int] | None:
-    raw = _read(f"{procfs}/{pid}/stat", 4096)
-    if not raw:
-        return None
-    tail = raw[raw.rfind(b")") + 2 :].split()
-    try:
-        return int(tail[1]), int(tail[19])
-    except (IndexError, ValueError):
-        return None
-
-
 def _exe(procfs: str, pid: int) -> tuple[str | None, bool]:
     exe = _readlink(f"{procfs}/{pid}/exe")
     if exe is not None and exe.endswith(" (deleted)"):
@@ -214,11 +204,11 @@ def read_exec(
     init = watched(pid_ns)
     if init is None:
         return None
-    fields = None if exited else _stat(procfs, pid)
+    fields = None if exited else read_ppid_and_start(procfs, pid)
     if exec_boottime_ns is not None:
         started = fields[1] if fields else None
         if exited and parent_hint is not None:
-            parent_fields = _stat(procfs, parent_hint)
+            parent_fields = read_ppid_and_start(procfs, parent_hint)
             started = parent_fields[1] if parent_fields else None
         if started is not None and started * _NS_PER_TICK > exec_boottime_ns:
             return None
@@ -243,7 +233,7 @@ def read_exec(
         chain.append(Link(current, parent_exe, inside, _applet(procfs, current, parent_exe, None)))
         if not inside or current == init:
             break
-        up = _stat(procfs, current)
+        up = read_ppid_and_start(procfs, current)
         current = up[0] if up else 0
     return ExecRecord(
         pid=pid,

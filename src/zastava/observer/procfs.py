@@ -346,3 +346,19 @@ def read_proc_file(path: str, limit: int = MAX_PROC_FILE_BYTES) -> tuple[bytes, 
         return b"".join(chunks), bool(os.read(fd, 1))
     finally:
         os.close(fd)
+
+
+def read_ppid_and_start(procfs: str, pid: int) -> tuple[int, int] | None:
+    """(ppid, start time in clock ticks since boot) of ``pid``, None when gone or unreadable. The per-exec and
+    per-pass readers call it for every process they look at, so it reads 4 KiB and splits once instead of
+    building a :class:`ProcStat`."""
+    try:
+        with open(f"{procfs}/{pid}/stat", "rb") as handle:
+            raw = handle.read(4096)
+    except OSError:
+        return None
+    tail = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        return int(tail[1]), int(tail[19])
+    except (IndexError, ValueError):
+        return None

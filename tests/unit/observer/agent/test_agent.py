@@ -178,23 +178,32 @@ async def test_policy_violation_on_fail_and_attestation_on_change(child: subproc
 
 
 async def test_drift_events_are_capped_per_container(child: subprocess.Popen[bytes]) -> None:
-    # the child shares this machine's pid namespace, so every other host program is "unexpected" here
+    """The child shares this machine's pid and mount namespace, so the container's processes are the host's.
+    The trace names the child's own program, so the init is settled (past start-up) and a ``sleep`` started
+    here, outside the baseline, is drift — whatever else runs on the machine (CI runs few programs)."""
+    init_program = os.path.realpath(sys.executable)  # noqa: ASYNC240
     engine = TableEngine({"c1": info_for(child.pid)})
     agent = ObserverAgent(
         engine,
         Collector(),
         settings(drift_filesystem=False, max_drift_events_per_container=1),
-        tracer=StaticTracer({("/entry.sh",): ["/nonexistent"]}),
+        tracer=StaticTracer({("/entry.sh",): [init_program]}),
     )
     await agent.handle_start(engine.infos["c1"])
-    first = await agent.drift_pass()
-    assert len(first) == 1 and first[0].kind is EventKind.DRIFT
-    extra = subprocess.Popen(["sleep", "30"])  # noqa: ASYNC220
+    first_sleep = subprocess.Popen(["sleep", "30"])  # noqa: ASYNC220
+    extra = None
     try:
+        first = await agent.drift_pass()
+        assert len(first) == 1 and first[0].kind is EventKind.DRIFT
+        programs = {e.value for e in first[0].evidence}
+        assert any("sleep" in v for v in programs), programs
+        extra = subprocess.Popen(["sleep", "31"])  # noqa: ASYNC220
         assert await agent.drift_pass() == []  # capped
     finally:
-        extra.kill()
-        extra.wait()
+        for process in (first_sleep, extra):
+            if process is not None:
+                process.kill()
+                process.wait()
 
 
 async def test_snapshot_publishes_nothing_and_keeps_nothing(child: subprocess.Popen[bytes]) -> None:

@@ -122,6 +122,7 @@ def build_webhook(
         resolver=resolver,
         metrics=metrics,
         record=recorder.submit if recorder is not None else None,
+        record_lines=recorder.submit_lines if recorder is not None else None,
         verifier=verifier,
     )
     components: WebhookComponents

@@ -254,7 +254,7 @@ class Admitter:
     def warm_answer(self, data: Any) -> bytes | None:
         """The response body to a parsed review when it is a Pod CREATE whose answer is remembered and every
         verdict it read is still cached (:mod:`.warm`), else None (the caller reviews it in full). The
-        decision is counted now; its record and log line are written in a batch after the response."""
+        decision is counted, logged and recorded in a batch right after the response (:meth:`flush_warm`)."""
         if not self.warm or not self._warm_enabled:
             return None
         quick = quick_request(data)
@@ -269,11 +269,7 @@ class Admitter:
         if answer is None:
             return None
         with span("request", uid=quick.uid, namespace=quick.namespace, operation="CREATE", warm=True):
-            if self.metrics is not None:
-                if answer.verdicts:
-                    self.metrics.admission_cache_hits.inc(len(answer.verdicts))
-                self._counter(answer.label).inc()
-            self._pending.append((answer, quick))
+            self._pending.append((answer, quick))  # counted, logged and recorded by flush_warm
             if len(self._pending) == 1:
                 asyncio.get_running_loop().call_soon(self.flush_warm)
             return RESPONSE_HEAD + orjson.dumps(quick.uid) + answer.tail
@@ -284,6 +280,16 @@ class Admitter:
         pending, self._pending = self._pending, []
         lines: list[bytes] = []
         rows: list[dict[str, Any]] | None = [] if log.isEnabledFor(logging.INFO) else None
+        hits = 0
+        labels: dict[str, int] = {}
+        for answer, _ in pending:
+            hits += len(answer.verdicts)
+            labels[answer.label] = labels.get(answer.label, 0) + 1
+        if self.metrics is not None:
+            if hits:
+                self.metrics.admission_cache_hits.inc(hits)
+            for label, count in labels.items():
+                self._counter(label).inc(count)
         for answer, quick in pending:
             try:
                 pod = quick.pod

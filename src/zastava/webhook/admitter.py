@@ -290,6 +290,8 @@ class Admitter:
                 self.metrics.admission_cache_hits.inc(hits)
             for label, count in labels.items():
                 self._counter(label).inc(count)
+        if rows is None and self.record_lines is None:
+            return  # neither logged nor recorded (log level above INFO, postDecisions off)
         for answer, quick in pending:
             try:
                 pod = quick.pod
@@ -314,7 +316,7 @@ class Admitter:
                             "images": wire["images"],
                         }
                     )
-                if not quick.dry_run:
+                if not quick.dry_run and self.record_lines is not None:
                     lines.append(orjson.dumps({"schemaVersion": _DECISION_VERSION, "decision": wire}))
             except Exception:  # a record must never take the webhook down
                 log.exception("decision record failed", extra=fields(admissionId=quick.uid))

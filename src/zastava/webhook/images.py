@@ -11,8 +11,7 @@ object; it goes through every gate, verification and pinning a container image g
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "CONTAINER_FIELDS",
@@ -34,9 +33,11 @@ class PodShapeError(ValueError):
     """The Pod object is not shaped like a Pod (e.g. ``spec.containers`` is not a list)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerImage:
-    """One container's (or image volume's) image, with where it was found (``containers``/…/``volumes``)."""
+class ContainerImage(NamedTuple):
+    """One container's (or image volume's) image, with where it was found (``containers``/…/``volumes``).
+
+    A named tuple: built for every container of every review, and part of the warm answers' key; a frozen
+    dataclass cost ~1 µs more per container to build and hash."""
 
     field: str
     container: str

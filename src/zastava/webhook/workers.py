@@ -17,7 +17,9 @@ of the same user can join the group). What must not be per process is made safe 
   mode: one worker's memory would read as the webhook's.
 * **Decision records.** Each worker spools to its own directory (a spool is one writer's):
   ``decisionSpoolDir`` for worker 0 (the directory a single worker uses, so nothing spooled before a change
-  of ``workers`` is orphaned by worker 0) and ``decisionSpoolDir/worker-<i>`` for the others.
+  of ``workers`` is orphaned by worker 0) and ``decisionSpoolDir/worker-<i>`` for the others, each holding
+  ``decisionSpoolMaxBytes / workers`` (the chart sizes the spool volume for ``decisionSpoolMaxBytes``). A
+  worker that restarts replays its own spool.
 * **Logs** carry ``worker`` (its index) in their scope.
 
 The supervisor restarts a worker that dies while serving; a worker that exits within
@@ -56,18 +58,23 @@ RESTART_WINDOW_SECONDS = 60.0
 STOP_SECONDS = 20.0
 
 
-def worker_config(config: ZastavaConfig, index: int) -> ZastavaConfig:
-    """Worker ``index``'s configuration: its own decision spool and ``worker`` in its logs' scope."""
+def worker_config(config: ZastavaConfig, index: int, count: int) -> ZastavaConfig:
+    """Worker ``index``'s configuration (of ``count``): its own decision spool, holding its share of
+    ``decisionSpoolMaxBytes`` (the webhook's total stays what the Pod's spool volume is sized for; at least
+    the 64 KiB a spool needs), and ``worker`` in its logs' scope."""
     webhook = config.webhook
     spool = webhook.decision_spool_dir
     if spool is not None and index > 0:
         spool = str(Path(spool) / f"worker-{index}")
+    share = max(65536, webhook.decision_spool_max_bytes // count)
     logging_ = config.runtime.logging.model_copy(
         update={"static_scope": {**config.runtime.logging.static_scope, "worker": str(index)}}
     )
     return config.model_copy(
         update={
-            "webhook": webhook.model_copy(update={"decision_spool_dir": spool}),
+            "webhook": webhook.model_copy(
+                update={"decision_spool_dir": spool, "decision_spool_max_bytes": share}
+            ),
             "runtime": config.runtime.model_copy(update={"logging": logging_}),
         }
     )
@@ -116,7 +123,7 @@ class _Supervisor:
     def start(self, index: int) -> None:
         process = self.context.Process(
             target=_worker,
-            args=(worker_config(self.config, index), *self.address, index),
+            args=(worker_config(self.config, index, self.count), *self.address, index),
             name=f"zastava-webhook-{index}",
             daemon=False,
         )

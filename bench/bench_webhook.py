@@ -6,7 +6,9 @@ as ``zastava webhook serve`` runs it) and ``starlette`` (the same admitter behin
 Scenarios: warm cache (every image of the Pod already cached) and one backend round trip (one image with a
 digest never seen before per review) against the stand-in policy backend (``tests/integration/webhook``,
 in its own process: ``bench/policy_backend_target.py``). 1 and 16 connections. Decision records are
-posted to the backend as in production.
+posted to the backend as in production. Rows marked ``*`` are not pinned (CPUs 0 and 1): the one process, and
+``zastava.webhook.workers: 2`` (issue 19). In process: CPU per warm review through each ASGI app, and the warm
+path's functions timed one by one.
 """
 
 from __future__ import annotations

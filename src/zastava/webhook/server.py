@@ -218,8 +218,8 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """``reuse_port``: ``SO_REUSEPORT`` — worker processes (:mod:`.workers`) each bind their own socket to
-    the address and the kernel spreads new connections over them (a shared socket is accepted by whichever
-    process wakes first: one worker took all 40 connections of ``test_workers.py`` in a run)."""
+    the address and the kernel spreads new connections over the listening ones by their addresses (one
+    shared socket would wake every worker for each connection and leave it to whichever accepts first)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP,
     # and without it Nagle + delayed ACK add ~40 ms to every TLS response.

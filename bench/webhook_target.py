@@ -1,6 +1,11 @@
 """The process under load in ``bench_webhook.py``: one HTTPS server on loopback, in one of three variants.
 
-``python bench/webhook_target.py VARIANT PORT CERT KEY BACKEND_URL [--no-decisions] [--httptools] [--quiet]``
+``python bench/webhook_target.py VARIANT PORT CERT KEY BACKEND_URL [--no-decisions] [--httptools] [--quiet]
+[--workers N]``
+
+``--workers N`` (``raw`` only): ``zastava.webhook.workers: N`` — the supervisor of ``zastava webhook serve``
+with N worker processes (:mod:`zastava.webhook.workers`; each uses uvicorn's ``http="auto"``: httptools).
+Every variant settles its heap before serving, as ``zastava webhook serve`` does.
 
 * ``raw`` — the webhook as ``zastava webhook serve`` runs it (raw ASGI :class:`WebhookApp`).
 * ``starlette`` — the same admitter behind Starlette routing (:func:`starlette_app`).
@@ -19,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.harness.webhook_starlette import starlette_app
 
 from zastava.config import ZastavaConfig
-from zastava.telemetry.setup import runtime_core
+from zastava.telemetry.setup import runtime_core, settle_heap
 from zastava.webhook.server import WebhookServer, bind_socket, build_webhook
 
 FIXED = (
@@ -59,11 +64,28 @@ async def bare(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-d
 def main() -> None:
     variant, port, cert, key, backend = sys.argv[1:6]
     decisions = "--no-decisions" not in sys.argv
+    workers = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else 1
     config = ZastavaConfig(
         backend={"baseAddress": backend, "allowInsecureHttp": True, "requestTimeoutSeconds": 5},
         admission={"resolveTags": False},
-        webhook={"listen": f"127.0.0.1:{port}", "certPath": cert, "keyPath": key, "postDecisions": decisions},
+        runtime={"authority": {"requireMutualTls": False}},
+        webhook={
+            "listen": f"127.0.0.1:{port}",
+            "certPath": cert,
+            "keyPath": key,
+            "postDecisions": decisions,
+            "workers": workers,
+        },
     )
+    if workers > 1:
+        from zastava.telemetry.logging import configure_logging
+        from zastava.webhook.workers import run_workers
+
+        if "--quiet" in sys.argv:  # the workers log to stderr: to /dev/null, like the other variants' logs
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+        configure_logging("WARNING")
+        sys.exit(run_workers(config, bind_socket("127.0.0.1", int(port), reuse_port=True), workers))
     sink = open(os.devnull, "w") if "--quiet" in sys.argv else sys.stderr  # noqa: SIM115 (process lifetime)
     metrics = runtime_core(config, "webhook", stream=sink)
     components = build_webhook(config, metrics=metrics)
@@ -84,6 +106,7 @@ def main() -> None:
     server = WebhookServer(
         components, cert_path=cert, key_path=key, sock=bind_socket("127.0.0.1", int(port)), http=http
     )
+    settle_heap()
     asyncio.run(server.serve())
 
 

@@ -695,6 +695,9 @@ class Webhook(Section):
         None, description="disk spool of decision records (kept across restarts); unset: a private temp dir"
     )
     decision_spool_max_bytes: PositiveSize = Field(50_000_000, ge=65536)
+    #: worker processes sharing the listening socket (``zastava webhook serve``; docs/webhook.md): each
+    #: answers on its own core, ``/metrics`` sums them, each spools its own decision records
+    workers: int = Field(1, ge=1, le=64)
 
     @model_validator(mode="after")
     def _check(self) -> Webhook:

@@ -11,10 +11,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.metrics import MetricWrapperBase
 
-__all__ = ["SPEC_NAMES", "Bound", "ZastavaMetrics", "default_metrics", "render", "reset_default_metrics"]
+__all__ = [
+    "SPEC_NAMES",
+    "Bound",
+    "ZastavaMetrics",
+    "default_metrics",
+    "multiprocess_mode",
+    "render",
+    "reset_default_metrics",
+]
+
+
+def multiprocess_mode() -> bool:
+    """True when prometheus-client keeps values in ``PROMETHEUS_MULTIPROC_DIR`` files (decided when it was
+    first imported: the webhook's worker processes, :mod:`zastava.webhook.workers`)."""
+    return values.ValueClass is not values.MutexValue
+
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
@@ -70,7 +85,9 @@ class ZastavaMetrics:
             return Bound(Counter(name, doc, (*common, *labels), registry=self.registry), self.common_tags)
 
         def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Bound[Gauge]:
-            return Bound(Gauge(name, doc, (*common, *labels), registry=self.registry), self.common_tags)
+            # several processes (webhook workers): the sum over the live ones, like one process's value
+            gauge = Gauge(name, doc, (*common, *labels), registry=self.registry, multiprocess_mode="livesum")
+            return Bound(gauge, self.common_tags)
 
         def histogram(
             name: str, doc: str, labels: Sequence[str], buckets: Sequence[float]
@@ -165,12 +182,22 @@ class ZastavaMetrics:
             "The component and meter (runtime.metrics.meterName/meterVersion) of these metrics",
             (*self.common_tags, "component", "meter", "version"),
             registry=self.registry,
+            multiprocess_mode="max",  # 1 however many workers
         )
         info.labels(**self.common_tags, component=component, meter=meter_name, version=meter_version).set(1)
-        ProcessCollector(registry=self.registry)
+        if not multiprocess_mode():  # one worker's memory and CPU are not the webhook's
+            ProcessCollector(registry=self.registry)
         self._described = True
 
     def render(self) -> bytes:
+        """The exposition text; in multiprocess mode the sum over every process's files (any worker's
+        ``/metrics`` answers for all of them)."""
+        if multiprocess_mode():
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)
 
 

@@ -24,6 +24,7 @@ import orjson
 
 from ..config import ZastavaConfig
 from ..contracts import (
+    ADMISSION_DECISION,
     AdmissionDecision,
     AdmissionImage,
     CanonicalIdMemo,
@@ -33,12 +34,14 @@ from ..contracts import (
     RuntimePolicyRequest,
     RuntimePolicyResponse,
     multihash_id,
+    versions,
 )
 from ..contracts.admission import ContainerField, Outcome
 from ..registry.errors import InvalidReference
 from ..registry.posture.verifier import ImageVerifier, VerifyOutcome
 from ..registry.reference import ImageReference, parse_reference
 from ..telemetry import ZastavaMetrics, fields, span
+from ..telemetry.logging import emit_many
 from .cache import CacheEntry, PolicyCache, PolicyContext, PolicyKey
 from .deadline import Deadline, budget_seconds
 from .decision import Decision, DecisionLabel, Decisions, Problem
@@ -46,8 +49,17 @@ from .gates import backend_gates, local_gates
 from .images import VOLUMES, ContainerImage, PodShapeError, changed_images, collect_images
 from .pinning import jsonpatch, pin_operations
 from .resolve import TagResolver
-from .review import AdmissionRequest, AdmissionResponse, AdmissionReview
+from .review import (
+    RESPONSE_HEAD,
+    AdmissionRequest,
+    AdmissionResponse,
+    AdmissionReview,
+    QuickRequest,
+    quick_request,
+    review_response,
+)
 from .verification import local_verdict, needs_backend
+from .warm import WarmAnswer, WarmAnswers, WarmKey
 
 __all__ = ["Admitter", "ImageOutcome", "PolicySource"]
 
@@ -57,6 +69,9 @@ log = logging.getLogger("zastava.webhook")
 PolicySource = Callable[..., Awaitable[RuntimePolicyResponse]]
 #: Receives each decision record to post (``DecisionRecorder.submit``).
 RecordSink = Callable[[AdmissionDecision], None]
+#: Receives decision records as envelope lines, in batches (``DecisionRecorder.submit_lines``).
+LinesSink = Callable[[list[bytes]], None]
+_DECISION_VERSION = str(versions.current(ADMISSION_DECISION))
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_IMAGES_PER_REQUEST = 256  # RuntimePolicyRequest.images max_length
@@ -165,10 +180,13 @@ _OUTCOMES = frozenset({"allow", "deny", "fail-open", "fail-closed", "dry-run-den
 
 
 def _pod_name(request: AdmissionRequest) -> str | None:
-    pod: dict[str, Any] = request.object if isinstance(request.object, dict) else {}
-    meta = pod.get("metadata")
+    return _pod_name_of(request.name, request.object)
+
+
+def _pod_name_of(request_name: str | None, pod: object) -> str | None:
+    meta = pod.get("metadata") if isinstance(pod, dict) else None
     metadata: dict[str, Any] = meta if isinstance(meta, dict) else {}
-    name = request.name or metadata.get("name") or metadata.get("generateName")
+    name = request_name or metadata.get("name") or metadata.get("generateName")
     return name[:253] if isinstance(name, str) and name else None
 
 
@@ -188,6 +206,7 @@ class Admitter:
         metrics: ZastavaMetrics | None = None,
         record: RecordSink | None = None,
         verifier: ImageVerifier | None = None,
+        record_lines: LinesSink | None = None,
     ) -> None:
         self.config = config
         self.admission = config.admission
@@ -204,10 +223,15 @@ class Admitter:
         self._backend_admission = (
             self.admission if verifier is None else self.admission.model_copy(update={"verify": verify})
         )
-        self.cache = cache or PolicyCache(
-            max_ttl_seconds=config.admission.cache_ttl_seconds,
-            failure_ttl_seconds=config.webhook.failure_ttl_seconds,
-            max_entries=config.webhook.cache_max_entries,
+        # `is None`, not `or`: an empty cache is falsy (``__len__``) and a given one must be the one used
+        self.cache = (
+            cache
+            if cache is not None
+            else PolicyCache(
+                max_ttl_seconds=config.admission.cache_ttl_seconds,
+                failure_ttl_seconds=config.webhook.failure_ttl_seconds,
+                max_entries=config.webhook.cache_max_entries,
+            )
         )
         self.metrics = metrics
         self.record = record
@@ -215,6 +239,113 @@ class Admitter:
         self._decision_counters: dict[str, Any] = {}
         self._static = functools.lru_cache(maxsize=4096)(self._static_uncached)
         self._gate_memo: dict[int, tuple[ImagePolicy, tuple[str, ...], tuple[str, ...]]] = {}
+        #: warm answers (:mod:`.warm`): only where the answer is the verdict cache's alone — no local
+        #: verification (its outcomes are cached elsewhere), a backend to cache verdicts of, and records
+        #: that can be taken as envelope lines (``record_lines``) or are not posted at all
+        self.record_lines = record_lines
+        self._warm_enabled = (
+            verifier is None and policy is not None and (record is None or bool(record_lines))
+        )
+        self.warm = WarmAnswers()
+        self._pending: list[tuple[WarmAnswer, QuickRequest]] = []
+
+    # ------------------------------------------------------------------------------------------- warm
+
+    def warm_answer(self, data: Any) -> bytes | None:
+        """The response body to a parsed review when it is a Pod CREATE whose answer is remembered and every
+        verdict it read is still cached (:mod:`.warm`), else None (the caller reviews it in full). The
+        decision is counted, logged and recorded in a batch right after the response (:meth:`flush_warm`)."""
+        if not self.warm or not self._warm_enabled:
+            return None
+        quick = quick_request(data)
+        if quick is None:
+            return None
+        try:
+            images = tuple(collect_images(quick.pod))
+        except PodShapeError:
+            return None
+        context = self._context_of(quick.namespace, quick.pod)
+        answer = self.warm.get((context, images), self.cache.get)
+        if answer is None:
+            return None
+        with span("request", uid=quick.uid, namespace=quick.namespace, operation="CREATE", warm=True):
+            self._pending.append((answer, quick))  # counted, logged and recorded by flush_warm
+            if len(self._pending) == 1:
+                asyncio.get_running_loop().call_soon(self.flush_warm)
+            return RESPONSE_HEAD + orjson.dumps(quick.uid) + answer.tail
+
+    def flush_warm(self) -> None:
+        """Log and hand over the records of the warm answers given since the last flush (called soon after
+        the responses; records are equal to the slow path's, ``tests/unit/webhook/test_warm.py``)."""
+        pending, self._pending = self._pending, []
+        lines: list[bytes] = []
+        rows: list[dict[str, Any]] | None = [] if log.isEnabledFor(logging.INFO) else None
+        hits = 0
+        labels: dict[str, int] = {}
+        for answer, _ in pending:
+            hits += len(answer.verdicts)
+            labels[answer.label] = labels.get(answer.label, 0) + 1
+        if self.metrics is not None:
+            if hits:
+                self.metrics.admission_cache_hits.inc(hits)
+            for label, count in labels.items():
+                self._counter(label).inc(count)
+        if rows is None and self.record_lines is None:
+            return  # neither logged nor recorded (log level above INFO, postDecisions off)
+        for answer, quick in pending:
+            try:
+                pod = quick.pod
+                digest = pod_spec_digest(pod)
+                wire = answer.record.copy()
+                wire["admissionId"] = quick.uid
+                wire["podSpecDigest"] = digest
+                name = _pod_name_of(quick.name, pod)
+                if name is None:
+                    del wire["pod"]
+                else:
+                    wire["pod"] = name
+                if rows is not None:
+                    rows.append(
+                        {
+                            "admissionId": quick.uid,
+                            "namespace": wire["namespace"],
+                            "pod": quick.name or _generate_name(pod),
+                            "decision": wire["decision"],
+                            "result": answer.label,
+                            "podSpecDigest": digest,
+                            "images": wire["images"],
+                        }
+                    )
+                if not quick.dry_run and self.record_lines is not None:
+                    lines.append(orjson.dumps({"schemaVersion": _DECISION_VERSION, "decision": wire}))
+            except Exception:  # a record must never take the webhook down
+                log.exception("decision record failed", extra=fields(admissionId=quick.uid))
+        try:
+            if rows:
+                emit_many(log, logging.INFO, "admission decision", rows)
+            if lines and self.record_lines is not None:
+                self.record_lines(lines)
+        except Exception:
+            log.exception("decision records failed", extra=fields(records=len(lines)))
+
+    def _remember(
+        self,
+        key: WarmKey,
+        request: AdmissionRequest,
+        outcomes: list[ImageOutcome],
+        decision: Decision,
+        response: AdmissionResponse,
+        verdicts: dict[PolicyKey, CacheEntry],
+    ) -> None:
+        """Keep the answer a warm review settled (the response after its uid, the record's wire form)."""
+        body = review_response(response)
+        head = RESPONSE_HEAD + orjson.dumps(request.uid)
+        if not body.startswith(head):  # pragma: no cover - review_response writes the uid first
+            return
+        record = self.decision_record(request, outcomes, decision.would_allow, decision.label)
+        wire = record.model_copy(update={"pod": "-"}).wire()  # "pod" kept in its place, filled per review
+        wire["images"] = orjson.Fragment(orjson.dumps(wire["images"]))
+        self.warm.put(key, WarmAnswer(tuple(verdicts.items()), body[len(head) :], decision.label, wire))
 
     # ------------------------------------------------------------------------------------------ entry
 
@@ -248,12 +379,17 @@ class Admitter:
                 )
             )
             outcomes = [self._local(item) for item in images]
+            rememberable = self._warm_enabled and request.operation == "CREATE" and request.kind.kind == "Pod"
+            context = self._context(request) if rememberable else None
             with span("resolve", images=len(outcomes)):
-                await self._evaluate(request, outcomes, deadline)
+                warm = await self._evaluate(request, outcomes, deadline, context)
             if self.admission.pin_digests:
                 self._require_pinned(outcomes)
             with span("respond"):
-                return self._decide(request, outcomes)
+                response, decision = self._decide(request, outcomes)
+            if warm is not None and context is not None:
+                self._remember((context, tuple(images)), request, outcomes, decision, response, warm)
+            return response
 
     async def mutate(self, review: AdmissionReview, *, timeout_param: str | None = None) -> AdmissionResponse:
         """``/mutate`` (digest pinning, ``admission.pinDigests``): the Pod reviewed as ``/admit`` reviews it,
@@ -324,21 +460,29 @@ class Admitter:
         return ref, tuple(local_gates(ref, self.admission))
 
     async def _evaluate(
-        self, request: AdmissionRequest, outcomes: list[ImageOutcome], deadline: Deadline
-    ) -> None:
+        self,
+        request: AdmissionRequest,
+        outcomes: list[ImageOutcome],
+        deadline: Deadline,
+        context: PolicyContext | None = None,
+    ) -> dict[PolicyKey, CacheEntry] | None:
+        """Looks every usable image up; returns the cached verdicts it read when the answer came from the
+        verdict cache alone (no tag resolved, no verification, no backend call, nothing unavailable) — what a
+        :class:`~.warm.WarmAnswer` may be built on — else None."""
         # an image a local gate denied is never looked up: a denied reference costs no registry or backend
         # request (no SSRF towards a denylisted host, no work for a Pod that is refused anyway)
         usable = [o for o in outcomes if o.ref is not None and not o.deny]
         if not usable:
-            return
+            return {}
         if self.verifier is not None:
             await self._verify(self.verifier, usable, deadline)
             if not self._ask_backend:
-                return
-            await self._ask(request, usable, deadline)
-            return
+                return None
+            await self._ask(request, usable, deadline, context)
+            return None
+        resolved = self._needs_resolution(usable)
         try:
-            if self._needs_resolution(usable):
+            if resolved:
                 async with asyncio.timeout(deadline.remaining()):
                     await self._resolve(usable)
         except TimeoutError:
@@ -354,23 +498,32 @@ class Admitter:
             for o in usable:
                 if o.unavailable is None:
                     o.unavailable = "no policy backend configured"
-            return
-        await self._ask(request, usable, deadline)
+            return None
+        warm = await self._ask(request, usable, deadline, context)
+        return None if resolved else warm
 
-    async def _ask(self, request: AdmissionRequest, usable: list[ImageOutcome], deadline: Deadline) -> None:
-        """The backend's ``/policy/runtime`` verdicts for the Pod's images, through the cache."""
+    async def _ask(
+        self,
+        request: AdmissionRequest,
+        usable: list[ImageOutcome],
+        deadline: Deadline,
+        context: PolicyContext | None = None,
+    ) -> dict[PolicyKey, CacheEntry] | None:
+        """The backend's ``/policy/runtime`` verdicts for the Pod's images, through the cache; returns the
+        cached entries when every one was a fresh hit (the warm path) and all were usable, else None."""
         if self.policy is None:
             for o in usable:
                 if o.unavailable is None:
                     o.unavailable = "no policy backend configured"
-            return
-        context = self._context(request)
+            return None
+        if context is None:
+            context = self._context(request)
         keyed: dict[PolicyKey, list[ImageOutcome]] = {}
         for o in usable:
             if o.unavailable is None and o.ref is not None:
                 keyed.setdefault(PolicyKey._make((o.resolved or str(o.ref), context)), []).append(o)
         if not keyed:
-            return
+            return None
         namespace = request.namespace
         policy = self.policy
 
@@ -402,6 +555,7 @@ class Admitter:
         entries: dict[PolicyKey, CacheEntry] = {}
         budget = deadline.remaining()
         cached = self.cache.get_all(keyed)
+        warm = cached
         if cached is not None:  # warm cache: no await, no timer
             entries, hits = cached, len(cached)
         else:
@@ -411,6 +565,10 @@ class Admitter:
                     entries, hits = await self.cache.get_many(list(keyed), fetch)
             except TimeoutError:
                 pass
+            # the answer just fetched is what the cache now holds: the next replica's answer can be remembered
+            now_cached = self.cache.get_all(keyed)
+            if now_cached is not None and all(now_cached[k] is entries.get(k) for k in keyed):
+                warm = now_cached
         if hits and self.metrics is not None:
             self.metrics.admission_cache_hits.inc(hits)
         for key, group in keyed.items():
@@ -433,6 +591,9 @@ class Admitter:
                     else:  # verified here; the backend's catalog may still know an SBOM
                         o.has_sbom = bool(o.has_sbom or result.has_sbom)
                         self._sbom_gate(o)
+        if warm is not None and any(o.unavailable for o in usable):
+            return None  # a cached failure ("policy unavailable"): not an answer to remember
+        return warm
 
     def _gates(self, result: ImagePolicy) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The backend gates' (deny, warn) for a cached verdict, worked out once per verdict object: a warm
@@ -514,21 +675,25 @@ class Admitter:
         await asyncio.gather(*(one(o) for o in pending))
 
     def _context(self, request: AdmissionRequest) -> PolicyContext:
+        return self._context_of(request.namespace or "", request.object)
+
+    def _context_of(self, namespace: str, pod: object) -> PolicyContext:
         """Namespace and string-valued Pod labels, sorted (one pass: this is on the warm path), and the
         trust-policy revision."""
-        pod = request.object
         metadata = pod.get("metadata") if isinstance(pod, dict) else None
         labels = metadata.get("labels") if isinstance(metadata, dict) else None
         if not isinstance(labels, dict):
-            return PolicyContext(request.namespace or "", (), self._trust)
+            return PolicyContext(namespace, (), self._trust)
         pairs = tuple(sorted(labels.items()))  # keys of a JSON object are strings
         if not set(map(type, labels.values())) <= {str}:  # C-level check: the usual case costs no loop
             pairs = tuple((k, v) for k, v in pairs if isinstance(v, str))
-        return PolicyContext._make((request.namespace or "", pairs, self._trust))
+        return PolicyContext._make((namespace, pairs, self._trust))
 
     # --------------------------------------------------------------------------------------- decision
 
-    def _decide(self, request: AdmissionRequest, outcomes: list[ImageOutcome]) -> AdmissionResponse:
+    def _decide(
+        self, request: AdmissionRequest, outcomes: list[ImageOutcome]
+    ) -> tuple[AdmissionResponse, Decision]:
         namespace = request.namespace or ""
         denied = [o for o in outcomes if o.deny]
         unavailable = [o for o in outcomes if o.unavailable and not o.deny]
@@ -544,7 +709,8 @@ class Admitter:
         elif unavailable:
             problem = "unavailable"
             message = "; ".join(f"{_shown(o.item.where)}: {o.unavailable}" for o in unavailable)
-        return self._settle(request, outcomes, self.decisions.decide(problem, namespace, message), warnings)
+        decision = self.decisions.decide(problem, namespace, message)
+        return self._settle(request, outcomes, decision, warnings), decision
 
     def internal_error(self, request: AdmissionRequest, exc: BaseException) -> AdmissionResponse:
         """The answer when reviewing ``request`` raised: like an unavailable backend (fail-open/closed per
@@ -630,10 +796,12 @@ class Admitter:
 
     def _count(self, response: AdmissionResponse, label: DecisionLabel) -> AdmissionResponse:
         if self.metrics is not None:
-            counter = self._decision_counters.get(label)
-            if counter is None:
-                counter = self._decision_counters[label] = self.metrics.admission_decisions.labels(
-                    decision=label
-                )
-            counter.inc()
+            self._counter(label).inc()
         return response
+
+    def _counter(self, label: str) -> Any:
+        counter = self._decision_counters.get(label)
+        if counter is None:
+            assert self.metrics is not None
+            counter = self._decision_counters[label] = self.metrics.admission_decisions.labels(decision=label)
+        return counter

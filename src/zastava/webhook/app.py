@@ -23,7 +23,14 @@ import orjson
 
 from ..telemetry import ZastavaMetrics
 from .admitter import Admitter
-from .review import AdmissionResponse, ReviewError, parse_review, review_response
+from .review import (
+    AdmissionResponse,
+    ReviewError,
+    load_review,
+    parse_review,
+    review_response,
+    validate_review,
+)
 
 __all__ = ["WebhookApp"]
 
@@ -88,9 +95,18 @@ class WebhookApp:
     # ------------------------------------------------------------------------------------- handlers
 
     async def admit(self, body: bytes, timeout_param: str | None) -> tuple[int, bytes]:
-        """(HTTP status, body) for one ``POST /admit``."""
+        """(HTTP status, body) for one ``POST /admit``: a warm answer when the admitter has one
+        (:meth:`Admitter.warm_answer`), else the full review."""
         try:
-            review = parse_review(body)
+            data = load_review(body)
+            try:
+                warm = self.admitter.warm_answer(data)
+            except Exception:  # the full review answers instead
+                log.exception("warm answer failed")
+                warm = None
+            if warm is not None:
+                return 200, warm
+            review = validate_review(data)
         except ReviewError as exc:
             uid = _uid_of(body)
             if uid is None:

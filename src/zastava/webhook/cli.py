@@ -95,9 +95,14 @@ def serve_command(
         fail(f"zastava.runtime.tracing.otlpEndpoint: {exc}")
     try:
         host, port = parse_listen(cfg.webhook.listen)
-        sock = bind_socket(host, port)
+        sock = bind_socket(host, port, reuse_port=cfg.webhook.workers > 1)
     except (ValueError, OSError) as exc:
         fail(f"cannot listen on {cfg.webhook.listen}: {exc}")
+    if cfg.webhook.workers > 1:
+        from .workers import run_workers
+
+        shutdown_tracing()  # the workers trace (and log) for themselves
+        raise typer.Exit(run_workers(cfg, sock, cfg.webhook.workers))
     components = _build(cfg, use_backend=True, metrics=metrics)
     settle_heap()
     try:

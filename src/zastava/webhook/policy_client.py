@@ -294,16 +294,21 @@ class DecisionRecorder:
                 self._wake.set()
 
     def submit(self, decision: AdmissionDecision) -> None:
-        line = decision_line(decision)
-        if self.spool is not None:
-            try:
-                self.spool.append(line, int(time.time() * 1_000_000))
-            except (OSError, DiskBufferError):
-                pass  # counted by the spool (a gap) and reported through on_drop
-        elif len(self._memory) >= self.max_queue:
-            self._on_drop(1, None, None)
-        else:
-            self._memory.append(line)
+        self.submit_lines([decision_line(decision)])
+
+    def submit_lines(self, lines: list[bytes]) -> None:
+        """Records as envelope lines (:func:`decision_line`'s bytes), e.g. the webhook's warm answers'."""
+        now = int(time.time() * 1_000_000)
+        for line in lines:
+            if self.spool is not None:
+                try:
+                    self.spool.append(line, now)
+                except (OSError, DiskBufferError):
+                    pass  # counted by the spool (a gap) and reported through on_drop
+            elif len(self._memory) >= self.max_queue:
+                self._on_drop(1, None, None)
+            else:
+                self._memory.append(line)
         self._wake.set()
 
     async def flush(self, wait_seconds: float = 5.0) -> bool:

@@ -122,6 +122,7 @@ def build_webhook(
         resolver=resolver,
         metrics=metrics,
         record=recorder.submit if recorder is not None else None,
+        record_lines=recorder.submit_lines if recorder is not None else None,
         verifier=verifier,
     )
     components: WebhookComponents
@@ -215,12 +216,17 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """``reuse_port``: ``SO_REUSEPORT`` — worker processes (:mod:`.workers`) each bind their own socket to
+    the address and the kernel spreads new connections over the listening ones by their addresses (one
+    shared socket would wake every worker for each connection and leave it to whichever accepts first)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP,
     # and without it Nagle + delayed ACK add ~40 ms to every TLS response.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock

@@ -178,6 +178,53 @@ def test_warm_sample_diffs_against_the_previous_one(tmp_path: Path) -> None:
     assert grown.cache_hits == len(grown.loaded_libs) - 1
 
 
+class _CountingCache(HashCache):
+    """Counts digest lookups: a warm sample confirmed by ``stat`` alone looks nothing up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    def get(self, key: FileKey) -> str | None:
+        self.lookups += 1
+        return super().get(key)
+
+
+def test_warm_sample_of_an_unchanged_process_is_one_stat_per_object(tmp_path: Path) -> None:
+    """The previous outcome is replayed (no lookup, no model built) while maps, caps and every file key are
+    the same; a changed cap or a rewritten library takes the general path again."""
+    import _sqlite3
+
+    library = tmp_path / "libreplay.so"
+    shutil.copyfile(_sqlite3.__file__, library)
+    cache = _CountingCache()
+    with python_child(PYTHON_LOAD_ON_DEMAND, str(library)) as child:
+        cold = inspect_process(child.pid, cache=cache)
+        cache.lookups = 0
+        warm = inspect_process(child.pid, cache=cache)
+        assert cache.lookups == 0 and warm.hashed_bytes == 0
+        assert warm.cache_hits == len(warm.loaded_libs)
+        assert warm.wire() == cold.wire() and warm.process.build_id == cold.process.build_id
+        assert [lib is old for lib, old in zip(warm.loaded_libs, cold.loaded_libs, strict=True)] == [
+            True
+        ] * len(cold.loaded_libs)
+
+        capped = inspect_process(child.pid, cache=cache, max_libs=1)  # other caps: judged again
+        assert [lib.sha256 is not None for lib in capped.loaded_libs].count(True) == 1
+        assert any(e.signal == "hash.cap.maxLibs" for e in capped.evidence)
+        assert capped.hashed_bytes == 0  # the digests themselves come from the cache
+
+        assert inspect_process(child.pid, cache=cache).wire() == cold.wire()  # back to the default caps
+        with library.open("ab") as handle:  # rewritten in place: same maps text, another file key
+            handle.write(b"\0" * 4096)
+        cache.lookups = 0
+        rewritten = inspect_process(child.pid, cache=cache)
+    by_path = {lib.path: lib for lib in rewritten.loaded_libs}
+    assert by_path[str(library)].sha256 == sha256_file(library)
+    assert rewritten.hashed_bytes == file_size(str(library))
+    assert cache.lookups == 1  # only the rewritten file misses the previous sample
+
+
 def test_spaces_deleted_and_memfd_mappings(tmp_path: Path) -> None:
     library = "/usr/lib/x86_64-linux-gnu/libz.so.1"
     if not os.path.exists(library):

@@ -18,6 +18,8 @@ import errno
 import json
 import os
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,8 @@ MAX_LISTED_OBJECTS = 4096
 _MAX_NAMED = 64
 _EVIDENCE_MAX = 8192
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+#: Threads hashing one sample at most (``hash_threads`` is clamped to it).
+_MAX_HASH_THREADS = 8
 
 
 @dataclass
@@ -143,8 +147,10 @@ class _Sampler:
         max_hash_bytes: int,
         cache: HashCache | None,
         diagnostic: bool,
+        hash_threads: int = 1,
     ) -> None:
         self.pid = pid
+        self.hash_threads = hash_threads
         self.base = f"{procfs.rstrip('/') or ''}/{pid}"
         self.max_libs = max_libs
         self.max_hash_bytes = max_hash_bytes
@@ -283,12 +289,58 @@ class _Sampler:
                 "procfs.maps.cap",
                 f"{len(objects)} mapped objects; the first {len(listed)} are listed",
             )
+        hits = self.cache_hits
+        judged = self._judge(listed, parallel=self.hash_threads > 1)
+        if judged is None:  # see _judge: judged again on this thread alone, from the same state
+            self.hashed_libs, self.checks, self.cache_hits = {}, [], hits
+            judged = self._judge(listed, parallel=False)
+            assert judged is not None
+        out, over_libs, over_bytes, failed = judged
+        if over_libs:
+            self.note(
+                "hash.cap.maxLibs",
+                f"maxLibs={self.max_libs}: {len(over_libs)} of {len(listed)} objects not hashed: "
+                + _named(over_libs),
+            )
+        if over_bytes:
+            total = sum(size for _, size in over_bytes)
+            self.note(
+                "hash.cap.maxHashBytes",
+                f"maxHashBytes={self.max_hash_bytes}: {len(over_bytes)} objects ({total} bytes) "
+                f"not hashed: " + _named([f"{path} ({size} bytes)" for path, size in over_bytes]),
+            )
+        if failed:
+            failed.sort()
+            self.note(
+                "hash.unreadable",
+                f"{len(failed)} objects not hashed: " + _named([text for _, text in failed]),
+            )
+        if self.map_files_denied is not None:
+            self.checks = None
+            self.note(
+                "procfs.map_files",
+                f"map_files unavailable ({self.map_files_denied}); objects read through the container root",
+            )
+        return out
+
+    def _judge(
+        self, listed: list[MappedObject], *, parallel: bool
+    ) -> tuple[list[LoadedLib], list[str], list[tuple[str, int]], list[tuple[int, str]]] | None:
+        """(libs, objects past maxLibs, (path, size) past the byte budget, (index, reason) not hashed).
+
+        In order: the caps are first fit, and a file that cannot be read leaves its bytes to the next ones.
+        With ``parallel`` the reads of files missing from the cache are handed to the hash threads and judged
+        once all are read; the budget was planned as if each succeeds, which is exact unless a read failed and
+        an object after it was over the budget (it might fit now): then None, and the caller judges again on
+        one thread."""
         out: list[LoadedLib] = []
         over_libs: list[str] = []
-        over_bytes: list[str] = []
-        over_bytes_total = 0
-        failed: list[str] = []
+        over_bytes: list[tuple[str, int]] = []
+        failed: list[tuple[int, str]] = []
         budget = self.max_hash_bytes
+        #: reads handed to the hash threads (map_files objects missing from the cache), in sample order
+        jobs: list[_Job] = []
+        over_after_job = False
         for index, obj in enumerate(listed):
             path = obj.path
             if index >= self.max_libs:
@@ -297,7 +349,7 @@ class _Sampler:
                 continue
             located = self._locate(obj)
             if isinstance(located, str):
-                failed.append(f"{path}: {located}")
+                failed.append((index, f"{path}: {located}"))
                 out.append(LoadedLib(path=path, inode=obj.inode))
                 self.checks = None
                 continue
@@ -308,13 +360,13 @@ class _Sampler:
                     self.checks = None
                 else:
                     checks.append((link, file_key(info)))
+            lib_key = (path, obj.inode, file_key(info))
             try:
                 if info.st_size > budget:
-                    over_bytes.append(f"{path} ({info.st_size} bytes)")
-                    over_bytes_total += info.st_size
+                    over_bytes.append((path, info.st_size))
                     out.append(LoadedLib(path=path, inode=obj.inode))
+                    over_after_job = over_after_job or bool(jobs)
                     continue
-                lib_key = (path, obj.inode, file_key(info))
                 same = self.previous_libs.get(lib_key)
                 if same is not None:  # unchanged since the previous sample: the stat was all the work
                     self.cache_hits += 1
@@ -322,12 +374,19 @@ class _Sampler:
                     out.append(same)
                     self.hashed_libs[lib_key] = same
                     continue
-                digest = self._digest(link, fd, info, budget)
+                digest = self._cached(info)
+                if digest is None:
+                    if parallel and link is not None:
+                        out.append(LoadedLib(path=path, inode=obj.inode))  # replaced once read
+                        jobs.append(_Job(index, lib_key, link, info, budget))
+                        budget -= info.st_size  # planned as read; see the docstring
+                        continue
+                    digest = self._digest(link, fd, info, budget)
             finally:
                 if fd is not None:
                     os.close(fd)
             if digest.startswith("!"):
-                failed.append(f"{path}: {digest[1:]}")
+                failed.append((index, f"{path}: {digest[1:]}"))
                 out.append(LoadedLib(path=path, inode=obj.inode))
                 self.checks = None
                 continue
@@ -335,27 +394,29 @@ class _Sampler:
             lib = LoadedLib(path=path, inode=obj.inode, sha256=digest)
             out.append(lib)
             self.hashed_libs[lib_key] = lib
-        if over_libs:
-            self.note(
-                "hash.cap.maxLibs",
-                f"maxLibs={self.max_libs}: {len(over_libs)} of {len(listed)} objects not hashed: "
-                + _named(over_libs),
-            )
-        if over_bytes:
-            self.note(
-                "hash.cap.maxHashBytes",
-                f"maxHashBytes={self.max_hash_bytes}: {len(over_bytes)} objects ({over_bytes_total} bytes) "
-                f"not hashed: " + _named(over_bytes),
-            )
-        if failed:
-            self.note("hash.unreadable", f"{len(failed)} objects not hashed: " + _named(failed))
-        if self.map_files_denied is not None:
-            self.checks = None
-            self.note(
-                "procfs.map_files",
-                f"map_files unavailable ({self.map_files_denied}); objects read through the container root",
-            )
-        return out
+        if not jobs:
+            return out, over_libs, over_bytes, failed
+        results = _read_all(self.map_files_fd, jobs, self.hash_threads)
+        unread = False
+        for job in jobs:
+            digest, read = results[job.index]
+            self.hashed_bytes += read
+            if digest.startswith("!"):
+                unread = True
+            elif self.cache is not None:
+                self.cache.put(file_key(job.info), digest)
+        if unread and over_after_job:
+            return None
+        for job in jobs:
+            digest, _ = results[job.index]
+            if digest.startswith("!"):
+                failed.append((job.index, f"{job.key[0]}: {digest[1:]}"))
+                self.checks = None
+                continue
+            lib = LoadedLib(path=job.key[0], inode=job.key[1], sha256=digest)
+            out[job.index] = lib
+            self.hashed_libs[job.key] = lib
+        return out, over_libs, over_bytes, failed
 
     def replay(self, replay: Replay) -> bool:
         """True when every object of ``replay`` still has its file key (one ``stat`` each through
@@ -375,42 +436,109 @@ class _Sampler:
         self.cache_hits += len(replay.checks)
         return True
 
+    def _cached(self, info: os.stat_result) -> str | None:
+        if self.cache is None:
+            return None
+        cached = self.cache.get(file_key(info))
+        if cached is not None:
+            self.cache_hits += 1
+        return cached
+
     def _digest(self, link: str | None, fd: int | None, info: os.stat_result, budget: int) -> str:
-        """Hex digest (from the cache when the file's identity is known), or ``"!reason"``."""
-        key = file_key(info)
-        if self.cache is not None:
-            cached = self.cache.get(key)
-            if cached is not None:
-                self.cache_hits += 1
-                return cached
-        opened_here = fd is None
+        """Hex digest of a file missing from the cache (read now), or ``"!reason"``."""
         if fd is None:
-            assert link is not None and self.map_files_fd is not None
-            try:
-                fd = os.open(link, _OPEN_FLAGS, dir_fd=self.map_files_fd)
-            except FileNotFoundError:
-                return "!mapping is gone (unmapped, or the process exited)"
-            except OSError as exc:
-                return f"!open failed: {exc.strerror or exc}"
-        try:
-            current = os.fstat(fd)
-            # dev/ino may differ between the two views of an overlayfs file; size and times may not
-            if not stat.S_ISREG(current.st_mode) or key[2:] != file_key(current)[2:]:
-                return f"!file changed between stat and open ({key} != {file_key(current)})"
-            digest, read = sha256_fd(fd, limit=budget, info=current)
-        except FileTooLarge as exc:
-            return f"!{exc}"
-        except FileChanged as exc:
-            return f"!{exc.strerror}"
-        except OSError as exc:
-            return f"!read failed: {exc.strerror or exc}"
-        finally:
-            if opened_here:
-                os.close(fd)
-        self.hashed_bytes += read
-        if self.cache is not None:
-            self.cache.put(key, digest)
+            assert link is not None
+            digest, read = _read_link(self.map_files_fd, link, info, budget)
+        else:
+            digest, read = _read_fd(fd, info, budget)
+        if not digest.startswith("!"):
+            self.hashed_bytes += read
+            if self.cache is not None:
+                self.cache.put(file_key(info), digest)
         return digest
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One object to read: its place in the sample, identity, ``map_files`` name, stat and the byte budget
+    left when it was planned."""
+
+    index: int
+    key: LibKey
+    link: str
+    info: os.stat_result
+    budget: int
+
+
+def _read_link(directory: int | None, link: str, info: os.stat_result, budget: int) -> tuple[str, int]:
+    """(hex digest or ``"!reason"``, bytes read) of the file behind a ``map_files`` name."""
+    assert directory is not None
+    try:
+        fd = os.open(link, _OPEN_FLAGS, dir_fd=directory)
+    except FileNotFoundError:
+        return "!mapping is gone (unmapped, or the process exited)", 0
+    except OSError as exc:
+        return f"!open failed: {exc.strerror or exc}", 0
+    try:
+        return _read_fd(fd, info, budget)
+    finally:
+        os.close(fd)
+
+
+def _read_fd(fd: int, info: os.stat_result, budget: int) -> tuple[str, int]:
+    key = file_key(info)
+    try:
+        current = os.fstat(fd)
+        # dev/ino may differ between the two views of an overlayfs file; size and times may not
+        if not stat.S_ISREG(current.st_mode) or key[2:] != file_key(current)[2:]:
+            return f"!file changed between stat and open ({key} != {file_key(current)})", 0
+        return sha256_fd(fd, limit=budget, info=current)
+    except FileTooLarge as exc:
+        return f"!{exc}", 0
+    except FileChanged as exc:
+        return f"!{exc.strerror}", 0
+    except OSError as exc:
+        return f"!read failed: {exc.strerror or exc}", 0
+
+
+#: Threads that read and hash for samples besides the sampling thread itself; shared by all samples (the
+#: agent samples several containers at once) and started on first use.
+_HELPERS: ThreadPoolExecutor | None = None
+_HELPERS_LOCK = threading.Lock()
+#: Below this many bytes to read a sample hashes on its own thread: handing work over costs ~50 µs.
+_PARALLEL_MIN_BYTES = 1 << 20
+
+
+def _helpers() -> ThreadPoolExecutor:
+    global _HELPERS  # one lazily started pool per process
+    with _HELPERS_LOCK:
+        if _HELPERS is None:
+            _HELPERS = ThreadPoolExecutor(
+                max_workers=_MAX_HASH_THREADS - 1, thread_name_prefix="zastava-hash"
+            )
+        return _HELPERS
+
+
+def _read_all(directory: int | None, jobs: list[_Job], threads: int) -> dict[int, tuple[str, int]]:
+    """Read every job, on this thread and ``threads - 1`` helpers pulling from one queue (sha256 and
+    ``preadv`` release the GIL, so two cores hash at once). Helpers busy with another sample simply find the
+    queue empty when they get to it; this thread never waits for work it could do itself."""
+    results: dict[int, tuple[str, int]] = {}
+    queue = iter(jobs)  # next() on a list iterator is atomic under the GIL
+
+    def drain() -> None:
+        for job in queue:
+            results[job.index] = _read_link(directory, job.link, job.info, job.budget)
+
+    helpers = []
+    if threads > 1 and len(jobs) > 1 and sum(job.info.st_size for job in jobs) >= _PARALLEL_MIN_BYTES:
+        pool = _helpers()
+        helpers = [pool.submit(drain) for _ in range(min(threads, _MAX_HASH_THREADS) - 1)]
+    drain()
+    for helper in helpers:
+        if not helper.cancel():  # a helper still busy with another sample is not waited for
+            helper.result()
+    return results
 
 
 @dataclass
@@ -569,6 +697,7 @@ def inspect_process(
     metrics: ZastavaMetrics | None = None,
     diagnostic: bool = False,
     expect_start_time: int | None = None,
+    hash_threads: int = 1,
 ) -> Inspection:
     """Sample process ``pid`` as seen in ``procfs``.
 
@@ -581,13 +710,25 @@ def inspect_process(
     event never depends on the cache's state. Objects past the caps are listed without ``sha256`` and named in
     ``hash.cap.*`` evidence. ``metrics`` gets ``proc_maps_samples{result=ok|partial|error|gone}`` and the
     bytes actually read in ``hash_bytes``.
+
+    ``hash_threads`` > 1 reads the files missing from the cache on that many threads (this one and helpers
+    shared by all samples, at most 8) when there is at least 1 MiB to read; the result is the same as on one
+    thread.
     """
     if max_libs < 0 or max_hash_bytes < 0:
         raise ValueError("max_libs and max_hash_bytes must not be negative")
+    if hash_threads < 1:
+        raise ValueError("hash_threads must be at least 1")
 
     def sampler() -> _Sampler:
         return _Sampler(
-            pid, procfs, max_libs=max_libs, max_hash_bytes=max_hash_bytes, cache=cache, diagnostic=diagnostic
+            pid,
+            procfs,
+            max_libs=max_libs,
+            max_hash_bytes=max_hash_bytes,
+            cache=cache,
+            diagnostic=diagnostic,
+            hash_threads=min(hash_threads, _MAX_HASH_THREADS),
         )
 
     try:

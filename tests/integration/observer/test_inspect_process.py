@@ -225,6 +225,70 @@ def test_warm_sample_of_an_unchanged_process_is_one_stat_per_object(tmp_path: Pa
     assert cache.lookups == 1  # only the rewritten file misses the previous sample
 
 
+#: Loads the libraries given on the command line.
+PYTHON_LOAD_ALL = """
+import ctypes, sys
+for path in sys.argv[1:]:
+    ctypes.CDLL(path)
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+class _RewriteOnLookup(HashCache):
+    """Appends to one file when its digest is looked up, i.e. between the sample's ``stat`` of it and its
+    read: the read then fails ("file changed"), on one thread as on several."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__()
+        self.target = target
+
+    def get(self, key: FileKey) -> str | None:
+        if key[1] == self.target.stat().st_ino:
+            with self.target.open("ab") as handle:
+                handle.write(b"\0" * 4096)
+        return super().get(key)
+
+
+def test_hash_threads_give_the_sequential_outcome(tmp_path: Path) -> None:
+    """Reading on two threads gives the event one thread gives, caps included, and when a read fails
+    (a library rewritten mid-sample) its bytes go to the next object over the budget exactly as on one
+    thread."""
+    import _sqlite3
+
+    copies = [tmp_path / f"lib{name}.so" for name in ("one", "two", "three")]
+    for copy in copies:
+        shutil.copyfile(_sqlite3.__file__, copy)
+    with python_child(PYTHON_LOAD_ALL, *map(str, copies)) as child:
+        one = inspect_process(child.pid)
+        two = inspect_process(child.pid, hash_threads=2)
+        assert two.wire() == one.wire() and all(lib.sha256 for lib in two.loaded_libs)
+        order = [lib.path for lib in one.loaded_libs]
+        sizes = [file_size(path) for path in order]
+        assert sum(sizes) > 1 << 20  # enough to be read on two threads
+
+        budget = sum(sizes) - sizes[-1] // 2  # the last object is over the budget …
+        capped = [inspect_process(child.pid, max_hash_bytes=budget, hash_threads=n) for n in (1, 2)]
+        assert capped[0].wire() == capped[1].wire()
+        assert capped[1].loaded_libs[-1].sha256 is None
+        assert "hash.cap.maxHashBytes" in {e.signal for e in capped[1].evidence}
+
+        target = next(Path(path) for path in order[:-1] if Path(path) in copies)
+        results = []
+        for threads in (1, 2):  # … unless a read before it fails and leaves its bytes
+            result = inspect_process(
+                child.pid, max_hash_bytes=budget, hash_threads=threads, cache=_RewriteOnLookup(target)
+            )
+            results.append(result)
+            by_path = {lib.path: lib for lib in result.loaded_libs}
+            assert by_path[str(target)].sha256 is None
+            assert result.loaded_libs[-1].sha256 == sha256_file(Path(order[-1]))
+            signals = {e.signal: e.value for e in result.evidence}
+            assert "hash.cap.maxHashBytes" not in signals
+            assert signals["hash.unreadable"].startswith(f"1 objects not hashed: {target}: file changed")
+    assert [lib.wire() for lib in results[0].loaded_libs] == [lib.wire() for lib in results[1].loaded_libs]
+
+
 def test_spaces_deleted_and_memfd_mappings(tmp_path: Path) -> None:
     library = "/usr/lib/x86_64-linux-gnu/libz.so.1"
     if not os.path.exists(library):

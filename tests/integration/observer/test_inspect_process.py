@@ -25,7 +25,7 @@ from tests.integration.observer.children import (
 )
 from zastava.contracts import Evidence, LoadedLib, Process
 from zastava.observer.hashing import FileKey, HashCache
-from zastava.observer.inspect import ProcessGone, inspect_process
+from zastava.observer.inspect import PreviousSample, ProcessGone, inspect_process
 from zastava.observer.procfs import parse_cgroup, parse_stat
 from zastava.telemetry.metrics import ZastavaMetrics
 
@@ -223,6 +223,49 @@ def test_warm_sample_of_an_unchanged_process_is_one_stat_per_object(tmp_path: Pa
     assert by_path[str(library)].sha256 == sha256_file(library)
     assert rewritten.hashed_bytes == file_size(str(library))
     assert cache.lookups == 1  # only the rewritten file misses the previous sample
+
+
+#: Maps 1 MiB of anonymous memory (a new mapping, not executable) per line read from stdin.
+PYTHON_MAP_ON_DEMAND = """
+import mmap, sys
+kept = []
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+for line in sys.stdin:
+    kept.append(mmap.mmap(-1, 1 << 20))
+    kept[-1][0] = 1
+    sys.stdout.write("mapped\\n"); sys.stdout.flush()
+"""
+
+
+def test_warm_sample_ignores_changes_of_other_mappings() -> None:
+    """A new anonymous mapping changes the maps text but not the executable lines: the warm sample still
+    replays the previous outcome (no lookup) and reports the mapping count it read."""
+    cache = _CountingCache()
+    with python_child(PYTHON_MAP_ON_DEMAND) as child:
+        cold = inspect_process(child.pid, cache=cache)
+        first = cache.previous(child.pid)
+        before = Path(f"/proc/{child.pid}/maps").read_bytes()
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write("map\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "mapped"
+        after = Path(f"/proc/{child.pid}/maps").read_bytes()
+        cache.lookups = 0
+        warm = inspect_process(child.pid, cache=cache)
+        remembered = cache.previous(child.pid)
+        again = inspect_process(child.pid, cache=cache)
+    assert after != before
+    # the objects were not scanned again, and the next sample compares with the new text
+    assert isinstance(first, PreviousSample) and isinstance(remembered, PreviousSample)
+    assert remembered.objects is first.objects and remembered.maps == after
+    assert cache.lookups == 0 and warm.hashed_bytes == 0 and warm.cache_hits == len(warm.loaded_libs)
+    assert warm.wire()["loadedLibs"] == cold.wire()["loadedLibs"]
+    assert warm.process.build_id == cold.process.build_id
+    summary = {e.signal: e.value for e in warm.evidence}["procfs.maps"]
+    lines = after.count(b"\n")
+    assert f"mappings={lines} " in summary
+    assert {e.signal: e.value for e in cold.evidence}["procfs.maps"] != summary
+    assert again.wire() == warm.wire()
 
 
 #: Loads the libraries given on the command line.

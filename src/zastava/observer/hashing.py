@@ -8,10 +8,9 @@ agent), and a file whose identity changes while it is read is reported as such r
 
 A warm sample of an unchanged process does only ``stat``-level work: its maps text is compared with the one of
 the previous sample (``inspect.PreviousSample``; equal bytes, or equal executable lines → the same objects,
-not scanned again) and each
-object whose (path, inode, file key) is unchanged reuses the previous sample's ``LoadedLib``.
-When the caps, the program file and every object's file key are unchanged too, the whole previous outcome
-(libs, build-id, evidence) is replayed after one ``stat`` per object (``inspect.Replay``).
+not scanned again) and each object whose (path, inode, file key) is unchanged reuses the previous sample's
+``LoadedLib``. When the caps, the program file and every object's file key are unchanged too, the whole
+previous outcome (libs, build-id, evidence) is replayed after one ``stat`` per object (``inspect.Replay``).
 """
 
 from __future__ import annotations

@@ -75,6 +75,7 @@ def zastava(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess
 def test_the_spec_yaml_is_valid_verbatim() -> None:
     config = load_config(text=SPEC_YAML)
     assert config.runtime.collect.max_hash_bytes_per_container == 64_000_000
+    assert config.runtime.collect.hash_threads == 2  # not in the spec's YAML: the default
     assert config.limits.per_node_queue == 10_000
     assert config.runtime.metrics.common_tags == {"cluster": "prod-cluster"}
     assert config.admission.fail_open_namespaces == ["dev", "test"]
@@ -96,6 +97,11 @@ def test_example_round_trips_through_loader() -> None:
     ("edit", "path", "message"),
     [
         (("maxLibs: 256", "maxLibs: -3"), "zastava.runtime.collect.maxLibs", "greater than or equal to 1"),
+        (
+            ("maxDepth: 48", "maxDepth: 48\n      hashThreads: 9"),
+            "zastava.runtime.collect.hashThreads",
+            "less than or equal to 8",
+        ),
         (("    collect:", "    colect:"), "zastava.runtime.colect", "did you mean 'collect'"),
         (("cacheTtlSeconds: 300", "cacheTTL: 300"), "zastava.admission.cacheTTL", "unknown key"),
         (('engine: "auto"', 'engine: "podman"'), "zastava.runtime.engine", "containerd"),

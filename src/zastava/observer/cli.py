@@ -47,7 +47,7 @@ def inspect_command(
 
     from .inspect import ProcessGone, inspect_process
 
-    defaults_procfs, defaults_libs, defaults_bytes = "/proc", 256, 64_000_000
+    defaults_procfs, defaults_libs, defaults_bytes, hash_threads = "/proc", 256, 64_000_000, 2
     if config is not None:
         from zastava.config import ConfigError, load_config
 
@@ -64,6 +64,7 @@ def inspect_command(
                 fail(str(exc))
         defaults_libs = cfg.runtime.collect.max_libs
         defaults_bytes = cfg.runtime.collect.max_hash_bytes_per_container
+        hash_threads = cfg.runtime.collect.hash_threads
     procfs_dir = procfs if procfs is not None else defaults_procfs
     if not Path(procfs_dir, "self").exists() and not Path(procfs_dir, str(pid)).exists():
         fail(f"{procfs_dir} is not a procfs mount")
@@ -74,6 +75,7 @@ def inspect_command(
             max_libs=defaults_libs if max_libs is None else max_libs,
             max_hash_bytes=defaults_bytes if max_hash_bytes is None else max_hash_bytes,
             diagnostic=diagnostic,
+            hash_threads=hash_threads,
         )
     except ProcessGone:
         fail(f"no process {pid} in {procfs_dir}", code=1)

@@ -7,8 +7,10 @@ into one reused 128 KiB buffer per thread (never mapped: a container truncating 
 agent), and a file whose identity changes while it is read is reported as such rather than cached.
 
 A warm sample of an unchanged process does only ``stat``-level work: its maps text is compared with the one of
-the previous sample (``inspect.PreviousSample``; equal bytes → the same objects, not scanned again) and each
-object whose (path, inode, file key) is unchanged reuses the previous sample's ``LoadedLib``.
+the previous sample (``inspect.PreviousSample``; equal bytes, or equal executable lines → the same objects,
+not scanned again) and each object whose (path, inode, file key) is unchanged reuses the previous sample's
+``LoadedLib``. When the caps, the program file and every object's file key are unchanged too, the whole
+previous outcome (libs, build-id, evidence) is replayed after one ``stat`` per object (``inspect.Replay``).
 """
 
 from __future__ import annotations

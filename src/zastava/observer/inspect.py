@@ -14,10 +14,13 @@ then reported ``partial`` (spec §12). Command-line arguments and the environmen
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,8 @@ MAX_LISTED_OBJECTS = 4096
 _MAX_NAMED = 64
 _EVIDENCE_MAX = 8192
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+#: Threads hashing one sample at most (``hash_threads`` is clamped to it).
+_MAX_HASH_THREADS = 8
 
 
 @dataclass
@@ -96,6 +101,48 @@ class PreviousSample:
     mappings: int
     #: the hashed objects of that sample
     libs: dict[LibKey, LoadedLib]
+    #: the whole outcome of that sample's objects when a ``stat`` of each one can confirm it (see
+    #: :class:`Replay`), else None
+    replay: Replay | None = None
+    #: the executable lines of ``maps`` (:func:`_exec_lines`), once a sample needed them
+    exec_lines: list[bytes] | None = None
+
+
+def _exec_lines(maps: bytes) -> list[bytes]:
+    """The lines of a maps text whose mapping is executable, as they are: the objects of a sample are made
+    from these lines alone (``procfs.scan_maps``), so equal lists mean equal objects whatever the other
+    mappings (heap, stacks, anonymous memory) did. ~0.5 ms for 1,300 lines, where a scan costs ~2 ms."""
+    out: list[bytes] = []
+    for line in maps.split(b"\n"):
+        perms = line.find(b" ") + 3  # "start-end rwxp …": the third permission character
+        if line[perms : perms + 1] == b"x":
+            out.append(line)
+    return out
+
+
+def _count_lines(maps: bytes) -> int:
+    return maps.count(b"\n") + (1 if maps and not maps.endswith(b"\n") else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A sample's outcome for its objects, valid again while the maps text, the caps, the program file and the
+    file key of every object within ``max_libs`` are unchanged: then a warm sample is one ``stat`` per object
+    and a tuple comparison (256 objects: ~1 ms of ``stat`` through ``map_files``; the general loop, which also
+    looks each object up and builds its row, cost ~1 ms more)."""
+
+    max_libs: int
+    max_hash_bytes: int
+    #: ``map_files`` name and file key of every object within ``max_libs``, in sample order
+    checks: tuple[tuple[str, FileKey], ...]
+    loaded_libs: tuple[LoadedLib, ...]
+    #: the evidence the objects gave: caps and unreadable objects, then (after the ``procfs.maps`` summary,
+    #: made anew with the sample's mapping count) deleted and memfd objects
+    evidence: tuple[Evidence, ...]
+    tail: tuple[Evidence, ...]
+    #: file key of ``/proc/<pid>/exe`` and the build-id read from it
+    exe_key: FileKey | None
+    build: BuildIdResult
 
 
 def _clip(value: str) -> str:
@@ -121,8 +168,10 @@ class _Sampler:
         max_hash_bytes: int,
         cache: HashCache | None,
         diagnostic: bool,
+        hash_threads: int = 1,
     ) -> None:
         self.pid = pid
+        self.hash_threads = hash_threads
         self.base = f"{procfs.rstrip('/') or ''}/{pid}"
         self.max_libs = max_libs
         self.max_hash_bytes = max_hash_bytes
@@ -141,6 +190,11 @@ class _Sampler:
         self.previous_libs: dict[LibKey, LoadedLib] = {}
         #: this sample's hashed libs, for the next one
         self.hashed_libs: dict[LibKey, LoadedLib] = {}
+        #: (map_files name, file key) of each object within max_libs; None once an object's outcome cannot be
+        #: confirmed again by a ``stat`` alone (read through the container root, or not hashed for a reason)
+        self.checks: list[tuple[str, FileKey]] | None = []
+        #: full ``stat`` of ``/proc/<pid>/exe`` at the start of the sample
+        self.exe_info: os.stat_result | None = None
 
     def note(self, signal: str, value: str) -> None:
         self.evidence.append(Evidence(signal=signal, value=_clip(value)))
@@ -159,6 +213,8 @@ class _Sampler:
             info = os.stat(f"{self.base}/exe")  # noqa: PTH116 - hot path; pathlib costs µs
         except OSError:
             return None
+        if self.exe_info is None:
+            self.exe_info = info
         return info.st_dev, info.st_ino
 
     def exe_path(self) -> str | None:
@@ -254,12 +310,58 @@ class _Sampler:
                 "procfs.maps.cap",
                 f"{len(objects)} mapped objects; the first {len(listed)} are listed",
             )
+        hits = self.cache_hits
+        judged = self._judge(listed, parallel=self.hash_threads > 1)
+        if judged is None:  # see _judge: judged again on this thread alone, from the same state
+            self.hashed_libs, self.checks, self.cache_hits = {}, [], hits
+            judged = self._judge(listed, parallel=False)
+            assert judged is not None
+        out, over_libs, over_bytes, failed = judged
+        if over_libs:
+            self.note(
+                "hash.cap.maxLibs",
+                f"maxLibs={self.max_libs}: {len(over_libs)} of {len(listed)} objects not hashed: "
+                + _named(over_libs),
+            )
+        if over_bytes:
+            total = sum(size for _, size in over_bytes)
+            self.note(
+                "hash.cap.maxHashBytes",
+                f"maxHashBytes={self.max_hash_bytes}: {len(over_bytes)} objects ({total} bytes) "
+                f"not hashed: " + _named([f"{path} ({size} bytes)" for path, size in over_bytes]),
+            )
+        if failed:
+            failed.sort()
+            self.note(
+                "hash.unreadable",
+                f"{len(failed)} objects not hashed: " + _named([text for _, text in failed]),
+            )
+        if self.map_files_denied is not None:
+            self.checks = None
+            self.note(
+                "procfs.map_files",
+                f"map_files unavailable ({self.map_files_denied}); objects read through the container root",
+            )
+        return out
+
+    def _judge(
+        self, listed: list[MappedObject], *, parallel: bool
+    ) -> tuple[list[LoadedLib], list[str], list[tuple[str, int]], list[tuple[int, str]]] | None:
+        """(libs, objects past maxLibs, (path, size) past the byte budget, (index, reason) not hashed).
+
+        In order: the caps are first fit, and a file that cannot be read leaves its bytes to the next ones.
+        With ``parallel`` the reads of files missing from the cache are handed to the hash threads and judged
+        once all are read; the budget was planned as if each succeeds, which is exact unless a read failed and
+        an object after it was over the budget (it might fit now): then None, and the caller judges again on
+        one thread."""
         out: list[LoadedLib] = []
         over_libs: list[str] = []
-        over_bytes: list[str] = []
-        over_bytes_total = 0
-        failed: list[str] = []
+        over_bytes: list[tuple[str, int]] = []
+        failed: list[tuple[int, str]] = []
         budget = self.max_hash_bytes
+        #: reads handed to the hash threads (map_files objects missing from the cache), in sample order
+        jobs: list[_Job] = []
+        over_after_job = False
         for index, obj in enumerate(listed):
             path = obj.path
             if index >= self.max_libs:
@@ -268,17 +370,24 @@ class _Sampler:
                 continue
             located = self._locate(obj)
             if isinstance(located, str):
-                failed.append(f"{path}: {located}")
+                failed.append((index, f"{path}: {located}"))
                 out.append(LoadedLib(path=path, inode=obj.inode))
+                self.checks = None
                 continue
             link, fd, info = located
+            checks = self.checks
+            if checks is not None:
+                if link is None:
+                    self.checks = None
+                else:
+                    checks.append((link, file_key(info)))
+            lib_key = (path, obj.inode, file_key(info))
             try:
                 if info.st_size > budget:
-                    over_bytes.append(f"{path} ({info.st_size} bytes)")
-                    over_bytes_total += info.st_size
+                    over_bytes.append((path, info.st_size))
                     out.append(LoadedLib(path=path, inode=obj.inode))
+                    over_after_job = over_after_job or bool(jobs)
                     continue
-                lib_key = (path, obj.inode, file_key(info))
                 same = self.previous_libs.get(lib_key)
                 if same is not None:  # unchanged since the previous sample: the stat was all the work
                     self.cache_hits += 1
@@ -286,75 +395,171 @@ class _Sampler:
                     out.append(same)
                     self.hashed_libs[lib_key] = same
                     continue
-                digest = self._digest(link, fd, info, budget)
+                digest = self._cached(info)
+                if digest is None:
+                    if parallel and link is not None:
+                        out.append(LoadedLib(path=path, inode=obj.inode))  # replaced once read
+                        jobs.append(_Job(index, lib_key, link, info, budget))
+                        budget -= info.st_size  # planned as read; see the docstring
+                        continue
+                    digest = self._digest(link, fd, info, budget)
             finally:
                 if fd is not None:
                     os.close(fd)
             if digest.startswith("!"):
-                failed.append(f"{path}: {digest[1:]}")
+                failed.append((index, f"{path}: {digest[1:]}"))
                 out.append(LoadedLib(path=path, inode=obj.inode))
+                self.checks = None
                 continue
             budget -= info.st_size  # cached or not: the outcome must not depend on cache state
             lib = LoadedLib(path=path, inode=obj.inode, sha256=digest)
             out.append(lib)
             self.hashed_libs[lib_key] = lib
-        if over_libs:
-            self.note(
-                "hash.cap.maxLibs",
-                f"maxLibs={self.max_libs}: {len(over_libs)} of {len(listed)} objects not hashed: "
-                + _named(over_libs),
-            )
-        if over_bytes:
-            self.note(
-                "hash.cap.maxHashBytes",
-                f"maxHashBytes={self.max_hash_bytes}: {len(over_bytes)} objects ({over_bytes_total} bytes) "
-                f"not hashed: " + _named(over_bytes),
-            )
-        if failed:
-            self.note("hash.unreadable", f"{len(failed)} objects not hashed: " + _named(failed))
-        if self.map_files_denied is not None:
-            self.note(
-                "procfs.map_files",
-                f"map_files unavailable ({self.map_files_denied}); objects read through the container root",
-            )
-        return out
+        if not jobs:
+            return out, over_libs, over_bytes, failed
+        results = _read_all(self.map_files_fd, jobs, self.hash_threads)
+        unread = False
+        for job in jobs:
+            digest, read = results[job.index]
+            self.hashed_bytes += read
+            if digest.startswith("!"):
+                unread = True
+            elif self.cache is not None:
+                self.cache.put(file_key(job.info), digest)
+        if unread and over_after_job:
+            return None
+        for job in jobs:
+            digest, _ = results[job.index]
+            if digest.startswith("!"):
+                failed.append((job.index, f"{job.key[0]}: {digest[1:]}"))
+                self.checks = None
+                continue
+            lib = LoadedLib(path=job.key[0], inode=job.key[1], sha256=digest)
+            out[job.index] = lib
+            self.hashed_libs[job.key] = lib
+        return out, over_libs, over_bytes, failed
+
+    def replay(self, replay: Replay) -> bool:
+        """True when every object of ``replay`` still has its file key (one ``stat`` each through
+        ``map_files``): the previous outcome is then this sample's. False on the first difference or error;
+        the caller then runs the general path, which judges that object again."""
+        directory = self._map_files_dir()
+        if directory is None:
+            return False
+        stat_ = os.stat
+        try:
+            for name, key in replay.checks:
+                info = stat_(name, dir_fd=directory)
+                if (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns) != key:
+                    return False
+        except OSError:
+            return False
+        self.cache_hits += len(replay.checks)
+        return True
+
+    def _cached(self, info: os.stat_result) -> str | None:
+        if self.cache is None:
+            return None
+        cached = self.cache.get(file_key(info))
+        if cached is not None:
+            self.cache_hits += 1
+        return cached
 
     def _digest(self, link: str | None, fd: int | None, info: os.stat_result, budget: int) -> str:
-        """Hex digest (from the cache when the file's identity is known), or ``"!reason"``."""
-        key = file_key(info)
-        if self.cache is not None:
-            cached = self.cache.get(key)
-            if cached is not None:
-                self.cache_hits += 1
-                return cached
-        opened_here = fd is None
+        """Hex digest of a file missing from the cache (read now), or ``"!reason"``."""
         if fd is None:
-            assert link is not None and self.map_files_fd is not None
-            try:
-                fd = os.open(link, _OPEN_FLAGS, dir_fd=self.map_files_fd)
-            except FileNotFoundError:
-                return "!mapping is gone (unmapped, or the process exited)"
-            except OSError as exc:
-                return f"!open failed: {exc.strerror or exc}"
-        try:
-            current = os.fstat(fd)
-            # dev/ino may differ between the two views of an overlayfs file; size and times may not
-            if not stat.S_ISREG(current.st_mode) or key[2:] != file_key(current)[2:]:
-                return f"!file changed between stat and open ({key} != {file_key(current)})"
-            digest, read = sha256_fd(fd, limit=budget, info=current)
-        except FileTooLarge as exc:
-            return f"!{exc}"
-        except FileChanged as exc:
-            return f"!{exc.strerror}"
-        except OSError as exc:
-            return f"!read failed: {exc.strerror or exc}"
-        finally:
-            if opened_here:
-                os.close(fd)
-        self.hashed_bytes += read
-        if self.cache is not None:
-            self.cache.put(key, digest)
+            assert link is not None
+            digest, read = _read_link(self.map_files_fd, link, info, budget)
+        else:
+            digest, read = _read_fd(fd, info, budget)
+        if not digest.startswith("!"):
+            self.hashed_bytes += read
+            if self.cache is not None:
+                self.cache.put(file_key(info), digest)
         return digest
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One object to read: its place in the sample, identity, ``map_files`` name, stat and the byte budget
+    left when it was planned."""
+
+    index: int
+    key: LibKey
+    link: str
+    info: os.stat_result
+    budget: int
+
+
+def _read_link(directory: int | None, link: str, info: os.stat_result, budget: int) -> tuple[str, int]:
+    """(hex digest or ``"!reason"``, bytes read) of the file behind a ``map_files`` name."""
+    assert directory is not None
+    try:
+        fd = os.open(link, _OPEN_FLAGS, dir_fd=directory)
+    except FileNotFoundError:
+        return "!mapping is gone (unmapped, or the process exited)", 0
+    except OSError as exc:
+        return f"!open failed: {exc.strerror or exc}", 0
+    try:
+        return _read_fd(fd, info, budget)
+    finally:
+        os.close(fd)
+
+
+def _read_fd(fd: int, info: os.stat_result, budget: int) -> tuple[str, int]:
+    key = file_key(info)
+    try:
+        current = os.fstat(fd)
+        # dev/ino may differ between the two views of an overlayfs file; size and times may not
+        if not stat.S_ISREG(current.st_mode) or key[2:] != file_key(current)[2:]:
+            return f"!file changed between stat and open ({key} != {file_key(current)})", 0
+        return sha256_fd(fd, limit=budget, info=current)
+    except FileTooLarge as exc:
+        return f"!{exc}", 0
+    except FileChanged as exc:
+        return f"!{exc.strerror}", 0
+    except OSError as exc:
+        return f"!read failed: {exc.strerror or exc}", 0
+
+
+#: Threads that read and hash for samples besides the sampling thread itself; shared by all samples (the
+#: agent samples several containers at once) and started on first use.
+_HELPERS: ThreadPoolExecutor | None = None
+_HELPERS_LOCK = threading.Lock()
+#: Below this many bytes to read a sample hashes on its own thread: handing work over costs ~50 µs.
+_PARALLEL_MIN_BYTES = 1 << 20
+
+
+def _helpers() -> ThreadPoolExecutor:
+    global _HELPERS  # one lazily started pool per process
+    with _HELPERS_LOCK:
+        if _HELPERS is None:
+            _HELPERS = ThreadPoolExecutor(
+                max_workers=_MAX_HASH_THREADS - 1, thread_name_prefix="zastava-hash"
+            )
+        return _HELPERS
+
+
+def _read_all(directory: int | None, jobs: list[_Job], threads: int) -> dict[int, tuple[str, int]]:
+    """Read every job, on this thread and ``threads - 1`` helpers pulling from one queue (sha256 and
+    ``preadv`` release the GIL, so two cores hash at once). Helpers busy with another sample simply find the
+    queue empty when they get to it; this thread never waits for work it could do itself."""
+    results: dict[int, tuple[str, int]] = {}
+    queue = iter(jobs)  # next() on a list iterator is atomic under the GIL
+
+    def drain() -> None:
+        for job in queue:
+            results[job.index] = _read_link(directory, job.link, job.info, job.budget)
+
+    helpers = []
+    if threads > 1 and len(jobs) > 1 and sum(job.info.st_size for job in jobs) >= _PARALLEL_MIN_BYTES:
+        pool = _helpers()
+        helpers = [pool.submit(drain) for _ in range(min(threads, _MAX_HASH_THREADS) - 1)]
+    drain()
+    for helper in helpers:
+        if not helper.cancel():  # a helper still busy with another sample is not waited for
+            helper.result()
+    return results
 
 
 @dataclass
@@ -362,6 +567,105 @@ class _Attempt:
     stat: ProcStat
     exe_id: tuple[int, int] | None
     inspection: Inspection
+
+
+def _sample_objects(
+    sampler: _Sampler, maps_text: bytes, exe_path: str | None
+) -> tuple[BuildIdResult, list[LoadedLib]]:
+    """Build-id of the program and the loaded objects of one sample; the previous sample of the process (in
+    the cache) makes a warm sample of an unchanged process one ``stat`` per object."""
+    pid = sampler.pid
+    cache = sampler.cache
+    remembered = cache.previous(pid) if cache is not None else None
+    previous = remembered if isinstance(remembered, PreviousSample) else None
+    same_program = previous is not None and previous.exe_path == exe_path
+    same_text = same_program and previous is not None and previous.maps == maps_text
+    exec_lines: list[bytes] | None = None
+    same_maps = same_text
+    if same_program and not same_text:  # other mappings may have changed: are the executable ones the same?
+        assert previous is not None
+        exec_lines = _exec_lines(maps_text)
+        same_maps = exec_lines == (
+            previous.exec_lines if previous.exec_lines is not None else _exec_lines(previous.maps)
+        )
+    exe_info = sampler.exe_info
+    exe_key = file_key(exe_info) if exe_info is not None else None
+    replay = previous.replay if previous is not None and same_maps else None
+    if (
+        replay is not None
+        and replay.max_libs == sampler.max_libs
+        and replay.max_hash_bytes == sampler.max_hash_bytes
+        and replay.exe_key is not None
+        and replay.exe_key == exe_key
+    ):
+        try:
+            replayed = sampler.replay(replay)
+        finally:
+            sampler.close()
+        if replayed:  # nothing changed: the previous outcome, confirmed by one stat per object
+            assert previous is not None and cache is not None
+            mappings = previous.mappings if same_text else _count_lines(maps_text)
+            sampler.evidence.extend(replay.evidence)
+            sampler.note("procfs.maps", f"pid={pid} mappings={mappings} objects={len(previous.objects)}")
+            sampler.evidence.extend(replay.tail)
+            if not same_text:  # the next sample compares with this text
+                cache.remember(
+                    pid,
+                    dataclasses.replace(previous, maps=maps_text, mappings=mappings, exec_lines=exec_lines),
+                )
+            return replay.build, list(replay.loaded_libs)
+    if same_maps:
+        assert previous is not None
+        objects = list(previous.objects)  # the same executable lines: the same objects
+        mappings = previous.mappings if same_text else _count_lines(maps_text)
+    else:
+        scan = scan_maps(maps_text.decode("utf-8", "surrogateescape"))
+        objects, mappings = scan.objects, scan.mappings
+        if exe_path is not None:  # the program first, then the shared objects in address order
+            objects.sort(key=lambda o: o.path != exe_path)
+    if previous is not None:
+        sampler.previous_libs = previous.libs
+    exe_inode = next((o.inode for o in objects if o.path == exe_path), None)
+    build = sampler.build_id(exe_path, exe_inode)
+    noted = len(sampler.evidence)
+    try:
+        libs = sampler.libs(objects)
+    finally:
+        sampler.close()
+    lib_notes = len(sampler.evidence)
+    sampler.note(
+        "procfs.maps",
+        f"pid={pid} mappings={mappings} objects={len(objects)}",
+    )
+    for obj in objects:
+        if obj.kind in ("deleted", "memfd"):
+            sampler.note(f"procfs.maps.{obj.kind}", f"{obj.path}@0x{obj.start:x}")
+    if cache is not None:
+        checks = sampler.checks
+        cache.remember(
+            pid,
+            PreviousSample(
+                maps_text,
+                exe_path,
+                tuple(objects),
+                mappings,
+                sampler.hashed_libs,
+                None
+                if checks is None or exe_key is None
+                else Replay(
+                    sampler.max_libs,
+                    sampler.max_hash_bytes,
+                    tuple(checks),
+                    tuple(libs),
+                    tuple(sampler.evidence[noted:lib_notes]),
+                    tuple(sampler.evidence[lib_notes + 1 :]),
+                    exe_key,
+                    build,
+                ),
+                exec_lines,
+            ),
+        )
+    return build, libs
 
 
 def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
@@ -384,35 +688,7 @@ def _sample_once(sampler: _Sampler, first: ProcStat) -> _Attempt:
         maps_text, truncated = read_proc_file(f"{sampler.base}/maps")
         if truncated:
             sampler.note("procfs.maps.cap", f"maps larger than {len(maps_text)} bytes; the rest was not read")
-        cache = sampler.cache
-        remembered = cache.previous(pid) if cache is not None else None
-        previous = remembered if isinstance(remembered, PreviousSample) else None
-        if previous is not None and previous.exe_path == exe_path and previous.maps == maps_text:
-            objects, mappings = list(previous.objects), previous.mappings  # the same text: the same objects
-        else:
-            scan = scan_maps(maps_text.decode("utf-8", "surrogateescape"))
-            objects, mappings = scan.objects, scan.mappings
-            if exe_path is not None:  # the program first, then the shared objects in address order
-                objects.sort(key=lambda o: o.path != exe_path)
-        if previous is not None:
-            sampler.previous_libs = previous.libs
-        exe_inode = next((o.inode for o in objects if o.path == exe_path), None)
-        build = sampler.build_id(exe_path, exe_inode)
-        try:
-            libs = sampler.libs(objects)
-        finally:
-            sampler.close()
-        if cache is not None:
-            cache.remember(
-                pid, PreviousSample(maps_text, exe_path, tuple(objects), mappings, sampler.hashed_libs)
-            )
-        sampler.note(
-            "procfs.maps",
-            f"pid={pid} mappings={mappings} objects={len(objects)}",
-        )
-        for obj in objects:
-            if obj.kind in ("deleted", "memfd"):
-                sampler.note(f"procfs.maps.{obj.kind}", f"{obj.path}@0x{obj.start:x}")
+        build, libs = _sample_objects(sampler, maps_text, exe_path)
     except ProcessGone as exc:
         sampler.gone = exc.strerror or "process exited"
     except OSError as exc:  # e.g. no ptrace access to another user namespace's process
@@ -464,6 +740,7 @@ def inspect_process(
     metrics: ZastavaMetrics | None = None,
     diagnostic: bool = False,
     expect_start_time: int | None = None,
+    hash_threads: int = 1,
 ) -> Inspection:
     """Sample process ``pid`` as seen in ``procfs``.
 
@@ -476,13 +753,25 @@ def inspect_process(
     event never depends on the cache's state. Objects past the caps are listed without ``sha256`` and named in
     ``hash.cap.*`` evidence. ``metrics`` gets ``proc_maps_samples{result=ok|partial|error|gone}`` and the
     bytes actually read in ``hash_bytes``.
+
+    ``hash_threads`` > 1 reads the files missing from the cache on that many threads (this one and helpers
+    shared by all samples, at most 8) when there is at least 1 MiB to read; the result is the same as on one
+    thread.
     """
     if max_libs < 0 or max_hash_bytes < 0:
         raise ValueError("max_libs and max_hash_bytes must not be negative")
+    if hash_threads < 1:
+        raise ValueError("hash_threads must be at least 1")
 
     def sampler() -> _Sampler:
         return _Sampler(
-            pid, procfs, max_libs=max_libs, max_hash_bytes=max_hash_bytes, cache=cache, diagnostic=diagnostic
+            pid,
+            procfs,
+            max_libs=max_libs,
+            max_hash_bytes=max_hash_bytes,
+            cache=cache,
+            diagnostic=diagnostic,
+            hash_threads=min(hash_threads, _MAX_HASH_THREADS),
         )
 
     try:

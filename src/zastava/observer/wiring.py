@@ -123,6 +123,7 @@ def _optional_inspector(config: ZastavaConfig, metrics: ZastavaMetrics | None) -
         procfs=config.runtime.procfs,
         max_libs=collect.max_libs,
         max_hash_bytes=collect.max_hash_bytes_per_container,
+        hash_threads=collect.hash_threads,
         cache=HashCache(),
         metrics=metrics,
     )

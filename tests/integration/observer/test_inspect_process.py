@@ -25,7 +25,7 @@ from tests.integration.observer.children import (
 )
 from zastava.contracts import Evidence, LoadedLib, Process
 from zastava.observer.hashing import FileKey, HashCache
-from zastava.observer.inspect import ProcessGone, inspect_process
+from zastava.observer.inspect import PreviousSample, ProcessGone, inspect_process
 from zastava.observer.procfs import parse_cgroup, parse_stat
 from zastava.telemetry.metrics import ZastavaMetrics
 
@@ -176,6 +176,160 @@ def test_warm_sample_diffs_against_the_previous_one(tmp_path: Path) -> None:
     assert by_path[str(second)].sha256 == sha256_file(second)
     assert grown.hashed_bytes == file_size(str(second))
     assert grown.cache_hits == len(grown.loaded_libs) - 1
+
+
+class _CountingCache(HashCache):
+    """Counts digest lookups: a warm sample confirmed by ``stat`` alone looks nothing up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    def get(self, key: FileKey) -> str | None:
+        self.lookups += 1
+        return super().get(key)
+
+
+def test_warm_sample_of_an_unchanged_process_is_one_stat_per_object(tmp_path: Path) -> None:
+    """The previous outcome is replayed (no lookup, no model built) while maps, caps and every file key are
+    the same; a changed cap or a rewritten library takes the general path again."""
+    import _sqlite3
+
+    library = tmp_path / "libreplay.so"
+    shutil.copyfile(_sqlite3.__file__, library)
+    cache = _CountingCache()
+    with python_child(PYTHON_LOAD_ON_DEMAND, str(library)) as child:
+        cold = inspect_process(child.pid, cache=cache)
+        cache.lookups = 0
+        warm = inspect_process(child.pid, cache=cache)
+        assert cache.lookups == 0 and warm.hashed_bytes == 0
+        assert warm.cache_hits == len(warm.loaded_libs)
+        assert warm.wire() == cold.wire() and warm.process.build_id == cold.process.build_id
+        assert [lib is old for lib, old in zip(warm.loaded_libs, cold.loaded_libs, strict=True)] == [
+            True
+        ] * len(cold.loaded_libs)
+
+        capped = inspect_process(child.pid, cache=cache, max_libs=1)  # other caps: judged again
+        assert [lib.sha256 is not None for lib in capped.loaded_libs].count(True) == 1
+        assert any(e.signal == "hash.cap.maxLibs" for e in capped.evidence)
+        assert capped.hashed_bytes == 0  # the digests themselves come from the cache
+
+        assert inspect_process(child.pid, cache=cache).wire() == cold.wire()  # back to the default caps
+        with library.open("ab") as handle:  # rewritten in place: same maps text, another file key
+            handle.write(b"\0" * 4096)
+        cache.lookups = 0
+        rewritten = inspect_process(child.pid, cache=cache)
+    by_path = {lib.path: lib for lib in rewritten.loaded_libs}
+    assert by_path[str(library)].sha256 == sha256_file(library)
+    assert rewritten.hashed_bytes == file_size(str(library))
+    assert cache.lookups == 1  # only the rewritten file misses the previous sample
+
+
+#: Maps 1 MiB of anonymous memory (a new mapping, not executable) per line read from stdin.
+PYTHON_MAP_ON_DEMAND = """
+import mmap, sys
+kept = []
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+for line in sys.stdin:
+    kept.append(mmap.mmap(-1, 1 << 20))
+    kept[-1][0] = 1
+    sys.stdout.write("mapped\\n"); sys.stdout.flush()
+"""
+
+
+def test_warm_sample_ignores_changes_of_other_mappings() -> None:
+    """A new anonymous mapping changes the maps text but not the executable lines: the warm sample still
+    replays the previous outcome (no lookup) and reports the mapping count it read."""
+    cache = _CountingCache()
+    with python_child(PYTHON_MAP_ON_DEMAND) as child:
+        cold = inspect_process(child.pid, cache=cache)
+        first = cache.previous(child.pid)
+        before = Path(f"/proc/{child.pid}/maps").read_bytes()
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write("map\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "mapped"
+        after = Path(f"/proc/{child.pid}/maps").read_bytes()
+        cache.lookups = 0
+        warm = inspect_process(child.pid, cache=cache)
+        remembered = cache.previous(child.pid)
+        again = inspect_process(child.pid, cache=cache)
+    assert after != before
+    # the objects were not scanned again, and the next sample compares with the new text
+    assert isinstance(first, PreviousSample) and isinstance(remembered, PreviousSample)
+    assert remembered.objects is first.objects and remembered.maps == after
+    assert cache.lookups == 0 and warm.hashed_bytes == 0 and warm.cache_hits == len(warm.loaded_libs)
+    assert warm.wire()["loadedLibs"] == cold.wire()["loadedLibs"]
+    assert warm.process.build_id == cold.process.build_id
+    summary = {e.signal: e.value for e in warm.evidence}["procfs.maps"]
+    lines = after.count(b"\n")
+    assert f"mappings={lines} " in summary
+    assert {e.signal: e.value for e in cold.evidence}["procfs.maps"] != summary
+    assert again.wire() == warm.wire()
+
+
+#: Loads the libraries given on the command line.
+PYTHON_LOAD_ALL = """
+import ctypes, sys
+for path in sys.argv[1:]:
+    ctypes.CDLL(path)
+sys.stdout.write("ready\\n"); sys.stdout.flush()
+sys.stdin.read()
+"""
+
+
+class _RewriteOnLookup(HashCache):
+    """Appends to one file when its digest is looked up, i.e. between the sample's ``stat`` of it and its
+    read: the read then fails ("file changed"), on one thread as on several."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__()
+        self.target = target
+
+    def get(self, key: FileKey) -> str | None:
+        if key[1] == self.target.stat().st_ino:
+            with self.target.open("ab") as handle:
+                handle.write(b"\0" * 4096)
+        return super().get(key)
+
+
+def test_hash_threads_give_the_sequential_outcome(tmp_path: Path) -> None:
+    """Reading on two threads gives the event one thread gives, caps included, and when a read fails
+    (a library rewritten mid-sample) its bytes go to the next object over the budget exactly as on one
+    thread."""
+    import _sqlite3
+
+    copies = [tmp_path / f"lib{name}.so" for name in ("one", "two", "three")]
+    for copy in copies:
+        shutil.copyfile(_sqlite3.__file__, copy)
+    with python_child(PYTHON_LOAD_ALL, *map(str, copies)) as child:
+        one = inspect_process(child.pid)
+        two = inspect_process(child.pid, hash_threads=2)
+        assert two.wire() == one.wire() and all(lib.sha256 for lib in two.loaded_libs)
+        order = [lib.path for lib in one.loaded_libs]
+        sizes = [file_size(path) for path in order]
+        assert sum(sizes) > 1 << 20  # enough to be read on two threads
+
+        budget = sum(sizes) - sizes[-1] // 2  # the last object is over the budget …
+        capped = [inspect_process(child.pid, max_hash_bytes=budget, hash_threads=n) for n in (1, 2)]
+        assert capped[0].wire() == capped[1].wire()
+        assert capped[1].loaded_libs[-1].sha256 is None
+        assert "hash.cap.maxHashBytes" in {e.signal for e in capped[1].evidence}
+
+        target = next(Path(path) for path in order[:-1] if Path(path) in copies)
+        results = []
+        for threads in (1, 2):  # … unless a read before it fails and leaves its bytes
+            result = inspect_process(
+                child.pid, max_hash_bytes=budget, hash_threads=threads, cache=_RewriteOnLookup(target)
+            )
+            results.append(result)
+            by_path = {lib.path: lib for lib in result.loaded_libs}
+            assert by_path[str(target)].sha256 is None
+            assert result.loaded_libs[-1].sha256 == sha256_file(Path(order[-1]))
+            signals = {e.signal: e.value for e in result.evidence}
+            assert "hash.cap.maxHashBytes" not in signals
+            assert signals["hash.unreadable"].startswith(f"1 objects not hashed: {target}: file changed")
+    assert [lib.wire() for lib in results[0].loaded_libs] == [lib.wire() for lib in results[1].loaded_libs]
 
 
 def test_spaces_deleted_and_memfd_mappings(tmp_path: Path) -> None:

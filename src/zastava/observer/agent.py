@@ -717,8 +717,8 @@ class ObserverAgent:
         stop = stop or asyncio.Event()
         tasks: list[asyncio.Task[Any]] = []
         if self.pods is not None:
-            tasks.append(asyncio.create_task(self.pods.run()))
-        tasks.append(asyncio.create_task(self._event_loop()))
+            tasks.append(asyncio.create_task(self.pods.run(), name="pods"))
+        tasks.append(asyncio.create_task(self._event_loop(), name="events"))
         try:
             try:
                 await self.resync()
@@ -728,19 +728,29 @@ class ObserverAgent:
                 tasks += await self._start_exec_drift()
             if self.settings.drift_enabled:
                 tasks.append(
-                    asyncio.create_task(self._periodic(self.settings.drift_interval, self.drift_pass))
+                    asyncio.create_task(
+                        self._periodic(self.settings.drift_interval, self.drift_pass), name="drift"
+                    )
                 )
             if self.posture is not None:
                 tasks.append(
                     asyncio.create_task(
-                        self._periodic(self.settings.posture_refresh_interval, self.refresh_posture)
+                        self._periodic(self.settings.posture_refresh_interval, self.refresh_posture),
+                        name="posture",
                     )
                 )
             waiter = asyncio.create_task(stop.wait())
             await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
             for task in tasks:
-                if task.done() and not task.cancelled() and task.exception() is not None:
+                if not task.done():
+                    continue
+                if not stop.is_set():
+                    # a loop that ends by itself ends observing: said, with its cause (a cancellation no
+                    # stop asked for once ended the agent silently, test_agent_cri)
+                    cause = "cancelled" if task.cancelled() else repr(task.exception())[:300]
+                    log.error("observer loop ended", extra=fields(loop=task.get_name(), cause=cause))
+                if not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
             for task in [*tasks, *self._pending]:
@@ -774,7 +784,7 @@ class ObserverAgent:
                 tracked.exec_watched = exec_drift.watch(
                     container_id, tracked.info.pid, tracked.baseline, tracked.ctx
                 )
-        return [asyncio.create_task(exec_drift.run())]
+        return [asyncio.create_task(exec_drift.run(), name="exec-drift")]
 
     async def snapshot(self) -> list[RuntimeEvent]:
         """The CONTAINER_START (and posture) events for the containers running now, without publishing

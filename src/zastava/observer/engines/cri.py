@@ -322,6 +322,17 @@ class CriEngine:
                 if source == order[-1]:
                     raise EngineUnavailable(f"no event source available on {self.socket}") from None
                 continue
+            except asyncio.CancelledError:
+                # a unary call that failed (a deadline missed on a throttled node; the readiness probe's
+                # ping) reset the shared channel, and grpc cancels the stream still on it. Raised as a
+                # cancellation it ended the agent's event loop and so `observer run`: nothing was observed
+                # after one slow ContainerStatus (test_agent_cri, 2 full-suite runs in 3)
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                raise EngineUnavailable(
+                    f"CRI event stream on {self.socket}: channel reset by a failed call"
+                ) from None
 
     async def _cri_events(self) -> AsyncIterator[ContainerEvent]:
         pb = self._pb_module()

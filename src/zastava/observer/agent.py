@@ -671,6 +671,8 @@ class ObserverAgent:
         elif event.kind == "resync":
             if event.source.endswith("overflow"):
                 await self.warn("engine.events.overflow", f"{event.source}: events dropped, re-listing")
+            elif event.source.endswith(".subscribed"):
+                pass  # the stream is live now: re-list what started while it was being opened, quietly
             else:
                 await self.warn("engine.reconnected", f"container engine {event.engine} answers again")
             with contextlib.suppress(EngineUnavailable):

@@ -399,6 +399,9 @@ def chart_cluster(
         kubelet.stop()
         if api is not None:
             api.stop()
+        # the workload pods _exercise ran on the node's (session-shared) containerd: left running, every later
+        # CRI suite's agent found and observed them first (4 containers in test_agent_cri)
+        cri.remove_all_pods()
 
 
 # ------------------------------------------------------------------------------------------------ the test

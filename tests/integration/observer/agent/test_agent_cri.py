@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from tests.harness.devstack.cri import CriClient
 from tests.unit.observer.agent.standins import Collector
 from zastava.contracts import EventKind, RuntimeEvent
 from zastava.observer.agent import ObserverAgent
-from zastava.observer.engines.base import EngineUnavailable
+from zastava.observer.engines.base import ContainerEvent, EngineUnavailable
 from zastava.observer.engines.cri import CriEngine
 from zastava.observer.ports import entrytrace_view, tracer_from_function
 from zastava.observer.wiring import AgentSettings
@@ -138,7 +139,7 @@ async def test_agent_keeps_observing_after_a_cri_call_misses_its_deadline(
     runs of 3 (load 10+ on 2 cores, 5 s deadline). Here containerd (this session's, stopped by PID) is frozen
     for one 1 s deadline; the agent must reconnect and still see the container stop."""
     collector = Collector()
-    engine = CriEngine(cri.socket, poll_interval=0.3, timeout=1.0)
+    engine = CriEngine(cri.socket, poll_interval=0.3)
     agent = ObserverAgent(engine, collector, AgentSettings(tenant="t", node="n", drift_enabled=False))
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
@@ -161,12 +162,15 @@ async def test_agent_keeps_observing_after_a_cri_call_misses_its_deadline(
                 break
             await asyncio.sleep(0.1)
         assert engine.event_source == "containerd"
+        engine.timeout = 1.0  # this one call's deadline (the others keep the 5 s default, whatever the load)
         os.kill(cri.process.pid, signal.SIGSTOP)
         try:
+            await _all_threads_stopped(cri.process.pid)  # a thread still running answered once (1 in ~7)
             with pytest.raises(EngineUnavailable, match="Deadline Exceeded"):
                 await engine.ping()
         finally:
             os.kill(cri.process.pid, signal.SIGCONT)
+            engine.timeout = 5.0
         assert not task.done(), "the agent ended after one call missed its deadline"
         await asyncio.to_thread(
             client.runtime.StopContainer,
@@ -177,6 +181,80 @@ async def test_agent_keeps_observing_after_a_cri_call_misses_its_deadline(
             lambda e: e.kind is EventKind.CONTAINER_STOP and e.workload.container_id == cid, timeout=45
         )
         assert not task.done()
+    finally:
+        if sandbox:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(
+                    client.runtime.StopPodSandbox,
+                    client.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox),
+                    timeout=30,
+                )
+                await asyncio.to_thread(
+                    client.runtime.RemovePodSandbox,
+                    client.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox),
+                    timeout=30,
+                )
+        client.close()
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await engine.aclose()
+
+
+async def _all_threads_stopped(pid: int, timeout: float = 10) -> None:  # noqa: ASYNC109
+    """Until every thread of ``pid`` is in state T (a SIGSTOP reaches each thread on its own)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        states = set()
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/stat") as handle:  # noqa: ASYNC230
+                states.add(handle.read().rsplit(")", 1)[1].split()[0])
+        if states <= {"T", "t"}:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"containerd threads not stopped: {states}"
+        await asyncio.sleep(0.01)
+
+
+class _LateSubscriber(CriEngine):
+    """The real engine, whose containerd subscription is opened ``delay`` seconds late: what a loaded node
+    does to it (test double of timing only; every call still goes to the real containerd)."""
+
+    delay = 3.0
+
+    async def _containerd_events(self) -> AsyncIterator[ContainerEvent]:
+        await asyncio.sleep(self.delay)
+        async for event in super()._containerd_events():
+            yield event
+
+
+async def test_a_container_started_before_the_event_stream_is_live_is_observed(
+    cri: devstack.ContainerdService, cri_images: dict[str, str]
+) -> None:
+    """containerd does not replay events, and the agent's first list runs while its stream is being opened:
+    a container started in between was never observed (the agent then waits for events only). The engine
+    says when its stream is live; the agent re-lists then."""
+    collector = Collector()
+    engine = _LateSubscriber(cri.socket, poll_interval=0.3)
+    agent = ObserverAgent(engine, collector, AgentSettings(tenant="t", node="n", drift_enabled=False))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    client = CriClient(cri.socket)
+    name = f"late-{uuid.uuid4().hex[:6]}"
+    sandbox = ""
+    try:
+        await asyncio.sleep(0.5)  # the agent's first list is done, its stream not open yet
+        sandbox, config = await asyncio.to_thread(client.run_pod, name, "payments", {"app": name})
+        container_id = await asyncio.to_thread(
+            client.run_container, sandbox, config, "app", cri_images["busybox"]
+        )
+        assert engine.event_source != "containerd" or not collector.events, "the stream opened too early"
+        cid = f"containerd://{container_id}"
+
+        def ours(e: RuntimeEvent) -> bool:
+            return e.kind is EventKind.CONTAINER_START and e.workload.container_id == cid
+
+        start = await _wait(collector, ours, task, engine)
+        assert ("observer.resync", "found running") in [(e.signal, e.value) for e in start.evidence]
+        assert not [e for e in collector.events if e.kind is EventKind.AGENT_WARNING]  # a quiet re-list
     finally:
         if sandbox:
             with contextlib.suppress(Exception):

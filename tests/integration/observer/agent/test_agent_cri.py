@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -28,13 +29,18 @@ from zastava.observer.engines.base import ContainerEvent, EngineUnavailable
 from zastava.observer.engines.cri import CriEngine
 from zastava.observer.ports import entrytrace_view, tracer_from_function
 from zastava.observer.wiring import AgentSettings
+from zastava.telemetry.logging import FIELDS_ATTR
 
 #: the real EntryTrace, run on each container's root
 REAL_TRACER = tracer_from_function(entrytrace_view, max_depth=48)
 
 
 async def _wait(
-    collector: Collector, predicate: Any, task: asyncio.Task[None], engine: CriEngine
+    collector: Collector,
+    predicate: Any,
+    task: asyncio.Task[None],
+    engine: CriEngine,
+    caplog: pytest.LogCaptureFixture | None = None,
 ) -> RuntimeEvent:
     """The first collected event matching ``predicate`` within 45 s; else a failure that says what the agent
     was doing (a CI failure otherwise said only "TimeoutError")."""
@@ -44,15 +50,18 @@ async def _wait(
         state = "running" if not task.done() else "cancelled" if task.cancelled() else repr(task.exception())
         warnings = [e.warning.message for e in collector.events if e.warning is not None]
         kinds = [e.kind.value for e in collector.events]
+        records = caplog.records if caplog is not None else []
+        logged = [(r.created, r.getMessage(), getattr(r, FIELDS_ATTR, None)) for r in records]
         raise AssertionError(
             f"not seen in 45 s; agent {state}, event source {engine.event_source}, events {kinds}, "
-            f"warnings {warnings}"
+            f"warnings {warnings}, log {logged}"
         ) from None
 
 
 async def test_cri_pod_start_and_stop_events(
-    cri: devstack.ContainerdService, cri_images: dict[str, str]
+    cri: devstack.ContainerdService, cri_images: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, "zastava.observer")  # what the agent saw, shown when this fails
     collector = Collector()
     engine = CriEngine(cri.socket, poll_interval=0.3)
     agent = ObserverAgent(
@@ -79,7 +88,7 @@ async def test_cri_pod_start_and_stop_events(
         # a bound, not a speed check: the start (a poll, an inspection, an EntryTrace) came within 15 s at
         # load 2-4; it "missed" 45 s at load 10+ only while one CRI call past its deadline ended the agent
         # (test_agent_keeps_observing_after_a_cri_call_misses_its_deadline)
-        start: RuntimeEvent = await _wait(collector, ours(EventKind.CONTAINER_START), task, engine)
+        start: RuntimeEvent = await _wait(collector, ours(EventKind.CONTAINER_START), task, engine, caplog)
         pid = await asyncio.to_thread(client.container_pid, container_id)
         assert start.process is not None and start.process.pid == pid
         assert start.process.entrypoint == ["/entry.sh"] and start.process.terminals == [

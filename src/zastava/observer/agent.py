@@ -667,6 +667,8 @@ class ObserverAgent:
                         return
                     if info is None or info.running or delay > _START_RETRY_MAX:
                         break
+                    retry = fields(container=event.id, retry_in_s=delay)
+                    log.debug("started container not running yet", extra=retry)
                     await asyncio.sleep(delay)
                     delay *= 2
                 if info is not None and info.running:

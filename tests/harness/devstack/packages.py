@@ -23,6 +23,12 @@ SERVICE_PACKAGES = (
     "apache2-utils",  # htpasswd for registry basic auth
     "debootstrap",  # a Debian base image for the Dockerfile, built here (no registry reachable)
     "chromium",  # the console's browser tests (Playwright drives /usr/bin/chromium; no browser download)
+    # the static pause binary and the inspection suites' test programs (gcc -static needs libc6-dev's libc.a);
+    # readelf (binutils) is the build-id oracle of test_inspect_process. This machine had them from its
+    # image; a fresh one may not
+    "gcc",
+    "libc6-dev",
+    "binutils",
 )
 
 _lock = threading.Lock()

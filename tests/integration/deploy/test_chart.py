@@ -142,7 +142,7 @@ def test_observer_daemonset_security(rendered: list[dict[str, Any]]) -> None:
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert mounts["proc"]["mountPath"] == "/host/proc" and volumes["proc"]["hostPath"]["path"] == "/proc"
-    for name in ("proc", "cri-socket", "runtime-state", "config"):
+    for name in ("proc", "cri-socket", "runtime-state", "config", "container-logs"):
         assert mounts[name]["readOnly"] is True, name
     writable = {n for n, m in mounts.items() if not m.get("readOnly")}
     assert writable == {"buffer", "tmp"}  # the event ring buffer and a scratch dir only
@@ -164,6 +164,50 @@ def test_proc_connector_adds_net_admin_and_the_host_network_only_when_asked(helm
         "NET_ADMIN"
         not in default["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["add"]
     )
+
+
+def _log_mount(docs: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """(mount path, hostPath) of the observer's container-log volume, None when it is not mounted."""
+    (ds,) = by_kind(docs, "DaemonSet")
+    pod = ds["spec"]["template"]["spec"]
+    mounts = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "container-logs"]
+    volumes = [v for v in pod["volumes"] if v["name"] == "container-logs"]
+    assert len(mounts) == len(volumes) <= 1
+    if not mounts:
+        return None
+    assert mounts[0]["readOnly"] is True and volumes[0]["hostPath"]["type"] == "Directory"
+    return mounts[0]["mountPath"], volumes[0]["hostPath"]["path"]
+
+
+def test_log_tail_directory_is_mounted_read_only_where_the_log_tail_can_run(helm: Path) -> None:
+    """The log-tail engine lists observer.engines.logDir: the last choice of ``engine: auto`` (the default),
+    ``--engine logtail``, and CRI's fallback without a pod watch. Then (only) the chart mounts it read-only
+    at the same path; the rendered config names the path it mounts."""
+    default = render(helm)
+    assert zconfig(default)["runtime"]["engine"] == "auto"
+    assert _log_mount(default) == ("/var/log/containers", "/var/log/containers")
+    moved = render(helm, "--set", "config.zastava.observer.engines.logDir=/srv/node-logs")
+    assert zconfig(moved)["observer"]["engines"]["logDir"] == "/srv/node-logs"
+    assert _log_mount(moved) == ("/srv/node-logs", "/srv/node-logs")
+    asked = render(
+        helm,
+        "--set",
+        "config.zastava.runtime.engine=docker",
+        "--set",
+        "observer.extraArgs={--engine,logtail}",
+    )
+    assert _log_mount(asked) == ("/var/log/containers", "/var/log/containers")
+    unwatched = render(
+        helm,
+        "--set",
+        "config.zastava.runtime.engine=containerd",
+        "--set",
+        "config.zastava.observer.kubernetesWatch=false",
+    )
+    assert _log_mount(unwatched) == ("/var/log/containers", "/var/log/containers")
+    # no log tail can run: nothing more of the host is mounted
+    assert _log_mount(render(helm, "--set", "config.zastava.runtime.engine=docker")) is None
+    assert _log_mount(render(helm, "--set", "config.zastava.runtime.engine=containerd")) is None
 
 
 def test_non_root_components(rendered: list[dict[str, Any]]) -> None:

@@ -368,11 +368,18 @@ def chart_cluster(
         for c in o["spec"]["template"]["spec"]["containers"]
     }
     assert refs and all(r.startswith("stellaops/zastava:") for r in refs), refs
+    node_logs = workdir / "node-logs"
+    node_logs.mkdir()
     kubelet = DockerKubelet(
         docker_engine,
         objects,
         images=dict.fromkeys(refs, zastava_image),
-        host_paths={"/run/containerd/containerd.sock": cri.socket, "/var/lib/containerd": cri.root},
+        host_paths={
+            "/run/containerd/containerd.sock": cri.socket,
+            "/var/lib/containerd": cri.root,
+            # the node's container-log directory (every kubelet's; this test machine has none)
+            "/var/log/containers": node_logs,
+        },
         node_name=NODE,
     )
     api: KmockApiServer | None = None
@@ -392,6 +399,9 @@ def chart_cluster(
         kubelet.stop()
         if api is not None:
             api.stop()
+        # the workload pods _exercise ran on the node's (session-shared) containerd: left running, every later
+        # CRI suite's agent found and observed them first (4 containers in test_agent_cri)
+        cri.remove_all_pods()
 
 
 # ------------------------------------------------------------------------------------------------ the test

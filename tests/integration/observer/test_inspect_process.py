@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,19 @@ from zastava.telemetry.metrics import ZastavaMetrics
 def _sample(metrics: ZastavaMetrics, name: str, **labels: str) -> float:
     value = metrics.registry.get_sample_value(name, labels)
     return value or 0.0
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a wire document (keys and values), recursively."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
 
 
 def _readelf_build_id(path: str) -> str | None:
@@ -78,7 +92,10 @@ def test_python_loading_extra_libraries() -> None:
     Process.model_validate(wire["process"])
     [LoadedLib.model_validate(x) for x in wire["loadedLibs"]]
     [Evidence.model_validate(x) for x in wire["evidence"]]
-    assert "-c" not in json.dumps(wire)  # the -c script argument is not exported
+    # the -c flag and its script are not exported (compared per value: the interpreter's own path may hold
+    # "-c", as a worktree named wt-cirobust does)
+    exported = list(_strings(wire))
+    assert "-c" not in exported and not any("import ssl" in value for value in exported)
 
 
 def test_diagnostic_mode_exports_arguments() -> None:
@@ -535,13 +552,29 @@ def test_cli_errors(tmp_path: Path) -> None:
     # a configured runtime.procfs that is absent (the DaemonSet's /host/proc on a host): /proc, said so
     config = tmp_path / "z.yaml"
     config.write_text(f"zastava:\n  runtime:\n    procfs: {tmp_path / 'nothing'}\n")
-    host = subprocess.run(
-        [sys.executable, "-m", "zastava", "inspect", "1", "--json", "--config", str(config)],
-        capture_output=True,
-        text=True,
-    )
-    assert host.returncode == 0, host.stderr
-    assert "zastava.runtime.procfs" in host.stderr and json.loads(host.stdout)["process"]["pid"] == 1
+    # a process of this test's own (pid 1 is whatever init the machine has: in a pid namespace, this pytest)
+    with python_child(PYTHON_WITH_LIBS) as own:
+        host = subprocess.run(
+            [sys.executable, "-m", "zastava", "inspect", str(own.pid), "--json", "--config", str(config)],
+            capture_output=True,
+            text=True,
+        )
+    if _initial_pid_namespace():  # a machine (CI's): /proc is the host's, so it is read instead, said so
+        assert host.returncode == 0, host.stderr
+        assert "zastava.runtime.procfs" in host.stderr
+        assert json.loads(host.stdout)["process"]["pid"] == own.pid
+    else:  # in a container (or `unshare --pid`): /proc is not the host's, so no fallback, and why
+        assert host.returncode == 2 and "PID 2 is not kthreadd" in host.stderr, host.stderr
+
+
+def _initial_pid_namespace() -> bool:
+    """PID 2 is kthreadd (child of PID 0) only in the initial PID namespace; read here without zastava."""
+    try:
+        with open("/proc/2/status") as handle:
+            status = handle.read()
+    except OSError:
+        return False
+    return "\nName:\tkthreadd\n" in "\n" + status and "\nPPid:\t0\n" in status
 
 
 def test_sigstop_process_is_still_inspected() -> None:

@@ -31,7 +31,8 @@ __all__ = [
 ]
 
 EngineName = Literal["containerd", "cri-o", "docker", "logtail"]
-#: ``resync``: re-list containers (after a reconnect); ``degraded``: the engine fell back (reduced fidelity)
+#: ``resync``: re-list containers (after a reconnect; source ``….subscribed``: once a stream that replays
+#: nothing is live); ``degraded``: the engine fell back (reduced fidelity)
 EventKindName = Literal["start", "stop", "remove", "resync", "degraded", "exec"]
 
 #: CRI / dockershim labels carrying the Kubernetes identity of a container

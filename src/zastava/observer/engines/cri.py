@@ -322,6 +322,25 @@ class CriEngine:
                 if source == order[-1]:
                     raise EngineUnavailable(f"no event source available on {self.socket}") from None
                 continue
+            except asyncio.CancelledError:
+                # a unary call that failed (a deadline missed on a throttled node; the readiness probe's
+                # ping) reset the shared channel, and grpc cancels the stream still on it. Raised as a
+                # cancellation it ended the agent's event loop and so `observer run`: nothing was observed
+                # after one slow ContainerStatus (test_agent_cri, 2 full-suite runs in 3)
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                raise EngineUnavailable(
+                    f"CRI event stream on {self.socket}: channel reset by a failed call"
+                ) from None
+
+    def _subscribed(self, source: str) -> ContainerEvent:
+        """Said once a stream is live: what started before it (after the agent's first list) is re-listed.
+        Without it a container started in between was never observed: containerd's events are not
+        replayed (Docker's ``since`` is), and the agent's first list runs while the stream is opened."""
+        return ContainerEvent(
+            kind="resync", engine=self.name, id="", when=datetime.now(UTC), source=f"{source}.subscribed"
+        )
 
     async def _cri_events(self) -> AsyncIterator[ContainerEvent]:
         pb = self._pb_module()
@@ -332,6 +351,8 @@ class CriEngine:
         }
         call = self._runtime.GetContainerEvents(pb.GetEventsRequest())
         try:
+            await asyncio.sleep(0)  # the request goes out before the re-list's (see _containerd_events)
+            yield self._subscribed("cri.GetContainerEvents")
             async for reply in call:
                 kind = kinds.get(reply.container_event_type)
                 if kind is None:
@@ -369,6 +390,10 @@ class CriEngine:
         )
         call = subscribe(request, metadata=(("containerd-namespace", ns),))
         try:
+            # one loop turn sends the request, on the connection the re-list's calls take after it.
+            # (call.wait_for_connection() cannot say more: containerd sends no headers before an event.)
+            await asyncio.sleep(0)
+            yield self._subscribed("containerd.events")
             async for envelope in call:
                 try:
                     event = parse_containerd_envelope(messages, envelope, self.name)
@@ -382,6 +407,7 @@ class CriEngine:
 
     async def _poll(self) -> AsyncIterator[ContainerEvent]:
         known = await self._running_ids()
+        yield self._subscribed("cri.poll")
         while not self._closed:
             await asyncio.sleep(self.poll_interval)
             current = await self._running_ids()

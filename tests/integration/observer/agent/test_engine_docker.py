@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 from tests.harness import devstack
 from zastava.observer.engines.base import ContainerEvent
@@ -25,11 +24,11 @@ async def test_start_and_stop_events_with_pid_digest_and_entrypoint(
         pushed_busybox, detach=True, network_mode="none", labels={"app": "demo"}
     )
     try:
-        started_at = time.monotonic()
         start: ContainerEvent = await first
         assert start.id == container.id
+        # pushed by the daemon's event stream, not found by a poll (a wall-clock bound here, 2 s, held only on
+        # an idle machine: containers.run blocks this loop and the reader thread shares 2 busy cores)
         assert start.source == "docker.events"
-        assert time.monotonic() - started_at < 2.0
         info = await engine.inspect(container.id)
         assert info is not None
         container.reload()

@@ -40,6 +40,8 @@ class TableEngine:
         self.queue: asyncio.Queue[ContainerEvent] = asyncio.Queue()
         self.inspects = 0
         self.late_pid: dict[str, int] = {}
+        #: id → how many more inspections report it not running yet (then running)
+        self.not_running_yet: dict[str, int] = {}
 
     async def version(self) -> str | None:
         return "test"
@@ -56,6 +58,10 @@ class TableEngine:
         if info is not None and container_id in self.late_pid and self.inspects > 2:
             info = replace(info, pid=self.late_pid.pop(container_id), missing=())
             self.infos[container_id] = info
+        if info is not None and container_id in self.not_running_yet:
+            self.not_running_yet[container_id] -= 1
+            if self.not_running_yet[container_id] >= 0:
+                return replace(info, running=False)
         return info
 
     def events(self) -> AsyncIterator[ContainerEvent]:
@@ -233,6 +239,39 @@ async def test_run_resyncs_and_follows_engine_events(child: subprocess.Popen[byt
         )
         warning = await collector.wait_for(lambda e: e.kind is EventKind.AGENT_WARNING, timeout=5)
         assert warning.warning is not None and warning.warning.code == "engine.fallback"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_a_start_event_ahead_of_the_engine_status_is_inspected_again(
+    child: subprocess.Popen[bytes],
+) -> None:
+    """containerd publishes /tasks/start before CRI reports the container running (inspected 3 ms after the
+    event it was still "created", and the start was dropped for good): the agent inspects again, a bounded
+    number of times, and observes it once it runs."""
+    engine = TableEngine({})
+    collector = Collector()
+    agent = ObserverAgent(engine, collector, settings(drift_enabled=False))
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        await asyncio.sleep(0.1)
+        engine.infos["c1"] = info_for(child.pid)
+        engine.not_running_yet["c1"] = 3
+        await engine.queue.put(ContainerEvent("start", "docker", "c1", datetime.now(UTC)))
+        start = await collector.wait_for(lambda e: e.kind is EventKind.CONTAINER_START, timeout=10)
+        assert start.workload.container_id == "docker://c1" and engine.not_running_yet["c1"] == -1
+        # one that never runs: given up after the bound (7 inspections over 3.15 s), nothing published
+        engine.infos["c2"] = info_for(child.pid, "c2")
+        engine.not_running_yet["c2"] = 100
+        await engine.queue.put(ContainerEvent("start", "docker", "c2", datetime.now(UTC)))
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if not agent._pending:
+                break
+        assert not agent._pending and engine.not_running_yet["c2"] == 100 - 7
+        assert [e.workload.container_id for e in collector.events] == ["docker://c1"]
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)

@@ -181,6 +181,16 @@ def judge_polled(
     return out
 
 
+def _final_under_manager(record: ExecRecord, watched: Watched, init_program: str) -> bool:
+    """A final program started as a direct child of an init that is no shell: a process manager
+    (supervisord, tini, s6) has reached what it runs; it stays init forever, so without this the container
+    would never leave start-up and all it ran would pass as start-up (seen on supervisord). An entry *shell*
+    script running a final program before it ``exec``s (``nginx -t``) is still starting up."""
+    if program_name(init_program) in SHELLS or not record.chain or record.chain[0].pid != watched.init:
+        return False
+    return bool(record.exe) and program_key(record.exe or "", record.applet) in watched.baseline.finals
+
+
 def _script_names(baseline: Baseline) -> set[str]:
     """comm of a process running one of the baseline's scripts by its shebang: the script's basename."""
     return {s.rsplit("/", 1)[-1][:15] for s in baseline.scripts}
@@ -324,7 +334,11 @@ class ExecDrift:
         starting = False
         if not watched.settled:
             current = _init_program(self.procfs, watched.init)
-            watched.settled = current is None or current in watched.baseline.finals
+            watched.settled = (
+                current is None
+                or current in watched.baseline.finals
+                or _final_under_manager(record, watched, current)
+            )
             starting = not watched.settled
         finding = judge_record(record, watched.baseline, watched.init, starting=starting)
         if finding is not None and finding.kind is EventKind.EXEC and not record.chain[:-1]:

@@ -47,6 +47,7 @@ from zastava.config import BackendServer
 from zastava.contracts import EventKind, RuntimeEvent
 from zastava.observer.agent import ObserverAgent
 from zastava.observer.engines.docker import DockerEngineClient
+from zastava.observer.execdrift import _init_program
 from zastava.observer.ports import entrytrace_view, tracer_from_function
 from zastava.observer.posture_client import BackendPosture
 from zastava.observer.wiring import AgentSettings
@@ -210,6 +211,13 @@ async def test_debian_services_quiet_and_every_attack_caught(
     assert health.get("Status") == "healthy", health
     watched = {w.container_id for w in agent_.exec_drift.watched.values()}
     assert set(ids) <= watched
+    # every init has reached its final program (else all it runs counts as start-up: attacks would pass)
+    starting = {
+        ids[w.container_id]: _init_program("/proc", w.init)
+        for w in agent_.exec_drift.watched.values()
+        if w.container_id in ids and not w.settled and _init_program("/proc", w.init) not in w.baseline.finals
+    }
+    assert not starting, starting
     normal = [e for e in collector.events if ours(e)]
     source = agent_.exec_drift.source
     judged = sum(

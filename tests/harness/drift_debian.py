@@ -35,6 +35,7 @@ __all__ = [
     "PACKAGES",
     "SERVICES",
     "build_debian_services",
+    "catalog_posture",
     "dpkg_sbom",
     "http_get",
     "pg_query",
@@ -289,3 +290,26 @@ def dpkg_sbom(engine: DockerEngine, tag: str) -> dict[str, Any]:
                 }
             )
     return {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": components}
+
+
+async def catalog_posture(engine: DockerEngine, images: dict[str, str], db: Path) -> tuple[Any, Any]:
+    """(posture, http client): the observer's posture client on the real reference backend (in-process
+    ASGI, SQLite at ``db``) whose catalog holds, for every image, the :func:`dpkg_sbom` of the services
+    image (all share its packages). Close the client when done."""
+    import asyncio
+
+    import httpx
+
+    from zastava.backend.app import create_app
+    from zastava.config import BackendServer
+    from zastava.observer.posture_client import BackendPosture
+
+    app = create_app(BackendServer(store=f"sqlite:///{db}", static_tenant="t"), purge=False, verifier=None)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://backend")
+    sbom = await asyncio.to_thread(dpkg_sbom, engine, images["nginx"])
+    for tag in images.values():
+        digest = engine.client().images.get(tag).id
+        put = await client.put(f"/api/v1/scanner/catalog/images/{digest}", json={"sbom": sbom})
+        if put.status_code != 200:
+            raise RuntimeError(f"catalog PUT {digest}: {put.status_code} {put.text[:300]}")
+    return BackendPosture("http://backend", client=client), client

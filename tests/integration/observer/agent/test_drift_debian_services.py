@@ -29,21 +29,18 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.harness import devstack
 from tests.harness.drift_debian import (
     build_debian_services,
-    dpkg_sbom,
+    catalog_posture,
     http_get,
     pg_query,
     redis_command,
 )
 from tests.harness.real import start_real
 from tests.unit.observer.agent.standins import Collector
-from zastava.backend.app import create_app
-from zastava.config import BackendServer
 from zastava.contracts import EventKind, RuntimeEvent
 from zastava.observer.agent import ObserverAgent
 from zastava.observer.engines.docker import DockerEngineClient
@@ -67,17 +64,9 @@ def debian_images(docker_engine: devstack.DockerEngine) -> dict[str, str]:
 async def backend(
     tmp_path: Path, docker_engine: devstack.DockerEngine, debian_images: dict[str, str]
 ) -> AsyncIterator[BackendPosture]:
-    app = create_app(
-        BackendServer(store=f"sqlite:///{tmp_path / 'b.db'}", static_tenant="t"), purge=False, verifier=None
-    )
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://backend")
-    sbom = await asyncio.to_thread(dpkg_sbom, docker_engine, debian_images["nginx"])
-    for tag in debian_images.values():
-        digest = docker_engine.client().images.get(tag).id
-        put = await client.put(f"/api/v1/scanner/catalog/images/{digest}", json={"sbom": sbom})
-        assert put.status_code == 200, put.text
+    posture, client = await catalog_posture(docker_engine, debian_images, tmp_path / "b.db")
     try:
-        yield BackendPosture("http://backend", client=client)
+        yield posture
     finally:
         await client.aclose()
 
@@ -294,9 +283,18 @@ async def test_debian_services_quiet_and_every_attack_caught(
     await asyncio.to_thread(
         pg_query,
         pids["postgres"],
-        "COPY (SELECT 1) TO PROGRAM 'busybox sh -c \"busybox nc -l -p 4444 </dev/null >/dev/null 2>&1 &\"'",
+        "COPY (SELECT 1) TO PROGRAM "
+        "'busybox sh -c \"busybox nc -l -p 4444 </dev/null >/dev/null 2>&1 & sleep 0.1\"'",
     )
-    await expect("busybox sh", "postgres", lambda e: e.kind is EventKind.DRIFT and "applet=sh" in _program(e))
+    # the applet, or (the shell reaped before its argv was read: the machine is loaded) busybox by its exe
+    await expect(
+        "busybox sh",
+        "postgres",
+        lambda e: (
+            e.kind is EventKind.DRIFT
+            and ("applet=sh" in _program(e) or _program(e).startswith("/usr/bin/busybox (exited"))
+        ),
+    )
     await expect(
         "listener on a new port",
         "postgres",

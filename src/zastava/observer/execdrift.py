@@ -115,6 +115,17 @@ def judge_record(record: ExecRecord, baseline: Baseline, init: int, *, starting:
     candidates: list[str] = [program_key(record.exe, record.applet)] if record.exe else []
     if not candidates and record.comm:  # gone before its exe was read: what the exec named it
         candidates = sorted(baseline_names(baseline).get(record.comm[:15], ()))
+        if not candidates and is_multi_call(record.comm):
+            # `busybox wget` (a health check) gone with only the binary's name read: any applet of that
+            # binary the baseline knows, as for an argv read too late (the Debian nginx suite, 1 run in 3)
+            candidates = sorted(
+                {
+                    k
+                    for names in baseline_names(baseline).values()
+                    for k in names
+                    if "\0" in k and k.split("\0", 1)[0].rsplit("/", 1)[-1] == record.comm
+                }
+            )
     elif record.exe and record.applet is None and is_multi_call(record.exe):
         # a multi-call binary gone before its argv could be read: any of its applets the baseline knows
         prefix = record.exe + "\0"

@@ -203,6 +203,24 @@ def test_declared_busybox_applet_is_that_applet_only(root: RootFS) -> None:
     assert found is not None and found.kind is EventKind.DRIFT
     # (an entered `sh` is the health check's own shell here: a `docker exec sh` is reported from the
     # engine's exec event instead, its command not being the declared one — ExecDrift.engine_exec)
+    # the health check's busybox reaped before anything but its name was read (comm "busybox", no exe)
+    gone = ExecRecord(
+        pid=200,
+        pid_ns="pid:[1]",
+        start_time=1,
+        ppid=300,
+        exe=None,
+        exe_deleted=False,
+        comm="busybox",
+        applet=None,
+        chain=(health, SHIM),
+        exited=True,
+    )
+    assert judge_record(gone, baseline, INIT, starting=False) is None
+    # the same, unknown to the baseline's applets: still an EXEC
+    bare = build_baseline(root, terminals=["/bin/httpd", BB])
+    found = judge_record(gone, bare, INIT, starting=False)
+    assert found is not None and found.kind is EventKind.EXEC and found.program == "comm:busybox"
     # the exec form too: ["busybox", "wget", …]
     exec_form = build_baseline(
         root, terminals=["/bin/httpd", BB], declared_commands=[["busybox", "wget", "-q"]]

@@ -226,15 +226,26 @@ def read_exec(
         exited = True
     chain: list[Link] = []
     current = ppid
+    child, followed = pid, False
     while current and len(chain) < MAX_CHAIN and pid != init:
         ns = _readlink(f"{procfs}/{current}/ns/pid")
+        if ns is None and not followed and not exited:
+            # the parent exited between our reads (runc, after starting a `docker exec` or a health check's
+            # `sh -c`): the child was reparented — to the runtime's shim (a subreaper outside the container)
+            # when it was entered, to the container's init when not. Follow it once, as the kernel did
+            # (the Debian nginx suite: a health check's shell judged as DRIFT under "? (gone)", 1 run in 3)
+            followed = True
+            again = read_ppid_and_start(procfs, child)
+            if again is not None and again[0] not in (0, current):
+                current = again[0]
+                continue
         inside = None if ns is None else ns == pid_ns
         parent_exe, _ = _exe(procfs, current)
         chain.append(Link(current, parent_exe, inside, _applet(procfs, current, parent_exe, None)))
         if not inside or current == init:
             break
         up = read_ppid_and_start(procfs, current)
-        current = up[0] if up else 0
+        child, current = current, (up[0] if up else 0)
     return ExecRecord(
         pid=pid,
         pid_ns=pid_ns,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from zastava.observer.execsource import read_exec
 
 NS = "pid:[4026532999]"
@@ -36,3 +38,28 @@ def test_a_busybox_self_exec_whose_argv_is_gone_is_unidentified(tmp_path: Path) 
     record = read_exec(str(tmp_path), 12, lambda ns: 10 if ns == NS else None)
     assert record is not None
     assert (record.exe, record.comm, record.applet, record.exited) == (None, None, None, True)
+
+
+def test_a_parent_gone_between_reads_is_followed_to_where_the_child_was_reparented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """runc exits right after starting a health check's shell: the shell's ppid read first names runc (gone
+    by the time its namespace is read); the kernel reparented the shell to the shim, outside the container —
+    the chain says so (entered), instead of a gone parent (which made it a DRIFT in the services suite)."""
+    from zastava.observer import execsource
+
+    _process(tmp_path, 10, ppid=1, exe="/usr/sbin/nginx", comm="nginx", cmdline=b"nginx\0")
+    _process(tmp_path, 30, ppid=1, exe="/usr/bin/containerd-shim-runc-v2", comm="shim", cmdline=b"shim\0")
+    os.remove(tmp_path / "30" / "ns" / "pid")
+    os.symlink("pid:[4026531836]", tmp_path / "30" / "ns" / "pid")  # the host's namespace
+    _process(tmp_path, 40, ppid=35, exe="/usr/bin/dash", comm="sh", cmdline=b"/bin/sh\0-c\0true\0")
+    reads = iter([(35, 1000), (30, 1000)])  # first runc (35, gone), then the shim after reparenting
+    real = execsource.read_ppid_and_start
+    monkeypatch.setattr(
+        execsource,
+        "read_ppid_and_start",
+        lambda procfs, pid: next(reads) if pid == 40 else real(procfs, pid),
+    )
+    record = read_exec(str(tmp_path), 40, lambda ns: 10 if ns == NS else None)
+    assert record is not None
+    assert [(link.pid, link.in_container) for link in record.chain] == [(30, False)]

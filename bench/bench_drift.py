@@ -1,21 +1,29 @@
 """Drift detection on real services (issue 22): false positives, attacks caught, observer CPU per exec, RSS.
 
-A private Docker engine runs the three services of ``tests/harness/drift_services.py`` (a shell loop, a
-job runner, a web server with a start-up script and a HEALTHCHECK). The agent runs in this process, twice on
-the same engine and load: with the proc connector (``execSource: connector``) and with the baseline of the
-same run, /proc polling every 1 s (``execSource: poll``). Each run: ``load_s`` seconds of normal load (the
-services, HTTP requests into the web container's network namespace from the host, health checks), then
-scripted attacks, each repeated ``tries`` times:
+A private Docker engine runs the three busybox services of ``tests/harness/drift_services.py`` (a shell loop,
+a job runner, a web server with a start-up script and a HEALTHCHECK) and the five Debian-packaged services of
+``tests/harness/drift_debian.py`` (nginx, PostgreSQL with an init script, redis through ``setpriv``, cron with
+two jobs, supervisord), the same images as the test suites. The agent runs in this process, twice on the
+same engine and load: with the proc connector (``execSource: connector``) and with the baseline of the same
+run, /proc polling every 1 s (``execSource: poll``); library drift against the reference backend's catalog
+(the images' dpkg SBOM). Each run: ``load_s`` seconds of normal load, and at least until cron has run its
+jobs again (HTTP into both web servers, SQL inserts, Redis commands, all from the host inside the containers'
+network namespaces; the services' own work), then scripted attacks, each repeated ``tries`` times:
 
-* ``exec-1ms`` — ``docker exec`` of busybox ``true`` (lives ~1 ms);
-* ``exec-50ms`` — ``docker exec`` of busybox ``sleep 0.05``;
-* ``shell-by-service`` — a request to the web server's CGI, which runs a shell (and ``id``, ``nc``): caught
-  when a DRIFT names the shell or what it runs;
-* ``dropped-binary`` — a binary copied in with ``docker cp`` and run for 50 ms by the job runner.
+* ``exec-1ms`` / ``exec-50ms`` — ``docker exec`` of busybox ``true`` (~1 ms) / ``sleep 0.05``;
+* ``shell-by-service`` — a request to the web server's CGI, which runs a shell (and ``id``, ``nc``);
+* ``dropped-binary`` — a binary copied in with ``docker cp`` and run for 50 ms by the job runner;
+* ``pg-shell-by-service`` — SQL ``COPY … TO PROGRAM`` makes PostgreSQL run ``sh -c``;
+* ``pg-exec-bash`` / ``redis-exec-cli`` — ``docker exec`` of ``bash -c id`` / ``redis-cli ping`` (~5 ms);
+* ``pg-dropped-50ms`` / ``pg-dropped-1ms`` — a binary copied in with an old mtime (2001), run by PostgreSQL
+  for 50 ms / ~1 ms;
+* ``pg-busybox-sh`` / ``pg-listener-new-port`` — PostgreSQL runs ``busybox sh``, which opens ``nc -l`` on a
+  new port.
 
-Measured: false positives (DRIFT/EXEC events during normal load) per exec judged, attacks caught (an event
-of the right kind naming it), CPU of the reader thread per exec on the node (the connector's cost: every exec
-on the host is read up to its pid namespace), the agent process's CPU per second of load, and its RSS.
+Measured: false positives (DRIFT/EXEC events during normal load) per exec judged, and as a share of all the
+DRIFT/EXEC events of the run; attacks caught (an event of the right kind naming it); CPU of the reader thread
+per exec on the node (every exec on the host is read up to its pid namespace), the agent process's CPU per
+second of load, and its RSS.
 """
 
 from __future__ import annotations

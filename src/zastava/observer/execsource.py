@@ -145,10 +145,12 @@ def _applet(procfs: str, pid: int, exe: str | None, comm: str | None) -> str | N
         comm_raw = _read(f"{procfs}/{pid}/comm", 64)
         comm = comm_raw.decode("utf-8", "replace").strip() if comm_raw else None
     argv = [a for a in argv if a]
-    if not argv and comm == _SELF_EXEC_COMM:
+    if not argv and (comm == _SELF_EXEC_COMM or is_multi_call(comm)):
         # busybox's shell runs its applets by exec'ing /proc/self/exe with the applet as argv[0], so the
         # kernel names the process "exe"; once it has exited its argv is gone and the applet is unknown
-        # (seen once in ~10 runs of the services suite: a health check's applet reported as "busybox exe")
+        # (seen once in ~10 runs of the services suite: a health check's applet reported as "busybox exe");
+        # likewise `busybox wget` exec'd by its own name (comm "busybox"): not the applet "busybox" (the
+        # Debian nginx image's health check, reported as an EXEC of it, 1 run in 3)
         return None
     return applet_of(exe, argv or None, comm)
 

@@ -63,3 +63,12 @@ def test_a_parent_gone_between_reads_is_followed_to_where_the_child_was_reparent
     record = read_exec(str(tmp_path), 40, lambda ns: 10 if ns == NS else None)
     assert record is not None
     assert [(link.pid, link.in_container) for link in record.chain] == [(30, False)]
+
+
+def test_busybox_called_by_its_own_name_whose_argv_is_gone_is_unidentified(tmp_path: Path) -> None:
+    """``busybox wget …`` (comm "busybox") read after its argv was released: no applet "busybox"."""
+    _process(tmp_path, 10, ppid=1, exe="/usr/sbin/nginx", comm="nginx", cmdline=b"nginx\0")
+    _process(tmp_path, 13, ppid=10, exe="/usr/bin/busybox", comm="busybox", cmdline=b"")
+    record = read_exec(str(tmp_path), 13, lambda ns: 10 if ns == NS else None)
+    assert record is not None
+    assert (record.exe, record.applet, record.exited) == (None, None, True)

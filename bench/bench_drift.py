@@ -282,7 +282,7 @@ async def _run(engine: Any, images: dict[str, str], mode: str, load_s: float, tr
                 pg_query,
                 pids["postgres"],
                 f"COPY (SELECT 1) TO PROGRAM 'busybox sh -c \"busybox nc -l -p {4400 + n_port} "
-                "</dev/null >/dev/null 2>&1 & sleep 0.1\"'",
+                "</dev/null >/dev/null 2>&1 & sleep 0.1; exit 0\"'",
             )
 
         attacks["pg-busybox-sh"] = await caught(

@@ -284,7 +284,7 @@ async def test_debian_services_quiet_and_every_attack_caught(
         pg_query,
         pids["postgres"],
         "COPY (SELECT 1) TO PROGRAM "
-        "'busybox sh -c \"busybox nc -l -p 4444 </dev/null >/dev/null 2>&1 & sleep 0.1\"'",
+        "'busybox sh -c \"busybox nc -l -p 4444 </dev/null >/dev/null 2>&1 & sleep 0.1; exit 0\"'",
     )
     # the applet, or (the shell reaped before its argv was read: the machine is loaded) busybox by its exe
     await expect(

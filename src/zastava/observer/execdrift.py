@@ -273,6 +273,8 @@ class ExecDrift:
         #: entered execs the connector read before the engine's event about them arrived: container → times
         self._read_first: dict[str, list[float]] = {}
         self.engine_execs = 0
+        #: the entered processes already paired with an engine exec: container id → pids (last few)
+        self._matched_pids: dict[str, dict[int, None]] = {}
 
     # --------------------------------------------------------------------------------- containers
 
@@ -295,6 +297,7 @@ class ExecDrift:
     def unwatch(self, container_id: str) -> None:
         self._pending.pop(container_id, None)
         self._read_first.pop(container_id, None)
+        self._matched_pids.pop(container_id, None)
         pid_ns = self._by_container.pop(container_id, None)
         if pid_ns is not None:
             self.watched.pop(pid_ns, None)
@@ -353,7 +356,16 @@ class ExecDrift:
             starting = not watched.settled
         finding = judge_record(record, watched.baseline, watched.init, starting=starting)
         if finding is not None and finding.kind is EventKind.EXEC and not record.chain[:-1]:
-            self._matched(watched.container_id)  # the engine's exec, read: no need for its word
+            # the engine's exec, read: no need for its word — once per process: `docker exec bash -c id`
+            # is two execs of one pid (bash, then id in its place), and counting both consumed the *next*
+            # docker exec's pairing (which then went unreported when the connector missed it: bench_drift,
+            # pg-exec-bash 9/10)
+            recent = self._matched_pids.setdefault(watched.container_id, {})
+            if record.pid not in recent:
+                recent[record.pid] = None
+                while len(recent) > _MAX_PENDING:
+                    del recent[next(iter(recent))]
+                self._matched(watched.container_id)
         if finding is None:
             return []
         watched.findings += 1

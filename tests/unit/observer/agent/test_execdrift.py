@@ -185,6 +185,15 @@ async def test_engine_exec_is_reported_only_when_the_connector_did_not_read_it(r
     assert late.kind is EventKind.EXEC
     assert {e.signal: e.value for e in late.evidence}["exec.engine"] == "/bin/busybox true"
     assert drift.flush(time.monotonic() + 10) == []
+    # `docker exec bash -c id`: two execs of one process (bash, id in its place) pair with one engine exec;
+    # the next docker exec, which the connector missed, is still reported from the engine's word
+    bash = _record("/bin/bash", None, (SHIM,), pid_ns="pid:[9]", pid=400)
+    in_place = _record("/bin/id", None, (SHIM,), pid_ns="pid:[9]", pid=400)
+    assert len(drift.handle(bash)) == 1 and len(drift.handle(in_place)) == 1
+    drift.engine_exec("c1", "bash -c id", now)
+    drift.engine_exec("c1", "/bin/busybox true", now)
+    (missed,) = drift.flush(time.monotonic() + 3)
+    assert {e.signal: e.value for e in missed.evidence}["exec.engine"] == "/bin/busybox true"
 
 
 def test_declared_busybox_applet_is_that_applet_only(root: RootFS) -> None:

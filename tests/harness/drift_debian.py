@@ -30,6 +30,7 @@ from typing import Any
 
 from .devstack import DockerEngine
 from .devstack.baseimage import debian_base_image
+from .devstack.packages import ensure_packages
 
 __all__ = [
     "PACKAGES",
@@ -215,6 +216,7 @@ def _build(engine: DockerEngine, tag: str, dockerfile: str, files: dict[str, tup
 
 def build_debian_services(engine: DockerEngine) -> dict[str, str]:
     """The five service images (built once per engine); returns name → tag."""
+    ensure_packages(["busybox-static", "postgresql"])  # the host-side clients: busybox wget/nc, psql
     if engine.docker("image", "inspect", BASE_TAG, check=False).returncode != 0:
         _build(engine, BASE_TAG, _BASE_DOCKERFILE.format(base=debian_base_image(engine)), {})
     tags = {}

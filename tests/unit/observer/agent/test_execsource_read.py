@@ -72,3 +72,24 @@ def test_busybox_called_by_its_own_name_whose_argv_is_gone_is_unidentified(tmp_p
     record = read_exec(str(tmp_path), 13, lambda ns: 10 if ns == NS else None)
     assert record is not None
     assert (record.exe, record.applet, record.exited) == (None, None, True)
+
+
+def test_a_gone_process_whose_parent_is_gone_too_is_read_through_an_ancestor(tmp_path: Path) -> None:
+    """``COPY … TO PROGRAM`` from a psql session: the ~1 ms program and the session backend that ran it are
+    both gone when the reader gets there; the postmaster (the backend's parent in the fork table) still gives
+    the container's namespace, and the exec is judged by the name it exec'd under, not lost."""
+    _process(tmp_path, 10, ppid=1, exe="/usr/lib/postgresql/15/bin/postgres", comm="postgres", cmdline=b"x\0")
+    forks = {60: 50, 50: 10}  # 60 (gone) forked by the backend 50 (gone), forked by the postmaster 10
+    record = read_exec(
+        str(tmp_path),
+        60,
+        lambda ns: 10 if ns == NS else None,
+        parent_hint=50,
+        comm_hint="kminer",
+        parent_of=forks.get,
+    )
+    assert record is not None
+    assert (record.exe, record.comm, record.exited) == (None, "kminer", True)
+    assert [(link.pid, link.in_container) for link in record.chain] == [(50, None)]
+    # without the fork table (or with no ancestor left) nothing can say which container it was
+    assert read_exec(str(tmp_path), 60, lambda ns: 10, parent_hint=50, comm_hint="kminer") is None

@@ -210,7 +210,8 @@ def read_exec(
         while pid_ns is None and parent_of is not None and hops < _MAX_GONE_ANCESTORS:
             # the parent is gone too (PostgreSQL's session backend ends with its connection, right after
             # `COPY … TO PROGRAM` ran a ~1 ms program): the namespace of the nearest ancestor still there
-            # (the postmaster) — else the exec was lost whole (bench_drift pg-dropped-1ms, 2–3 in 10)
+            # (the postmaster) — else the exec is lost whole. Seen possible, not seen to be the cause of
+            # bench_drift's pg-dropped-1ms misses (8/10 before and after)
             ancestor_of = parent_of(ancestor)
             if ancestor_of is None:
                 break

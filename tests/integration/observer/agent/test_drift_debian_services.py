@@ -267,7 +267,7 @@ async def test_debian_services_quiet_and_every_attack_caught(
         "postgres",
         lambda e: e.kind is EventKind.DRIFT and "kminer" in _program(e),
     )
-    # ~1 ms: read when the reader gets to it before it is reaped — seven times in ten in bench_drift on this
+    # ~1 ms: read when the reader gets to it before it is reaped — 7–8 in 10 in bench_drift on this
     # loaded 2-core machine (pg-dropped-1ms; nothing of a process reaped that fast may be left to read, and
     # no engine event covers what a service runs). Up to three runs, each under its own name (so no quiet
     # window joins them); at least one must be reported.

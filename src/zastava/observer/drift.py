@@ -509,17 +509,20 @@ _NOT_FILES = ("/dev/", "/SYSV", "/memfd:", "/proc/", "/sys/")
 
 def mapped_files(procfs: str, pid: int, *, max_entries: int = 65_536) -> list[str]:
     """Distinct file paths mapped by ``pid`` (container paths from ``/proc/<pid>/maps``), in order; deleted
-    files (their name is no longer theirs), devices (``/dev/zero``, ``/dev/shm/*``) and SysV segments are
-    left out."""
+    files (their name is no longer theirs), devices (``/dev/zero``, ``/dev/shm/*``), SysV segments and the
+    process's own executable are left out."""
     raw = _read(f"{procfs}/{pid}/maps", 16 << 20)
     if not raw:
         return []
+    # the process's own program is no library (a PIE executable is ET_DYN too): process drift judges it
+    # (the services suite: nginx, cron, bash, initdb … were all "libraries not in the SBOM" without this)
+    exe = _readlink(f"{procfs}/{pid}/exe")
     seen: dict[str, None] = {}
     for line in raw.decode("utf-8", "replace").splitlines()[:max_entries]:
         parts = line.split(maxsplit=5)
         if len(parts) == 6 and parts[5].startswith("/"):
             path = parts[5]
-            if path.endswith(" (deleted)") or path.startswith(_NOT_FILES):
+            if path.endswith(" (deleted)") or path.startswith(_NOT_FILES) or path == exe:
                 continue
             seen.setdefault(path, None)
     return list(seen)

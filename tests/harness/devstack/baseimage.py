@@ -30,7 +30,12 @@ def debian_base_image(
     suite: str = "bookworm",
     mirror: str = DEBIAN_MIRROR,
 ) -> str:
-    """debootstrap a minimal Debian with python3 + venv and import it as ``tag``; returns the tag."""
+    """debootstrap a minimal Debian with python3 + venv and import it as ``tag``; returns the tag.
+
+    Once per engine: when ``tag`` is already there (another suite of the session built it: the Zastava image
+    and the drift services suite share this base) it is returned as is — debootstrap is the costly step."""
+    if engine.docker("image", "inspect", tag, check=False).returncode == 0:
+        return tag
     if not is_root():
         raise PrerequisiteMissing("debootstrap needs root")
     ensure_packages(["debootstrap"])

@@ -310,3 +310,15 @@ def test_mapped_files_leave_out_devices_shm_sysv_and_deleted(tmp_path: Path) -> 
         "7f07-7f08 r-xp 00000000 08:01 11 /usr/lib/libc.so.6\n"
     )
     assert drift.mapped_files(str(tmp_path), 7) == ["/usr/lib/libc.so.6"]
+
+
+def test_mapped_files_leave_out_the_process_own_executable() -> None:
+    """A PIE executable is ET_DYN like a library: the services suite reported nginx, cron, bash, initdb as
+    "libraries not in the usage SBOM" before the process's own program was left out."""
+    import sys
+
+    from zastava.observer.drift import mapped_files
+
+    files = mapped_files("/proc", os.getpid())
+    assert os.path.realpath(sys.executable) not in files
+    assert any(".so" in f for f in files)  # its libraries are still there

@@ -185,3 +185,123 @@ async def test_engine_exec_is_reported_only_when_the_connector_did_not_read_it(r
     assert late.kind is EventKind.EXEC
     assert {e.signal: e.value for e in late.evidence}["exec.engine"] == "/bin/busybox true"
     assert drift.flush(time.monotonic() + 10) == []
+    # `docker exec bash -c id`: two execs of one process (bash, id in its place) pair with one engine exec;
+    # the next docker exec, which the connector missed, is still reported from the engine's word
+    bash = _record("/bin/bash", None, (SHIM,), pid_ns="pid:[9]", pid=400)
+    in_place = _record("/bin/id", None, (SHIM,), pid_ns="pid:[9]", pid=400)
+    assert len(drift.handle(bash)) == 1 and len(drift.handle(in_place)) == 1
+    drift.engine_exec("c1", "bash -c id", now)
+    drift.engine_exec("c1", "/bin/busybox true", now)
+    (missed,) = drift.flush(time.monotonic() + 3)
+    assert {e.signal: e.value for e in missed.evidence}["exec.engine"] == "/bin/busybox true"
+
+
+def test_declared_busybox_applet_is_that_applet_only(root: RootFS) -> None:
+    """A HEALTHCHECK ``busybox wget …`` (Debian nginx image of the services suite: flagged as EXEC every 2 s)
+    declares busybox's ``wget`` — not busybox's every applet (a ``busybox sh`` would pass anywhere)."""
+    baseline = build_baseline(
+        root,
+        terminals=["/bin/httpd", BB],
+        declared_commands=[["/bin/sh", "-c", "busybox wget -q -O /dev/null http://127.0.0.1/ || exit 1"]],
+    )
+    assert f"{BB}\0wget" in baseline.declared and BB not in baseline.anywhere
+    health = Link(300, BB, True, "sh")
+    assert judge_record(_record(BB, "wget", (health, SHIM)), baseline, INIT, starting=False) is None
+    httpd = Link(INIT, BB, True, "httpd")
+    found = judge_record(_record(BB, "sh", (httpd,)), baseline, INIT, starting=False)
+    assert found is not None and found.kind is EventKind.DRIFT
+    # (an entered `sh` is the health check's own shell here: a `docker exec sh` is reported from the
+    # engine's exec event instead, its command not being the declared one — ExecDrift.engine_exec)
+    # the health check's busybox reaped before anything but its name was read (comm "busybox", no exe)
+    gone = ExecRecord(
+        pid=200,
+        pid_ns="pid:[1]",
+        start_time=1,
+        ppid=300,
+        exe=None,
+        exe_deleted=False,
+        comm="busybox",
+        applet=None,
+        chain=(health, SHIM),
+        exited=True,
+    )
+    assert judge_record(gone, baseline, INIT, starting=False) is None
+    # the same, unknown to the baseline's applets: still an EXEC
+    bare = build_baseline(root, terminals=["/bin/httpd", BB])
+    found = judge_record(gone, bare, INIT, starting=False)
+    assert found is not None and found.kind is EventKind.EXEC and found.program == "comm:busybox"
+    # the exec form too: ["busybox", "wget", …]
+    exec_form = build_baseline(
+        root, terminals=["/bin/httpd", BB], declared_commands=[["busybox", "wget", "-q"]]
+    )
+    assert f"{BB}\0wget" in exec_form.declared and BB not in exec_form.declared
+
+
+def test_cron_job_script_and_its_commands(tmp_path: Path) -> None:
+    """Debian cron runs ``sh -c /usr/local/bin/rotate.sh``; the script is a shell under that shell, and its
+    commands run under the script's shell (5 false positives per job run in the services suite before)."""
+    for d in ("bin", "usr/sbin", "usr/local/bin", "etc/cron.d"):
+        (tmp_path / d).mkdir(parents=True)
+    for tool in ("sh", "mkdir", "mv", "id"):
+        (tmp_path / "bin" / tool).write_bytes(b"\x7fELF")
+        (tmp_path / "bin" / tool).chmod(0o755)
+    (tmp_path / "usr/sbin/cron").write_bytes(b"\x7fELF")
+    (tmp_path / "usr/sbin/cron").chmod(0o755)
+    (tmp_path / "usr/local/bin/rotate.sh").write_text("#!/bin/sh\nmkdir -p /x\nmv /x/a /x/b\n")
+    (tmp_path / "usr/local/bin/rotate.sh").chmod(0o755)
+    (tmp_path / "etc/cron.d/app").write_text("* * * * * root /usr/local/bin/rotate.sh\n")
+    root = RootFS(str(tmp_path))
+    baseline = build_baseline(root, terminals=["/usr/sbin/cron"])
+    assert "/usr/local/bin/rotate.sh" in baseline.scripts
+    cron = Link(INIT, "/usr/sbin/cron", True)
+    child = Link(150, "/usr/sbin/cron", True)
+    job = Link(151, "/bin/sh", True)
+    script = _record("/bin/sh", None, (job, child, cron), script="/usr/local/bin/rotate.sh")
+    assert judge_record(script, baseline, INIT, starting=False) is None
+    running = Link(152, "/bin/sh", True)
+    for tool in ("mkdir", "mv"):
+        record = _record(f"/bin/{tool}", None, (running, job, child, cron))
+        assert judge_record(record, baseline, INIT, starting=False) is None
+    found = judge_record(
+        _record("/bin/id", None, (running, job, child, cron)), baseline, INIT, starting=False
+    )
+    assert found is not None and found.kind is EventKind.DRIFT
+
+
+def test_supervisord_programs_and_a_script_final_settles(tmp_path: Path) -> None:
+    """supervisord (a python script) as init: its programs run under the interpreter; the interpreter counts
+    as final (else the container never leaves start-up); python is still not allowed anywhere."""
+    from zastava.observer.baseline import supervisor_commands
+
+    for d in ("usr/bin", "usr/local/bin", "etc/supervisor/conf.d"):
+        (tmp_path / d).mkdir(parents=True)
+    for tool in ("python3.11", "bash", "sleep", "date", "id"):
+        (tmp_path / "usr/bin" / tool).write_bytes(b"\x7fELF")
+        (tmp_path / "usr/bin" / tool).chmod(0o755)
+    (tmp_path / "usr/bin/python3").symlink_to("python3.11")
+    (tmp_path / "bin").symlink_to("usr/bin")  # usr-merge
+    (tmp_path / "usr/bin/supervisord").write_text("#!/usr/bin/python3\nimport supervisor\n")
+    (tmp_path / "usr/local/bin/worker.sh").write_text("#!/bin/bash\nwhile true; do date; sleep 1; done\n")
+    (tmp_path / "etc/supervisor/supervisord.conf").write_text(
+        "[supervisord]\nnodaemon=true\n[include]\nfiles = /etc/supervisor/conf.d/*.conf\n"
+    )
+    (tmp_path / "etc/supervisor/conf.d/app.conf").write_text(
+        "[program:worker]\ncommand=/usr/local/bin/worker.sh\n"
+        "[program:idle]\ncommand=/usr/bin/sleep infinity\n"
+    )
+    root = RootFS(str(tmp_path))
+    assert supervisor_commands(root) == [
+        ("/etc/supervisor/conf.d/app.conf", ["/usr/local/bin/worker.sh"]),
+        ("/etc/supervisor/conf.d/app.conf", ["/usr/bin/sleep", "infinity"]),
+    ]
+    baseline = build_baseline(root, terminals=["/usr/bin/supervisord"], path_env="/usr/local/bin:/usr/bin")
+    assert "/usr/bin/python3.11" in baseline.finals and "/usr/bin/python3.11" not in baseline.anywhere
+    sup = Link(INIT, "/usr/bin/python3.11", True)
+    assert judge_record(_record("/usr/bin/sleep", None, (sup,)), baseline, INIT, starting=False) is None
+    worker = _record("/usr/bin/bash", None, (sup,), script="/usr/local/bin/worker.sh")
+    assert judge_record(worker, baseline, INIT, starting=False) is None
+    bash = Link(201, "/usr/bin/bash", True)
+    assert judge_record(_record("/usr/bin/date", None, (bash, sup)), baseline, INIT, starting=False) is None
+    assert judge_record(_record("/usr/bin/id", None, (bash, sup)), baseline, INIT, starting=False) is not None
+    python = judge_record(_record("/usr/bin/python3.11", None, (bash, sup)), baseline, INIT, starting=False)
+    assert python is not None and python.kind is EventKind.DRIFT

@@ -96,10 +96,8 @@ def test_cri_host_network_pod(cri: devstack.ContainerdService, cri_images: dict[
         assert "/bin/busybox" in _maps_paths(pid)
         pods = {p.metadata.name for p in client.list_pods()}
         assert "harness-pod" in pods
-        client.runtime.StopPodSandbox(client.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=30)
-        client.runtime.RemovePodSandbox(
-            client.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=30
-        )
+        client.remove_pod(sandbox_id)
+        assert "harness-pod" not in {p.metadata.name for p in client.list_pods()}
 
 
 def test_postgres_answers_queries(postgres: devstack.PostgresServer) -> None:

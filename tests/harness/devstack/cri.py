@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from pathlib import Path
@@ -40,6 +41,15 @@ class CriClient:
             self.pb.PullImageRequest(image=self.pb.ImageSpec(image=image)), timeout=120
         )
         return str(reply.image_ref)
+
+    def remove_pod(self, sandbox_id: str) -> None:
+        """Stop and remove one pod sandbox (its containers go with it); a pod already gone is no error."""
+        with contextlib.suppress(Exception):
+            self.runtime.StopPodSandbox(self.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=30)
+        with contextlib.suppress(Exception):
+            self.runtime.RemovePodSandbox(
+                self.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=30
+            )
 
     def run_pod(
         self, name: str, namespace: str = "default", labels: dict[str, str] | None = None

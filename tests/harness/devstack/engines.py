@@ -110,14 +110,7 @@ class ContainerdService:
 
         with contextlib.suppress(Exception), CriClient(self.socket) as cri:
             for pod in cri.list_pods():
-                with contextlib.suppress(Exception):
-                    cri.runtime.StopPodSandbox(
-                        cri.pb.StopPodSandboxRequest(pod_sandbox_id=pod.id), timeout=30
-                    )
-                with contextlib.suppress(Exception):
-                    cri.runtime.RemovePodSandbox(
-                        cri.pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id), timeout=30
-                    )
+                cri.remove_pod(pod.id)
 
     def stop(self) -> None:
         self.remove_all_pods()

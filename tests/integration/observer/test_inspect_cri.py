@@ -30,12 +30,7 @@ def test_cri_container_identity_and_objects(
             with open(f"/proc/{pid}/cgroup") as handle:
                 cgroup = handle.read()
         finally:
-            client.runtime.StopPodSandbox(
-                client.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=30
-            )
-            client.runtime.RemovePodSandbox(
-                client.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=30
-            )
+            client.remove_pod(sandbox_id)
     assert result.identity is not None, cgroup
     assert result.identity.container_id == container_id, cgroup
     assert (result.identity.engine, result.identity.uri) == ("containerd", f"containerd://{container_id}")

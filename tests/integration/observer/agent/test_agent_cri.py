@@ -124,17 +124,7 @@ async def test_cri_pod_start_and_stop_events(
         assert stopped.process is not None and stopped.process.pid == pid
     finally:
         if sandbox:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(
-                    client.runtime.StopPodSandbox,
-                    client.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox),
-                    timeout=30,
-                )
-                await asyncio.to_thread(
-                    client.runtime.RemovePodSandbox,
-                    client.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox),
-                    timeout=30,
-                )
+            await asyncio.to_thread(client.remove_pod, sandbox)
         client.close()
         stop.set()
         await asyncio.wait_for(task, 10)
@@ -194,17 +184,7 @@ async def test_agent_keeps_observing_after_a_cri_call_misses_its_deadline(
         assert not task.done()
     finally:
         if sandbox:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(
-                    client.runtime.StopPodSandbox,
-                    client.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox),
-                    timeout=30,
-                )
-                await asyncio.to_thread(
-                    client.runtime.RemovePodSandbox,
-                    client.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox),
-                    timeout=30,
-                )
+            await asyncio.to_thread(client.remove_pod, sandbox)
         client.close()
         stop.set()
         await asyncio.wait_for(task, 10)
@@ -268,17 +248,7 @@ async def test_a_container_started_before_the_event_stream_is_live_is_observed(
         assert not [e for e in collector.events if e.kind is EventKind.AGENT_WARNING]  # a quiet re-list
     finally:
         if sandbox:
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(
-                    client.runtime.StopPodSandbox,
-                    client.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox),
-                    timeout=30,
-                )
-                await asyncio.to_thread(
-                    client.runtime.RemovePodSandbox,
-                    client.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox),
-                    timeout=30,
-                )
+            await asyncio.to_thread(client.remove_pod, sandbox)
         client.close()
         stop.set()
         await asyncio.wait_for(task, 10)

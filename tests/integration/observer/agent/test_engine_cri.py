@@ -7,7 +7,6 @@ Event sources are exercised one by one: containerd's own events API (containerd 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from typing import Any
 
@@ -25,13 +24,6 @@ def _run_pod(cri: CriClient, image: str, name: str) -> tuple[str, str]:
     sandbox, config = cri.run_pod(name, namespace="payments", labels={"app": name})
     container = cri.run_container(sandbox, config, "app", image, labels={"tier": "web"})
     return sandbox, container
-
-
-def _remove_pod(cri: CriClient, sandbox: str) -> None:
-    with contextlib.suppress(Exception):
-        cri.runtime.StopPodSandbox(cri.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox), timeout=30)
-    with contextlib.suppress(Exception):
-        cri.runtime.RemovePodSandbox(cri.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox), timeout=30)
 
 
 @pytest.mark.parametrize("source", ["auto", "poll"])
@@ -113,7 +105,7 @@ async def test_cri_start_stop_events_and_inspect(
             )
         assert stop.source == expected_source
     finally:
-        await asyncio.to_thread(_remove_pod, client, sandbox)
+        await asyncio.to_thread(client.remove_pod, sandbox)
         client.close()
         await events.aclose()
         await engine.aclose()

@@ -180,13 +180,7 @@ zastava:
         assert agent.poll() is None
     finally:
         if sandbox:
-            with contextlib.suppress(Exception):
-                client.runtime.StopPodSandbox(
-                    client.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox), timeout=30
-                )
-                client.runtime.RemovePodSandbox(
-                    client.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox), timeout=30
-                )
+            client.remove_pod(sandbox)
         client.close()
         if agent.poll() is None:
             os.kill(agent.pid, signal.SIGTERM)

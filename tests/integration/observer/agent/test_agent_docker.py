@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.harness import devstack
+from tests.harness.agent_run import running_agent
 from tests.unit.observer.agent.standins import Collector, policy_app
 from zastava.backend.app import create_app
 from zastava.config import BackendServer
@@ -66,14 +67,10 @@ async def agent_setup(
         allowed_ports=frozenset({8080}),
     )
     agent = ObserverAgent(engine, collector, settings, tracer=REAL_TRACER, posture=posture)
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    await asyncio.sleep(0.5)
     try:
-        yield agent, collector
+        async with running_agent(agent):
+            yield agent, collector
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
         await engine.aclose()
         await client.aclose()
 

@@ -692,9 +692,8 @@ class ObserverAgent:
         elif event.kind == "resync":
             if event.source.endswith("overflow"):
                 await self.warn("engine.events.overflow", f"{event.source}: events dropped, re-listing")
-            elif event.source.endswith(".subscribed"):
-                pass  # the stream is live now: re-list what started while it was being opened, quietly
-            else:
+            elif not event.source.endswith(".subscribed"):
+                # (".subscribed": the stream is live now; what started while it opened is re-listed quietly)
                 await self.warn("engine.reconnected", f"container engine {event.engine} answers again")
             with contextlib.suppress(EngineUnavailable):
                 await self.resync()

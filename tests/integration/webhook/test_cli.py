@@ -21,6 +21,7 @@ import yaml
 from cryptography import x509
 
 from tests.harness.devstack import free_port, signing
+from tests.harness.polling import wait_ready
 from tests.harness.signed import PushedImage, push_synthetic, unique_repo
 from tests.unit.webhook.reviews import DIGEST_A, body, pod_with, review
 
@@ -115,16 +116,7 @@ def serving(tmp_path: Path, config: Path, port: int) -> Iterator[httpx.Client]:
             time.sleep(0.05)
         context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.crt"))
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, timeout=5) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, (tmp_path / "serve.log").read_text()
-                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(0.1)
+            wait_ready(client, process, tmp_path / "serve.log")
             yield client
     finally:
         os.kill(process.pid, signal.SIGTERM)
@@ -200,16 +192,7 @@ def test_serve_over_https_and_stop_on_sigterm(
             time.sleep(0.05)
         context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.crt"))
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, timeout=5) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, (tmp_path / "serve.log").read_text()
-                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(0.1)
+            wait_ready(client, process, tmp_path / "serve.log")
             document = review(pod_with({"a": pushed["ok"].pinned}))
             answer = client.post("/admit?timeout=5s", content=body(document))
             assert orjson.loads(answer.content)["response"]["allowed"] is True

@@ -10,7 +10,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tests.harness import devstack
 from tests.harness.devstack import free_port, signing
 from tests.harness.devstack.signing import OCI_MANIFEST
 from tests.harness.otlp import OtlpReceiver
+from tests.harness.polling import wait_ready
 from tests.unit.webhook.reviews import body, pod_with, review
 from zastava.webhook.certs import generate_certs, write_certs
 
@@ -108,16 +108,7 @@ def test_request_resolve_respond_spans_and_json_logs(
     try:
         context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.crt"))
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, timeout=5) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
+            wait_ready(client, process, log_path)
             pinned = signed_image(real_backend, registry)
             real_backend.put_catalog(pinned.split("@")[1], sbom=True)
             document = review(pod_with({"a": pinned}))

@@ -24,6 +24,7 @@ import orjson
 import yaml
 
 from tests.harness.devstack import free_port
+from tests.harness.polling import wait_ready
 from tests.unit.webhook.reviews import DIGEST_A, DIGEST_B, body, pod_with, review
 
 from .standins import PolicyBackend
@@ -61,16 +62,7 @@ def serving(tmp_path: Path, config: Path, tls: Path, port: int) -> Iterator[subp
     try:
         context = ssl.create_default_context(cafile=str(tls / "ca.crt"))
         with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=context, timeout=5) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, (tmp_path / "serve.log").read_text()
-                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(0.1)
+            wait_ready(client, process, tmp_path / "serve.log", timeout=60)
         yield process
     finally:
         if process.poll() is None:

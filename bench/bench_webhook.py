@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -226,6 +227,24 @@ def _bodies(work: Path) -> tuple[Path, Path]:
     return warm, miss
 
 
+def _cached_review(*admitters: Any) -> bytes:
+    """A Pod review of two images whose passing verdicts are already in each admitter's cache (warm)."""
+    from zastava.contracts import ImagePolicy
+    from zastava.webhook.cache import CacheEntry, PolicyContext, PolicyKey
+
+    document = review(
+        pod_with({"api": f"ghcr.io/acme/api@{DIGEST_A}", "sidecar": f"ghcr.io/acme/side@{DIGEST_B}"})
+    )
+    request = document["request"]
+    context = PolicyContext.of(request["namespace"], request["object"]["metadata"]["labels"])
+    for ref in (f"ghcr.io/acme/api@{DIGEST_A}", f"ghcr.io/acme/side@{DIGEST_B}"):
+        result = ImagePolicy(signed=True, has_sbom=True, policy_verdict="pass")
+        entry = CacheEntry(result, None, time.monotonic() + 1e6, None, 300)
+        for admitter in admitters:
+            admitter.cache._store(PolicyKey(ref, context), entry)
+    return body(document)
+
+
 def _asgi_dispatch(quick: bool) -> list[str]:
     """CPU per request through each ASGI app in this process (no sockets): raw vs Starlette vs bare handler.
 
@@ -239,10 +258,8 @@ def _asgi_dispatch(quick: bool) -> list[str]:
 
     from bench.webhook_target import bare
     from zastava.config import ZastavaConfig
-    from zastava.contracts import ImagePolicy
     from zastava.telemetry import ZastavaMetrics
     from zastava.telemetry.logging import configure_logging
-    from zastava.webhook.cache import CacheEntry, PolicyContext, PolicyKey
     from zastava.webhook.server import build_webhook
 
     config = ZastavaConfig(
@@ -259,17 +276,7 @@ def _asgi_dispatch(quick: bool) -> list[str]:
     )
     devnull = open(os.devnull, "w")  # noqa: SIM115 (closed below)
     configure_logging("INFO", stream=devnull, static_scope={"plane": "runtime", "component": "webhook"})
-    document = review(
-        pod_with({"api": f"ghcr.io/acme/api@{DIGEST_A}", "sidecar": f"ghcr.io/acme/side@{DIGEST_B}"})
-    )
-    request = document["request"]
-    context = PolicyContext.of(request["namespace"], request["object"]["metadata"]["labels"])
-    for ref in (f"ghcr.io/acme/api@{DIGEST_A}", f"ghcr.io/acme/side@{DIGEST_B}"):
-        result = ImagePolicy(signed=True, has_sbom=True, policy_verdict="pass")
-        entry = CacheEntry(result, None, time.monotonic() + 1e6, None, 300)
-        components.admitter.cache._store(PolicyKey(ref, context), entry)
-        recording.admitter.cache._store(PolicyKey(ref, context), entry)
-    data = body(document)
+    data = _cached_review(components.admitter, recording.admitter)
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -340,11 +347,9 @@ def _warm_steps(quick: bool) -> list[str]:
     import asyncio
 
     from zastava.config import ZastavaConfig
-    from zastava.contracts import ImagePolicy
     from zastava.telemetry import ZastavaMetrics
     from zastava.telemetry.logging import configure_logging, emit_many, fields
     from zastava.webhook.admitter import pod_spec_digest
-    from zastava.webhook.cache import CacheEntry, PolicyContext, PolicyKey
     from zastava.webhook.images import collect_images
     from zastava.webhook.review import quick_request, validate_review
     from zastava.webhook.server import build_webhook
@@ -356,16 +361,7 @@ def _warm_steps(quick: bool) -> list[str]:
     components = build_webhook(config, metrics=ZastavaMetrics())
     devnull = open(os.devnull, "w")  # noqa: SIM115 (closed below)
     configure_logging("INFO", stream=devnull, static_scope={"plane": "runtime", "component": "webhook"})
-    document = review(
-        pod_with({"api": f"ghcr.io/acme/api@{DIGEST_A}", "sidecar": f"ghcr.io/acme/side@{DIGEST_B}"})
-    )
-    request = document["request"]
-    context = PolicyContext.of(request["namespace"], request["object"]["metadata"]["labels"])
-    for ref in (f"ghcr.io/acme/api@{DIGEST_A}", f"ghcr.io/acme/side@{DIGEST_B}"):
-        result = ImagePolicy(signed=True, has_sbom=True, policy_verdict="pass")
-        entry = CacheEntry(result, None, time.monotonic() + 1e6, None, 300)
-        components.admitter.cache._store(PolicyKey(ref, context), entry)
-    data = body(document)
+    data = _cached_review(components.admitter)
     admitter = components.admitter
     rounds = 500 if quick else 5000
     lines = ["warm review, step by step (CPU, best of 7 rounds):"]
